@@ -1,0 +1,83 @@
+"""imgpress: HTTP routes and the S3 upload handler. Each handler parses, calls chalicelib, shapes.
+
+Kept cheap to import (Lambda cold starts): boto3 and Pillow load on first use.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Callable
+
+from chalice import Chalice, CORSConfig, Response
+from chalice.app import S3Event
+
+from chalicelib import images, services, uploads
+from chalicelib.errors import ImgpressError
+from chalicelib.pipeline import upload_event_from
+from chalicelib.settings import get_settings
+
+app = Chalice(app_name="imgpress")
+
+# Read at import because Chalice wires these when it packages the app (stage env is set then).
+_CORS = CORSConfig(allow_origin=os.environ["CORS_ALLOW_ORIGIN"]) if os.environ.get("CORS_ALLOW_ORIGIN") else None
+
+
+def route(path: str, method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """app.route, plus the one mapping of domain errors to `{"error": {code, message}}` + status.
+
+    (Chalice catches view exceptions before any middleware sees them, hence a decorator.)
+    """
+
+    def register(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def json_errors(**params: Any) -> Any:
+            try:
+                return view(**params)
+            except ImgpressError as error:
+                return Response({"error": error.to_dict()}, status_code=error.http_status)
+
+        app.route(path, methods=[method], cors=_CORS)(json_errors)
+        return view
+
+    return register
+
+
+@route("/health", "GET")
+def health() -> dict[str, str]:
+    get_settings()
+    return {"status": "ok"}
+
+
+@route("/uploads", "POST")
+def create_upload() -> Response:
+    settings = get_settings()
+    request = uploads.parse_upload_request(app.current_request.raw_body, settings)
+    body = uploads.create_upload(request, settings, services.records(), services.s3())
+    return Response(body, status_code=201, headers={"Location": body["links"]["self"]})
+
+
+@route("/images", "GET")
+def list_images() -> dict[str, Any]:
+    return images.list_images(app.current_request.query_params, services.records(), services.store(), get_settings())
+
+
+@route("/images/{image_id}", "GET")
+def get_image(image_id: str) -> dict[str, Any]:
+    record = images.get_image(image_id, services.records())
+    return images.image_view(record, services.store(), get_settings())
+
+
+@route("/images/{image_id}", "DELETE")
+def delete_image(image_id: str) -> Response:
+    images.delete_image(image_id, services.records(), services.store(), get_settings())
+    return Response(body="", status_code=204)
+
+
+@app.on_s3_event(
+    bucket=os.environ.get("INPUT_BUCKET", ""),
+    events=["s3:ObjectCreated:*"],
+    prefix=os.environ.get("UPLOAD_PREFIX", "uploads/"),
+)
+def handle_upload(event: S3Event) -> None:
+    raw = event.to_dict()["Records"][0]
+    services.processor().process(upload_event_from(event.bucket, event.key, raw))

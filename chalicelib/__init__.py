@@ -1,0 +1,1 @@
+"""imgpress: everything the Lambda functions run."""

@@ -1,0 +1,57 @@
+"""Domain errors. Each carries a stable code; HTTP statuses are mapped once, in app.py."""
+from __future__ import annotations
+
+
+class ImgpressError(Exception):
+    """Base for every error a client or an image record may see."""
+
+    code = "error"
+    http_status = 500
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class BadRequest(ImgpressError):
+    code = "bad_request"
+    http_status = 400
+
+
+class InvalidId(BadRequest):
+    code = "invalid_id"
+
+
+class NotFound(ImgpressError):
+    code = "not_found"
+    http_status = 404
+
+
+class UnsupportedType(ImgpressError):
+    code = "unsupported_type"
+    http_status = 415
+
+
+class TooLarge(ImgpressError):
+    code = "too_large"
+    http_status = 413
+
+
+class ImageRejected(ImgpressError):
+    """The uploaded bytes cannot be processed. Final: retrying will not help.
+
+    Codes: empty, not_an_image, unsupported_format, too_large, too_many_pixels,
+    dimensions_too_large, too_many_frames, truncated, corrupt.
+    """
+
+    code = "corrupt"
+    http_status = 422
+
+
+class ConfigError(ValueError):
+    """The service configuration is invalid; raised at cold start, naming the field."""

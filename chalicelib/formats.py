@@ -1,0 +1,70 @@
+"""Image formats imgpress knows, by content type and by magic bytes. Pure: no Pillow here."""
+from __future__ import annotations
+
+# Declared content type -> Pillow decoder names it may legitimately contain.
+# Phone JPEGs with a second (depth/preview) frame come out of the JPEG decoder as "MPO".
+DECODERS_BY_CONTENT_TYPE: dict[str, tuple[str, ...]] = {
+    "image/jpeg": ("JPEG",),
+    "image/png": ("PNG",),
+    "image/webp": ("WEBP",),
+    "image/gif": ("GIF",),
+}
+
+# Output format name -> (Pillow encoder, content type, file extension).
+ENCODERS: dict[str, tuple[str, str, str]] = {
+    "jpeg": ("JPEG", "image/jpeg", "jpg"),
+    "webp": ("WEBP", "image/webp", "webp"),
+    "avif": ("AVIF", "image/avif", "avif"),
+    "png": ("PNG", "image/png", "png"),
+}
+
+# Source decoder -> output format used by the "same" variant format.
+# GIF stills come out as PNG: re-quantising to 256 colours would only lose quality.
+SAME_FORMAT = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "png", "AVIF": "avif"}
+
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"GIF87a", "GIF"),
+    (0, b"GIF89a", "GIF"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (0, b"BM", "BMP"),
+    (0, b"\x00\x00\x01\x00", "ICO"),
+    (0, b"8BPS", "PSD"),
+    (0, b"%!PS", "EPS"),
+    (0, b"\xc5\xd0\xd3\xc6", "EPS"),
+    (0, b"%PDF", "PDF"),
+    (4, b"ftypavif", "AVIF"),
+    (4, b"ftypavis", "AVIF"),
+    (4, b"ftypheic", "HEIF"),
+    (4, b"ftypheix", "HEIF"),
+    (4, b"ftypmif1", "HEIF"),
+    (4, b"ftyphevc", "HEIF"),
+)
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Name the container format from the first bytes, or None if it is no image we know.
+
+    Used before any decoder runs, so a disallowed format never reaches Pillow's plugins.
+    """
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    for offset, magic, name in _SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    text = head[:512].lstrip().lower()
+    if text.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in text:
+        return "SVG"
+    return None
+
+
+def allowed_decoders(content_types: tuple[str, ...]) -> tuple[str, ...]:
+    """Pillow decoder names for the allowed content types, in a stable order."""
+    names: list[str] = []
+    for content_type in content_types:
+        for name in DECODERS_BY_CONTENT_TYPE.get(content_type, ()):
+            if name not in names:
+                names.append(name)
+    return tuple(names)

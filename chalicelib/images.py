@@ -1,0 +1,100 @@
+"""GET/DELETE /images: what a client sees of a record, with short-lived links to the outputs."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chalicelib.errors import BadRequest, InvalidId, NotFound
+from chalicelib.records import STATUSES, ImageRecords
+from chalicelib.settings import Settings
+from chalicelib.storage import ObjectStore
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+
+
+def parse_image_id(raw: str) -> str:
+    if not _ID.match(raw or ""):
+        raise InvalidId("An image id is 32 lowercase hex characters, as returned by POST /uploads.")
+    return raw
+
+
+def savings(original: dict[str, Any] | None, outputs: dict[str, Any]) -> dict[str, Any] | None:
+    """Bytes saved by the largest output (the one that replaces the original on a page)."""
+    if not original or not outputs:
+        return None
+    largest = max(outputs.values(), key=lambda o: (o["width"] * o["height"], o["bytes"]))
+    saved = original["bytes"] - largest["bytes"]
+    return {"bytes": saved, "percent": round(100.0 * saved / original["bytes"], 1) if original["bytes"] else 0.0}
+
+
+def image_view(record: dict[str, Any], store: ObjectStore, settings: Settings) -> dict[str, Any]:
+    outputs = {
+        name: {
+            "format": out["format"],
+            "content_type": out["content_type"],
+            "width": out["width"],
+            "height": out["height"],
+            "bytes": out["bytes"],
+            "url": store.presign_get(out["bucket"], out["key"], settings.download_url_ttl),
+        }
+        for name, out in (record.get("outputs") or {}).items()
+    }
+    return {
+        "id": record["id"],
+        "status": record["status"],
+        "filename": record.get("filename"),
+        "content_type": record.get("content_type"),
+        "created_at": record.get("created_at"),
+        "updated_at": record.get("updated_at"),
+        "completed_at": record.get("completed_at"),
+        "original": record.get("original"),
+        "outputs": outputs,
+        "savings": savings(record.get("original"), record.get("outputs") or {}),
+        "error": record.get("error"),
+        "links": {"self": f"/images/{record['id']}"},
+    }
+
+
+def get_image(image_id: str, records: ImageRecords) -> dict[str, Any]:
+    record = records.get(parse_image_id(image_id))
+    if record is None:
+        raise NotFound(f"No image with id {image_id}.")
+    return record
+
+
+def parse_list_query(params: dict[str, str] | None) -> tuple[str | None, int, str | None]:
+    params = params or {}
+    unknown = sorted(set(params) - {"status", "limit", "cursor"})
+    if unknown:
+        raise BadRequest(f"Unknown query parameter(s): {', '.join(unknown)}.", "unknown_field")
+    status = params.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}.", "invalid_field")
+    raw_limit = params.get("limit")
+    try:
+        limit = int(raw_limit) if raw_limit else DEFAULT_PAGE
+    except ValueError as exc:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}.", "invalid_field") from exc
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}.", "invalid_field")
+    return status, limit, params.get("cursor") or None
+
+
+def list_images(
+    params: dict[str, str] | None, records: ImageRecords, store: ObjectStore, settings: Settings
+) -> dict[str, Any]:
+    status, limit, cursor = parse_list_query(params)
+    items, next_cursor = records.list_page(status, limit, cursor)
+    return {"items": [image_view(item, store, settings) for item in items], "next_cursor": next_cursor}
+
+
+def delete_image(image_id: str, records: ImageRecords, store: ObjectStore, settings: Settings) -> None:
+    """Remove original, every output under the image's prefix, then the record (last, so a
+    failure part-way leaves a record that a retried DELETE can finish)."""
+    record = get_image(image_id, records)
+    store.delete_objects(record.get("input_bucket", settings.input_bucket), [record.get("input_key", settings.upload_key(image_id))])
+    prefix = f"{settings.output_prefix}{image_id}/"
+    store.delete_objects(store.output_bucket, store.list_keys(store.output_bucket, prefix))
+    records.delete(image_id)

@@ -1,0 +1,85 @@
+"""Open untrusted bytes safely: sniff, restrict decoders, check size before any pixel is decoded."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from chalicelib.errors import ImageRejected
+from chalicelib.formats import sniff_format
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Bounds checked against the header, before decoding, so memory stays bounded."""
+
+    allowed_decoders: tuple[str, ...]
+    max_pixels: int = 50_000_000
+    max_side: int = 12_000
+
+
+def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
+    """Return a lazily-decoded image whose header passed every limit.
+
+    Nothing but the header has been read when this returns: callers may still `draft()`.
+    """
+    if not data:
+        raise ImageRejected("The uploaded file is empty.", "empty")
+    sniffed = sniff_format(data[:1024])
+    if sniffed is None:
+        raise ImageRejected("The file is not an image.", "not_an_image")
+    if sniffed not in limits.allowed_decoders:
+        raise ImageRejected(f"{sniffed} images are not accepted.", "unsupported_format")
+    # Pillow's own bomb guard as a second line; our check below is the first.
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    try:
+        image = Image.open(io.BytesIO(data), formats=list(limits.allowed_decoders))
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected(str(exc), "too_many_pixels") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageRejected(f"The {sniffed} header could not be read.", "corrupt") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow plugins raise many types on hostile headers.
+        raise _decode_failure(exc) from exc
+    check_dimensions(image.size, limits)
+    return image
+
+
+def check_dimensions(size: tuple[int, int], limits: DecodeLimits) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise ImageRejected(f"Invalid image dimensions {width}x{height}.", "corrupt")
+    if width * height > limits.max_pixels:
+        raise ImageRejected(
+            f"Image has {width * height:,} pixels; at most {limits.max_pixels:,} are accepted.",
+            "too_many_pixels",
+        )
+    if max(width, height) > limits.max_side:
+        raise ImageRejected(
+            f"Image is {width}x{height}; the longest side may be at most {limits.max_side} px.",
+            "dimensions_too_large",
+        )
+
+
+def _decode_failure(exc: BaseException) -> ImageRejected:
+    """Classify a decoder exception into a stable reason code."""
+    text = str(exc).lower()
+    if "truncated" in text or isinstance(exc, EOFError):
+        return ImageRejected("The image data is truncated.", "truncated")
+    if "decompressed data too large" in text or "too much memory" in text:
+        return ImageRejected("The image contains a decompression bomb.", "decompression_bomb")
+    return ImageRejected(f"The image data is corrupt ({type(exc).__name__}).", "corrupt")
+
+
+def load_guarded(image: Image.Image) -> None:
+    """Decode the pixels, turning decoder errors into reason codes."""
+    try:
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected(str(exc), "too_many_pixels") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise _decode_failure(exc) from exc

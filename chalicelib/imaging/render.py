@@ -1,0 +1,221 @@
+"""Render configured variants from one uploaded image.
+
+The fast path decodes once, as small as the largest variant allows (JPEG DCT scaling via
+`draft`), resamples with `reducing_gap` (a cheap box reduce before LANCZOS), and does
+colour management and rotation on that reduced image, not on the full-size original.
+Smaller variants are resampled from a larger rendered one when it is at least twice their size.
+"""
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+from PIL import Image, ImageCms
+
+from chalicelib.errors import ImageRejected
+from chalicelib.formats import ENCODERS, SAME_FORMAT
+from chalicelib.imaging.decode import DecodeLimits, load_guarded, open_guarded
+from chalicelib.imaging.specs import VariantSpec
+
+log = logging.getLogger(__name__)
+
+WHITE = (255, 255, 255)
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_SIDES = {5, 6, 7, 8}
+_REDUCING_GAP = 3.0
+_CHAIN_FACTOR = 2  # derive a variant from a rendered one only when that is >= 2x its size
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the upload turned out to be. Width/height are as displayed (after EXIF orientation)."""
+
+    format: str
+    width: int
+    height: int
+    bytes: int
+    orientation: int
+
+
+@dataclass(frozen=True)
+class RenderedVariant:
+    name: str
+    format: str
+    content_type: str
+    extension: str
+    width: int
+    height: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Rendering:
+    source: SourceInfo
+    variants: tuple[RenderedVariant, ...]
+
+
+def render_variants(
+    data: bytes,
+    specs: Sequence[VariantSpec],
+    limits: DecodeLimits,
+    background: tuple[int, int, int] = WHITE,
+) -> Rendering:
+    """Decode `data` once and encode every variant in `specs`. Raises ImageRejected on bad input."""
+    image = open_guarded(data, limits)
+    try:
+        return _render(image, data, specs, limits, background)
+    except (ImageRejected, MemoryError):
+        raise
+    except Exception as exc:  # A user file must never crash the handler; keep the cause in logs.
+        log.exception("unexpected error while rendering")
+        raise ImageRejected(f"The image could not be processed ({type(exc).__name__}).", "processing_error") from exc
+
+
+def _render(
+    image: Image.Image,
+    data: bytes,
+    specs: Sequence[VariantSpec],
+    limits: DecodeLimits,
+    background: tuple[int, int, int],
+) -> Rendering:
+    source_format = "JPEG" if image.format == "MPO" else str(image.format)
+    orientation = read_orientation(image)
+    icc_profile = image.info.get("icc_profile")
+    stored_w, stored_h = image.size
+    upright = (stored_h, stored_w) if orientation in _SWAPS_SIDES else (stored_w, stored_h)
+    targets = {spec.name: spec.target_size(*upright) for spec in specs}
+    largest = max(targets.values(), key=lambda size: size[0] * size[1])
+    largest_stored = (largest[1], largest[0]) if orientation in _SWAPS_SIDES else largest
+
+    if image.format in ("JPEG", "MPO"):
+        image.draft(image.mode, largest_stored)  # DCT-domain downscale: 1/2, 1/4 or 1/8
+    load_guarded(image)
+    pixels = normalize_mode(image)
+    pixels = _resize(pixels, largest_stored)
+    pixels = to_srgb(pixels, icc_profile)
+    if orientation in _TRANSPOSE:
+        pixels = pixels.transpose(_TRANSPOSE[orientation])
+    master = pixels
+
+    rendered: list[RenderedVariant] = []
+    previous = master
+    for spec in sorted(specs, key=lambda s: -targets[s.name][0] * targets[s.name][1]):
+        target = targets[spec.name]
+        source = previous if previous.width >= _CHAIN_FACTOR * target[0] else master
+        variant_pixels = _resize(source, target)
+        output_format = SAME_FORMAT.get(source_format, "png") if spec.format == "same" else spec.format
+        _encoder, content_type, extension = ENCODERS[output_format]
+        encoded = encode(variant_pixels, output_format, spec, background)
+        rendered.append(
+            RenderedVariant(spec.name, output_format, content_type, extension, *variant_pixels.size, encoded)
+        )
+        previous = variant_pixels
+    order = {spec.name: i for i, spec in enumerate(specs)}
+    rendered.sort(key=lambda variant: order[variant.name])
+    source = SourceInfo(source_format, upright[0], upright[1], len(data), orientation)
+    return Rendering(source, tuple(rendered))
+
+
+def read_orientation(image: Image.Image) -> int:
+    """EXIF orientation 1-8; anything missing, invalid or unreadable counts as 1 (upright)."""
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # Corrupt EXIF is common in the wild and must not fail the upload.
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def normalize_mode(image: Image.Image) -> Image.Image:
+    """Bring any decoded mode to L, LA, RGB, RGBA or CMYK without losing tone or transparency."""
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA", "CMYK"):
+        return image
+    if mode in ("P", "PA"):
+        return image.convert("RGBA" if image.has_transparency_data else "RGB")
+    if mode.startswith("I;16") or mode == "I":
+        # 16-bit greyscale: scale to 8 bits. A plain convert("L") clips everything above 255 to white.
+        return image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+    if mode == "1":
+        return image.convert("L")
+    if mode in ("La", "RGBa"):
+        return image.convert(mode[:-1] + "A")
+    return image.convert("RGBA" if image.has_transparency_data else "RGB")
+
+
+def to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
+    """Convert to sRGB through the embedded profile; CMYK without one gets Pillow's conversion."""
+    if icc_profile and image.mode in ("RGB", "RGBA", "CMYK"):
+        output_mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        try:
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+            if image.mode != "CMYK" and "srgb" in ImageCms.getProfileDescription(profile).lower():
+                return image
+            converted = ImageCms.profileToProfile(image, profile, _SRGB, outputMode=output_mode)
+            if converted is not None:
+                return converted
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            log.info("ignoring an unusable ICC profile")
+    if image.mode == "CMYK":
+        return image.convert("RGB")
+    return image
+
+
+def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+
+
+def _has_visible_alpha(image: Image.Image) -> bool:
+    if image.mode not in ("RGBA", "LA"):
+        return False
+    low, _high = image.getchannel("A").getextrema()
+    return bool(low < 255)
+
+
+def flatten(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """Composite transparency onto a solid colour (white by default), never onto black."""
+    rgba = image.convert("RGBA")
+    canvas = Image.new("RGB", rgba.size, background)
+    canvas.paste(rgba, mask=rgba.getchannel("A"))
+    return canvas
+
+
+def encode(image: Image.Image, output_format: str, spec: VariantSpec, background: tuple[int, int, int]) -> bytes:
+    """Encode without any metadata: no EXIF, GPS, comments or ICC profile reach the output."""
+    alpha = _has_visible_alpha(image)
+    params: dict[str, object] = {"quality": spec.quality_for(output_format)}
+    if output_format == "jpeg":
+        image = flatten(image, background) if alpha else image.convert("L" if image.mode in ("L", "LA") else "RGB")
+        params.update(optimize=True, progressive=spec.progressive)
+    elif output_format == "png":
+        image = image.convert(_png_mode(image.mode, alpha))
+        params = {"compress_level": min(9, spec.effort + 2)}
+    else:
+        image = image.convert("RGBA" if alpha else "RGB")
+        if output_format == "webp":
+            params["method"] = spec.effort
+        else:
+            params["speed"] = 10 - spec.effort
+    image.info = {}  # Pillow copies text chunks, comments and ICC from .info on save
+    buffer = io.BytesIO()
+    image.save(buffer, format=ENCODERS[output_format][0], **params)
+    return buffer.getvalue()
+
+
+def _png_mode(mode: str, alpha: bool) -> str:
+    if mode in ("L", "LA"):
+        return "LA" if alpha else "L"
+    return "RGBA" if alpha else "RGB"

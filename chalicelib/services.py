@@ -1,0 +1,62 @@
+"""Lazily built AWS clients and the objects that use them, one per warm Lambda.
+
+boto3 is imported on first use, not at import time: routes that never touch AWS,
+and the cold start itself, do not pay for it. Tests call `reset()` after changing the env.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from chalicelib.storage import ObjectStore
+from chalicelib.notify import Notifier
+from chalicelib.pipeline import UploadProcessor
+from chalicelib.records import ImageRecords
+from chalicelib.settings import get_settings
+
+
+@lru_cache(maxsize=None)
+def _client(service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 3})
+    return boto3.client(service, config=config)
+
+
+def s3() -> Any:
+    return _client("s3")
+
+
+def sns() -> Any:
+    return _client("sns")
+
+
+@lru_cache(maxsize=1)
+def table() -> Any:
+    import boto3
+
+    return boto3.resource("dynamodb").Table(get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def records() -> ImageRecords:
+    return ImageRecords(table())
+
+
+@lru_cache(maxsize=1)
+def store() -> ObjectStore:
+    settings = get_settings()
+    return ObjectStore(s3(), settings.output_bucket, settings.output_cache_control)
+
+
+@lru_cache(maxsize=1)
+def processor() -> UploadProcessor:
+    settings = get_settings()
+    return UploadProcessor(settings, records(), store(), Notifier(sns(), settings.topic_arn))
+
+
+def reset() -> None:
+    """Forget settings and clients (tests change the environment between cases)."""
+    for cached in (_client, table, records, store, processor, get_settings):
+        cached.cache_clear()

@@ -1,0 +1,109 @@
+"""One immutable settings object, read from environment variables once per cold start.
+
+Every stage sets these in .chalice/config.json; nothing here names a real bucket.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Mapping
+
+from chalicelib.errors import ConfigError
+from chalicelib.formats import DECODERS_BY_CONTENT_TYPE, allowed_decoders
+from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON, VariantSpec, parse_variants
+
+MIB = 1024 * 1024
+DEFAULT_CONTENT_TYPES = "image/jpeg,image/png,image/webp,image/gif"
+
+
+@dataclass(frozen=True)
+class Settings:
+    input_bucket: str
+    output_bucket: str
+    table_name: str
+    topic_arn: str
+    variants: tuple[VariantSpec, ...]
+    allowed_content_types: tuple[str, ...]
+    max_upload_bytes: int = 25 * MIB
+    max_pixels: int = 50_000_000
+    max_side: int = 12_000
+    upload_prefix: str = "uploads/"
+    output_prefix: str = "processed/"
+    upload_url_ttl: int = 900
+    download_url_ttl: int = 3600
+    processing_lease_seconds: int = 90
+    output_cache_control: str = "public, max-age=31536000, immutable"
+
+    @property
+    def allowed_decoders(self) -> tuple[str, ...]:
+        return allowed_decoders(self.allowed_content_types)
+
+    def upload_key(self, image_id: str) -> str:
+        """The only key a client may upload to. Filenames never reach S3 keys."""
+        return f"{self.upload_prefix}{image_id}"
+
+    def output_key(self, image_id: str, variant: str, extension: str) -> str:
+        return f"{self.output_prefix}{image_id}/{variant}.{extension}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        """Build and validate; a bad value fails the cold start with the variable's name."""
+        content_types = tuple(
+            t.strip().lower() for t in env.get("ALLOWED_CONTENT_TYPES", DEFAULT_CONTENT_TYPES).split(",") if t.strip()
+        )
+        unknown = [t for t in content_types if t not in DECODERS_BY_CONTENT_TYPE]
+        if unknown or not content_types:
+            raise ConfigError(
+                f"ALLOWED_CONTENT_TYPES: unknown type(s) {unknown}; known: {sorted(DECODERS_BY_CONTENT_TYPE)}"
+            )
+        return cls(
+            input_bucket=_required(env, "INPUT_BUCKET"),
+            output_bucket=_required(env, "OUTPUT_BUCKET"),
+            table_name=_required(env, "TABLE_NAME"),
+            topic_arn=_required(env, "TOPIC_ARN"),
+            variants=parse_variants(env.get("VARIANTS") or DEFAULT_VARIANTS_JSON),
+            allowed_content_types=content_types,
+            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 25 * MIB, 1),
+            max_pixels=_int(env, "MAX_PIXELS", 50_000_000, 1),
+            max_side=_int(env, "MAX_SIDE", 12_000, 1),
+            upload_prefix=_prefix(env, "UPLOAD_PREFIX", "uploads/"),
+            output_prefix=_prefix(env, "OUTPUT_PREFIX", "processed/"),
+            upload_url_ttl=_int(env, "UPLOAD_URL_TTL_SECONDS", 900, 60),
+            download_url_ttl=_int(env, "DOWNLOAD_URL_TTL_SECONDS", 3600, 60),
+            processing_lease_seconds=_int(env, "PROCESSING_LEASE_SECONDS", 90, 5),
+            output_cache_control=env.get("OUTPUT_CACHE_CONTROL", "public, max-age=31536000, immutable"),
+        )
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name}: required environment variable is not set")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _prefix(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, default)
+    if not value.endswith("/") or value.startswith("/"):
+        raise ConfigError(f"{name}: must be a key prefix ending in '/', got {value!r}")
+    return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once (a warm Lambda reuses them)."""
+    return Settings.from_env(os.environ)

@@ -1,0 +1,61 @@
+"""S3: read originals, write and delete outputs, presign downloads. Takes a boto3 S3 client."""
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+_GONE = {"NoSuchKey", "404", "NotFound", "PreconditionFailed", "412"}
+
+
+class ObjectStore:
+    def __init__(self, s3: Any, output_bucket: str, cache_control: str) -> None:
+        self._s3 = s3
+        self._output_bucket = output_bucket
+        self._cache_control = cache_control
+
+    @property
+    def output_bucket(self) -> str:
+        return self._output_bucket
+
+    def fetch_original(self, bucket: str, key: str, etag: str | None) -> bytes | None:
+        """The uploaded bytes, or None if the object is gone or was overwritten after this event.
+
+        If-Match on the event's ETag makes a stale event (for an object since replaced) a no-op.
+        """
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if etag:
+            kwargs["IfMatch"] = etag if etag.startswith('"') else f'"{etag}"'
+        try:
+            response = self._s3.get_object(**kwargs)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _GONE:
+                return None
+            raise
+        return bytes(response["Body"].read())
+
+    def put_output(self, key: str, data: bytes, content_type: str) -> None:
+        self._s3.put_object(
+            Bucket=self._output_bucket,
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+            CacheControl=self._cache_control,
+        )
+
+    def delete_objects(self, bucket: str, keys: list[str]) -> None:
+        if keys:
+            self._s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return keys
+
+    def presign_get(self, bucket: str, key: str, ttl_seconds: int) -> str:
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_seconds
+            )
+        )

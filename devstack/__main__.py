@@ -1,0 +1,37 @@
+"""`python -m devstack` (what `make run` does): serve imgpress on http://127.0.0.1:8000 until Ctrl-C."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+
+from devstack.stack import LocalStack
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--aws-port", type=int, default=int(os.environ.get("AWS_PORT", "0")),
+                        help="port of the embedded AWS stand-in (default: any free port)")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "4")),
+                        help="concurrent S3-event handler invocations")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    stack = LocalStack(args.host, args.port, args.aws_port, args.workers).start()
+    print(f"imgpress API:        {stack.api_url}", flush=True)
+    print(f"AWS stand-in (moto): {stack.aws_url}", flush=True)
+    print(f"Ready: open {stack.api_url}/health or run `curl -X POST {stack.api_url}/uploads ...`", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

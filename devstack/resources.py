@@ -1,0 +1,85 @@
+"""Create imgpress's buckets, table and topic in whatever AWS endpoint boto3 points at.
+
+Used by the local stack (moto's server) and by the tests (moto in-process). The table
+layout matches infra/: key `id`, newest-first index `by-created`, per-status `by-status`.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import boto3
+
+TABLE_DEFINITION: dict[str, Any] = {
+    "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+    "AttributeDefinitions": [
+        {"AttributeName": "id", "AttributeType": "S"},
+        {"AttributeName": "kind", "AttributeType": "S"},
+        {"AttributeName": "status", "AttributeType": "S"},
+        {"AttributeName": "created_at", "AttributeType": "S"},
+    ],
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": "by-created",
+            "KeySchema": [
+                {"AttributeName": "kind", "KeyType": "HASH"},
+                {"AttributeName": "created_at", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
+        {
+            "IndexName": "by-status",
+            "KeySchema": [
+                {"AttributeName": "status", "KeyType": "HASH"},
+                {"AttributeName": "created_at", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+
+
+def create_resources(env: Mapping[str, str]) -> None:
+    """Idempotent-enough for a fresh stand-in: creates what the settings in `env` name."""
+    s3 = boto3.client("s3")
+    for bucket in {env["INPUT_BUCKET"], env["OUTPUT_BUCKET"]}:
+        s3.create_bucket(Bucket=bucket)
+    boto3.client("dynamodb").create_table(TableName=env["TABLE_NAME"], **TABLE_DEFINITION)
+    topic_name = env["TOPIC_ARN"].rsplit(":", 1)[-1]
+    arn = boto3.client("sns").create_topic(Name=topic_name)["TopicArn"]
+    if arn != env["TOPIC_ARN"]:
+        raise RuntimeError(f"TOPIC_ARN {env['TOPIC_ARN']} does not match the created topic {arn}")
+
+
+def queue_arn(sqs: Any, queue_url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+
+def wire_upload_events(env: Mapping[str, str], queue_name: str) -> str:
+    """S3 ObjectCreated under the upload prefix -> an SQS queue (as a Lambda trigger would). Returns its URL."""
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=queue_name, Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+    boto3.client("s3").put_bucket_notification_configuration(
+        Bucket=env["INPUT_BUCKET"],
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn(sqs, url),
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": env.get("UPLOAD_PREFIX", "uploads/")}]}},
+                }
+            ]
+        },
+    )
+    return str(url)
+
+
+def subscribe_queue(env: Mapping[str, str], queue_name: str) -> str:
+    """An SQS queue subscribed to the topic, so notifications can be read locally. Returns its URL."""
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    boto3.client("sns").subscribe(
+        TopicArn=env["TOPIC_ARN"], Protocol="sqs", Endpoint=queue_arn(sqs, url),
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    return str(url)

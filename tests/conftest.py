@@ -1,0 +1,94 @@
+"""Shared fixtures: moto-backed AWS resources built once per test, and the Chalice test client."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib import services
+from devstack.stack import stage_environment
+
+# The `local` stage of .chalice/config.json: chalice.test.Client applies a stage's env too.
+ENV = stage_environment("local")
+STAGE = "local"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@dataclass
+class Aws:
+    """Handles on the mocked account, for arranging and asserting."""
+
+    s3: Any
+    sqs: Any
+    table: Any
+    notifications_queue: str
+    calls: dict[str, int] = field(default_factory=dict)
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Drain and return the SNS messages published so far."""
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(QueueUrl=self.notifications_queue, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return messages
+            for message in batch:
+                messages.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.notifications_queue, ReceiptHandle=message["ReceiptHandle"])
+
+    def output_keys(self) -> list[str]:
+        listing = self.s3.list_objects_v2(Bucket=ENV["OUTPUT_BUCKET"])
+        return sorted(obj["Key"] for obj in listing.get("Contents", []))
+
+    def upload(self, key: str, data: bytes, content_type: str = "image/jpeg") -> dict[str, Any]:
+        """Put an object as the presigned POST would; returns what an S3 event would carry."""
+        etag = self.s3.put_object(Bucket=ENV["INPUT_BUCKET"], Key=key, Body=data, ContentType=content_type)["ETag"]
+        return {"etag": etag.strip('"'), "size": len(data)}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    for name, value in {**ENV, **FAKE_CREDENTIALS}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        from devstack.resources import create_resources, subscribe_queue
+
+        create_resources(ENV)
+        queue = subscribe_queue(ENV, "imgpress-test-notifications")
+        services.reset()
+        yield Aws(
+            s3=boto3.client("s3"),
+            sqs=boto3.client("sqs"),
+            table=boto3.resource("dynamodb").Table(ENV["TABLE_NAME"]),
+            notifications_queue=queue,
+        )
+    services.reset()
+
+
+@pytest.fixture
+def client(aws: Aws) -> Iterator[Client]:
+    from app import app
+
+    with Client(app, stage_name=STAGE) as test_client:
+        yield test_client
+
+
+def count_calls(client: Any, operation: str, counter: dict[str, int]) -> None:
+    """Count real boto3 calls (e.g. PutObject) made through `client`."""
+    service = client.meta.service_model.service_name
+
+    def bump(**_: Any) -> None:
+        counter[operation] = counter.get(operation, 0) + 1
+
+    client.meta.events.register(f"before-call.{service}.{operation}", bump)

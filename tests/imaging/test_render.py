@@ -1,0 +1,182 @@
+"""The pure image core on real, generated files: sizes, orientation, colour, alpha, metadata."""
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageCms
+
+from chalicelib.errors import ImageRejected
+from chalicelib.imaging.decode import DecodeLimits
+from chalicelib.imaging.render import render_variants
+from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON, parse_variants
+from tests import images
+
+LIMITS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF"))
+LOSSLESS = parse_variants('[{"name": "full", "max": 4000, "format": "png"}]')
+
+
+def render_one(data: bytes, variant: str) -> tuple[Image.Image, bytes]:
+    rendering = render_variants(data, parse_variants(f"[{variant}]"), LIMITS)
+    out = rendering.variants[0].data
+    return images.decode(out), out
+
+
+def red(pixel: tuple[int, ...]) -> bool:
+    return pixel[0] > 200 and pixel[2] < 60
+
+
+def test_default_variants_fit_the_box_and_keep_aspect() -> None:
+    rendering = render_variants(images.jpeg(3000, 2000), parse_variants(DEFAULT_VARIANTS_JSON), LIMITS)
+    sizes = {v.name: (v.width, v.height, v.format) for v in rendering.variants}
+    assert sizes == {"web": (2048, 1365, "webp"), "thumb": (320, 213, "webp")}
+    for variant in rendering.variants:
+        decoded = images.decode(variant.data)
+        assert decoded.format == "WEBP" and decoded.size == (variant.width, variant.height)
+    assert rendering.source.width == 3000 and rendering.source.format == "JPEG"
+
+
+def test_never_upscales() -> None:
+    out, _ = render_one(images.jpeg(300, 200), '{"name": "web", "max": 2048, "format": "jpeg"}')
+    assert out.size == (300, 200)
+
+
+@pytest.mark.parametrize(
+    "variant, expected",
+    [
+        ('{"name": "thumb200", "max": 200, "format": "jpeg"}', (200, 133)),
+        ('{"name": "lowres", "scale": 30, "format": "jpeg", "quality": 40, "progressive": true}', (360, 240)),
+        ('{"name": "web800", "max": 800, "format": "webp", "quality": 80}', (800, 533)),
+    ],
+)
+def test_seed_recipes_are_expressible(variant: str, expected: tuple[int, int]) -> None:
+    out, data = render_one(images.jpeg(1200, 800), variant)
+    assert out.size == expected
+    if "progressive" in variant:
+        assert out.info.get("progressive") == 1
+        _, sharper = render_one(images.jpeg(1200, 800), variant.replace('"quality": 40', '"quality": 90'))
+        assert len(data) < len(sharper)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_comes_out_upright(orientation: int) -> None:
+    out, _ = render_one(images.oriented_jpeg(orientation), '{"name": "o", "max": 1000, "format": "png"}')
+    assert out.size == (400, 200)
+    assert red(out.getpixel((10, 10)))
+    assert not red(out.getpixel((390, 10))) and not red(out.getpixel((10, 190)))
+
+
+@pytest.mark.parametrize("value", [0, 9, 65535])
+def test_invalid_orientation_values_are_treated_as_upright(value: int) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = value
+    data = images.encode(images.marked(), "JPEG", quality=95, exif=exif.tobytes())
+    out, _ = render_one(data, '{"name": "o", "max": 500, "format": "png"}')
+    assert out.size == (400, 200) and red(out.getpixel((10, 10)))
+
+
+def test_corrupt_exif_does_not_fail_the_image() -> None:
+    clean = images.encode(images.marked(), "JPEG", quality=95)
+    garbage = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff" + b"\xde\xad" * 40
+    app1 = b"\xff\xe1" + (len(garbage) + 2).to_bytes(2, "big") + garbage
+    out, _ = render_one(clean[:2] + app1 + clean[2:], '{"name": "o", "max": 500, "format": "png"}')
+    assert out.size == (400, 200) and red(out.getpixel((10, 10)))
+
+
+def test_metadata_is_stripped() -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "CameraMaker"
+    exif.get_ifd(0x8825)[2] = (52.0, 21.0, 0.0)
+    data = images.encode(images.photo(600, 400), "JPEG", exif=exif.tobytes(), comment=b"secret comment",
+                         icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    for fmt in ("jpeg", "webp", "png", "avif"):
+        out, raw = render_one(data, f'{{"name": "x", "max": 300, "format": "{fmt}"}}')
+        assert not out.getexif(), fmt
+        assert "icc_profile" not in out.info and "comment" not in out.info, fmt
+        assert b"CameraMaker" not in raw and b"secret comment" not in raw
+
+
+def test_transparency_flattens_to_white_for_jpeg_and_survives_in_webp_and_png() -> None:
+    jpeg_out, _ = render_one(images.rgba_png(), '{"name": "j", "max": 300, "format": "jpeg"}')
+    assert jpeg_out.mode == "RGB" and min(jpeg_out.getpixel((2, 2))) > 245
+    assert max(jpeg_out.getpixel((150, 100))) < 20
+    for fmt in ("webp", "png"):
+        out, _ = render_one(images.rgba_png(), f'{{"name": "a", "max": 300, "format": "{fmt}"}}')
+        assert out.mode == "RGBA" and out.getpixel((2, 2))[3] == 0 and out.getpixel((150, 100))[3] == 255
+
+
+def test_palette_with_trns_flattens_to_white() -> None:
+    out, _ = render_one(images.palette_trns_png(), '{"name": "j", "max": 200, "format": "jpeg"}')
+    assert min(out.getpixel((5, 5))) > 245
+    assert red(out.getpixel((100, 100)))
+
+
+def test_sixteen_bit_grey_keeps_its_ramp() -> None:
+    out, _ = render_one(images.gray16_png(), '{"name": "g", "max": 1000, "format": "png"}')
+    row = [out.getpixel((x, 8)) for x in (0, 128, 256, 384, 511)]
+    assert row[0] < 5 and 55 < row[1] < 75 and 120 < row[2] < 135 and 185 < row[3] < 200 and row[4] > 250
+
+
+def test_cmyk_jpeg_comes_out_in_rgb_with_its_colour() -> None:
+    out, _ = render_one(images.cmyk_jpeg(), '{"name": "c", "max": 300, "format": "jpeg"}')
+    assert out.mode == "RGB"
+    r, g, b = out.getpixel((150, 100))
+    assert r > 170 and g < 70 and b < 70
+
+
+def test_gif_first_frame_and_mpo_phone_photos_are_accepted() -> None:
+    gif_out, _ = render_one(images.gif(), '{"name": "g", "max": 100, "format": "same"}')
+    assert gif_out.format == "PNG" and gif_out.size == (100, 67)
+    rendering = render_variants(images.mpo(), parse_variants('[{"name": "m", "max": 400, "format": "same"}]'), LIMITS)
+    assert rendering.source.format == "JPEG" and rendering.variants[0].format == "jpeg"
+    assert (rendering.variants[0].width, rendering.variants[0].height) == (400, 300)
+
+
+def test_webp_input_and_avif_output() -> None:
+    out, _ = render_one(images.webp(), '{"name": "a", "max": 400, "format": "avif", "quality": 50}')
+    assert out.format == "AVIF" and out.size == (400, 300)
+
+
+def test_small_variants_are_resampled_smoothly_not_nearest() -> None:
+    """A 1-px checkerboard averages to mid grey; nearest-neighbour would give black or white."""
+    board = Image.new("L", (800, 800))
+    board.putdata([255 * ((x + y) % 2) for y in range(800) for x in range(800)])
+    out, _ = render_one(images.encode(board, "PNG"), '{"name": "t", "max": 100, "format": "png"}')
+    assert 100 < out.getpixel((50, 50)) < 155
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"", "empty"),
+        (b"\x13\x37" * 500, "not_an_image"),
+        (images.png_header(100_000, 100_000), "too_many_pixels"),
+        (images.png_header(10_000, 10_000), "too_many_pixels"),
+        (images.png_header(12_001, 10), "dimensions_too_large"),
+        (images.jpeg(800, 600)[:4000], "truncated"),
+        (images.encode(images.photo(50, 50), "TIFF"), "unsupported_format"),
+        (images.encode(images.photo(50, 50), "BMP"), "unsupported_format"),
+        (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "unsupported_format"),
+    ],
+    ids=["empty", "random", "100k-square-header", "100mp", "too-wide", "truncated-jpeg", "tiff", "bmp", "svg"],
+)
+def test_bad_input_is_rejected_with_a_reason(data: bytes, code: str) -> None:
+    with pytest.raises(ImageRejected) as raised:
+        render_variants(data, parse_variants(DEFAULT_VARIANTS_JSON), LIMITS)
+    assert raised.value.code == code
+
+
+def test_jpeg_with_html_appended_is_processed_without_the_payload() -> None:
+    data = images.jpeg(400, 300) + b"<html><script>alert('x')</script></html>"
+    rendering = render_variants(data, parse_variants(DEFAULT_VARIANTS_JSON), LIMITS)
+    assert all(b"<script>" not in v.data for v in rendering.variants)
+
+
+def test_disallowed_but_known_format_is_rejected_even_if_pillow_could_read_it() -> None:
+    with pytest.raises(ImageRejected) as raised:
+        render_variants(images.webp(), parse_variants(DEFAULT_VARIANTS_JSON), DecodeLimits(("JPEG", "PNG")))
+    assert raised.value.code == "unsupported_format"
+
+
+def test_output_sizes_shrink_a_photo() -> None:
+    data = images.jpeg(2400, 1600)
+    rendering = render_variants(data, parse_variants(DEFAULT_VARIANTS_JSON), LIMITS)
+    assert all(len(v.data) < len(data) / 4 for v in rendering.variants)

@@ -1,0 +1,203 @@
+"""The S3-event handler, invoked as Lambda invokes it, against moto: outcomes, idempotency, faults."""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+from urllib.parse import quote_plus
+
+import pytest
+from botocore.exceptions import ClientError
+from chalice.test import Client
+
+from chalicelib import services
+from chalicelib.pipeline import ClaimHeld
+from tests import images
+from tests.conftest import ENV, Aws, count_calls
+
+
+def s3_event(key: str, etag: str, size: int, bucket: str = ENV["INPUT_BUCKET"]) -> dict[str, Any]:
+    """What S3 sends for a presigned POST: the key URL-encoded, as real S3 does."""
+    return {
+        "Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2026-11-24T00:00:00.000Z", "eventName": "ObjectCreated:Post",
+            "s3": {
+                "s3SchemaVersion": "1.0", "configurationId": "imgpress",
+                "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                "object": {"key": quote_plus(key), "size": size, "eTag": etag, "sequencer": "0055AED6DCD90281E5"},
+            },
+        }]
+    }
+
+
+def new_upload(client: Client, content_type: str = "image/jpeg") -> str:
+    response = client.http.post("/uploads", headers={"Content-Type": "application/json"},
+                                body=json.dumps({"content_type": content_type, "filename": "f"}).encode())
+    return str(json.loads(response.body)["id"])
+
+
+def deliver(client: Client, aws: Aws, image_id: str, data: bytes) -> dict[str, Any]:
+    """Upload `data` for `image_id` and invoke the handler with the resulting event."""
+    obj = aws.upload(f"uploads/{image_id}", data)
+    event = s3_event(f"uploads/{image_id}", obj["etag"], obj["size"])
+    client.lambda_.invoke("handle_upload", event)
+    return event
+
+
+def record(client: Client, image_id: str) -> dict[str, Any]:
+    return dict(json.loads(client.http.get(f"/images/{image_id}").body))
+
+
+def fail_next(client: Any, operation: str, code: str = "InternalError", status: int = 500, skip: int = 0) -> None:
+    """Make one `operation` through `client` (after `skip` good ones) fail as AWS does after its retries."""
+    calls = [0]
+    service = client.meta.service_model.service_name
+
+    def hook(**_: Any) -> None:
+        calls[0] += 1
+        if calls[0] == skip + 1:
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+
+    client.meta.events.register(f"before-call.{service}.{operation}", hook)
+
+
+def test_upload_is_processed_into_variants_with_metadata_and_one_notification(client: Client, aws: Aws) -> None:
+    image_id = new_upload(client)
+    data = images.jpeg(3000, 2000)
+    deliver(client, aws, image_id, data)
+
+    done = record(client, image_id)
+    assert done["status"] == "done" and done["error"] is None
+    assert done["original"] == {"format": "JPEG", "width": 3000, "height": 2000, "bytes": len(data)}
+    assert {n: (o["width"], o["height"], o["format"]) for n, o in done["outputs"].items()} == {
+        "web": (2048, 1365, "webp"), "thumb": (320, 213, "webp")}
+    assert done["savings"]["bytes"] == len(data) - done["outputs"]["web"]["bytes"] and done["savings"]["percent"] > 50
+    assert aws.output_keys() == [f"processed/{image_id}/thumb.webp", f"processed/{image_id}/web.webp"]
+    head = aws.s3.head_object(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{image_id}/web.webp")
+    assert head["ContentType"] == "image/webp" and "max-age" in head["CacheControl"]
+    assert head["ContentLength"] == done["outputs"]["web"]["bytes"]
+    original = aws.s3.get_object(Bucket=ENV["INPUT_BUCKET"], Key=f"uploads/{image_id}")["Body"].read()
+    assert original == data
+
+    stored = aws.table.get_item(Key={"id": image_id})["Item"]
+    assert stored["outputs"]["web"]["bucket"] == ENV["OUTPUT_BUCKET"]
+    assert stored["input_bucket"] == ENV["INPUT_BUCKET"] and stored["completed_at"] >= stored["created_at"]
+    [message] = aws.notifications()
+    assert message["type"] == "image.done" and message["id"] == image_id and message["status"] == "done"
+    assert message["outputs"]["thumb"]["key"] == f"processed/{image_id}/thumb.webp" and message["error"] is None
+
+
+def test_duplicate_delivery_writes_nothing_and_notifies_nothing(client: Client, aws: Aws) -> None:
+    image_id = new_upload(client)
+    event = deliver(client, aws, image_id, images.jpeg())
+    calls: dict[str, int] = {}
+    count_calls(services.s3(), "PutObject", calls)
+    count_calls(services.s3(), "GetObject", calls)
+    client.lambda_.invoke("handle_upload", event)
+    client.lambda_.invoke("handle_upload", event)
+    assert calls == {}
+    assert len(aws.notifications()) == 1
+
+
+def test_a_live_claim_makes_a_concurrent_duplicate_retry_later(client: Client, aws: Aws) -> None:
+    image_id = new_upload(client)
+    obj = aws.upload(f"uploads/{image_id}", images.jpeg())
+    assert services.records().claim(image_id, obj["etag"], obj["size"], lease_seconds=300)
+    with pytest.raises(ClaimHeld):
+        client.lambda_.invoke("handle_upload", s3_event(f"uploads/{image_id}", obj["etag"], obj["size"]))
+    assert aws.notifications() == [] and aws.output_keys() == []
+
+
+def test_a_record_stuck_in_processing_after_a_crash_is_taken_over(client: Client, aws: Aws) -> None:
+    image_id = new_upload(client)
+    obj = aws.upload(f"uploads/{image_id}", images.jpeg())
+    assert services.records().claim(image_id, obj["etag"], obj["size"], lease_seconds=300)
+    aws.table.update_item(Key={"id": image_id}, UpdateExpression="SET lease_until = :past",
+                          ExpressionAttributeValues={":past": 1})
+    client.lambda_.invoke("handle_upload", s3_event(f"uploads/{image_id}", obj["etag"], obj["size"]))
+    assert record(client, image_id)["status"] == "done"
+    assert len(aws.notifications()) == 1
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"", "empty"),
+        (b"\x00garbage" * 100, "not_an_image"),
+        (images.png_header(100_000, 100_000), "too_many_pixels"),
+        (images.jpeg(800, 600)[:3000], "truncated"),
+        (images.encode(images.photo(40, 40), "TIFF"), "unsupported_format"),
+    ],
+    ids=["empty", "random", "bomb-header", "truncated", "tiff"],
+)
+def test_bad_user_data_fails_cleanly_once(client: Client, aws: Aws, data: bytes, code: str) -> None:
+    image_id = new_upload(client)
+    event = deliver(client, aws, image_id, data)
+    failed = record(client, image_id)
+    assert failed["status"] == "failed" and failed["error"]["code"] == code and failed["error"]["message"]
+    assert failed["outputs"] == {} and aws.output_keys() == []
+    assert aws.s3.get_object(Bucket=ENV["INPUT_BUCKET"], Key=f"uploads/{image_id}")["Body"].read() == data
+    client.lambda_.invoke("handle_upload", event)  # a redelivery changes nothing
+    [message] = aws.notifications()
+    assert message["status"] == "failed" and message["error"]["code"] == code
+
+
+def test_oversize_object_fails_from_the_event_without_downloading(client: Client, aws: Aws) -> None:
+    image_id = new_upload(client)
+    obj = aws.upload(f"uploads/{image_id}", b"x" * 1024)
+    calls: dict[str, int] = {}
+    count_calls(services.s3(), "GetObject", calls)
+    client.lambda_.invoke("handle_upload", s3_event(f"uploads/{image_id}", obj["etag"], 26 * 1024 * 1024))
+    assert record(client, image_id)["error"]["code"] == "too_large"
+    assert calls == {} and len(aws.notifications()) == 1
+
+
+@pytest.mark.parametrize("key", ["processed/abc/web.webp", "uploads/not-an-id", "uploads/a+b%20c", "uploads/" + "0" * 32])
+def test_keys_that_are_not_pending_uploads_are_ignored(client: Client, aws: Aws, key: str) -> None:
+    aws.s3.put_object(Bucket=ENV["INPUT_BUCKET"], Key=key, Body=images.jpeg(100, 100))
+    client.lambda_.invoke("handle_upload", s3_event(key, "abc", 100))
+    assert aws.notifications() == [] and aws.output_keys() == []
+
+
+def test_stale_event_for_an_overwritten_object_is_ignored(client: Client, aws: Aws) -> None:
+    image_id = new_upload(client)
+    first = aws.upload(f"uploads/{image_id}", images.jpeg(600, 400))
+    second = aws.upload(f"uploads/{image_id}", images.jpeg(900, 600))
+    client.lambda_.invoke("handle_upload", s3_event(f"uploads/{image_id}", first["etag"], first["size"]))
+    assert record(client, image_id)["status"] == "pending"
+    client.lambda_.invoke("handle_upload", s3_event(f"uploads/{image_id}", second["etag"], second["size"]))
+    assert record(client, image_id)["original"]["width"] == 900
+    assert len(aws.notifications()) == 1
+
+
+def _dynamodb() -> Any:
+    return services.table().meta.client
+
+
+THROTTLED = ("ProvisionedThroughputExceededException", 400)
+FAULTS: list[tuple[str, Callable[[], Any], str, tuple[Any, ...]]] = [
+    ("s3-get", services.s3, "GetObject", ()),
+    ("s3-put-first", services.s3, "PutObject", ()),
+    ("s3-put-second", services.s3, "PutObject", ("InternalError", 500, 1)),
+    ("dynamodb-claim", _dynamodb, "UpdateItem", THROTTLED),
+    ("dynamodb-complete", _dynamodb, "UpdateItem", (*THROTTLED, 1)),
+    ("sns-publish", services.sns, "Publish", ()),
+]
+
+
+@pytest.mark.parametrize("name, client_of, operation, fault", FAULTS, ids=[f[0] for f in FAULTS])
+def test_transient_faults_raise_then_a_retry_completes_exactly_once(
+    client: Client, aws: Aws, name: str, client_of: Callable[[], Any], operation: str, fault: tuple[Any, ...]
+) -> None:
+    image_id = new_upload(client)
+    obj = aws.upload(f"uploads/{image_id}", images.jpeg())
+    event = s3_event(f"uploads/{image_id}", obj["etag"], obj["size"])
+    fail_next(client_of(), operation, *fault)
+    with pytest.raises(ClientError):
+        client.lambda_.invoke("handle_upload", event)
+    interim = record(client, image_id)
+    if name != "sns-publish":
+        assert interim["status"] in ("pending", "processing") and interim["outputs"] == {}
+    client.lambda_.invoke("handle_upload", event)  # Lambda's retry
+    assert record(client, image_id)["status"] == "done"
+    assert len(aws.notifications()) == 1
