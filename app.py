@@ -9,14 +9,14 @@ import os
 from typing import Any, Callable
 
 from chalice import Chalice, CORSConfig, Response
-from chalice.app import S3Event
 
 from chalicelib import images, services, uploads
 from chalicelib.errors import ImgpressError
-from chalicelib.pipeline import upload_event_from
+from chalicelib.s3events import UploadNotification
 from chalicelib.settings import get_settings
 
 app = Chalice(app_name="imgpress")
+app.log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))  # "imgpress" and its children, e.g. the pipeline
 
 # Read at import because Chalice wires these when it packages the app (stage env is set then).
 _CORS = CORSConfig(allow_origin=os.environ["CORS_ALLOW_ORIGIN"]) if os.environ.get("CORS_ALLOW_ORIGIN") else None
@@ -78,6 +78,13 @@ def delete_image(image_id: str) -> Response:
     events=["s3:ObjectCreated:*"],
     prefix=os.environ.get("UPLOAD_PREFIX", "uploads/"),
 )
-def handle_upload(event: S3Event) -> None:
-    raw = event.to_dict()["Records"][0]
-    services.processor().process(upload_event_from(event.bucket, event.key, raw))
+def handle_upload(event: UploadNotification) -> None:
+    upload_events = event.upload_events()
+    if not upload_events:
+        app.log.info("ignored a notification without records: %s", event.to_dict().get("Event"))
+    for upload_event in upload_events:
+        services.processor().process(upload_event)
+
+
+# Chalice builds the handler's event with S3Event, which cannot parse s3:TestEvent.
+handle_upload.event_class = UploadNotification

@@ -38,11 +38,9 @@ class UploadEvent:
 
 def _render_with_pillow(data: bytes, settings: Settings) -> Any:
     # Imported here, not at module level: Pillow is only paid for by the S3 handler.
-    from chalicelib.imaging.decode import DecodeLimits
     from chalicelib.imaging.render import render_variants
 
-    limits = DecodeLimits(settings.allowed_decoders, settings.max_pixels, settings.max_side)
-    return render_variants(data, settings.variants, limits)
+    return render_variants(data, settings.variants, settings.decode_limits())
 
 
 def _log(outcome: str, event: UploadEvent, **fields: Any) -> None:
@@ -180,8 +178,3 @@ class UploadProcessor:
         except Exception:  # The lease expires by itself; the original fault is what matters.
             log.warning("could not release claim on %s", image_id, exc_info=True)
 
-
-def upload_event_from(bucket: str, key: str, record: dict[str, Any]) -> UploadEvent:
-    """Build from Chalice's S3Event parts: its `key` is already unquoted, so it is used as is."""
-    obj = record.get("s3", {}).get("object", {})
-    return UploadEvent(bucket=bucket, key=key, etag=str(obj.get("eTag", "")).strip('"'), size=int(obj.get("size", 0)))

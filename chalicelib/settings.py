@@ -7,11 +7,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from chalicelib.errors import ConfigError
 from chalicelib.formats import DECODERS_BY_CONTENT_TYPE, allowed_decoders
 from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON, VariantSpec, parse_variants
+
+if TYPE_CHECKING:
+    from chalicelib.imaging.decode import DecodeLimits
 
 MIB = 1024 * 1024
 DEFAULT_CONTENT_TYPES = "image/jpeg,image/png,image/webp,image/gif"
@@ -28,12 +31,18 @@ class Settings:
     max_upload_bytes: int = 25 * MIB
     max_pixels: int = 50_000_000
     max_side: int = 12_000
+    max_animation_pixels: int = 100_000_000
     upload_prefix: str = "uploads/"
     output_prefix: str = "processed/"
     upload_url_ttl: int = 900
     download_url_ttl: int = 3600
     processing_lease_seconds: int = 90
     output_cache_control: str = "public, max-age=31536000, immutable"
+
+    def decode_limits(self) -> "DecodeLimits":
+        from chalicelib.imaging.decode import DecodeLimits  # Pillow: only when rendering
+
+        return DecodeLimits(self.allowed_decoders, self.max_pixels, self.max_side, self.max_animation_pixels)
 
     @property
     def allowed_decoders(self) -> tuple[str, ...]:
@@ -67,6 +76,7 @@ class Settings:
             max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 25 * MIB, 1),
             max_pixels=_int(env, "MAX_PIXELS", 50_000_000, 1),
             max_side=_int(env, "MAX_SIDE", 12_000, 1),
+            max_animation_pixels=_int(env, "MAX_ANIMATION_PIXELS", 100_000_000, 1),
             upload_prefix=_prefix(env, "UPLOAD_PREFIX", "uploads/"),
             output_prefix=_prefix(env, "OUTPUT_PREFIX", "processed/"),
             upload_url_ttl=_int(env, "UPLOAD_URL_TTL_SECONDS", 900, 60),

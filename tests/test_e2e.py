@@ -57,13 +57,16 @@ class Stack:
 def stack() -> Iterator[Stack]:
     api_port, aws_port = free_port(), free_port()
     env = {**os.environ, "PORT": str(api_port), "AWS_PORT": str(aws_port)}
-    process = subprocess.Popen([sys.executable, "-m", "devstack"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    logs = ROOT / "test-artifacts"
+    logs.mkdir(exist_ok=True)
+    log_file = (logs / "devstack.log").open("w")  # a file, not a pipe: a full pipe would stall the stack
+    process = subprocess.Popen([sys.executable, "-m", "devstack"], cwd=ROOT, env=env, stdout=log_file,
+                               stderr=subprocess.STDOUT, text=True)
     api = f"http://127.0.0.1:{api_port}"
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read() if process.stdout else "devstack exited"
+            assert process.poll() is None, (logs / "devstack.log").read_text()
             try:
                 if requests.get(f"{api}/health", timeout=1).status_code == 200:
                     break
@@ -73,6 +76,7 @@ def stack() -> Iterator[Stack]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        log_file.close()
 
 
 def test_browser_style_upload_is_processed_end_to_end(stack: Stack) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, Callable
 from urllib.parse import quote_plus
 
@@ -11,7 +12,7 @@ from chalice.test import Client
 
 from chalicelib import services
 from chalicelib.pipeline import ClaimHeld
-from tests import images
+from tests import hostile, images
 from tests.conftest import ENV, Aws, count_calls
 
 
@@ -119,20 +120,12 @@ def test_a_record_stuck_in_processing_after_a_crash_is_taken_over(client: Client
     assert len(aws.notifications()) == 1
 
 
-@pytest.mark.parametrize(
-    "data, code",
-    [
-        (b"", "empty"),
-        (b"\x00garbage" * 100, "not_an_image"),
-        (images.png_header(100_000, 100_000), "too_many_pixels"),
-        (images.jpeg(800, 600)[:3000], "truncated"),
-        (images.encode(images.photo(40, 40), "TIFF"), "unsupported_format"),
-    ],
-    ids=["empty", "random", "bomb-header", "truncated", "tiff"],
-)
-def test_bad_user_data_fails_cleanly_once(client: Client, aws: Aws, data: bytes, code: str) -> None:
+@pytest.mark.parametrize("name", sorted(hostile.REJECTED))
+def test_bad_user_data_fails_cleanly_once(client: Client, aws: Aws, name: str) -> None:
+    build, code = hostile.REJECTED[name]
+    data = build()
     image_id = new_upload(client)
-    event = deliver(client, aws, image_id, data)
+    event = deliver(client, aws, image_id, data)  # returns normally: no Lambda retry
     failed = record(client, image_id)
     assert failed["status"] == "failed" and failed["error"]["code"] == code and failed["error"]["message"]
     assert failed["outputs"] == {} and aws.output_keys() == []
@@ -201,3 +194,49 @@ def test_transient_faults_raise_then_a_retry_completes_exactly_once(
     client.lambda_.invoke("handle_upload", event)  # Lambda's retry
     assert record(client, image_id)["status"] == "done"
     assert len(aws.notifications()) == 1
+
+
+def test_s3_test_event_is_ignored(client: Client, aws: Aws) -> None:
+    client.lambda_.invoke("handle_upload", {"Service": "Amazon S3", "Event": "s3:TestEvent",
+                                            "Time": "2026-11-24T00:00:00.000Z", "Bucket": ENV["INPUT_BUCKET"]})
+    assert aws.notifications() == []
+
+
+def test_keys_are_decoded_exactly_once(client: Client, aws: Aws) -> None:
+    """S3 sends `uploads%2F<id>`; decoding twice would also turn a literal `%2B` into `+`."""
+    image_id = new_upload(client)
+    obj = aws.upload(f"uploads/{image_id}", images.jpeg(300, 200))
+    event = s3_event(f"uploads/{image_id}", obj["etag"], obj["size"])
+    assert event["Records"][0]["s3"]["object"]["key"] == f"uploads%2F{image_id}"
+    client.lambda_.invoke("handle_upload", event)
+    assert record(client, image_id)["status"] == "done"
+    literal = f"uploads/{image_id[:-3]}%2B"  # decoded once it is not an id, so it must be ignored
+    aws.s3.put_object(Bucket=ENV["INPUT_BUCKET"], Key=literal, Body=images.jpeg(50, 50))
+    client.lambda_.invoke("handle_upload", s3_event(literal, "x", 10))
+    assert len(aws.notifications()) == 1
+
+
+def test_concurrent_duplicate_deliveries_produce_one_result(client: Client, aws: Aws) -> None:
+    image_id = new_upload(client)
+    obj = aws.upload(f"uploads/{image_id}", images.jpeg(2000, 1500))
+    event = s3_event(f"uploads/{image_id}", obj["etag"], obj["size"])
+    calls: dict[str, int] = {}
+    count_calls(services.s3(), "PutObject", calls)
+    outcomes: list[str] = []
+
+    def invoke() -> None:
+        try:
+            client.lambda_.invoke("handle_upload", event)
+            outcomes.append("returned")
+        except ClaimHeld:
+            outcomes.append("retry-later")
+
+    threads = [threading.Thread(target=invoke) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if "retry-later" in outcomes:
+        client.lambda_.invoke("handle_upload", event)  # Lambda's retry of the deferred one
+    assert record(client, image_id)["status"] == "done"
+    assert calls["PutObject"] == 2 and len(aws.notifications()) == 1

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import sniff_format
+
+# Pillow warns between 1x and 2x MAX_IMAGE_PIXELS; check_dimensions rejects those files itself.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,7 @@ class DecodeLimits:
     allowed_decoders: tuple[str, ...]
     max_pixels: int = 50_000_000
     max_side: int = 12_000
+    max_animation_pixels: int = 100_000_000  # frames x width x height, for GIF and animated WebP
 
 
 def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
@@ -44,6 +49,7 @@ def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
     except Exception as exc:  # Pillow plugins raise many types on hostile headers.
         raise _decode_failure(exc) from exc
     check_dimensions(image.size, limits)
+    check_frames(image, limits)
     return image
 
 
@@ -61,6 +67,31 @@ def check_dimensions(size: tuple[int, int], limits: DecodeLimits) -> None:
             f"Image is {width}x{height}; the longest side may be at most {limits.max_side} px.",
             "dimensions_too_large",
         )
+
+
+def check_frames(image: Image.Image, limits: DecodeLimits) -> None:
+    """Reject animations whose frames add up to too many pixels, from headers alone.
+
+    Only the first frame is ever decoded, but a file of hundreds of large frames is an attack,
+    not a photo. WebP reports its frame count from the container; Pillow counts GIF frames by
+    walking block headers without decompressing them.
+    """
+    if image.format not in ("GIF", "WEBP"):
+        return
+    try:
+        frames = int(getattr(image, "n_frames", 1))
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise _decode_failure(exc) from exc
+    total = frames * image.size[0] * image.size[1]
+    if total > limits.max_animation_pixels:
+        raise ImageRejected(
+            f"Animation has {frames} frames of {image.size[0]}x{image.size[1]} ({total:,} pixels in all);"
+            f" at most {limits.max_animation_pixels:,} are accepted.",
+            "too_many_frames",
+        )
+    image.seek(0)
 
 
 def _decode_failure(exc: BaseException) -> ImageRejected:

@@ -91,17 +91,19 @@ def _render(
     background: tuple[int, int, int],
 ) -> Rendering:
     source_format = "JPEG" if image.format == "MPO" else str(image.format)
-    orientation = read_orientation(image)
+    is_jpeg = source_format == "JPEG"
+    if not is_jpeg:
+        load_guarded(image)  # PNG's getexif() would otherwise decode, swallowing decoder errors
+    orientation = read_orientation(image)  # JPEG: from the APP1 header, nothing decoded yet
     icc_profile = image.info.get("icc_profile")
     stored_w, stored_h = image.size
     upright = (stored_h, stored_w) if orientation in _SWAPS_SIDES else (stored_w, stored_h)
     targets = {spec.name: spec.target_size(*upright) for spec in specs}
     largest = max(targets.values(), key=lambda size: size[0] * size[1])
     largest_stored = (largest[1], largest[0]) if orientation in _SWAPS_SIDES else largest
-
-    if image.format in ("JPEG", "MPO"):
+    if is_jpeg:
         image.draft(image.mode, largest_stored)  # DCT-domain downscale: 1/2, 1/4 or 1/8
-    load_guarded(image)
+        load_guarded(image)
     pixels = normalize_mode(image)
     pixels = _resize(pixels, largest_stored)
     pixels = to_srgb(pixels, icc_profile)

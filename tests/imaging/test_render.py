@@ -8,7 +8,7 @@ from chalicelib.errors import ImageRejected
 from chalicelib.imaging.decode import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON, parse_variants
-from tests import images
+from tests import icc, images
 
 LIMITS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF"))
 LOSSLESS = parse_variants('[{"name": "full", "max": 4000, "format": "png"}]')
@@ -180,3 +180,42 @@ def test_output_sizes_shrink_a_photo() -> None:
     data = images.jpeg(2400, 1600)
     rendering = render_variants(data, parse_variants(DEFAULT_VARIANTS_JSON), LIMITS)
     assert all(len(v.data) < len(data) / 4 for v in rendering.variants)
+
+
+def test_embedded_rgb_profile_is_honoured() -> None:
+    """With red and green primaries swapped in the profile, stored (255, 0, 0) is really green."""
+    swapped = icc.rgb_profile(icc.SRGB_GREEN, icc.SRGB_RED, icc.SRGB_BLUE, "swapped red and green")
+    data = images.encode(Image.new("RGB", (64, 64), (255, 0, 0)), "PNG", icc_profile=swapped)
+    out, _ = render_one(data, '{"name": "p", "max": 32, "format": "png"}')
+    r, g, b = out.getpixel((5, 5))
+    assert g > 240 and r < 15 and b < 15
+    assert "icc_profile" not in out.info
+
+
+def test_cmyk_jpeg_is_converted_through_its_own_profile() -> None:
+    """The profile says cyan ink prints red; Pillow's profile-less conversion would say cyan."""
+    profile = icc.cmyk_profile(lambda c, m, y, k: (1 - k, (1 - c) * (1 - k), (1 - c) * (1 - k)), "cyan prints red")
+    data = images.encode(Image.new("CMYK", (64, 64), (255, 0, 0, 0)), "JPEG", quality=95, icc_profile=profile)
+    for fmt in ("jpeg", "webp"):
+        out, _ = render_one(data, f'{{"name": "c", "max": 32, "format": "{fmt}"}}')
+        r, g, b = out.convert("RGB").getpixel((5, 5))
+        assert r > 230 and g < 30 and b < 30, fmt
+
+
+def test_grey_with_alpha_keeps_alpha_or_flattens_to_white() -> None:
+    la = Image.new("LA", (100, 100), (0, 0))
+    la.paste((40, 255), (25, 25, 75, 75))
+    data = images.encode(la, "PNG")
+    png_out, _ = render_one(data, '{"name": "p", "max": 100, "format": "png"}')
+    assert png_out.mode == "LA" and png_out.getpixel((2, 2))[1] == 0 and png_out.getpixel((50, 50)) == (40, 255)
+    jpeg_out, _ = render_one(data, '{"name": "j", "max": 100, "format": "jpeg"}')
+    assert min(jpeg_out.convert("RGB").getpixel((2, 2))) > 245 and max(jpeg_out.convert("RGB").getpixel((50, 50))) < 60
+
+
+def test_large_palette_gif_is_resampled_in_rgb() -> None:
+    """A 1-px black/white checkerboard GIF must average to grey, not alias to black or white."""
+    board = Image.new("P", (1200, 900))
+    board.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+    board.putdata([(x + y) % 2 for y in range(900) for x in range(1200)])
+    out, _ = render_one(images.encode(board, "GIF"), '{"name": "t", "max": 120, "format": "webp", "quality": 100}')
+    assert all(100 < v < 155 for v in out.convert("RGB").getpixel((60, 45)))

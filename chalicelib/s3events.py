@@ -1,0 +1,32 @@
+"""From Chalice's S3 event to ours. Chalice's S3Event unquotes the key; we never unquote again."""
+from __future__ import annotations
+
+from typing import Any
+
+from chalice.app import S3Event
+
+from chalicelib.pipeline import UploadEvent
+
+
+class UploadNotification(S3Event):
+    """An S3Event that survives notifications without records.
+
+    S3 sends `{"Event": "s3:TestEvent", ...}` when a notification is configured; Chalice's
+    S3Event would raise KeyError on it, failing the invocation and triggering retries.
+    """
+
+    def _extract_attributes(self, event_dict: dict[str, Any]) -> None:
+        if event_dict.get("Records"):
+            super()._extract_attributes(event_dict)
+        else:
+            self.bucket = str(event_dict.get("Bucket", ""))
+            self.key = ""
+
+    def upload_events(self) -> list[UploadEvent]:
+        """The object-created records as UploadEvents (none for a test event)."""
+        records = self.to_dict().get("Records") or []
+        if not records:
+            return []
+        obj = records[0].get("s3", {}).get("object", {})
+        return [UploadEvent(bucket=self.bucket, key=self.key, etag=str(obj.get("eTag", "")).strip('"'),
+                            size=int(obj.get("size", 0)))]

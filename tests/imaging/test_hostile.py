@@ -1,0 +1,87 @@
+"""Hostile input never gets past the checks, never starts a process, never costs much memory."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.errors import ImageRejected
+from chalicelib.imaging.decode import DecodeLimits
+from chalicelib.imaging.render import render_variants
+from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON, parse_variants
+from tests import hostile, images
+
+LIMITS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF"))
+SPECS = parse_variants(DEFAULT_VARIANTS_JSON)
+ROOT = Path(__file__).resolve().parents[2]
+_PROCESS_EVENTS: list[str] = []
+
+
+def _audit(event: str, _args: Any) -> None:
+    if event.startswith(("subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork")):
+        _PROCESS_EVENTS.append(event)
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.mark.parametrize("name", sorted(hostile.REJECTED))
+def test_hostile_file_is_rejected_with_its_code_and_starts_no_process(name: str) -> None:
+    build, code = hostile.REJECTED[name]
+    data = build()
+    _PROCESS_EVENTS.clear()
+    with pytest.raises(ImageRejected) as raised:
+        render_variants(data, SPECS, LIMITS)
+    assert raised.value.code == code, raised.value.message
+    assert _PROCESS_EVENTS == []
+
+
+_MEASURE = textwrap.dedent(
+    """
+    import json, resource, sys
+    sys.path.insert(0, sys.argv[1])
+    from chalicelib.errors import ImageRejected
+    from chalicelib.imaging.decode import DecodeLimits
+    from chalicelib.imaging.render import render_variants
+    from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON, parse_variants
+    data = open(sys.argv[2], "rb").read()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        render_variants(data, parse_variants(DEFAULT_VARIANTS_JSON), DecodeLimits(("JPEG", "PNG", "WEBP", "GIF")))
+        code = None
+    except ImageRejected as error:
+        code = error.code
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"code": code, "peak_growth_kib": after - before}))
+    """
+)
+
+
+@pytest.mark.parametrize("name", ["zero-png-9000x9000", "ztxt-bomb", "iccp-bomb", "gif-300-frames-1mp", "webp-120-frames-1mp"])
+def test_rejection_happens_before_decoding_so_memory_stays_flat(name: str, tmp_path: Path) -> None:
+    """Decoding any of these would need 100 MB to 1 GB; rejecting them must cost almost nothing."""
+    build, code = hostile.REJECTED[name]
+    sample = tmp_path / "sample"
+    sample.write_bytes(build())
+    result = subprocess.run([sys.executable, "-c", _MEASURE, str(ROOT), str(sample)],
+                            capture_output=True, text=True, check=True)
+    measured = json.loads(result.stdout)
+    assert measured["code"] == code
+    assert measured["peak_growth_kib"] < 20 * 1024
+
+
+def test_jpeg_with_html_appended_is_processed_and_the_html_is_gone() -> None:
+    rendering = render_variants(hostile.jpeg_with_html(), SPECS, LIMITS)
+    assert [v.name for v in rendering.variants] == ["web", "thumb"]
+    assert all(b"<script" not in v.data and b"<html" not in v.data for v in rendering.variants)
+
+
+def test_animation_within_limits_uses_its_first_frame() -> None:
+    rendering = render_variants(images.gif(frames=40), parse_variants('[{"name": "f", "max": 60, "format": "png"}]'), LIMITS)
+    first = images.decode(rendering.variants[0].data).convert("RGB").getpixel((5, 5))
+    assert first == (0, 255, 128)  # palette entry 0 of every frame is (i, 255 - i, 128) for frame i
