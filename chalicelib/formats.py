@@ -8,7 +8,13 @@ DECODERS_BY_CONTENT_TYPE: dict[str, tuple[str, ...]] = {
     "image/png": ("PNG",),
     "image/webp": ("WEBP",),
     "image/gif": ("GIF",),
+    "image/avif": ("AVIF",),
+    "image/heic": ("HEIF",),  # decoded by pi-heif (libheif without the GPL x265 encoder)
+    "image/heif": ("HEIF",),
+    "image/tiff": ("TIFF",),  # opt-in: TIFF and BMP decoders have the longest CVE histories
+    "image/bmp": ("BMP",),
 }
+DEFAULT_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/heic", "image/heif")
 
 # Output format name -> (Pillow encoder, content type, file extension).
 ENCODERS: dict[str, tuple[str, str, str]] = {
@@ -20,7 +26,9 @@ ENCODERS: dict[str, tuple[str, str, str]] = {
 
 # Source decoder -> output format used by the "same" variant format.
 # GIF stills come out as PNG: re-quantising to 256 colours would only lose quality.
-SAME_FORMAT = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "png", "AVIF": "avif"}
+# HEIF becomes JPEG (browsers cannot show it); TIFF and BMP become PNG (lossless, like them).
+SAME_FORMAT = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "png", "AVIF": "avif",
+               "HEIF": "jpeg", "TIFF": "png", "BMP": "png"}
 
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xff\xd8\xff", "JPEG"),
@@ -35,13 +43,22 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"%!PS", "EPS"),
     (0, b"\xc5\xd0\xd3\xc6", "EPS"),
     (0, b"%PDF", "PDF"),
-    (4, b"ftypavif", "AVIF"),
-    (4, b"ftypavis", "AVIF"),
-    (4, b"ftypheic", "HEIF"),
-    (4, b"ftypheix", "HEIF"),
-    (4, b"ftypmif1", "HEIF"),
-    (4, b"ftyphevc", "HEIF"),
 )
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+
+
+def _iso_bmff_brand(head: bytes) -> str | None:
+    """AVIF or HEIF from an ISO-BMFF `ftyp` box: major brand, then the compatible brands."""
+    if head[4:8] != b"ftyp":
+        return None
+    box_size = int.from_bytes(head[:4], "big")
+    brands = [head[8:12]] + [head[i : i + 4] for i in range(16, min(box_size, len(head)) - 3, 4)]
+    if any(brand in _AVIF_BRANDS for brand in brands):
+        return "AVIF"
+    if any(brand in _HEIF_BRANDS for brand in brands):
+        return "HEIF"
+    return None
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -51,6 +68,9 @@ def sniff_format(head: bytes) -> str | None:
     """
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
+    brand = _iso_bmff_brand(head)
+    if brand:
+        return brand
     for offset, magic, name in _SIGNATURES:
         if head[offset : offset + len(magic)] == magic:
             return name

@@ -32,11 +32,8 @@ def savings(original: dict[str, Any] | None, outputs: dict[str, Any]) -> dict[st
 def image_view(record: dict[str, Any], store: ObjectStore, settings: Settings) -> dict[str, Any]:
     outputs = {
         name: {
-            "format": out["format"],
-            "content_type": out["content_type"],
-            "width": out["width"],
-            "height": out["height"],
-            "bytes": out["bytes"],
+            **{k: out[k] for k in ("format", "content_type", "width", "height", "bytes", "bucket", "key") if k in out},
+            "method": out.get("method", "reencoded"),
             "url": store.presign_get(out["bucket"], out["key"], settings.download_url_ttl),
         }
         for name, out in (record.get("outputs") or {}).items()
@@ -46,15 +43,24 @@ def image_view(record: dict[str, Any], store: ObjectStore, settings: Settings) -
         "status": record["status"],
         "filename": record.get("filename"),
         "content_type": record.get("content_type"),
+        "profile": record.get("profile"),
         "created_at": record.get("created_at"),
         "updated_at": record.get("updated_at"),
         "completed_at": record.get("completed_at"),
-        "original": record.get("original"),
+        "original": _original(record),
         "outputs": outputs,
         "savings": savings(record.get("original"), record.get("outputs") or {}),
         "error": record.get("error"),
         "links": {"self": f"/images/{record['id']}"},
     }
+
+
+def _original(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The original's metadata once known, with where it is stored."""
+    original = record.get("original")
+    if not original:
+        return None
+    return {**original, "bucket": record.get("input_bucket"), "key": record.get("input_key")}
 
 
 def get_image(image_id: str, records: ImageRecords) -> dict[str, Any]:

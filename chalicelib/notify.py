@@ -11,6 +11,7 @@ def result_message(record: dict[str, Any]) -> dict[str, Any]:
         "type": f"image.{record['status']}",
         "id": record["id"],
         "status": record["status"],
+        "profile": record.get("profile"),
         "filename": record.get("filename"),
         "created_at": record.get("created_at"),
         "completed_at": record.get("completed_at"),

@@ -10,9 +10,10 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from chalicelib.errors import ImageRejected
+from chalicelib.imaging.specs import VariantSpec
 from chalicelib.notify import Notifier
 from chalicelib.records import DONE, FAILED, PROCESSING, ImageRecords
 from chalicelib.settings import Settings
@@ -21,7 +22,7 @@ from chalicelib.storage import ObjectStore
 log = logging.getLogger("imgpress.pipeline")
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
-Renderer = Callable[[bytes, Settings], Any]
+Renderer = Callable[[bytes, Sequence[VariantSpec], Settings], Any]
 
 
 class ClaimHeld(Exception):
@@ -36,11 +37,11 @@ class UploadEvent:
     size: int
 
 
-def _render_with_pillow(data: bytes, settings: Settings) -> Any:
+def _render_with_pillow(data: bytes, variants: Sequence[VariantSpec], settings: Settings) -> Any:
     # Imported here, not at module level: Pillow is only paid for by the S3 handler.
     from chalicelib.imaging.render import render_variants
 
-    return render_variants(data, settings.variants, settings.decode_limits())
+    return render_variants(data, variants, settings.decode_limits())
 
 
 def _log(outcome: str, event: UploadEvent, **fields: Any) -> None:
@@ -88,7 +89,7 @@ class UploadProcessor:
         if token is None:
             return "duplicate"
         try:
-            return self._process_claimed(image_id, token, data, event)
+            return self._process_claimed(image_id, token, data, record.get("profile"), event)
         except Exception:
             self._release_quietly(image_id, token)
             raise
@@ -103,20 +104,27 @@ class UploadProcessor:
         _log("ignored_duplicate", event, id=image_id, status=current and current["status"])
         return None
 
-    def _process_claimed(self, image_id: str, token: str, data: bytes, event: UploadEvent) -> str:
+    def _process_claimed(self, image_id: str, token: str, data: bytes, profile_name: str | None,
+                         event: UploadEvent) -> str:
+        original = {"bytes": len(data), "format": None, "width": None, "height": None}
+        profile = self._settings.profiles.get(profile_name)
+        if profile is None:
+            rejected = ImageRejected(f"The profile {profile_name!r} is no longer configured.", "unknown_profile")
+            return self._fail(image_id, token, rejected, original, event)
         try:
-            rendering = self._render(data, self._settings)
+            rendering = self._render(data, profile.variants, self._settings)
         except ImageRejected as rejected:
-            original = {"bytes": len(data), "format": None, "width": None, "height": None}
             return self._fail(image_id, token, rejected, original, event)
         outputs: dict[str, Any] = {}
         for variant in rendering.variants:
             key = self._settings.output_key(image_id, variant.name, variant.extension)
-            self._store.put_output(key, variant.data, variant.content_type)
+            tags = {"imgpress:variant": variant.name, "imgpress:profile": profile.name,
+                    "imgpress:source-format": rendering.source.format}
+            self._store.put_output(key, variant.data, variant.content_type, tags)
             outputs[variant.name] = {
                 "format": variant.format, "content_type": variant.content_type,
                 "width": variant.width, "height": variant.height, "bytes": len(variant.data),
-                "bucket": self._store.output_bucket, "key": key,
+                "bucket": self._store.output_bucket, "key": key, "method": variant.method,
             }
         source = rendering.source
         original = {"format": source.format, "width": source.width, "height": source.height, "bytes": source.bytes}

@@ -57,7 +57,7 @@ class ImageRecords:
         self._clock = clock
 
     def create_pending(
-        self, image_id: str, *, filename: str | None, content_type: str, declared_size: int | None,
+        self, image_id: str, *, filename: str | None, content_type: str, profile: str, declared_size: int | None,
         input_bucket: str, input_key: str,
     ) -> dict[str, Any]:
         now = self._clock()
@@ -67,6 +67,7 @@ class ImageRecords:
             "status": PENDING,
             "filename": filename,
             "content_type": content_type,
+            "profile": profile,
             "declared_size": declared_size,
             "input_bucket": input_bucket,
             "input_key": input_key,

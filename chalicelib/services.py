@@ -47,7 +47,8 @@ def records() -> ImageRecords:
 @lru_cache(maxsize=1)
 def store() -> ObjectStore:
     settings = get_settings()
-    return ObjectStore(s3(), settings.output_bucket, settings.output_cache_control)
+    return ObjectStore(s3(), settings.output_bucket, settings.output_cache_control,
+                       settings.output_sse, settings.kms_key_id)
 
 
 @lru_cache(maxsize=1)

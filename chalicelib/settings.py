@@ -10,14 +10,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Mapping
 
 from chalicelib.errors import ConfigError
-from chalicelib.formats import DECODERS_BY_CONTENT_TYPE, allowed_decoders
-from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON, VariantSpec, parse_variants
+from chalicelib.formats import DECODERS_BY_CONTENT_TYPE, DEFAULT_CONTENT_TYPES, allowed_decoders
+from chalicelib.imaging.profiles import ProfileSet, load_profiles
+from chalicelib.imaging.specs import VariantSpec, parse_variants
 
 if TYPE_CHECKING:
     from chalicelib.imaging.decode import DecodeLimits
 
 MIB = 1024 * 1024
-DEFAULT_CONTENT_TYPES = "image/jpeg,image/png,image/webp,image/gif"
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Settings:
     output_bucket: str
     table_name: str
     topic_arn: str
-    variants: tuple[VariantSpec, ...]
+    profiles: ProfileSet
     allowed_content_types: tuple[str, ...]
     max_upload_bytes: int = 25 * MIB
     max_pixels: int = 50_000_000
@@ -38,6 +38,13 @@ class Settings:
     download_url_ttl: int = 3600
     processing_lease_seconds: int = 90
     output_cache_control: str = "public, max-age=31536000, immutable"
+    output_sse: str = "AES256"
+    kms_key_id: str | None = None
+
+    @property
+    def variants(self) -> tuple[VariantSpec, ...]:
+        """The default profile's variants."""
+        return self.profiles.profiles[self.profiles.default].variants
 
     def decode_limits(self) -> "DecodeLimits":
         from chalicelib.imaging.decode import DecodeLimits  # Pillow: only when rendering
@@ -59,19 +66,25 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
         """Build and validate; a bad value fails the cold start with the variable's name."""
         content_types = tuple(
-            t.strip().lower() for t in env.get("ALLOWED_CONTENT_TYPES", DEFAULT_CONTENT_TYPES).split(",") if t.strip()
+            t.strip().lower() for t in env.get("ALLOWED_CONTENT_TYPES", ",".join(DEFAULT_CONTENT_TYPES)).split(",") if t.strip()
         )
         unknown = [t for t in content_types if t not in DECODERS_BY_CONTENT_TYPE]
         if unknown or not content_types:
             raise ConfigError(
                 f"ALLOWED_CONTENT_TYPES: unknown type(s) {unknown}; known: {sorted(DECODERS_BY_CONTENT_TYPE)}"
             )
-        return cls(
+        profiles = load_profiles(env.get("PROFILES"), env.get("DEFAULT_PROFILE") or None)
+        if env.get("VARIANTS"):
+            profiles = profiles.with_default_variants(parse_variants(env["VARIANTS"]))
+        sse = env.get("OUTPUT_SSE", "AES256")
+        if sse not in ("AES256", "aws:kms"):
+            raise ConfigError(f"OUTPUT_SSE: must be AES256 or aws:kms, got {sse!r}")
+        settings = cls(
             input_bucket=_required(env, "INPUT_BUCKET"),
             output_bucket=_required(env, "OUTPUT_BUCKET"),
             table_name=_required(env, "TABLE_NAME"),
             topic_arn=_required(env, "TOPIC_ARN"),
-            variants=parse_variants(env.get("VARIANTS") or DEFAULT_VARIANTS_JSON),
+            profiles=profiles,
             allowed_content_types=content_types,
             max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 25 * MIB, 1),
             max_pixels=_int(env, "MAX_PIXELS", 50_000_000, 1),
@@ -83,7 +96,21 @@ class Settings:
             download_url_ttl=_int(env, "DOWNLOAD_URL_TTL_SECONDS", 3600, 60),
             processing_lease_seconds=_int(env, "PROCESSING_LEASE_SECONDS", 90, 5),
             output_cache_control=env.get("OUTPUT_CACHE_CONTROL", "public, max-age=31536000, immutable"),
+            output_sse=sse,
+            kms_key_id=env.get("KMS_KEY_ID") or None,
         )
+        settings.check_single_bucket_layout()
+        return settings
+
+    def check_single_bucket_layout(self) -> None:
+        """One bucket for uploads and outputs is fine only if outputs can never look like uploads."""
+        if self.input_bucket != self.output_bucket:
+            return
+        if self.output_prefix.startswith(self.upload_prefix) or self.upload_prefix.startswith(self.output_prefix):
+            raise ConfigError(
+                f"OUTPUT_PREFIX: with one bucket, {self.output_prefix!r} and UPLOAD_PREFIX {self.upload_prefix!r}"
+                " must not contain each other, or outputs would trigger processing again"
+            )
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
@@ -9,10 +10,16 @@ _GONE = {"NoSuchKey", "404", "NotFound", "PreconditionFailed", "412"}
 
 
 class ObjectStore:
-    def __init__(self, s3: Any, output_bucket: str, cache_control: str) -> None:
+    """Outputs are written encrypted (SSE-S3 by default, SSE-KMS when a key is given) and tagged."""
+
+    def __init__(self, s3: Any, output_bucket: str, cache_control: str,
+                 sse: str = "AES256", kms_key_id: str | None = None) -> None:
         self._s3 = s3
         self._output_bucket = output_bucket
         self._cache_control = cache_control
+        self._encryption: dict[str, str] = {"ServerSideEncryption": sse}
+        if sse == "aws:kms" and kms_key_id:
+            self._encryption["SSEKMSKeyId"] = kms_key_id
 
     @property
     def output_bucket(self) -> str:
@@ -34,13 +41,15 @@ class ObjectStore:
             raise
         return bytes(response["Body"].read())
 
-    def put_output(self, key: str, data: bytes, content_type: str) -> None:
+    def put_output(self, key: str, data: bytes, content_type: str, tags: dict[str, str]) -> None:
         self._s3.put_object(
             Bucket=self._output_bucket,
             Key=key,
             Body=data,
             ContentType=content_type,
             CacheControl=self._cache_control,
+            Tagging=urlencode(tags),
+            **self._encryption,
         )
 
     def delete_objects(self, bucket: str, keys: list[str]) -> None:

@@ -14,12 +14,13 @@ from chalicelib.settings import Settings
 
 MAX_FILENAME_CHARS = 255
 MAX_BODY_BYTES = 16 * 1024
-_FIELDS = {"filename", "content_type", "size"}
+_FIELDS = {"filename", "content_type", "size", "profile"}
 
 
 @dataclass(frozen=True)
 class UploadRequest:
     content_type: str
+    profile: str
     filename: str | None = None
     size: int | None = None
 
@@ -46,6 +47,7 @@ def parse_upload_request(body: bytes | None, settings: Settings) -> UploadReques
         raise BadRequest(f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(_FIELDS))}.", "unknown_field")
     return UploadRequest(
         content_type=_content_type(data.get("content_type"), settings),
+        profile=_profile(data.get("profile"), settings),
         filename=_filename(data.get("filename")),
         size=_size(data.get("size"), settings),
     )
@@ -62,6 +64,15 @@ def _content_type(value: Any, settings: Settings) -> str:
             f"{content_type or 'empty content type'} is not accepted; allowed: {', '.join(settings.allowed_content_types)}."
         )
     return content_type
+
+
+def _profile(value: Any, settings: Settings) -> str:
+    if value is None:
+        return settings.profiles.default
+    if not isinstance(value, str) or value not in settings.profiles.profiles:
+        raise BadRequest(f"Unknown profile {value!r}; valid profiles: {', '.join(settings.profiles.names)}.",
+                         "unknown_profile")
+    return value
 
 
 def _filename(value: Any) -> str | None:
@@ -106,6 +117,7 @@ def create_upload(request: UploadRequest, settings: Settings, records: ImageReco
         image_id,
         filename=request.filename,
         content_type=request.content_type,
+        profile=request.profile,
         declared_size=request.size,
         input_bucket=settings.input_bucket,
         input_key=key,
@@ -113,6 +125,7 @@ def create_upload(request: UploadRequest, settings: Settings, records: ImageReco
     return {
         "id": image_id,
         "status": "pending",
+        "profile": request.profile,
         "upload": {
             "method": "POST",
             "url": presigned["url"],

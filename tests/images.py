@@ -123,3 +123,13 @@ def decode(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+def corpus_file(name: str) -> bytes:
+    """A real file from the shared corpus (`make corpus`); the test is skipped where it is not built."""
+    import pytest
+
+    path = CORPUS / name
+    if not path.is_file():
+        pytest.skip(f"corpus not built ({path}); run `make corpus`")
+    return path.read_bytes()

@@ -141,3 +141,19 @@ def test_delete_removes_original_outputs_and_record(client: Client, aws: Aws) ->
     assert aws.output_keys() == ["processed/other/web.webp"]
     assert "Contents" not in aws.s3.list_objects_v2(Bucket=ENV["INPUT_BUCKET"])
     assert client.http.get(f"/images/{image_id}").status_code == 404
+
+
+def test_upload_with_a_profile_records_it(client: Client, aws: Aws) -> None:
+    created = body(post_upload(client, {"content_type": "image/png", "profile": "thumbnail200"}))
+    assert created["profile"] == "thumbnail200"
+    assert body(client.http.get(f"/images/{created['id']}"))["profile"] == "thumbnail200"
+    default = body(post_upload(client, {"content_type": "image/png"}))
+    assert default["profile"] == "default"
+
+
+@pytest.mark.parametrize("profile", ["nope", 7, "", "DEFAULT"])
+def test_unknown_profile_is_400_listing_the_valid_ones(client: Client, profile: Any) -> None:
+    response = post_upload(client, {"content_type": "image/png", "profile": profile})
+    assert response.status_code == 400
+    error = body(response)["error"]
+    assert error["code"] == "unknown_profile" and "thumbnail200" in error["message"] and "web800" in error["message"]

@@ -69,13 +69,19 @@ def test_upload_is_processed_into_variants_with_metadata_and_one_notification(cl
 
     done = record(client, image_id)
     assert done["status"] == "done" and done["error"] is None
-    assert done["original"] == {"format": "JPEG", "width": 3000, "height": 2000, "bytes": len(data)}
+    assert done["original"] == {"format": "JPEG", "width": 3000, "height": 2000, "bytes": len(data),
+                                "bucket": ENV["INPUT_BUCKET"], "key": f"uploads/{image_id}"}
+    assert done["profile"] == "default"
     assert {n: (o["width"], o["height"], o["format"]) for n, o in done["outputs"].items()} == {
         "web": (2048, 1365, "webp"), "thumb": (320, 213, "webp")}
     assert done["savings"]["bytes"] == len(data) - done["outputs"]["web"]["bytes"] and done["savings"]["percent"] > 50
     assert aws.output_keys() == [f"processed/{image_id}/thumb.webp", f"processed/{image_id}/web.webp"]
     head = aws.s3.head_object(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{image_id}/web.webp")
     assert head["ContentType"] == "image/webp" and "max-age" in head["CacheControl"]
+    assert head["ServerSideEncryption"] == "AES256"
+    tags = aws.s3.get_object_tagging(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{image_id}/web.webp")["TagSet"]
+    assert {t["Key"]: t["Value"] for t in tags} == {
+        "imgpress:variant": "web", "imgpress:profile": "default", "imgpress:source-format": "JPEG"}
     assert head["ContentLength"] == done["outputs"]["web"]["bytes"]
     original = aws.s3.get_object(Bucket=ENV["INPUT_BUCKET"], Key=f"uploads/{image_id}")["Body"].read()
     assert original == data
@@ -85,6 +91,7 @@ def test_upload_is_processed_into_variants_with_metadata_and_one_notification(cl
     assert stored["input_bucket"] == ENV["INPUT_BUCKET"] and stored["completed_at"] >= stored["created_at"]
     [message] = aws.notifications()
     assert message["type"] == "image.done" and message["id"] == image_id and message["status"] == "done"
+    assert message["profile"] == "default"
     assert message["outputs"]["thumb"]["key"] == f"processed/{image_id}/thumb.webp" and message["error"] is None
 
 
@@ -216,7 +223,19 @@ def test_keys_are_decoded_exactly_once(client: Client, aws: Aws) -> None:
     assert len(aws.notifications()) == 1
 
 
-def test_concurrent_duplicate_deliveries_produce_one_result(client: Client, aws: Aws) -> None:
+def test_concurrent_duplicate_deliveries_produce_one_result(
+    client: Client, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DynamoDB applies each conditional write atomically; moto in-process does not under threads,
+    # so serialise the calls to get real DynamoDB's semantics.
+    dynamodb = services.table().meta.client
+    real_call, lock = dynamodb._make_api_call, threading.Lock()
+
+    def atomic_call(operation: str, params: dict[str, Any]) -> Any:
+        with lock:
+            return real_call(operation, params)
+
+    monkeypatch.setattr(dynamodb, "_make_api_call", atomic_call)
     image_id = new_upload(client)
     obj = aws.upload(f"uploads/{image_id}", images.jpeg(2000, 1500))
     event = s3_event(f"uploads/{image_id}", obj["etag"], obj["size"])
@@ -240,3 +259,37 @@ def test_concurrent_duplicate_deliveries_produce_one_result(client: Client, aws:
         client.lambda_.invoke("handle_upload", event)  # Lambda's retry of the deferred one
     assert record(client, image_id)["status"] == "done"
     assert calls["PutObject"] == 2 and len(aws.notifications()) == 1
+
+
+@pytest.mark.parametrize("profile, expected", [
+    ("thumbnail200", {"thumbnail": ("jpeg", 200, 133)}),
+    ("lowres-jpeg", {"lowres": ("jpeg", 360, 240)}),
+    ("web800", {"web800": ("webp", 800, 533)}),
+    ("avatar", {"avatar": ("webp", 512, 512), "avatar-small": ("webp", 128, 128)}),
+])
+def test_the_uploads_profile_decides_the_outputs(client: Client, aws: Aws, profile: str,
+                                                 expected: dict[str, tuple[str, int, int]]) -> None:
+    response = client.http.post("/uploads", headers={"Content-Type": "application/json"},
+                                body=json.dumps({"content_type": "image/jpeg", "profile": profile}).encode())
+    image_id = json.loads(response.body)["id"]
+    deliver(client, aws, image_id, images.jpeg(1200, 800))
+    done = record(client, image_id)
+    assert {n: (o["format"], o["width"], o["height"]) for n, o in done["outputs"].items()} == expected
+    [message] = aws.notifications()
+    assert message["profile"] == profile and set(message["outputs"]) == set(expected)
+    for output in done["outputs"].values():
+        tags = aws.s3.get_object_tagging(Bucket=output["bucket"], Key=output["key"])["TagSet"]
+        assert {"Key": "imgpress:profile", "Value": profile} in tags
+
+
+def test_outputs_can_be_encrypted_with_a_kms_key(client: Client, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    key_id = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    monkeypatch.setenv("OUTPUT_SSE", "aws:kms")
+    monkeypatch.setenv("KMS_KEY_ID", key_id)
+    services.reset()
+    image_id = new_upload(client)
+    deliver(client, aws, image_id, images.jpeg(400, 300))
+    head = aws.s3.head_object(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{image_id}/web.webp")
+    assert head["ServerSideEncryption"] == "aws:kms" and key_id in head["SSEKMSKeyId"]

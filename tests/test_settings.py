@@ -14,7 +14,10 @@ def test_defaults() -> None:
     settings = Settings.from_env(REQUIRED)
     assert settings.max_upload_bytes == 25 * 1024 * 1024 and settings.max_pixels == 50_000_000
     assert settings.max_side == 12_000
-    assert settings.allowed_content_types == ("image/jpeg", "image/png", "image/webp", "image/gif")
+    assert settings.allowed_content_types == (
+        "image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/heic", "image/heif")
+    assert settings.profiles.default == "default"
+    assert set(settings.profiles.names) >= {"default", "compress", "thumbnail200", "resize", "lowres-jpeg", "web800"}
     assert [(v.name, v.max_width, v.format) for v in settings.variants] == [("web", 2048, "webp"), ("thumb", 320, "webp")]
     assert settings.upload_key("abc") == "uploads/abc"
     assert settings.output_key("abc", "web", "webp") == "processed/abc/web.webp"
@@ -48,8 +51,41 @@ def test_seed_recipes_parse() -> None:
         ({"VARIANTS": '[{"name": "a b", "max": 10}]'}, "VARIANTS[0].name"),
         ({"VARIANTS": '[{"name": "a", "max": 10, "colour": "red"}]'}, "unknown field"),
         ({"VARIANTS": '[{"name": "a", "scale": 150}]'}, "VARIANTS[0].scale"),
+        ({"VARIANTS": '[{"name": "a", "width": 10, "fit": "cover"}]'}, "VARIANTS[0].fit"),
+        ({"VARIANTS": '[{"name": "a", "max": 10, "format": "jpeg", "lossless": true}]'}, "VARIANTS[0].lossless"),
+        ({"VARIANTS": '[{"name": "a", "max": 10, "background": "white"}]'}, "VARIANTS[0].background"),
+        ({"VARIANTS": '[{"name": "a", "max": 10, "watermark": {"text": "x", "image": "watermark.png"}}]'},
+         "VARIANTS[0].watermark: give exactly one"),
+        ({"VARIANTS": '[{"name": "a", "max": 10, "watermark": {"image": "missing.png"}}]'}, "VARIANTS[0].watermark.image"),
+        ({"VARIANTS": '[{"name": "a", "max": 10, "watermark": {"text": "x", "opacity": 2}}]'}, "VARIANTS[0].watermark.opacity"),
+        ({"VARIANTS": '[{"name": "a", "max": 10, "watermark": {"text": "x", "position": "middle"}}]'},
+         "VARIANTS[0].watermark.position"),
+        ({"PROFILES": "{"}, "PROFILES: not valid JSON"),
+        ({"PROFILES": '{"profiles": {}}'}, "PROFILES.profiles"),
+        ({"PROFILES": '{"default": "x", "profiles": {"a": {"variants": [{"name": "v", "max": 5}]}}}'}, "PROFILES.default"),
+        ({"PROFILES": '{"profiles": {"Bad Name": {"variants": []}}}'}, "PROFILES.profiles.Bad Name"),
+        ({"PROFILES": '{"profiles": {"default": {"variants": [{"name": "v", "max": 5, "format": "gif"}]}}}'},
+         "PROFILES.profiles.default.variants[0].format"),
+        ({"PROFILES": '{"profiles": {"default": {"variants": [{"name": "v", "max": 5, "quality": 0}]}}}'},
+         "PROFILES.profiles.default.variants[0].quality"),
+        ({"PROFILES": '{"profiles": {"default": {"variants": [{"name": "v", "max": 5}, {"name": "v", "scale": 5}]}}}'},
+         "PROFILES.profiles.default.variants: duplicate"),
+        ({"DEFAULT_PROFILE": "nope"}, "default: 'nope' is not one of the profiles"),
+        ({"OUTPUT_SSE": "des"}, "OUTPUT_SSE"),
+        ({"OUTPUT_BUCKET": "in-b", "OUTPUT_PREFIX": "uploads/processed/"}, "OUTPUT_PREFIX: with one bucket"),
     ],
 )
 def test_bad_configuration_fails_naming_the_field(env: dict[str, str], field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
         Settings.from_env({**REQUIRED, **env})
+
+
+def test_one_bucket_layout_with_separate_prefixes_is_accepted() -> None:
+    settings = Settings.from_env({**REQUIRED, "OUTPUT_BUCKET": REQUIRED["INPUT_BUCKET"]})
+    assert settings.input_bucket == settings.output_bucket and settings.output_prefix == "processed/"
+
+
+def test_profiles_from_the_environment_and_default_override() -> None:
+    document = '{"default": "a", "profiles": {"a": {"variants": [{"name": "x", "max": 10}]}, "b": {"variants": [{"name": "y", "scale": 50}]}}}'
+    settings = Settings.from_env({**REQUIRED, "PROFILES": document, "DEFAULT_PROFILE": "b"})
+    assert settings.profiles.names == ["a", "b"] and settings.variants[0].name == "y"

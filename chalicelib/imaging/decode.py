@@ -36,6 +36,8 @@ def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
         raise ImageRejected("The file is not an image.", "not_an_image")
     if sniffed not in limits.allowed_decoders:
         raise ImageRejected(f"{sniffed} images are not accepted.", "unsupported_format")
+    if sniffed == "HEIF":
+        _register_heif()
     # Pillow's own bomb guard as a second line; our check below is the first.
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
     try:
@@ -51,6 +53,14 @@ def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
     check_dimensions(image.size, limits)
     check_frames(image, limits)
     return image
+
+
+def _register_heif() -> None:
+    """Teach Pillow HEIF/HEIC via pi-heif, once, only when a HEIF upload actually arrives."""
+    import pi_heif
+
+    if "HEIF" not in Image.OPEN:
+        pi_heif.register_heif_opener()
 
 
 def check_dimensions(size: tuple[int, int], limits: DecodeLimits) -> None:
@@ -73,10 +83,10 @@ def check_frames(image: Image.Image, limits: DecodeLimits) -> None:
     """Reject animations whose frames add up to too many pixels, from headers alone.
 
     Only the first frame is ever decoded, but a file of hundreds of large frames is an attack,
-    not a photo. WebP reports its frame count from the container; Pillow counts GIF frames by
-    walking block headers without decompressing them.
+    not a photo. WebP, HEIF and TIFF report their frame count from the container; Pillow counts
+    GIF frames by walking block headers without decompressing them.
     """
-    if image.format not in ("GIF", "WEBP"):
+    if image.format not in ("GIF", "WEBP", "HEIF", "TIFF"):
         return
     try:
         frames = int(getattr(image, "n_frames", 1))

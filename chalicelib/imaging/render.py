@@ -1,9 +1,10 @@
 """Render configured variants from one uploaded image.
 
 The fast path decodes once, as small as the largest variant allows (JPEG DCT scaling via
-`draft`), resamples with `reducing_gap` (a cheap box reduce before LANCZOS), and does
-colour management and rotation on that reduced image, not on the full-size original.
-Smaller variants are resampled from a larger rendered one when it is at least twice their size.
+`draft`), resamples with `reducing_gap` (a cheap box reduce before LANCZOS), and rotates that
+reduced image rather than the full-size original. Each variant is resampled from the next
+larger one when that is at least twice its size, then colour-managed, cropped, watermarked
+and encoded on its own, small, copy.
 """
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from PIL import Image, ImageCms
 
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import ENCODERS, SAME_FORMAT
+from chalicelib.imaging.compose import apply_watermark, crop_to
 from chalicelib.imaging.decode import DecodeLimits, load_guarded, open_guarded
+from chalicelib.imaging.jpegstrip import strip_jpeg_metadata
 from chalicelib.imaging.specs import VariantSpec
 
 log = logging.getLogger(__name__)
 
-WHITE = (255, 255, 255)
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -36,6 +38,7 @@ _SWAPS_SIDES = {5, 6, 7, 8}
 _REDUCING_GAP = 3.0
 _CHAIN_FACTOR = 2  # derive a variant from a rendered one only when that is >= 2x its size
 _SRGB = ImageCms.createProfile("sRGB")
+REENCODED, ORIGINAL_STRIPPED = "reencoded", "original_stripped"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class RenderedVariant:
     width: int
     height: int
     data: bytes
+    method: str = REENCODED  # or ORIGINAL_STRIPPED: the source's own JPEG data, metadata removed
 
 
 @dataclass(frozen=True)
@@ -66,16 +70,23 @@ class Rendering:
     variants: tuple[RenderedVariant, ...]
 
 
-def render_variants(
-    data: bytes,
-    specs: Sequence[VariantSpec],
-    limits: DecodeLimits,
-    background: tuple[int, int, int] = WHITE,
-) -> Rendering:
+@dataclass(frozen=True)
+class _Source:
+    """What every variant needs to know about the decoded upload."""
+
+    data: bytes
+    format: str
+    orientation: int
+    upright: tuple[int, int]
+    icc_profile: bytes | None
+    exif: bytes | None
+
+
+def render_variants(data: bytes, specs: Sequence[VariantSpec], limits: DecodeLimits) -> Rendering:
     """Decode `data` once and encode every variant in `specs`. Raises ImageRejected on bad input."""
     image = open_guarded(data, limits)
     try:
-        return _render(image, data, specs, limits, background)
+        return _render(image, data, specs)
     except (ImageRejected, MemoryError):
         raise
     except Exception as exc:  # A user file must never crash the handler; keep the cause in logs.
@@ -83,51 +94,61 @@ def render_variants(
         raise ImageRejected(f"The image could not be processed ({type(exc).__name__}).", "processing_error") from exc
 
 
-def _render(
-    image: Image.Image,
-    data: bytes,
-    specs: Sequence[VariantSpec],
-    limits: DecodeLimits,
-    background: tuple[int, int, int],
-) -> Rendering:
+def _render(image: Image.Image, data: bytes, specs: Sequence[VariantSpec]) -> Rendering:
     source_format = "JPEG" if image.format == "MPO" else str(image.format)
     is_jpeg = source_format == "JPEG"
     if not is_jpeg:
         load_guarded(image)  # PNG's getexif() would otherwise decode, swallowing decoder errors
     orientation = read_orientation(image)  # JPEG: from the APP1 header, nothing decoded yet
-    icc_profile = image.info.get("icc_profile")
-    stored_w, stored_h = image.size
-    upright = (stored_h, stored_w) if orientation in _SWAPS_SIDES else (stored_w, stored_h)
-    targets = {spec.name: spec.target_size(*upright) for spec in specs}
-    largest = max(targets.values(), key=lambda size: size[0] * size[1])
+    stored = image.size
+    upright = (stored[1], stored[0]) if orientation in _SWAPS_SIDES else stored
+    source = _Source(data, source_format, orientation, upright, image.info.get("icc_profile"),
+                     _upright_exif(image) if any(not s.strip for s in specs) else None)
+    resize_sizes = {spec.name: spec.resize_size(*upright) for spec in specs}
+    largest = max(resize_sizes.values(), key=lambda size: size[0] * size[1])
     largest_stored = (largest[1], largest[0]) if orientation in _SWAPS_SIDES else largest
     if is_jpeg:
         image.draft(image.mode, largest_stored)  # DCT-domain downscale: 1/2, 1/4 or 1/8
         load_guarded(image)
-    pixels = normalize_mode(image)
-    pixels = _resize(pixels, largest_stored)
-    pixels = to_srgb(pixels, icc_profile)
+    master = _resize(normalize_mode(image), largest_stored)
     if orientation in _TRANSPOSE:
-        pixels = pixels.transpose(_TRANSPOSE[orientation])
-    master = pixels
+        master = master.transpose(_TRANSPOSE[orientation])
 
-    rendered: list[RenderedVariant] = []
+    rendered: dict[str, RenderedVariant] = {}
     previous = master
-    for spec in sorted(specs, key=lambda s: -targets[s.name][0] * targets[s.name][1]):
-        target = targets[spec.name]
-        source = previous if previous.width >= _CHAIN_FACTOR * target[0] else master
-        variant_pixels = _resize(source, target)
-        output_format = SAME_FORMAT.get(source_format, "png") if spec.format == "same" else spec.format
-        _encoder, content_type, extension = ENCODERS[output_format]
-        encoded = encode(variant_pixels, output_format, spec, background)
-        rendered.append(
-            RenderedVariant(spec.name, output_format, content_type, extension, *variant_pixels.size, encoded)
-        )
-        previous = variant_pixels
-    order = {spec.name: i for i, spec in enumerate(specs)}
-    rendered.sort(key=lambda variant: order[variant.name])
-    source = SourceInfo(source_format, upright[0], upright[1], len(data), orientation)
-    return Rendering(source, tuple(rendered))
+    for spec in sorted(specs, key=lambda s: -resize_sizes[s.name][0] * resize_sizes[s.name][1]):
+        size = resize_sizes[spec.name]
+        resized = _resize(previous if previous.width >= _CHAIN_FACTOR * size[0] else master, size)
+        rendered[spec.name] = _render_variant(resized, spec, source)
+        previous = resized
+    source_info = SourceInfo(source_format, upright[0], upright[1], len(data), orientation)
+    return Rendering(source_info, tuple(rendered[spec.name] for spec in specs))
+
+
+def _render_variant(resized: Image.Image, spec: VariantSpec, source: _Source) -> RenderedVariant:
+    keep_icc = spec.keep_icc and resized.mode != "CMYK" and source.icc_profile is not None
+    pixels = resized if keep_icc else to_srgb(resized, source.icc_profile)
+    if spec.fit == "cover":
+        pixels = crop_to(pixels, spec.target_size(*source.upright), spec.crop)
+    if spec.watermark is not None:
+        pixels = apply_watermark(pixels, spec.watermark)
+    output_format = SAME_FORMAT.get(source.format, "png") if spec.format == "same" else spec.format
+    _encoder, content_type, extension = ENCODERS[output_format]
+    encoded = encode(pixels, output_format, spec, source.icc_profile if keep_icc else None,
+                     None if spec.strip else source.exif)
+    method = REENCODED
+    if _may_keep_original(spec, output_format, source, pixels) and len(encoded) >= len(source.data):
+        try:
+            encoded, method = strip_jpeg_metadata(source.data, source.orientation), ORIGINAL_STRIPPED
+        except ValueError:
+            log.info("kept the re-encoded JPEG: the original's segments could not be parsed")
+    return RenderedVariant(spec.name, output_format, content_type, extension, *pixels.size, encoded, method)
+
+
+def _may_keep_original(spec: VariantSpec, output_format: str, source: _Source, pixels: Image.Image) -> bool:
+    """never_larger can fall back to the original's JPEG data only when it shows the same picture."""
+    return (spec.never_larger and output_format == "jpeg" and source.format == "JPEG"
+            and pixels.size == source.upright and spec.watermark is None)
 
 
 def read_orientation(image: Image.Image) -> int:
@@ -137,6 +158,18 @@ def read_orientation(image: Image.Image) -> int:
     except Exception:  # Corrupt EXIF is common in the wild and must not fail the upload.
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _upright_exif(image: Image.Image) -> bytes | None:
+    """The source EXIF for `strip: false` variants, with orientation reset since pixels are upright."""
+    try:
+        exif = image.getexif()
+        if not exif:
+            return None
+        exif[_ORIENTATION_TAG] = 1
+        return exif.tobytes()
+    except Exception:
+        return None
 
 
 def normalize_mode(image: Image.Image) -> Image.Image:
@@ -195,12 +228,13 @@ def flatten(image: Image.Image, background: tuple[int, int, int]) -> Image.Image
     return canvas
 
 
-def encode(image: Image.Image, output_format: str, spec: VariantSpec, background: tuple[int, int, int]) -> bytes:
-    """Encode without any metadata: no EXIF, GPS, comments or ICC profile reach the output."""
+def encode(image: Image.Image, output_format: str, spec: VariantSpec,
+           icc_profile: bytes | None = None, exif: bytes | None = None) -> bytes:
+    """Encode with exactly the metadata asked for: by default none (no EXIF, GPS, comments, ICC)."""
     alpha = _has_visible_alpha(image)
     params: dict[str, object] = {"quality": spec.quality_for(output_format)}
     if output_format == "jpeg":
-        image = flatten(image, background) if alpha else image.convert("L" if image.mode in ("L", "LA") else "RGB")
+        image = flatten(image, spec.background) if alpha else image.convert("L" if image.mode in ("L", "LA") else "RGB")
         params.update(optimize=True, progressive=spec.progressive)
     elif output_format == "png":
         image = image.convert(_png_mode(image.mode, alpha))
@@ -208,9 +242,13 @@ def encode(image: Image.Image, output_format: str, spec: VariantSpec, background
     else:
         image = image.convert("RGBA" if alpha else "RGB")
         if output_format == "webp":
-            params["method"] = spec.effort
+            params.update(method=spec.effort, lossless=spec.lossless)
         else:
             params["speed"] = 10 - spec.effort
+    if icc_profile:
+        params["icc_profile"] = icc_profile
+    if exif:
+        params["exif"] = exif
     image.info = {}  # Pillow copies text chunks, comments and ICC from .info on save
     buffer = io.BytesIO()
     image.save(buffer, format=ENCODERS[output_format][0], **params)

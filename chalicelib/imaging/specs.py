@@ -1,15 +1,31 @@
-"""Variant specifications: what to produce from each upload, parsed from JSON config."""
+"""Variant specifications: what to produce from each upload, parsed from JSON config.
+
+Pure data and validation, no Pillow: settings are parsed at cold start before any image work.
+Every error names the offending field, e.g. `PROFILES.profiles.web800.variants[0].quality`.
+"""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import ConfigError
 
+ASSETS = Path(__file__).resolve().parent.parent / "assets"  # watermark images shipped with the code
 OUTPUT_FORMATS = ("jpeg", "webp", "avif", "png", "same")
 DEFAULT_QUALITY = {"jpeg": 82, "webp": 80, "avif": 60, "png": 100}
-_KNOWN_KEYS = {"name", "max", "width", "height", "scale", "format", "quality", "progressive", "effort"}
+FITS = ("contain", "cover")
+CROPS = ("centre", "entropy")
+POSITIONS = ("top-left", "top", "top-right", "left", "centre", "right", "bottom-left", "bottom", "bottom-right")
+_VARIANT_KEYS = {
+    "name", "max", "width", "height", "scale", "format", "quality", "progressive", "effort", "fit", "crop",
+    "watermark", "strip", "keep_icc", "lossless", "background", "never_larger",
+}
+_WATERMARK_KEYS = {"text", "image", "position", "margin", "opacity", "scale", "min_size"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 DEFAULT_VARIANTS_JSON = json.dumps(
     [
@@ -20,11 +36,25 @@ DEFAULT_VARIANTS_JSON = json.dumps(
 
 
 @dataclass(frozen=True)
+class WatermarkSpec:
+    """Text, or a PNG shipped in chalicelib/assets/, drawn over outputs at least `min_size` px long."""
+
+    text: str | None = None
+    image: str | None = None
+    position: str = "bottom-right"
+    margin: float = 0.02  # of the output's shorter side
+    opacity: float = 0.5
+    scale: float = 0.2  # watermark width as a fraction of the output width
+    min_size: int = 300
+
+
+@dataclass(frozen=True)
 class VariantSpec:
     """One output. Exactly one of a bounding box (max_width/max_height) or a scale percentage.
 
-    Images are never enlarged: a box larger than the source keeps the source size.
-    `effort` trades encode time for bytes (WebP method 0-6, AVIF speed is 10 - effort).
+    Images are never enlarged. `fit="cover"` fills the whole width x height box and crops the
+    overflow (centre, or the most detailed region with `crop="entropy"`).
+    `effort` trades encode time for bytes (WebP method 0-6, AVIF speed 10 - effort, PNG level effort + 2).
     """
 
     name: str
@@ -35,80 +65,158 @@ class VariantSpec:
     quality: int | None = None
     progressive: bool = False
     effort: int = 4
+    fit: str = "contain"
+    crop: str = "centre"
+    watermark: WatermarkSpec | None = None
+    strip: bool = True
+    keep_icc: bool = False
+    lossless: bool = False
+    background: tuple[int, int, int] = (255, 255, 255)
+    never_larger: bool = False
 
-    def target_size(self, width: int, height: int) -> tuple[int, int]:
-        """Output size for a (correctly oriented) source of width x height."""
+    def resize_size(self, width: int, height: int) -> tuple[int, int]:
+        """Size to resample an upright width x height source to, before any crop."""
         if self.scale_percent is not None:
             factor = self.scale_percent / 100.0
+        elif self.fit == "cover":
+            factor = min(max((self.max_width or width) / width, (self.max_height or height) / height), 1.0)
         else:
-            box_w = self.max_width or width
-            box_h = self.max_height or height
-            factor = min(box_w / width, box_h / height, 1.0)
+            factor = min((self.max_width or width) / width, (self.max_height or height) / height, 1.0)
         return max(1, round(width * factor)), max(1, round(height * factor))
+
+    def target_size(self, width: int, height: int) -> tuple[int, int]:
+        """Final output size for an upright width x height source."""
+        resized = self.resize_size(width, height)
+        if self.fit != "cover":
+            return resized
+        return min(resized[0], self.max_width or resized[0]), min(resized[1], self.max_height or resized[1])
 
     def quality_for(self, output_format: str) -> int:
         return self.quality if self.quality is not None else DEFAULT_QUALITY[output_format]
 
 
-def _int_field(raw: dict[str, Any], key: str, where: str, low: int, high: int) -> int | None:
+def _number(raw: dict[str, Any], key: str, where: str, low: float, high: float, integer: bool = True) -> Any:
     value = raw.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{where}.{key}: must be an integer from {low} to {high}, got {value!r}")
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{where}.{key}: must be {kind} from {low} to {high}, got {value!r}")
     return value
+
+
+def _bool(raw: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{key}: must be true or false, got {value!r}")
+    return value
+
+
+def _choice(raw: dict[str, Any], key: str, where: str, choices: tuple[str, ...], default: str) -> str:
+    value = raw.get(key, default)
+    if value not in choices:
+        raise ConfigError(f"{where}.{key}: must be one of {list(choices)}, got {value!r}")
+    return str(value)
+
+
+def _unknown(raw: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+
+
+def parse_watermark(raw: Any, where: str) -> WatermarkSpec:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be an object")
+    _unknown(raw, _WATERMARK_KEYS, where)
+    text, image = raw.get("text"), raw.get("image")
+    if (text is None) == (image is None):
+        raise ConfigError(f"{where}: give exactly one of text or image")
+    if text is not None and (not isinstance(text, str) or not text.strip() or len(text) > 200):
+        raise ConfigError(f"{where}.text: must be a non-empty string of at most 200 characters")
+    if image is not None and (not isinstance(image, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+\.png", image)):
+        raise ConfigError(f"{where}.image: must be the file name of a PNG in chalicelib/assets/, got {image!r}")
+    if image is not None and not (ASSETS / image).is_file():
+        raise ConfigError(f"{where}.image: {image!r} is not in chalicelib/assets/")
+    defaults = WatermarkSpec()
+    margin = _number(raw, "margin", where, 0, 0.5, integer=False)
+    opacity = _number(raw, "opacity", where, 0.05, 1, integer=False)
+    scale = _number(raw, "scale", where, 0.01, 1, integer=False)
+    min_size = _number(raw, "min_size", where, 0, 20000)
+    return WatermarkSpec(
+        text=text,
+        image=image,
+        position=_choice(raw, "position", where, POSITIONS, defaults.position),
+        margin=defaults.margin if margin is None else float(margin),
+        opacity=defaults.opacity if opacity is None else float(opacity),
+        scale=defaults.scale if scale is None else float(scale),
+        min_size=defaults.min_size if min_size is None else min_size,
+    )
 
 
 def parse_variant(raw: Any, where: str) -> VariantSpec:
     """Validate one variant object; errors name the offending field."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be an object")
-    unknown = set(raw) - _KNOWN_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
+    _unknown(raw, _VARIANT_KEYS, where)
     name = raw.get("name")
-    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
-        raise ConfigError(f"{where}.name: must be a non-empty string of letters, digits, - or _")
-    fmt = raw.get("format", "webp")
-    if fmt not in OUTPUT_FORMATS:
-        raise ConfigError(f"{where}.format: must be one of {list(OUTPUT_FORMATS)}, got {fmt!r}")
-    size = _int_field(raw, "max", where, 1, 20000)
-    width = _int_field(raw, "width", where, 1, 20000) or size
-    height = _int_field(raw, "height", where, 1, 20000) or size
-    scale = raw.get("scale")
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 100):
-        raise ConfigError(f"{where}.scale: must be a percentage in (0, 100], got {scale!r}")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"{where}.name: must be 1-64 letters, digits, - or _, got {name!r}")
+    fmt = _choice(raw, "format", where, OUTPUT_FORMATS, "webp")
+    size = _number(raw, "max", where, 1, 20000)
+    width = _number(raw, "width", where, 1, 20000) or size
+    height = _number(raw, "height", where, 1, 20000) or size
+    scale = _number(raw, "scale", where, 0.1, 100, integer=False)
     if scale is not None and (width or height):
         raise ConfigError(f"{where}: give either a box (max/width/height) or scale, not both")
     if scale is None and not (width or height):
         raise ConfigError(f"{where}: needs a box (max, width or height) or a scale")
-    progressive = raw.get("progressive", False)
-    if not isinstance(progressive, bool):
-        raise ConfigError(f"{where}.progressive: must be true or false")
-    effort = _int_field(raw, "effort", where, 0, 6)
+    fit = _choice(raw, "fit", where, FITS, "contain")
+    if fit == "cover" and not (width and height):
+        raise ConfigError(f"{where}.fit: cover needs both width and height (or max)")
+    lossless = _bool(raw, "lossless", where, False)
+    if lossless and fmt not in ("webp", "png", "same"):
+        raise ConfigError(f"{where}.lossless: only for webp or png, not {fmt}")
+    background = raw.get("background", "#ffffff")
+    if not isinstance(background, str) or not _COLOUR.match(background):
+        raise ConfigError(f"{where}.background: must be a colour like \"#ffffff\", got {background!r}")
+    effort = _number(raw, "effort", where, 0, 6)
     return VariantSpec(
         name=name,
         format=fmt,
         max_width=width,
         max_height=height,
         scale_percent=float(scale) if scale is not None else None,
-        quality=_int_field(raw, "quality", where, 1, 100),
-        progressive=progressive,
+        quality=_number(raw, "quality", where, 1, 100),
+        progressive=_bool(raw, "progressive", where, False),
         effort=4 if effort is None else effort,
+        fit=fit,
+        crop=_choice(raw, "crop", where, CROPS, "centre"),
+        watermark=parse_watermark(raw["watermark"], f"{where}.watermark") if raw.get("watermark") is not None else None,
+        strip=_bool(raw, "strip", where, True),
+        keep_icc=_bool(raw, "keep_icc", where, False),
+        lossless=lossless,
+        background=tuple(int(background[i : i + 2], 16) for i in (1, 3, 5)),  # type: ignore[arg-type]
+        never_larger=_bool(raw, "never_larger", where, False),
     )
 
 
-def parse_variants(text: str, where: str = "VARIANTS") -> tuple[VariantSpec, ...]:
-    """Parse the VARIANTS JSON list; fails fast with the field at fault."""
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where}: not valid JSON ({exc})") from exc
+def parse_variant_list(raw: Any, where: str) -> tuple[VariantSpec, ...]:
     if not isinstance(raw, list) or not raw:
-        raise ConfigError(f"{where}: must be a non-empty JSON list of variant objects")
+        raise ConfigError(f"{where}: must be a non-empty list of variant objects")
     specs = tuple(parse_variant(item, f"{where}[{i}]") for i, item in enumerate(raw))
     names = [spec.name for spec in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"{where}: duplicate variant name(s) {duplicates}")
     return specs
+
+
+def parse_variants(text: str, where: str = "VARIANTS") -> tuple[VariantSpec, ...]:
+    """Parse a JSON list of variants; fails fast with the field at fault."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not valid JSON ({exc})") from exc
+    return parse_variant_list(raw, where)

@@ -85,3 +85,38 @@ def test_animation_within_limits_uses_its_first_frame() -> None:
     rendering = render_variants(images.gif(frames=40), parse_variants('[{"name": "f", "max": 60, "format": "png"}]'), LIMITS)
     first = images.decode(rendering.variants[0].data).convert("RGB").getpixel((5, 5))
     assert first == (0, 255, 128)  # palette entry 0 of every frame is (i, 255 - i, 128) for frame i
+
+
+PHONE_FORMATS = ("derived_heic__sunset_12mp.heic", "derived_avif__sunset_12mp.avif")
+PHONE_LIMITS = DecodeLimits(("JPEG", "AVIF", "HEIF"), max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize("name", PHONE_FORMATS)
+def test_heic_and_avif_pass_the_same_checks_before_decoding(name: str, tmp_path: Path) -> None:
+    data = images.corpus_file(name)
+    with pytest.raises(ImageRejected) as raised:
+        render_variants(data, SPECS, PHONE_LIMITS)
+    assert raised.value.code == "too_many_pixels"
+    sample = tmp_path / "sample"
+    sample.write_bytes(data)
+    script = _MEASURE.replace('DecodeLimits(("JPEG", "PNG", "WEBP", "GIF"))', 'DecodeLimits(("AVIF", "HEIF"), max_pixels=1_000_000)')
+    measured = json.loads(subprocess.run([sys.executable, "-c", script, str(ROOT), str(sample)],
+                                         capture_output=True, text=True, check=True).stdout)
+    assert measured["code"] == "too_many_pixels" and measured["peak_growth_kib"] < 20 * 1024
+
+
+@pytest.mark.parametrize("name", PHONE_FORMATS)
+def test_truncated_heic_and_avif_fail_cleanly(name: str) -> None:
+    data = images.corpus_file(name)
+    for cut in (data[:200], data[: len(data) // 2]):
+        with pytest.raises(ImageRejected) as raised:
+            render_variants(cut, SPECS, DecodeLimits(("AVIF", "HEIF")))
+        assert raised.value.code in ("truncated", "corrupt")
+
+
+@pytest.mark.parametrize("brand", [b"heic", b"avif"])
+def test_fake_iso_media_headers_are_corrupt_not_crashes(brand: bytes) -> None:
+    fake = b"\x00\x00\x00\x18ftyp" + brand + b"\x00\x00\x00\x00mif1" + b"\x00" * 4 + bytes(range(256)) * 8
+    with pytest.raises(ImageRejected) as raised:
+        render_variants(fake, SPECS, DecodeLimits(("AVIF", "HEIF")))
+    assert raised.value.code == "corrupt"
