@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Mapping
 
 import requests
 
@@ -26,13 +26,13 @@ class LiveStack:
 
 
 @contextmanager
-def running_stack() -> Iterator[LiveStack]:
-    """Yields once GET /health answers; the stack is terminated on exit.
+def running_stack(settings: Mapping[str, str] | None = None) -> Iterator[LiveStack]:
+    """Yields once GET /health answers; the stack is terminated on exit. `settings` adds env (CORS_ALLOW_ORIGIN…).
 
     Its output goes to a temporary file, not a pipe nobody reads (a full pipe would block the stack).
     """
     api_port, aws_port = free_port(), free_port()
-    env = {**os.environ, "PORT": str(api_port), "AWS_PORT": str(aws_port)}
+    env = {**os.environ, **(settings or {}), "PORT": str(api_port), "AWS_PORT": str(aws_port)}
     api = f"http://127.0.0.1:{api_port}"
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen([sys.executable, "-m", "devstack"], cwd=ROOT, env=env,

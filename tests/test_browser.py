@@ -7,7 +7,10 @@ a skip would hide a missing install step.
 from __future__ import annotations
 
 import base64
+import functools
 import os
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,6 +18,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from chalicelib import webpage
 from tests import images
 from tests.live_stack import LiveStack, running_stack
 
@@ -171,3 +175,38 @@ def test_drag_and_drop_then_delete(page: Page, live: LiveStack) -> None:
     dropped.locator("button.delete").click()
     dropped.wait_for(state="detached", timeout=10_000)
     assert requests.get(f"{live.api}/images/{image_id}", timeout=10).status_code == 404
+
+
+@pytest.fixture(scope="module")
+def elsewhere() -> Iterator[str]:
+    """The page's file served by a plain static server on another origin, like a front end on a CDN."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(webpage.STATIC))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_page_on_another_origin_needs_cors_allow_origin(browser: Browser, live: LiveStack, elsewhere: str) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    data = images.jpeg(640, 480)
+
+    page.goto(f"{elsewhere}/index.html?api={live.api}")
+    page.set_input_files("#files", {"name": "blocked.jpg", "mimeType": "image/jpeg", "buffer": data})
+    wait_until_settled(page, 1)
+    assert card(page, "blocked.jpg").locator(".error code").inner_text() == "unreachable"
+    assert "CORS_ALLOW_ORIGIN" in card(page, "blocked.jpg").locator(".error").inner_text()
+
+    with running_stack({"CORS_ALLOW_ORIGIN": elsewhere}) as allowed:
+        page.goto(f"{elsewhere}/index.html?api={allowed.api}")
+        assert page.locator("#api-url").inner_text() == allowed.api
+        page.set_input_files("#files", {"name": "allowed.jpg", "mimeType": "image/jpeg", "buffer": data})
+        wait_until_settled(page, 1)
+        allowed_card = card(page, "allowed.jpg")
+        assert allowed_card.get_attribute("data-status") == "done"
+        allowed_card.locator("button.delete").click()  # DELETE needs the CORS preflight too
+        allowed_card.wait_for(state="detached", timeout=10_000)
+    context.close()
