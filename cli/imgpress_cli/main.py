@@ -37,7 +37,7 @@ def upload_one(api: ImgpressApi, path: Path, wait: bool, timeout: float) -> dict
         size = path.stat().st_size
         slot = api.create_upload(path.name, content_type, size)
         image_id = slot["id"]
-        bar = ProgressBar(path.name)
+        bar = ProgressBar(path.name, size)
         api.send_file(slot["upload"], path, content_type, bar.update)
         bar.finish("uploaded")
         image = api.wait(image_id, timeout) if wait else api.image(image_id)

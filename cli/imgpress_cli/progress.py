@@ -15,8 +15,10 @@ _REDRAW_SECONDS = 0.1
 
 
 class ProgressBar:
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 28) -> None:
+    def __init__(self, label: str, size: int, stream: TextIO | None = None, width: int = 28) -> None:
+        """`size` is the file's, shown as is; progress counts the whole request body (fields included)."""
         self._label = label if len(label) <= 24 else label[:23] + "…"
+        self._size = size
         self._stream = stream or sys.stderr
         self._width = width
         self._live = self._stream.isatty()
@@ -40,4 +42,4 @@ class ProgressBar:
         fraction = self._done / self._total if self._total else 0.0
         filled = round(fraction * self._width)
         bar = "#" * filled + "-" * (self._width - filled)
-        return f"{self._label:<24} [{bar}] {fraction:>4.0%} {human_bytes(self._done):>9}"
+        return f"{self._label:<24} [{bar}] {fraction:>4.0%} of {human_bytes(self._size)}"

@@ -54,16 +54,16 @@ class Terminal(io.StringIO):
 
 def test_progress_bar_redraws_on_a_terminal_and_prints_once_elsewhere() -> None:
     log = io.StringIO()
-    bar = ProgressBar("photo.jpg", log)
+    bar = ProgressBar("photo.jpg", 2000, log)
     for done in range(0, 2049, 512):
         bar.update(done, 2048)
     bar.finish("uploaded")
     assert log.getvalue().count("\n") == 1 and "[" + "#" * 28 + "] 100%" in log.getvalue()
 
     terminal = Terminal()
-    bar = ProgressBar("photo.jpg", terminal)
+    bar = ProgressBar("photo.jpg", 2000, terminal)
     bar.update(1024, 2048)
     bar.update(2048, 2048)
     bar.finish("uploaded")
     frames = terminal.getvalue().split("\r")[1:]
-    assert " 50%" in frames[0] and frames[-1].endswith("100%    2.0 KB  uploaded\n")
+    assert " 50%" in frames[0] and frames[-1].endswith("] 100% of 2.0 KB  uploaded\n")
