@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from chalice import Chalice, CORSConfig, Response
 
-from chalicelib import images, services, uploads
+from chalicelib import images, services, uploads, webpage
 from chalicelib.errors import ImgpressError
 from chalicelib.s3events import UploadNotification
 from chalicelib.settings import get_settings
@@ -40,6 +40,12 @@ def route(path: str, method: str) -> Callable[[Callable[..., Any]], Callable[...
         return view
 
     return register
+
+
+@route("/", "GET")
+def upload_page() -> Response:
+    """The drag-and-drop upload page; it calls this same API (see README, "Web page")."""
+    return Response(webpage.upload_page(), headers={"Content-Type": webpage.CONTENT_TYPE, "Cache-Control": "no-cache"})
 
 
 @route("/health", "GET")

@@ -2,21 +2,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any, Iterator
 
 import boto3
 import pytest
 import requests
 
-from devstack.stack import NOTIFICATIONS_QUEUE, free_port
+from devstack.stack import NOTIFICATIONS_QUEUE
 from tests import images
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.live_stack import running_stack
 
 
 class Stack:
@@ -55,28 +50,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    api_port, aws_port = free_port(), free_port()
-    env = {**os.environ, "PORT": str(api_port), "AWS_PORT": str(aws_port)}
-    logs = ROOT / "test-artifacts"
-    logs.mkdir(exist_ok=True)
-    log_file = (logs / "devstack.log").open("w")  # a file, not a pipe: a full pipe would stall the stack
-    process = subprocess.Popen([sys.executable, "-m", "devstack"], cwd=ROOT, env=env, stdout=log_file,
-                               stderr=subprocess.STDOUT, text=True)
-    api = f"http://127.0.0.1:{api_port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (logs / "devstack.log").read_text()
-            try:
-                if requests.get(f"{api}/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        yield Stack(api, f"http://127.0.0.1:{aws_port}")
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log_file.close()
+    with running_stack() as live:
+        yield Stack(live.api, live.aws)
 
 
 def test_browser_style_upload_is_processed_end_to_end(stack: Stack) -> None:

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests import images
-from tests.test_e2e import ROOT, Stack, stack  # noqa: F401  (module-scoped local stack fixture)
+from tests.live_stack import ROOT
+from tests.test_e2e import Stack, stack  # noqa: F401  (module-scoped local stack fixture)
 
 UPLOADS = 200
 CLIENT_THREADS = 8

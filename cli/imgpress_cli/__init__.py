@@ -1,0 +1,1 @@
+"""The `imgpress` command: the API's client flow from a terminal, and the Lambda's renderer run locally."""

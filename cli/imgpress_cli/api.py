@@ -1,0 +1,105 @@
+"""The imgpress HTTP API as a client uses it: JSON calls, the presigned S3 upload, polling."""
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from imgpress_cli.multipart import MultipartFile, ProgressCallback
+
+FINAL_STATUSES = ("done", "failed")
+
+
+class ApiError(Exception):
+    """What went wrong, with the API's error code when it sent one (`not_found`, `unsupported_type`…)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class ImgpressApi:
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        self._http = requests.Session()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = f"{self.base_url}{path}"
+        try:
+            response = self._http.request(method, url, timeout=self._timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise ApiError("unreachable", f"cannot reach the imgpress API at {self.base_url} ({exc})") from exc
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response.json() if response.content else None
+
+    def create_upload(self, filename: str, content_type: str, size: int) -> dict[str, Any]:
+        """POST /uploads: an image id and the presigned POST to send the file to."""
+        body = {"filename": filename, "content_type": content_type, "size": size}
+        return dict(self._call("POST", "/uploads", json=body))
+
+    def send_file(
+        self, upload: dict[str, Any], path: Path, content_type: str, on_progress: ProgressCallback | None = None
+    ) -> None:
+        """Upload straight to S3 with the presigned POST: its fields first, the file last."""
+        with MultipartFile(upload["fields"], path, content_type, on_progress) as body:
+            try:
+                response = requests.post(
+                    upload["url"], data=body, headers={"Content-Type": body.content_type}, timeout=self._timeout
+                )
+            except requests.RequestException as exc:
+                raise ApiError("upload_failed", f"cannot reach the upload URL {upload['url']} ({exc})") from exc
+        if response.status_code >= 300:
+            raise ApiError("upload_rejected", f"S3 refused the upload ({response.status_code}): {_s3_reason(response.text)}")
+
+    def image(self, image_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/images/{image_id}"))
+
+    def list_images(self, status: str | None = None, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+        params = {key: value for key, value in (("status", status), ("limit", limit), ("cursor", cursor)) if value}
+        return dict(self._call("GET", "/images", params=params))
+
+    def delete(self, image_id: str) -> None:
+        self._call("DELETE", f"/images/{image_id}")
+
+    def wait(
+        self, image_id: str, timeout: float = 120.0, interval: float = 0.5,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll GET /images/<id> until it is done or failed; raises ApiError(`timeout`) past `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            image = self.image(image_id)
+            if on_poll is not None:
+                on_poll(image)
+            if image["status"] in FINAL_STATUSES:
+                return image
+            if time.monotonic() >= deadline:
+                raise ApiError("timeout", f"image {image_id} is still {image['status']} after {timeout:g}s")
+            time.sleep(interval)
+
+
+def _api_error(response: requests.Response) -> ApiError:
+    try:
+        error = response.json()["error"]
+        return ApiError(str(error["code"]), str(error["message"]))
+    except (ValueError, KeyError, TypeError):
+        return ApiError(f"http_{response.status_code}", response.text.strip()[:200] or response.reason)
+
+
+def _s3_reason(body: str) -> str:
+    """S3 answers errors in XML: `<Error><Code>EntityTooLarge</Code><Message>…</Message></Error>`."""
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return body.strip()[:200] or "no details"
+    code, message = root.findtext("Code") or "", root.findtext("Message") or ""
+    return f"{code} {message}".strip() or "no details"

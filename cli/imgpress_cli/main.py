@@ -1,0 +1,175 @@
+"""`imgpress`: upload, status, list, delete (against an imgpress API) and compress (locally).
+
+Exit codes: 0 all good; 1 an image failed or the API said no; 2 bad usage or configuration.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from imgpress_cli.api import ApiError, ImgpressApi
+from imgpress_cli.output import human_bytes, image_details, image_table
+from imgpress_cli.progress import ProgressBar
+
+DEFAULT_API = "http://127.0.0.1:8000"
+OK, FAILED, USAGE = 0, 1, 2
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=None, separators=(", ", ": ")), flush=True)
+
+
+def _content_type(path: Path) -> str:
+    """From the extension; the API decides whether it is accepted (and the Lambda sniffs the bytes)."""
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def upload_one(api: ImgpressApi, path: Path, wait: bool, timeout: float) -> dict[str, Any]:
+    """The whole client flow for one file: slot, straight-to-S3 upload, then (optionally) wait."""
+    content_type = _content_type(path)
+    image_id = None
+    try:
+        size = path.stat().st_size
+        slot = api.create_upload(path.name, content_type, size)
+        image_id = slot["id"]
+        bar = ProgressBar(path.name, size)
+        api.send_file(slot["upload"], path, content_type, bar.update)
+        bar.finish("uploaded")
+        image = api.wait(image_id, timeout) if wait else api.image(image_id)
+    except OSError as exc:
+        return _not_uploaded(path, image_id, ApiError("unreadable", f"cannot read {path}: {exc.strerror or exc}"))
+    except ApiError as error:
+        return _not_uploaded(path, image_id, error)
+    return {"file": str(path), **image}
+
+
+def _not_uploaded(path: Path, image_id: str | None, error: ApiError) -> dict[str, Any]:
+    print(f"imgpress: {path}: {error}", file=sys.stderr)
+    return {"file": str(path), "id": image_id, "status": "not_uploaded", "error": error.to_dict()}
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    api = ImgpressApi(args.api)
+    results = [upload_one(api, Path(name), args.wait, args.timeout) for name in args.files]
+    if args.json:
+        _print_json(results)
+    else:
+        print(image_table(results))
+    return FAILED if any(result["status"] in ("failed", "not_uploaded") for result in results) else OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    image = ImgpressApi(args.api).image(args.id)
+    if args.json:
+        _print_json(image)
+    else:
+        print(image_details(image))
+    return OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    api = ImgpressApi(args.api)
+    page = api.list_images(args.status, args.limit, args.cursor)
+    items = list(page["items"])
+    while args.all and page["next_cursor"]:
+        page = api.list_images(args.status, args.limit, page["next_cursor"])
+        items.extend(page["items"])
+    if args.json:
+        _print_json({"items": items, "next_cursor": page["next_cursor"]})
+    else:
+        print(image_table(items) if items else "no images")
+        if page["next_cursor"]:
+            print(f"more: imgpress list --cursor {page['next_cursor']}  (or --all)", file=sys.stderr)
+    return OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    api = ImgpressApi(args.api)
+    status = OK
+    for image_id in args.ids:
+        try:
+            api.delete(image_id)
+            print(f"deleted {image_id}")
+        except ApiError as error:
+            print(f"imgpress: {image_id}: {error}", file=sys.stderr)
+            status = FAILED
+    return status
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    # Pillow and chalicelib load only for this command: the API commands stay quick to start.
+    from chalicelib.errors import ConfigError
+    from imgpress_cli.compress import compress_files, local_settings
+
+    try:
+        settings = local_settings(args.variants)
+    except ConfigError as error:
+        print(f"imgpress: {error}", file=sys.stderr)
+        return USAGE
+    status = OK
+    for result in compress_files([Path(name) for name in args.files], Path(args.output), settings):
+        _print_json(result)
+        if result["status"] != "done":
+            status = FAILED
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imgpress", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    api = argparse.ArgumentParser(add_help=False)
+    api.add_argument("--api", default=os.environ.get("IMGPRESS_API", DEFAULT_API), metavar="URL",
+                     help="API base URL, stage path included (default: $IMGPRESS_API or %(default)s)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    upload = commands.add_parser("upload", parents=[api, as_json], help="upload images and show the results")
+    upload.add_argument("files", nargs="+", metavar="FILE")
+    upload.add_argument("--wait", action="store_true", help="wait until each image is done or failed")
+    upload.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="how long --wait waits for each image (default: %(default)g)")
+    upload.set_defaults(run=cmd_upload)
+
+    status = commands.add_parser("status", parents=[api, as_json], help="show one image: status, variants, links")
+    status.add_argument("id")
+    status.set_defaults(run=cmd_status)
+
+    listing = commands.add_parser("list", parents=[api, as_json], help="list images, newest first")
+    listing.add_argument("--status", choices=("pending", "processing", "done", "failed"))
+    listing.add_argument("--limit", type=int, metavar="N", help="page size, 1-100 (API default 20)")
+    listing.add_argument("--cursor", help="continue from a previous page's next_cursor")
+    listing.add_argument("--all", action="store_true", help="follow next_cursor to the last page")
+    listing.set_defaults(run=cmd_list)
+
+    delete = commands.add_parser("delete", parents=[api], help="delete images: original, outputs and record")
+    delete.add_argument("ids", nargs="+", metavar="ID")
+    delete.set_defaults(run=cmd_delete)
+
+    compress = commands.add_parser(
+        "compress", help="run the Lambda's processing on local files (no API, no AWS)",
+        description="Render FILES exactly as the S3 handler would and write the variants to DIR. Prints one "
+                    "JSON line per file. Honours VARIANTS, MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_BYTES and "
+                    "ALLOWED_CONTENT_TYPES from the environment, like the Lambda.",
+    )
+    compress.add_argument("files", nargs="+", metavar="FILE")
+    compress.add_argument("-o", "--output", required=True, metavar="DIR", help="where to write <name>.<variant>.<ext>")
+    compress.add_argument("--variants", metavar="JSON", help="variant list as in the VARIANTS setting (default: $VARIANTS, "
+                                                             "else the built-in web + thumb)")
+    compress.set_defaults(run=cmd_compress)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.run(args)
+    except ApiError as error:
+        print(f"imgpress: {error}", file=sys.stderr)
+        code = FAILED
+    sys.exit(code)

@@ -1,0 +1,212 @@
+"""The upload page in headless Chromium against the local stack, as a person would use it.
+
+Debian's `chromium` (installed by .ci/run) driven by Playwright; never `playwright install`.
+Without /usr/bin/chromium the module is skipped locally, but fails under CI (CI=true), where
+a skip would hide a missing install step.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import os
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from chalicelib import webpage
+from tests import images
+from tests.live_stack import LiveStack, running_stack
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+FINISHED = 'article.card:is([data-status="done"], [data-status="failed"], [data-status="not_uploaded"])'
+SETTLE_MS = 60_000
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing: .ci/run must `apt-get install -y chromium`", pytrace=False)
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveStack]:
+    with running_stack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live: LiveStack) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    opened.goto(f"{live.api}/")
+    yield opened
+    context.close()
+    assert not problems, problems
+
+
+def card(page: Page, filename: str) -> Any:
+    return page.locator(f'article.card[data-file="{filename}"]')
+
+
+def wait_until_settled(page: Page, count: int) -> None:
+    page.wait_for_function(
+        f"document.querySelectorAll('{FINISHED}').length >= {count}", timeout=SETTLE_MS
+    )
+
+
+def test_page_is_served_by_the_app_and_calls_its_own_origin(page: Page, live: LiveStack) -> None:
+    assert page.title() == "imgpress · upload images"
+    assert page.locator("#api-url").inner_text() == live.api
+
+
+def test_several_images_upload_with_progress_previews_figures_and_failures(
+    page: Page, live: LiveStack, tmp_path: Path
+) -> None:
+    files = {
+        "photo.jpg": images.jpeg(2400, 1600),
+        "drawing.png": images.rgba_png(600, 400),
+        "broken.png": b"this is not an image, whatever the name says",
+        "notes.txt": b"plain text",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    page.set_input_files("#files", [str(tmp_path / name) for name in files])
+    wait_until_settled(page, len(files))
+    assert page.locator("article.card").evaluate_all("cards => cards.map(c => c.dataset.file)") == list(files)
+
+    photo = card(page, "photo.jpg")
+    assert photo.get_attribute("data-status") == "done"
+    assert photo.locator("progress").evaluate("bar => bar.value") == 100
+    assert photo.locator(".percent").inner_text() == f"100% of {len(files['photo.jpg']) / 1024:.1f} KB"
+    figures = {
+        figure.get_attribute("data-variant"): figure.inner_text()
+        for figure in photo.locator("figure").all()
+    }
+    assert list(figures) == ["original", "web", "thumb"]
+    assert "JPEG · 2400×1600" in figures["original"]
+    assert "webp · 2048×1365" in figures["web"] and "smaller than the original" in figures["web"]
+    assert "webp · 320×213" in figures["thumb"]
+    record = requests.get(f"{live.api}/images/{photo.get_attribute('data-id')}", timeout=10).json()
+    web_kb = f"{record['outputs']['web']['bytes'] / 1024:.1f} KB"
+    assert web_kb in figures["web"]
+    assert f"({record['savings']['percent']}%)" in photo.locator(".summary").inner_text()
+    # Every preview really loaded: the original from the file, the variants from their presigned URLs.
+    for image in photo.locator("figure img").all():
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0"), image.get_attribute("src")
+
+    drawing = card(page, "drawing.png")
+    assert drawing.get_attribute("data-status") == "done"
+    assert "webp · 600×400" in drawing.locator('figure[data-variant="web"]').inner_text()
+
+    broken = card(page, "broken.png")
+    assert broken.get_attribute("data-status") == "failed"
+    assert broken.locator(".error code").inner_text() == "not_an_image"
+    assert broken.locator(".error").inner_text().endswith("The file is not an image.")
+    assert broken.locator('figure[data-variant="original"] .no-preview').inner_text() == "no preview"
+
+    refused = card(page, "notes.txt")
+    assert refused.get_attribute("data-status") == "not_uploaded"
+    assert refused.locator(".error code").inner_text() == "unsupported_type"
+    assert refused.locator(".progress").is_hidden() and refused.locator("button.delete").is_hidden()
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "upload-page.png"), full_page=True)
+
+
+def test_progress_bar_follows_a_slow_upload(page: Page) -> None:
+    """Throttle the browser's upload bandwidth: the bar must move through values, not jump to 100."""
+    session = page.context.new_cdp_session(page)
+    session.send("Network.enable")
+    session.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 1_000_000},
+    )
+    page.evaluate(
+        """() => {
+            window.progressSeen = [];
+            new MutationObserver(changes => changes.forEach(change => window.progressSeen.push(change.target.value)))
+              .observe(document.getElementById("images"), {attributes: true, subtree: true, attributeFilter: ["value"]});
+        }"""
+    )
+    data = images.jpeg(2400, 1600)
+    page.set_input_files("#files", {"name": "slow.jpg", "mimeType": "image/jpeg", "buffer": data})
+    wait_until_settled(page, 1)
+    seen = page.evaluate("window.progressSeen")
+    assert seen[-1] == 100 and any(0 < value < 100 for value in seen), seen
+    assert card(page, "slow.jpg").get_attribute("data-status") == "done"
+
+
+def test_drag_and_drop_then_delete(page: Page, live: LiveStack) -> None:
+    data = images.png(320, 240)
+    page.evaluate(
+        """([name, b64]) => {
+            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, {type: "image/png"}));
+            document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+        }""",
+        ["dropped.png", base64.b64encode(data).decode()],
+    )
+    wait_until_settled(page, 1)
+    dropped = card(page, "dropped.png")
+    assert dropped.get_attribute("data-status") == "done"
+    assert "PNG · 320×240" in dropped.locator('figure[data-variant="original"]').inner_text()
+    image_id = dropped.get_attribute("data-id")
+
+    dropped.locator("button.delete").click()
+    dropped.wait_for(state="detached", timeout=10_000)
+    assert requests.get(f"{live.api}/images/{image_id}", timeout=10).status_code == 404
+
+
+@pytest.fixture(scope="module")
+def elsewhere() -> Iterator[str]:
+    """The page's file served by a plain static server on another origin, like a front end on a CDN."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(webpage.STATIC))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_page_on_another_origin_needs_cors_allow_origin(browser: Browser, live: LiveStack, elsewhere: str) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    data = images.jpeg(640, 480)
+
+    page.goto(f"{elsewhere}/index.html?api={live.api}")
+    page.set_input_files("#files", {"name": "blocked.jpg", "mimeType": "image/jpeg", "buffer": data})
+    wait_until_settled(page, 1)
+    assert card(page, "blocked.jpg").locator(".error code").inner_text() == "unreachable"
+    assert "CORS_ALLOW_ORIGIN" in card(page, "blocked.jpg").locator(".error").inner_text()
+
+    with running_stack({"CORS_ALLOW_ORIGIN": elsewhere}) as allowed:
+        page.goto(f"{elsewhere}/index.html?api={allowed.api}")
+        assert page.locator("#api-url").inner_text() == allowed.api
+        page.set_input_files("#files", {"name": "allowed.jpg", "mimeType": "image/jpeg", "buffer": data})
+        wait_until_settled(page, 1)
+        allowed_card = card(page, "allowed.jpg")
+        assert allowed_card.get_attribute("data-status") == "done"
+        allowed_card.locator("button.delete").click()  # DELETE needs the CORS preflight too
+        allowed_card.wait_for(state="detached", timeout=10_000)
+    context.close()
