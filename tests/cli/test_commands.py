@@ -38,7 +38,10 @@ def test_upload_wait_json_goes_through_s3_and_reports_the_variants(live: LiveSta
     [image], result = upload_json(live, photo)
     assert result.returncode == 0, result.stderr
     assert image["file"] == str(photo) and image["filename"] == "holiday photo.jpg" and image["status"] == "done"
-    assert image["original"] == {"format": "JPEG", "width": 2400, "height": 1600, "bytes": photo.stat().st_size}
+    original = image["original"]
+    assert original["key"] == f"uploads/{image['id']}" and original["bucket"]
+    assert {k: original[k] for k in ("format", "width", "height", "bytes")} == {
+        "format": "JPEG", "width": 2400, "height": 1600, "bytes": photo.stat().st_size}
     assert {n: (o["width"], o["height"]) for n, o in image["outputs"].items()} == {"web": (2048, 1365), "thumb": (320, 213)}
     fetched = requests.get(image["outputs"]["web"]["url"], timeout=10)
     assert images.decode(fetched.content).size == (2048, 1365)
