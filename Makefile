@@ -4,8 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+STAGE  ?= dev
 
 .PHONY: install run test corpus clean
+.PHONY: deploy teardown package
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +24,19 @@ run: $(STAMP)
 ## Run the test suite
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Deploy stage $(STAGE) (default dev) to the AWS account of your credentials: resources stack, chalice deploy, handler stack
+deploy: $(STAMP)
+	$(BIN)/python -m infra deploy --stage $(STAGE)
+
+## Delete everything `make deploy` made for $(STAGE), images included (needs CONFIRM=yes)
+teardown: $(STAMP)
+	$(BIN)/python -m infra teardown --stage $(STAGE) $(if $(filter yes,$(CONFIRM)),--yes)
+
+## Terraform configuration and deployment zip for $(STAGE) in build/terraform-$(STAGE)/
+package: $(STAMP)
+	rm -rf build/terraform-$(STAGE)
+	$(BIN)/chalice package --pkg-format terraform --stage $(STAGE) build/terraform-$(STAGE)
 
 ## Build the shared corpus of real images (needs apt; used by corpus tests and bench/)
 corpus:

@@ -8,9 +8,10 @@ import functools
 import os
 from typing import Any, Callable
 
-from chalice import Chalice, CORSConfig, Response
+from chalice import Chalice, Response
 
 from chalicelib import images, services, uploads, webpage
+from chalicelib.access import route_access
 from chalicelib.errors import ImgpressError
 from chalicelib.s3events import UploadNotification
 from chalicelib.settings import get_settings
@@ -19,11 +20,13 @@ app = Chalice(app_name="imgpress")
 app.log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))  # "imgpress" and its children, e.g. the pipeline
 
 # Read at import because Chalice wires these when it packages the app (stage env is set then).
-_CORS = CORSConfig(allow_origin=os.environ["CORS_ALLOW_ORIGIN"]) if os.environ.get("CORS_ALLOW_ORIGIN") else None
+_ACCESS = route_access(os.environ)
 
 
-def route(path: str, method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def route(path: str, method: str, public: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """app.route, plus the one mapping of domain errors to `{"error": {code, message}}` + status.
+
+    Every route gets the stage's auth (API_AUTH) and CORS; `public` ones only CORS.
 
     (Chalice catches view exceptions before any middleware sees them, hence a decorator.)
     """
@@ -36,19 +39,19 @@ def route(path: str, method: str) -> Callable[[Callable[..., Any]], Callable[...
             except ImgpressError as error:
                 return Response({"error": error.to_dict()}, status_code=error.http_status)
 
-        app.route(path, methods=[method], cors=_CORS)(json_errors)
+        app.route(path, methods=[method], **_ACCESS.route_options(public))(json_errors)
         return view
 
     return register
 
 
-@route("/", "GET")
+@route("/", "GET", public=True)
 def upload_page() -> Response:
     """The drag-and-drop upload page; it calls this same API (see README, "Web page")."""
     return Response(webpage.upload_page(), headers={"Content-Type": webpage.CONTENT_TYPE, "Cache-Control": "no-cache"})
 
 
-@route("/health", "GET")
+@route("/health", "GET", public=True)
 def health() -> dict[str, str]:
     get_settings()
     return {"status": "ok"}

@@ -1,0 +1,1 @@
+"""Deployment tooling for imgpress on real AWS: CloudFormation stacks around `chalice deploy`. Never shipped."""

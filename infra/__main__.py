@@ -1,0 +1,101 @@
+"""`python -m infra <command> --stage <stage>`: deploy imgpress to the AWS account boto3 is configured for.
+
+  resources  create/update the stage's resources stack (infra/resources.json), then write its
+             outputs into .chalice/config.json and .chalice/policy-<stage>.json
+  attach     create/update the handler stack (infra/handler.json): async retries and the
+             on-failure queue of the S3 handler, and the API key when API_AUTH=api_key
+  deploy     resources, then `chalice deploy`, then attach
+  teardown   everything deploy made, including the buckets' contents (asks for --yes)
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from infra import stacks, stages
+
+
+class Deployment:
+    """One stage of one project directory, in the account and region boto3 resolves."""
+
+    def __init__(self, project: Path, stage: str) -> None:
+        import boto3
+
+        self.project = project
+        self.stage = stage
+        self.config = stages.load_config(project)
+        stages.stage_config(self.config, stage)  # fails early on a stage that cannot be deployed
+        session = boto3.session.Session()
+        if not session.region_name:
+            raise SystemExit("No AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or use a profile with a region.")
+        self.cfn: Any = session.client("cloudformation")
+        self.s3: Any = session.client("s3")
+        self.resources_stack = stages.stack_name(self.config, stage, "resources")
+        self.handler_stack = stages.stack_name(self.config, stage, "handler")
+        self.tags = {"imgpress:stage": stage}
+
+    def resources(self) -> dict[str, str]:
+        print(f"Deploying stack {self.resources_stack} ...", flush=True)
+        outputs = stacks.deploy(self.cfn, self.resources_stack, stages.TEMPLATES / "resources.json",
+                                stages.resources_parameters(self.config, self.stage), self.tags)
+        stages.record_outputs(self.project, self.stage, outputs)
+        self.config = stages.load_config(self.project)
+        print(f"Recorded the stack outputs in .chalice/config.json (stage {self.stage}) and its policy file.")
+        return outputs
+
+    def chalice(self, command: str) -> None:
+        chalice = Path(sys.executable).with_name("chalice")
+        subprocess.run([str(chalice), command, "--stage", self.stage], cwd=self.project, check=True)
+
+    def attach(self) -> dict[str, str]:
+        print(f"Deploying stack {self.handler_stack} ...", flush=True)
+        resource_outputs = stacks.outputs(self.cfn, self.resources_stack)
+        rest_api_id = stages.deployed_rest_api_id(self.project, self.stage)
+        parameters = stages.handler_parameters(self.config, self.stage, resource_outputs, rest_api_id)
+        if stages.stage_environment(self.config, self.stage).get("API_AUTH") == "api_key" and not rest_api_id:
+            raise SystemExit(f"API_AUTH=api_key needs the deployed API: run `chalice deploy --stage {self.stage}` first.")
+        outputs = stacks.deploy(self.cfn, self.handler_stack, stages.TEMPLATES / "handler.json", parameters, self.tags)
+        if "ApiKeyId" in outputs:
+            print(f"API key id {outputs['ApiKeyId']}: `aws apigateway get-api-key --include-value "
+                  f"--api-key {outputs['ApiKeyId']}` shows the value clients send as x-api-key.")
+        return outputs
+
+    def teardown(self) -> None:
+        stacks.delete(self.cfn, self.handler_stack)
+        if (self.project / ".chalice" / "deployed" / f"{self.stage}.json").exists():
+            self.chalice("delete")
+        env = stages.stage_environment(self.config, self.stage)
+        for bucket in sorted({env["INPUT_BUCKET"], env["OUTPUT_BUCKET"]}):
+            print(f"Emptied s3://{bucket}: {stacks.empty_bucket(self.s3, bucket)} objects deleted.")
+        print(f"Deleting stack {self.resources_stack} ...", flush=True)
+        stacks.delete(self.cfn, self.resources_stack)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["resources", "attach", "deploy", "teardown"])
+    parser.add_argument("--stage", required=True, help="a stage of .chalice/config.json with an iam_policy_file")
+    parser.add_argument("--project", type=Path, default=stages.PROJECT, help=argparse.SUPPRESS)
+    parser.add_argument("--yes", action="store_true", help="confirm teardown (deletes all images of the stage)")
+    args = parser.parse_args(argv)
+    deployment = Deployment(args.project, args.stage)
+    if args.command == "resources":
+        deployment.resources()
+    elif args.command == "attach":
+        deployment.attach()
+    elif args.command == "deploy":
+        deployment.resources()
+        deployment.chalice("deploy")
+        deployment.attach()
+    elif not args.yes:
+        raise SystemExit(f"teardown deletes every image of stage {args.stage}; run again with --yes to confirm.")
+    else:
+        deployment.teardown()
+
+
+if __name__ == "__main__":
+    main()

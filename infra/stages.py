@@ -1,0 +1,116 @@
+"""The Chalice stage configuration in .chalice/: read it, and record stack outputs into it.
+
+`python -m infra resources` writes the resource names into the stage's environment variables
+and the stage's least-privilege policy file, so `chalice deploy` needs no hand edits.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from infra.policy import lambda_policy
+
+PROJECT = Path(__file__).resolve().parent.parent
+TEMPLATES = Path(__file__).resolve().parent
+STAGE_PARAMETERS = TEMPLATES / "stages.json"
+
+# Stack output -> the environment variable the app reads it from.
+OUTPUT_VARIABLES = {
+    "InputBucket": "INPUT_BUCKET",
+    "OutputBucket": "OUTPUT_BUCKET",
+    "ImagesTable": "TABLE_NAME",
+    "EventsTopic": "TOPIC_ARN",
+    "UserPoolArn": "COGNITO_USER_POOL_ARN",
+}
+
+
+def config_path(project: Path) -> Path:
+    return project / ".chalice" / "config.json"
+
+
+def load_config(project: Path) -> dict[str, Any]:
+    return dict(json.loads(config_path(project).read_text()))
+
+
+def save_json(path: Path, document: Mapping[str, Any]) -> None:
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def stage_config(config: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    stages = config.get("stages", {})
+    if stage not in stages or "iam_policy_file" not in stages[stage]:
+        deployable = sorted(name for name, body in stages.items() if "iam_policy_file" in body)
+        raise SystemExit(f"stage {stage!r} is not a deployable stage of .chalice/config.json; try one of {deployable}")
+    return dict(stages[stage])
+
+
+def stage_environment(config: Mapping[str, Any], stage: str) -> dict[str, str]:
+    """What the stage's Lambda functions see: the global variables, overridden by the stage's."""
+    return {**config.get("environment_variables", {}), **stage_config(config, stage).get("environment_variables", {})}
+
+
+def function_name(config: Mapping[str, Any], stage: str, handler: str | None = None) -> str:
+    """Chalice's naming: `<app>-<stage>` for the API handler, `<app>-<stage>-<handler>` for the others."""
+    base = f"{config['app_name']}-{stage}"
+    return f"{base}-{handler}" if handler else base
+
+
+def stack_name(config: Mapping[str, Any], stage: str, kind: str) -> str:
+    return f"{config['app_name']}-{stage}-{kind}"
+
+
+def extra_parameters(stage: str, kind: str) -> dict[str, str]:
+    """Per-stage template parameters (the cost and safety knobs) from infra/stages.json."""
+    knobs = json.loads(STAGE_PARAMETERS.read_text())
+    return {key: str(value) for key, value in knobs.get(stage, {}).get(kind, {}).items()}
+
+
+def resources_parameters(config: Mapping[str, Any], stage: str) -> dict[str, str]:
+    """Parameters of infra/resources.json: the stage's own settings first, then its knobs."""
+    env = stage_environment(config, stage)
+    return {
+        "Stage": stage,
+        "ApiAuth": env.get("API_AUTH", "none"),
+        "CorsAllowOrigin": env.get("CORS_ALLOW_ORIGIN") or "*",
+        "UploadPrefix": env.get("UPLOAD_PREFIX", "uploads/"),
+        **extra_parameters(stage, "resources"),
+    }
+
+
+def handler_parameters(config: Mapping[str, Any], stage: str, outputs: Mapping[str, str],
+                       rest_api_id: str) -> dict[str, str]:
+    """Parameters of infra/handler.json; `rest_api_id` is only passed when API_AUTH is api_key."""
+    env = stage_environment(config, stage)
+    return {
+        "Stage": stage,
+        "UploadFailureQueueArn": outputs["UploadFailureQueueArn"],
+        "RestApiId": rest_api_id if env.get("API_AUTH") == "api_key" else "",
+        "ApiGatewayStage": stage_config(config, stage).get("api_gateway_stage", "api"),
+        **extra_parameters(stage, "handler"),
+    }
+
+
+def record_outputs(project: Path, stage: str, outputs: Mapping[str, str]) -> None:
+    """Write resource names into the stage's environment and regenerate its IAM policy file."""
+    config = load_config(project)
+    stage_body = stage_config(config, stage)
+    env = stage_body.setdefault("environment_variables", {})
+    for output, variable in OUTPUT_VARIABLES.items():
+        if output in outputs:
+            env[variable] = outputs[output]
+    config["stages"][stage] = stage_body
+    save_json(config_path(project), config)
+    policy = lambda_policy(stage_environment(config, stage), outputs)
+    save_json(project / ".chalice" / stage_body["iam_policy_file"], policy)
+
+
+def deployed_rest_api_id(project: Path, stage: str) -> str:
+    """The REST API id Chalice recorded in .chalice/deployed/<stage>.json ("" if not deployed)."""
+    deployed = project / ".chalice" / "deployed" / f"{stage}.json"
+    if not deployed.exists():
+        return ""
+    for resource in json.loads(deployed.read_text()).get("resources", []):
+        if resource.get("resource_type") == "rest_api":
+            return str(resource["rest_api_id"])
+    return ""

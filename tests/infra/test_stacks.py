@@ -1,0 +1,132 @@
+"""`python -m infra` against moto's CloudFormation: the committed stage config is exactly what it writes.
+
+moto's account (123456789012) and region (us-east-1) are the ones the committed dev and prod
+values name, so deploying the real template here must reproduce them byte for byte.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.records import ImageRecords
+from infra import stacks, stages
+from infra.__main__ import main
+from tests.conftest import FAKE_CREDENTIALS
+
+ROOT = Path(__file__).resolve().parents[2]
+# moto's CloudFormation skips resource types it does not model (bucket policies, Lambda invoke configs).
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
+
+
+@pytest.fixture
+def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project's stage configuration, for the commands to rewrite."""
+    shutil.copytree(ROOT / ".chalice", tmp_path / ".chalice", ignore=shutil.ignore_patterns("deploy*"))
+    return tmp_path
+
+
+def read(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def test_resources_writes_the_committed_dev_config_and_policy(account: None, project: Path) -> None:
+    main(["resources", "--stage", "dev", "--project", str(project)])
+    assert (project / ".chalice" / "config.json").read_text() == (ROOT / ".chalice" / "config.json").read_text()
+    assert (project / ".chalice" / "policy-dev.json").read_text() == (ROOT / ".chalice" / "policy-dev.json").read_text()
+    main(["resources", "--stage", "dev", "--project", str(project)])  # nothing changed: a no-op update
+
+
+def test_committed_prod_config_is_what_its_stack_outputs_give(account: None, project: Path) -> None:
+    """moto's CloudFormation has no Cognito, so the pool ARN is the one output supplied by hand."""
+    config = stages.load_config(ROOT)
+    parameters = {**stages.resources_parameters(config, "prod"), "ApiAuth": "none"}
+    outputs = stacks.deploy(boto3.client("cloudformation"), "imgpress-prod-resources",
+                            stages.TEMPLATES / "resources.json", parameters, {})
+    pool = stages.stage_environment(config, "prod")["COGNITO_USER_POOL_ARN"]
+    stages.record_outputs(project, "prod", {**outputs, "UserPoolArn": pool})
+    assert (project / ".chalice" / "config.json").read_text() == (ROOT / ".chalice" / "config.json").read_text()
+    assert (project / ".chalice" / "policy-prod.json").read_text() == (ROOT / ".chalice" / "policy-prod.json").read_text()
+
+
+def test_the_deployed_buckets_are_encrypted_and_the_table_is_on_demand(account: None, project: Path) -> None:
+    """What moto's CloudFormation applies; public access, CORS, lifecycle, TTL: tests/infra/test_templates.py."""
+    main(["resources", "--stage", "dev", "--project", str(project)])
+    env = stages.stage_environment(read(project / ".chalice" / "config.json"), "dev")
+    s3 = boto3.client("s3")
+    for bucket in (env["INPUT_BUCKET"], env["OUTPUT_BUCKET"]):
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+        assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    table = boto3.client("dynamodb").describe_table(TableName=env["TABLE_NAME"])["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert sorted(index["IndexName"] for index in table["GlobalSecondaryIndexes"]) == ["by-created", "by-status"]
+
+
+def test_the_records_code_works_on_the_deployed_table(account: None, project: Path) -> None:
+    main(["resources", "--stage", "dev", "--project", str(project)])
+    env = stages.stage_environment(read(project / ".chalice" / "config.json"), "dev")
+    records = ImageRecords(boto3.resource("dynamodb").Table(env["TABLE_NAME"]))
+    for image_id in ("a" * 32, "b" * 32):
+        records.create_pending(image_id, filename="f.jpg", content_type="image/jpeg", declared_size=1,
+                               input_bucket=env["INPUT_BUCKET"], input_key=f"uploads/{image_id}")
+    newest, _cursor = records.list_page(None, 10, None)
+    pending, _cursor = records.list_page("pending", 10, None)
+    assert {r["id"] for r in newest} == {r["id"] for r in pending} == {"a" * 32, "b" * 32}
+
+
+def test_attach_gives_the_handler_stack_the_failure_queue(account: None, project: Path) -> None:
+    main(["resources", "--stage", "dev", "--project", str(project)])
+    main(["attach", "--stage", "dev", "--project", str(project)])
+    cfn = boto3.client("cloudformation")
+    resources = stacks.outputs(cfn, "imgpress-dev-resources")
+    handler = cfn.describe_stacks(StackName="imgpress-dev-handler")["Stacks"][0]
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in handler["Parameters"]}
+    assert parameters["UploadFailureQueueArn"] == resources["UploadFailureQueueArn"]
+    assert parameters["Stage"] == "dev"
+    assert parameters["RestApiId"] == "" and parameters["MaximumEventAgeInSeconds"] == "3600"
+
+
+def test_api_key_stages_attach_only_after_the_api_exists(account: None, project: Path) -> None:
+    config = read(project / ".chalice" / "config.json")
+    config["stages"]["dev"]["environment_variables"]["API_AUTH"] = "api_key"
+    stages.save_json(project / ".chalice" / "config.json", config)
+    main(["resources", "--stage", "dev", "--project", str(project)])
+    with pytest.raises(SystemExit, match="run `chalice deploy --stage dev` first"):
+        main(["attach", "--stage", "dev", "--project", str(project)])
+
+
+def test_teardown_asks_first_then_removes_stacks_and_images(account: None, project: Path) -> None:
+    main(["resources", "--stage", "dev", "--project", str(project)])
+    main(["attach", "--stage", "dev", "--project", str(project)])
+    env = stages.stage_environment(read(project / ".chalice" / "config.json"), "dev")
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=env["INPUT_BUCKET"], Key="uploads/" + "c" * 32, Body=b"original")
+    s3.put_object(Bucket=env["OUTPUT_BUCKET"], Key="processed/" + "c" * 32 + "/web.webp", Body=b"variant")
+    with pytest.raises(SystemExit, match="--yes"):
+        main(["teardown", "--stage", "dev", "--project", str(project)])
+    main(["teardown", "--stage", "dev", "--project", str(project), "--yes"])
+    names = {s["StackName"] for s in boto3.client("cloudformation").list_stacks()["StackSummaries"]
+             if s["StackStatus"] != "DELETE_COMPLETE"}
+    assert names == set()
+    assert env["INPUT_BUCKET"] not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+
+
+def test_unknown_and_local_stages_are_refused(account: None, project: Path) -> None:
+    for stage in ("local", "staging"):
+        with pytest.raises(SystemExit, match="not a deployable stage"):
+            main(["resources", "--stage", stage, "--project", str(project)])
