@@ -46,9 +46,9 @@ def lambda_policy(env: Mapping[str, str], outputs: Mapping[str, str]) -> dict[st
             # the original. DeleteObject: DELETE /images/{id}.
             _statement("Originals", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                        [f"{s3}{outputs['InputBucket']}/{upload_prefix}*"]),
-            # PutObject: the handler writes variants. GetObject: presigned download links.
-            # DeleteObject: DELETE /images/{id} and outputs of a claim lost mid-way.
-            _statement("Outputs", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            # PutObject(+Tagging): the handler writes tagged variants. GetObject: presigned download
+            # links. DeleteObject: DELETE /images/{id} and outputs of a claim lost mid-way.
+            _statement("Outputs", ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"],
                        [f"{s3}{outputs['OutputBucket']}/{output_prefix}*"]),
             # ListObjectsV2 of processed/<id>/ when an image is deleted.
             _statement("ListOutputs", ["s3:ListBucket"], [f"{s3}{outputs['OutputBucket']}"],
@@ -60,5 +60,14 @@ def lambda_policy(env: Mapping[str, str], outputs: Mapping[str, str]) -> dict[st
             # Not a call in our code: Lambda sends failed S3 events to the on-failure destination
             # with the function's own role (infra/handler.json).
             _statement("UploadFailureDestination", ["sqs:SendMessage"], [outputs["UploadFailureQueueArn"]]),
+            *_kms_statements(env),
         ],
     }
+
+
+def _kms_statements(env: Mapping[str, str]) -> list[dict[str, Any]]:
+    """With OUTPUT_SSE=aws:kms, writing outputs needs a data key and presigned reads need Decrypt."""
+    key = env.get("KMS_KEY_ID", "")
+    if env.get("OUTPUT_SSE") != "aws:kms" or not key:
+        return []
+    return [_statement("OutputEncryptionKey", ["kms:GenerateDataKey", "kms:Decrypt"], [key])]

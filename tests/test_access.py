@@ -53,7 +53,7 @@ def test_bad_settings_fail_naming_the_variable(env: dict[str, str], field: str) 
         route_access(env)
 
 
-def test_the_app_wires_the_stage_auth_into_every_route_but_health() -> None:
+def test_the_app_wires_the_stage_auth_into_every_route_but_health_and_the_page() -> None:
     """In a fresh interpreter: routes are registered at import, from the environment."""
     probe = (
         "import json, app\n"
@@ -64,4 +64,5 @@ def test_the_app_wires_the_stage_auth_into_every_route_but_health() -> None:
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     routes = json.loads(result.stdout)
     assert routes.pop("GET /health") == ["NoneType", None, True]
+    assert routes.pop("GET /") == ["NoneType", None, True]  # the page is public; its API calls are not
     assert routes and all(value == ["IAMAuthorizer", False, True] for value in routes.values()), routes

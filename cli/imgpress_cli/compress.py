@@ -21,12 +21,16 @@ from chalicelib.settings import Settings
 _NO_RESOURCES = {"INPUT_BUCKET": "-", "OUTPUT_BUCKET": "-", "TABLE_NAME": "-", "TOPIC_ARN": "-"}
 
 
-def local_settings(variants_json: str | None, env: Mapping[str, str] | None = None) -> Settings:
-    """The Lambda's settings from `env` (default: os.environ); `variants_json` overrides VARIANTS.
+def local_settings(variants_json: str | None, env: Mapping[str, str] | None = None,
+                   profile: str | None = None) -> Settings:
+    """The Lambda's settings from `env` (default: os.environ); `profile` picks the profile whose
+    variants run, `variants_json` replaces them.
 
-    Raises chalicelib's ConfigError naming the bad variable or variant field.
+    Raises chalicelib's ConfigError naming the bad variable, profile or variant field.
     """
     merged = {**(os.environ if env is None else env), **_NO_RESOURCES}
+    if profile is not None:
+        merged["DEFAULT_PROFILE"] = profile
     if variants_json is not None:
         merged["VARIANTS"] = variants_json
     return Settings.from_env(merged)
@@ -35,7 +39,7 @@ def local_settings(variants_json: str | None, env: Mapping[str, str] | None = No
 def compress_files(paths: Sequence[Path], out_dir: Path, settings: Settings) -> Iterator[dict[str, Any]]:
     """Render every file into `out_dir`; yields one result per file, in order, as soon as it is done."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    limits = DecodeLimits(settings.allowed_decoders, settings.max_pixels, settings.max_side)
+    limits = settings.decode_limits()
     used_stems: set[str] = set()
     for path in paths:
         stem = _unique_stem(path.stem, used_stems)

@@ -107,7 +107,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from imgpress_cli.compress import compress_files, local_settings
 
     try:
-        settings = local_settings(args.variants)
+        settings = local_settings(args.variants, profile=args.profile)
     except ConfigError as error:
         print(f"imgpress: {error}", file=sys.stderr)
         return USAGE
@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compress.add_argument("files", nargs="+", metavar="FILE")
     compress.add_argument("-o", "--output", required=True, metavar="DIR", help="where to write <name>.<variant>.<ext>")
+    compress.add_argument("--profile", metavar="NAME", help="run this profile's variants (default: the default profile)")
     compress.add_argument("--variants", metavar="JSON", help="variant list as in the VARIANTS setting (default: $VARIANTS, "
                                                              "else the built-in web + thumb)")
     compress.set_defaults(run=cmd_compress)

@@ -115,3 +115,14 @@ def test_same_names_from_different_folders_do_not_overwrite_each_other(tmp_path:
     webs = [line["outputs"]["web"] for line in lines(result.stdout)]
     assert [Path(w["path"]).name for w in webs] == ["photo.web.webp", "photo-2.web.webp"]
     assert [(w["width"], w["height"]) for w in webs] == [(300, 200), (200, 300)]
+
+
+def test_profile_option_runs_a_shipped_profile(tmp_path: Path) -> None:
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(images.jpeg(1200, 800))
+    result = run_imgpress("compress", str(source), "-o", str(tmp_path), "--profile", "thumbnail200")
+    assert result.returncode == 0, result.stderr
+    outputs = lines(result.stdout)[0]["outputs"]
+    assert {name: (o["format"], o["width"], o["height"]) for name, o in outputs.items()} == {"thumbnail": ("jpeg", 200, 133)}
+    unknown = run_imgpress("compress", str(source), "-o", str(tmp_path), "--profile", "nope")
+    assert unknown.returncode == 2 and "thumbnail200" in unknown.stderr

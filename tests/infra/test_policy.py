@@ -74,7 +74,10 @@ def code_calls() -> set[tuple[str, str]]:
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 service = _handle_service(node.func.value)
                 if service is not None:
-                    calls.add((service, _operation_of(service, node)))
+                    operation = _operation_of(service, node)
+                    calls.add((service, operation))
+                    if operation == "PutObject" and any(k.arg == "Tagging" for k in node.keywords):
+                        calls.add((service, "PutObjectTagging"))  # tags on PutObject need their own grant
     return calls
 
 
@@ -213,3 +216,20 @@ def test_every_request_of_an_image_lifecycle_is_allowed_by_the_policy(dev_stage:
     for service, operation, params in made:
         for resource in _request_resources(service, operation, params):
             assert allows(document, iam_action(service, operation), resource, params), (operation, resource)
+
+
+def test_kms_encrypted_outputs_add_exactly_the_key_grants() -> None:
+    from infra.policy import lambda_policy
+
+    outputs = {
+        "ImagesTableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/t", "InputBucket": "in-b",
+        "OutputBucket": "out-b", "EventsTopic": "arn:aws:sns:us-east-1:123456789012:e",
+        "UploadFailureQueueArn": "arn:aws:sqs:us-east-1:123456789012:f",
+        "ApiLogGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:a",
+        "UploadHandlerLogGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:h",
+    }
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    plain_sids = {s["Sid"] for s in lambda_policy({}, outputs)["Statement"]}
+    with_kms = lambda_policy({"OUTPUT_SSE": "aws:kms", "KMS_KEY_ID": key}, outputs)["Statement"]
+    [extra] = [s for s in with_kms if s["Sid"] not in plain_sids]
+    assert extra["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"] and extra["Resource"] == [key]

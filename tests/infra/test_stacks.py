@@ -82,7 +82,7 @@ def test_the_records_code_works_on_the_deployed_table(account: None, project: Pa
     env = stages.stage_environment(read(project / ".chalice" / "config.json"), "dev")
     records = ImageRecords(boto3.resource("dynamodb").Table(env["TABLE_NAME"]))
     for image_id in ("a" * 32, "b" * 32):
-        records.create_pending(image_id, filename="f.jpg", content_type="image/jpeg", declared_size=1,
+        records.create_pending(image_id, filename="f.jpg", content_type="image/jpeg", profile="default", declared_size=1,
                                input_bucket=env["INPUT_BUCKET"], input_key=f"uploads/{image_id}")
     newest, _cursor = records.list_page(None, 10, None)
     pending, _cursor = records.list_page("pending", 10, None)
