@@ -74,10 +74,33 @@ def sniff_format(head: bytes) -> str | None:
     for offset, magic, name in _SIGNATURES:
         if head[offset : offset + len(magic)] == magic:
             return name
-    text = head[:512].lstrip().lower()
+    text = head[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in text:
         return "SVG"
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<script")) or b"<script" in text:
+        return "HTML"
+    if _looks_like_text(head[:512]):
+        return "TEXT"  # scripts, JSON, CSV...: documents in disguise, not images
     return None
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        decoded = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(decoded) and all(ch.isprintable() or ch in "\t\r\n" for ch in decoded)
+
+
+# Decoder name -> the content type it really is (for the declared-vs-real comparison).
+CONTENT_TYPE_OF_DECODER = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
+                           "GIF": "image/gif", "AVIF": "image/avif", "HEIF": "image/heic", "TIFF": "image/tiff",
+                           "BMP": "image/bmp"}
+
+
+def declared_type_matches(declared: str | None, decoder: str) -> bool:
+    """True when the bytes are what the client said (image/heic and image/heif are one family)."""
+    return decoder in DECODERS_BY_CONTENT_TYPE.get(declared or "", ())
 
 
 def allowed_decoders(content_types: tuple[str, ...]) -> tuple[str, ...]:

@@ -29,12 +29,40 @@ def savings(original: dict[str, Any] | None, outputs: dict[str, Any]) -> dict[st
     return {"bytes": saved, "percent": round(100.0 * saved / original["bytes"], 1) if original["bytes"] else 0.0}
 
 
+def output_url(output: dict[str, Any], store: ObjectStore, settings: Settings) -> str:
+    """A stable public link behind OUTPUT_BASE_URL (CDN, cacheable forever), else a presigned GET."""
+    if settings.output_base_url:
+        return f"{settings.output_base_url}/{output['key']}"
+    return store.presign_get(output["bucket"], output["key"], settings.download_url_ttl)
+
+
+def markup(outputs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """What `<img srcset>` / `<picture>` need: per format, the variants of the largest one's shape.
+
+    Cropped variants of another aspect ratio (avatars) are left out: a srcset must show one picture.
+    """
+    if not outputs:
+        return None
+    largest = max(outputs.values(), key=lambda o: o["width"] * o["height"])
+    aspect = largest["width"] / largest["height"]
+    srcset: dict[str, list[dict[str, Any]]] = {}
+    for output in outputs.values():
+        if abs(output["width"] / output["height"] - aspect) <= 0.02 * aspect:
+            srcset.setdefault(output["format"], []).append(output)
+    return {
+        "width": largest["width"],
+        "height": largest["height"],
+        "srcset": {fmt: ", ".join(f"{o['url']} {o['width']}w" for o in sorted(items, key=lambda o: o["width"]))
+                   for fmt, items in srcset.items()},
+    }
+
+
 def image_view(record: dict[str, Any], store: ObjectStore, settings: Settings) -> dict[str, Any]:
     outputs = {
         name: {
             **{k: out[k] for k in ("format", "content_type", "width", "height", "bytes", "bucket", "key") if k in out},
             "method": out.get("method", "reencoded"),
-            "url": store.presign_get(out["bucket"], out["key"], settings.download_url_ttl),
+            "url": output_url(out, store, settings),
         }
         for name, out in (record.get("outputs") or {}).items()
     }
@@ -43,6 +71,10 @@ def image_view(record: dict[str, Any], store: ObjectStore, settings: Settings) -
         "status": record["status"],
         "filename": record.get("filename"),
         "content_type": record.get("content_type"),
+        "declared_content_type": record.get("content_type"),
+        "type_mismatch": bool(record.get("type_mismatch")),
+        "sha256": record.get("sha256"),
+        "deduplicated_from": record.get("deduplicated_from"),
         "profile": record.get("profile"),
         "created_at": record.get("created_at"),
         "updated_at": record.get("updated_at"),
@@ -50,6 +82,8 @@ def image_view(record: dict[str, Any], store: ObjectStore, settings: Settings) -
         "original": _original(record),
         "outputs": outputs,
         "savings": savings(record.get("original"), record.get("outputs") or {}),
+        "placeholders": record.get("placeholders"),
+        "markup": markup(outputs),
         "error": record.get("error"),
         "links": {"self": f"/images/{record['id']}"},
     }
@@ -70,9 +104,12 @@ def get_image(image_id: str, records: ImageRecords) -> dict[str, Any]:
     return record
 
 
-def parse_list_query(params: dict[str, str] | None) -> tuple[str | None, int, str | None]:
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def parse_list_query(params: dict[str, str] | None) -> tuple[str | None, int, str | None, str | None]:
     params = params or {}
-    unknown = sorted(set(params) - {"status", "limit", "cursor"})
+    unknown = sorted(set(params) - {"status", "limit", "cursor", "sha256"})
     if unknown:
         raise BadRequest(f"Unknown query parameter(s): {', '.join(unknown)}.", "unknown_field")
     status = params.get("status") or None
@@ -85,14 +122,17 @@ def parse_list_query(params: dict[str, str] | None) -> tuple[str | None, int, st
         raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}.", "invalid_field") from exc
     if not 1 <= limit <= MAX_PAGE:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}.", "invalid_field")
-    return status, limit, params.get("cursor") or None
+    sha256 = (params.get("sha256") or "").lower() or None
+    if sha256 is not None and not _SHA256.match(sha256):
+        raise BadRequest("sha256 must be 64 hexadecimal characters.", "invalid_field")
+    return status, limit, params.get("cursor") or None, sha256
 
 
 def list_images(
     params: dict[str, str] | None, records: ImageRecords, store: ObjectStore, settings: Settings
 ) -> dict[str, Any]:
-    status, limit, cursor = parse_list_query(params)
-    items, next_cursor = records.list_page(status, limit, cursor)
+    status, limit, cursor, sha256 = parse_list_query(params)
+    items, next_cursor = records.list_page(status, limit, cursor, sha256)
     return {"items": [image_view(item, store, settings) for item in items], "next_cursor": next_cursor}
 
 

@@ -15,8 +15,13 @@ def result_message(record: dict[str, Any]) -> dict[str, Any]:
         "filename": record.get("filename"),
         "created_at": record.get("created_at"),
         "completed_at": record.get("completed_at"),
+        "declared_content_type": record.get("content_type"),
+        "type_mismatch": bool(record.get("type_mismatch")),
+        "sha256": record.get("sha256"),
+        "deduplicated_from": record.get("deduplicated_from"),
         "original": record.get("original"),
         "outputs": record.get("outputs") or {},
+        "placeholders": record.get("placeholders"),
         "error": record.get("error"),
     }
 

@@ -6,6 +6,7 @@ raise so Lambda retries, after the claim is released for that retry.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from chalicelib.errors import ImageRejected
+from chalicelib.formats import declared_type_matches
 from chalicelib.imaging.specs import VariantSpec
 from chalicelib.notify import Notifier
 from chalicelib.records import DONE, FAILED, PROCESSING, ImageRecords
@@ -42,6 +44,10 @@ def _render_with_pillow(data: bytes, variants: Sequence[VariantSpec], settings: 
     from chalicelib.imaging.render import render_variants
 
     return render_variants(data, variants, settings.decode_limits())
+
+
+def _tags(variant: str, profile: str, source_format: str) -> dict[str, str]:
+    return {"imgpress:variant": variant, "imgpress:profile": profile, "imgpress:source-format": source_format}
 
 
 def _log(outcome: str, event: UploadEvent, **fields: Any) -> None:
@@ -89,7 +95,7 @@ class UploadProcessor:
         if token is None:
             return "duplicate"
         try:
-            return self._process_claimed(image_id, token, data, record.get("profile"), event)
+            return self._process_claimed(image_id, token, data, record, event)
         except Exception:
             self._release_quietly(image_id, token)
             raise
@@ -104,39 +110,63 @@ class UploadProcessor:
         _log("ignored_duplicate", event, id=image_id, status=current and current["status"])
         return None
 
-    def _process_claimed(self, image_id: str, token: str, data: bytes, profile_name: str | None,
+    def _process_claimed(self, image_id: str, token: str, data: bytes, record: dict[str, Any],
                          event: UploadEvent) -> str:
-        original = {"bytes": len(data), "format": None, "width": None, "height": None}
-        profile = self._settings.profiles.get(profile_name)
+        sha256 = hashlib.sha256(data).hexdigest()
+        unknown = {"bytes": len(data), "format": None, "width": None, "height": None}
+        profile = self._settings.profiles.get(record.get("profile"))
         if profile is None:
-            rejected = ImageRejected(f"The profile {profile_name!r} is no longer configured.", "unknown_profile")
-            return self._fail(image_id, token, rejected, original, event)
+            rejected = ImageRejected(f"The profile {record.get('profile')!r} is no longer configured.", "unknown_profile")
+            return self._fail(image_id, token, rejected, unknown, event, sha256)
+        if self._settings.dedupe:
+            twin = self._records.find_done_twin(sha256, profile.name, image_id)
+            if twin is not None:
+                return self._complete_from_twin(image_id, token, twin, sha256, record, event)
         try:
             rendering = self._render(data, profile.variants, self._settings)
         except ImageRejected as rejected:
-            return self._fail(image_id, token, rejected, original, event)
+            return self._fail(image_id, token, rejected, unknown, event, sha256)
+        source = rendering.source
         outputs: dict[str, Any] = {}
         for variant in rendering.variants:
             key = self._settings.output_key(image_id, variant.name, variant.extension)
-            tags = {"imgpress:variant": variant.name, "imgpress:profile": profile.name,
-                    "imgpress:source-format": rendering.source.format}
-            self._store.put_output(key, variant.data, variant.content_type, tags)
+            self._store.put_output(key, variant.data, variant.content_type, _tags(variant.name, profile.name, source.format))
             outputs[variant.name] = {
                 "format": variant.format, "content_type": variant.content_type,
                 "width": variant.width, "height": variant.height, "bytes": len(variant.data),
                 "bucket": self._store.output_bucket, "key": key, "method": variant.method,
             }
-        source = rendering.source
         original = {"format": source.format, "width": source.width, "height": source.height, "bytes": source.bytes}
-        if not self._records.complete(image_id, token, original, outputs):
+        details = {"sha256": sha256, "type_mismatch": not declared_type_matches(record.get("content_type"), source.format),
+                   "placeholders": getattr(rendering, "placeholders", None)}
+        return self._complete(image_id, token, original, outputs, details, event)
+
+    def _complete_from_twin(self, image_id: str, token: str, twin: dict[str, Any], sha256: str,
+                            record: dict[str, Any], event: UploadEvent) -> str:
+        """Same bytes, same profile, already done: copy its outputs inside S3; no decode, no encode."""
+        outputs: dict[str, Any] = {}
+        source_format = twin["original"]["format"]
+        for name, output in twin["outputs"].items():
+            extension = output["key"].rsplit(".", 1)[-1]
+            key = self._settings.output_key(image_id, name, extension)
+            self._store.copy_output(output["key"], key, _tags(name, twin["profile"], source_format))
+            outputs[name] = {**output, "key": key, "bucket": self._store.output_bucket}
+        details = {"sha256": sha256, "deduplicated_from": twin["id"], "placeholders": twin.get("placeholders"),
+                   "type_mismatch": not declared_type_matches(record.get("content_type"), source_format)}
+        return self._complete(image_id, token, twin["original"], outputs, details, event)
+
+    def _complete(self, image_id: str, token: str, original: dict[str, Any], outputs: dict[str, Any],
+                  details: dict[str, Any], event: UploadEvent) -> str:
+        if not self._records.complete(image_id, token, original, outputs, details):
             return self._lost_claim(image_id, [o["key"] for o in outputs.values()], event)
         self._notify(image_id, token)
-        _log("done", event, id=image_id, outputs={n: o["bytes"] for n, o in outputs.items()})
+        _log("done", event, id=image_id, outputs={n: o["bytes"] for n, o in outputs.items()},
+             deduplicated_from=details.get("deduplicated_from"))
         return "done"
 
     def _fail(self, image_id: str, token: str, rejected: ImageRejected, original: dict[str, Any] | None,
-              event: UploadEvent) -> str:
-        if not self._records.fail(image_id, token, rejected.to_dict(), original):
+              event: UploadEvent, sha256: str | None = None) -> str:
+        if not self._records.fail(image_id, token, rejected.to_dict(), original, sha256):
             return self._lost_claim(image_id, [], event)
         self._notify(image_id, token)
         _log("failed", event, id=image_id, code=rejected.code)

@@ -23,7 +23,9 @@ PENDING, PROCESSING, DONE, FAILED = "pending", "processing", "done", "failed"
 STATUSES = (PENDING, PROCESSING, DONE, FAILED)
 RECORD_KIND = "image"  # constant partition of the newest-first index
 PENDING_TTL_SECONDS = 7 * 24 * 3600  # abandoned upload slots expire from the table
-_CURSOR_KEYS = {"id", "kind", "status", "created_at"}
+_CURSOR_KEYS = {"id", "kind", "status", "created_at", "sha256"}
+# Attributes complete() may set besides status/original/outputs.
+COMPLETION_DETAILS = {"sha256", "type_mismatch", "placeholders", "deduplicated_from"}
 
 
 def utc_now() -> datetime:
@@ -84,10 +86,17 @@ class ImageRecords:
         item = self._table.get_item(Key={"id": image_id}, ConsistentRead=True).get("Item")
         return plain(item) if item else None
 
-    def list_page(self, status: str | None, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    def list_page(self, status: str | None, limit: int, cursor: str | None,
+                  sha256: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; `cursor` is the opaque `next_cursor` of the previous page."""
         query: dict[str, Any] = {"Limit": limit, "ScanIndexForward": False}
-        if status:
+        if sha256:
+            query.update(IndexName="by-sha256", KeyConditionExpression="sha256 = :h",
+                         ExpressionAttributeValues={":h": sha256})
+            if status:
+                query.update(FilterExpression="#s = :s", ExpressionAttributeNames={"#s": "status"})
+                query["ExpressionAttributeValues"][":s"] = status
+        elif status:
             query.update(IndexName="by-status", KeyConditionExpression="#s = :s",
                          ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": status})
         else:
@@ -98,6 +107,17 @@ class ImageRecords:
         page = self._table.query(**query)
         last = page.get("LastEvaluatedKey")
         return [plain(item) for item in page.get("Items", [])], encode_cursor(last) if last else None
+
+    def find_done_twin(self, sha256: str, profile: str, exclude_id: str) -> dict[str, Any] | None:
+        """The newest finished image with the same bytes and profile, if any (for dedupe)."""
+        page = self._table.query(
+            IndexName="by-sha256", KeyConditionExpression="sha256 = :h", ScanIndexForward=False,
+            FilterExpression="#s = :done AND profile = :p AND id <> :me",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":h": sha256, ":done": DONE, ":p": profile, ":me": exclude_id},
+        )
+        items = page.get("Items", [])
+        return plain(items[0]) if items else None
 
     def claim(self, image_id: str, etag: str, object_size: int, lease_seconds: int) -> str | None:
         """Take the record for processing; returns the claim token, or None if it is not claimable."""
@@ -133,25 +153,37 @@ class ImageRecords:
         """Give a claim back after a transient fault so Lambda's retry can take it at once."""
         self._guarded_update(image_id, token, "SET lease_until = :zero", {":zero": 0})
 
-    def complete(self, image_id: str, token: str, original: dict[str, Any], outputs: dict[str, Any]) -> bool:
-        """processing -> done, only for the holder of the claim. False if the claim was lost."""
+    def complete(self, image_id: str, token: str, original: dict[str, Any], outputs: dict[str, Any],
+                 details: dict[str, Any] | None = None) -> bool:
+        """processing -> done, only for the holder of the claim. False if the claim was lost.
+
+        `details` (COMPLETION_DETAILS: sha256, type_mismatch, placeholders, deduplicated_from) are set too.
+        """
         now = iso(self._clock())
+        details = {k: v for k, v in (details or {}).items() if v is not None}
+        unknown = set(details) - COMPLETION_DETAILS
+        if unknown:
+            raise ValueError(f"unknown completion details {sorted(unknown)}")
+        extra = "".join(f", {name} = :{name}" for name in sorted(details))
         return self._guarded_update(
             image_id, token,
             "SET #s = :done, original = :original, outputs = :outputs, #e = :none,"
-            " updated_at = :now, completed_at = :now REMOVE lease_until",
-            {":done": DONE, ":original": original, ":outputs": outputs, ":none": None, ":now": now},
+            f" updated_at = :now, completed_at = :now{extra} REMOVE lease_until",
+            {":done": DONE, ":original": original, ":outputs": outputs, ":none": None, ":now": now,
+             **{f":{name}": value for name, value in details.items()}},
             require_processing=True,
         )
 
-    def fail(self, image_id: str, token: str, error: dict[str, str], original: dict[str, Any] | None) -> bool:
+    def fail(self, image_id: str, token: str, error: dict[str, str], original: dict[str, Any] | None,
+             sha256: str | None = None) -> bool:
         """processing -> failed with a reason code; no outputs are advertised."""
         now = iso(self._clock())
         return self._guarded_update(
             image_id, token,
             "SET #s = :failed, #e = :error, original = :original, outputs = :outputs,"
-            " updated_at = :now, completed_at = :now REMOVE lease_until",
-            {":failed": FAILED, ":error": error, ":original": original, ":outputs": {}, ":now": now},
+            " updated_at = :now, completed_at = :now" + (", sha256 = :sha256" if sha256 else "") + " REMOVE lease_until",
+            {":failed": FAILED, ":error": error, ":original": original, ":outputs": {}, ":now": now,
+             **({":sha256": sha256} if sha256 else {})},
             require_processing=True,
         )
 

@@ -40,6 +40,8 @@ class Settings:
     output_cache_control: str = "public, max-age=31536000, immutable"
     output_sse: str = "AES256"
     kms_key_id: str | None = None
+    output_base_url: str | None = None
+    dedupe: bool = False
 
     @property
     def variants(self) -> tuple[VariantSpec, ...]:
@@ -98,6 +100,8 @@ class Settings:
             output_cache_control=env.get("OUTPUT_CACHE_CONTROL", "public, max-age=31536000, immutable"),
             output_sse=sse,
             kms_key_id=env.get("KMS_KEY_ID") or None,
+            output_base_url=_base_url(env.get("OUTPUT_BASE_URL", "")),
+            dedupe=_flag(env, "DEDUPE"),
         )
         settings.check_single_bucket_layout()
         return settings
@@ -131,6 +135,25 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
     return value
+
+
+def _base_url(value: str) -> str | None:
+    """OUTPUT_BASE_URL: stable public links (e.g. a CloudFront domain) instead of presigned GETs."""
+    value = value.strip()
+    if not value:
+        return None
+    if not value.startswith(("https://", "http://")):
+        raise ConfigError(f"OUTPUT_BASE_URL: must start with https:// (or http:// locally), got {value!r}")
+    return value.rstrip("/")
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}: must be true or false, got {raw!r}")
 
 
 def _prefix(env: Mapping[str, str], name: str, default: str) -> str:

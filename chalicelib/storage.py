@@ -52,6 +52,18 @@ class ObjectStore:
             **self._encryption,
         )
 
+    def copy_output(self, source_key: str, key: str, tags: dict[str, str]) -> None:
+        """Server-side copy of an existing output (dedupe): no bytes pass through Lambda."""
+        self._s3.copy_object(
+            Bucket=self._output_bucket,
+            Key=key,
+            CopySource={"Bucket": self._output_bucket, "Key": source_key},
+            MetadataDirective="COPY",
+            TaggingDirective="REPLACE",
+            Tagging=urlencode(tags),
+            **self._encryption,
+        )
+
     def delete_objects(self, bucket: str, keys: list[str]) -> None:
         if keys:
             self._s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})

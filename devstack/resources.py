@@ -16,6 +16,7 @@ TABLE_DEFINITION: dict[str, Any] = {
         {"AttributeName": "kind", "AttributeType": "S"},
         {"AttributeName": "status", "AttributeType": "S"},
         {"AttributeName": "created_at", "AttributeType": "S"},
+        {"AttributeName": "sha256", "AttributeType": "S"},
     ],
     "GlobalSecondaryIndexes": [
         {
@@ -30,6 +31,14 @@ TABLE_DEFINITION: dict[str, Any] = {
             "IndexName": "by-status",
             "KeySchema": [
                 {"AttributeName": "status", "KeyType": "HASH"},
+                {"AttributeName": "created_at", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
+        {
+            "IndexName": "by-sha256",
+            "KeySchema": [
+                {"AttributeName": "sha256", "KeyType": "HASH"},
                 {"AttributeName": "created_at", "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "ALL"},

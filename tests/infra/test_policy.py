@@ -29,7 +29,9 @@ from tests.conftest import FAKE_CREDENTIALS
 ROOT = Path(__file__).resolve().parents[2]
 HANDLE_SERVICES = {"s3": "s3", "table": "dynamodb", "sns": "sns"}
 # Operations AWS authorizes under another action name.
-IAM_ACTION_OF = {("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "DeleteObjects"): "s3:DeleteObject"}
+IAM_ACTION_OF = {("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "DeleteObjects"): "s3:DeleteObject",
+                 # A copy is authorized as PutObject on the target (+ GetObject on the source, see below).
+                 ("s3", "CopyObject"): "s3:PutObject"}
 # Granted although no line of our code calls them, each for a reason the policy file states.
 PLATFORM_ACTIONS = {
     "logs:CreateLogStream": "Lambda writes the functions' logs with their role",
@@ -76,8 +78,10 @@ def code_calls() -> set[tuple[str, str]]:
                 if service is not None:
                     operation = _operation_of(service, node)
                     calls.add((service, operation))
-                    if operation == "PutObject" and any(k.arg == "Tagging" for k in node.keywords):
-                        calls.add((service, "PutObjectTagging"))  # tags on PutObject need their own grant
+                    if operation in ("PutObject", "CopyObject") and any(k.arg == "Tagging" for k in node.keywords):
+                        calls.add((service, "PutObjectTagging"))  # tags on a write need their own grant
+                    if operation == "CopyObject":
+                        calls.add((service, "GetObject"))  # reading the copy's source
     return calls
 
 

@@ -74,7 +74,7 @@ def test_the_deployed_buckets_are_encrypted_and_the_table_is_on_demand(account: 
         assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     table = boto3.client("dynamodb").describe_table(TableName=env["TABLE_NAME"])["Table"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert sorted(index["IndexName"] for index in table["GlobalSecondaryIndexes"]) == ["by-created", "by-status"]
+    assert sorted(index["IndexName"] for index in table["GlobalSecondaryIndexes"]) == ["by-created", "by-sha256", "by-status"]
 
 
 def test_the_records_code_works_on_the_deployed_table(account: None, project: Path) -> None:
