@@ -5,6 +5,7 @@ layout matches infra/: key `id`, newest-first index `by-created`, per-status `by
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping
 
 import boto3
@@ -92,3 +93,12 @@ def subscribe_queue(env: Mapping[str, str], queue_name: str) -> str:
         Attributes={"RawMessageDelivery": "true"},
     )
     return str(url)
+
+
+def allow_public_reads(env: Mapping[str, str]) -> None:
+    """Stable-URL mode locally: anyone may GET outputs, as they may through a CDN in front of S3."""
+    bucket, prefix = env["OUTPUT_BUCKET"], env.get("OUTPUT_PREFIX", "processed/")
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "PublicOutputs", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/{prefix}*"}]}
+    boto3.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))

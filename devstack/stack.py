@@ -84,6 +84,8 @@ class LocalStack:
         from devstack import resources
 
         resources.create_resources(self.env)
+        if os.environ.get("OUTPUT_BASE_URL", "").startswith(self.aws_url):
+            resources.allow_public_reads(self.env)
         self._events_queue_url = resources.wire_upload_events(self.env, EVENTS_QUEUE)
         self.notifications_queue_url = resources.subscribe_queue(self.env, NOTIFICATIONS_QUEUE)
 
