@@ -2,10 +2,11 @@
 
 The same bytes as the reference `rgbaToThumbHash` (JavaScript rounding included; tested against
 its output), but each 2-D DCT term is computed separably (row sums first): about 0.6 ms for a
-32 px image, four times faster than the reference's per-term loop (bench/PLACEHOLDERS.md). Only the float summation
-order differs, which can flip a term that is mathematically zero and lands exactly on a rounding
-half (synthetic, symmetric images), changing nothing visible. The PyPI port (`thumbhash` 0.1.2) is
-not used: it is that slow loop, rounds halves to even and fails on images with alpha.
+32 px image, four times faster than the reference's per-term loop (bench/PLACEHOLDERS.md).
+Only the float summation order differs, which can flip a term that is mathematically zero and
+lands exactly on a rounding half (synthetic, symmetric images), changing nothing visible. The
+PyPI port (`thumbhash` 0.1.2) is not used: it is that slow loop, rounds halves to even and fails
+on images with alpha.
 """
 from __future__ import annotations
 
