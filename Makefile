@@ -42,5 +42,10 @@ package: $(STAMP)
 corpus:
 	bash ../shared/corpus/make_corpus.sh
 
+## Time the front-end placeholders over the corpus (results in bench/PLACEHOLDERS.md)
+.PHONY: bench-placeholders
+bench-placeholders: $(STAMP)
+	$(BIN)/python -m bench.placeholders_bench
+
 clean:
 	rm -rf $(VENV) .pytest_cache
