@@ -43,7 +43,7 @@ def _render_with_pillow(data: bytes, variants: Sequence[VariantSpec], settings: 
     # Imported here, not at module level: Pillow is only paid for by the S3 handler.
     from chalicelib.imaging.render import render_variants
 
-    return render_variants(data, variants, settings.decode_limits())
+    return render_variants(data, variants, settings.decode_limits(), settings.blurhash_components)
 
 
 def _tags(variant: str, profile: str, source_format: str) -> dict[str, str]:
@@ -138,7 +138,7 @@ class UploadProcessor:
             }
         original = {"format": source.format, "width": source.width, "height": source.height, "bytes": source.bytes}
         details = {"sha256": sha256, "type_mismatch": not declared_type_matches(record.get("content_type"), source.format),
-                   "placeholders": getattr(rendering, "placeholders", None)}
+                   "placeholders": rendering.placeholders}
         return self._complete(image_id, token, original, outputs, details, event)
 
     def _complete_from_twin(self, image_id: str, token: str, twin: dict[str, Any], sha256: str,

@@ -42,6 +42,7 @@ class Settings:
     kms_key_id: str | None = None
     output_base_url: str | None = None
     dedupe: bool = False
+    blurhash_components: tuple[int, int] = (4, 3)
 
     @property
     def variants(self) -> tuple[VariantSpec, ...]:
@@ -102,6 +103,7 @@ class Settings:
             kms_key_id=env.get("KMS_KEY_ID") or None,
             output_base_url=_base_url(env.get("OUTPUT_BASE_URL", "")),
             dedupe=_flag(env, "DEDUPE"),
+            blurhash_components=_components(env.get("BLURHASH_COMPONENTS", "4x3")),
         )
         settings.check_single_bucket_layout()
         return settings
@@ -145,6 +147,14 @@ def _base_url(value: str) -> str | None:
     if not value.startswith(("https://", "http://")):
         raise ConfigError(f"OUTPUT_BASE_URL: must start with https:// (or http:// locally), got {value!r}")
     return value.rstrip("/")
+
+
+def _components(raw: str) -> tuple[int, int]:
+    """BLURHASH_COMPONENTS like "4x3": 1-9 components across and down."""
+    parts = raw.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and 1 <= int(p) <= 9 for p in parts):
+        raise ConfigError(f"BLURHASH_COMPONENTS: must look like 4x3, each from 1 to 9, got {raw!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

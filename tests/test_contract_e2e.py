@@ -48,7 +48,8 @@ def test_schema_is_valid_and_real_messages_match_it(contract_stack: Stack) -> No
     for message in messages.values():
         errors = [e.message for e in validator.iter_errors(message)]
         assert errors == [], (message, errors)
-    assert messages[failed["id"]]["type"] == "image.failed"
+    assert messages[failed["id"]]["type"] == "image.failed" and messages[failed["id"]]["placeholders"] is None
+    assert messages[done["id"]]["placeholders"]["dominant_color"].startswith("#")
     broken = {**messages[done["id"]], "error": {"code": "corrupt", "message": "x"}}  # done with an error: invalid
     assert list(validator.iter_errors(broken))
 

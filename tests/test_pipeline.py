@@ -378,3 +378,15 @@ def test_stable_output_urls_and_markup(client: Client, aws: Aws, monkeypatch: py
     assert web["url"] == f"https://cdn.example.com/processed/{image_id}/web.webp" == again["outputs"]["web"]["url"]
     assert first["markup"] == {"width": 2048, "height": 1365,
                                "srcset": {"webp": f"{thumb['url']} 320w, {web['url']} 2048w"}}
+
+
+def test_done_images_carry_placeholders_from_the_smallest_variant(client: Client, aws: Aws) -> None:
+    image_id = upload_as(client, aws, images.jpeg(1600, 1200), "image/jpeg")
+    placeholders = record(client, image_id)["placeholders"]
+    assert set(placeholders) == {"thumbhash", "blurhash", "dominant_color", "lqip"}
+    assert len(placeholders["blurhash"]) == 4 + 2 * 4 * 3  # 4x3 components by default
+    assert placeholders["lqip"].startswith("data:image/webp;base64,") and len(placeholders["lqip"]) <= 1024
+    [message] = aws.notifications()
+    assert message["placeholders"] == placeholders
+    failed = record(client, upload_as(client, aws, b"not an image", "image/png"))
+    assert failed["placeholders"] is None

@@ -72,6 +72,10 @@ def test_seed_recipes_parse() -> None:
          "PROFILES.profiles.default.variants: duplicate"),
         ({"DEFAULT_PROFILE": "nope"}, "default: 'nope' is not one of the profiles"),
         ({"OUTPUT_SSE": "des"}, "OUTPUT_SSE"),
+        ({"BLURHASH_COMPONENTS": "10x3"}, "BLURHASH_COMPONENTS"),
+        ({"BLURHASH_COMPONENTS": "four"}, "BLURHASH_COMPONENTS"),
+        ({"DEDUPE": "maybe"}, "DEDUPE"),
+        ({"OUTPUT_BASE_URL": "cdn.example.com"}, "OUTPUT_BASE_URL"),
         ({"OUTPUT_BUCKET": "in-b", "OUTPUT_PREFIX": "uploads/processed/"}, "OUTPUT_PREFIX: with one bucket"),
     ],
 )

@@ -7,6 +7,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from chalicelib.imaging.specs import ASSETS, WatermarkSpec
 
+WHITE = (255, 255, 255)
 _ENTROPY_STEPS = 16
 _ENTROPY_ANALYSIS_SIDE = 160
 
@@ -87,3 +88,11 @@ def _text_mark(text: str, width: int) -> Image.Image:
     ImageDraw.Draw(mark).text((-left, -top), text, font=font, fill=(255, 255, 255, 255),
                               stroke_width=stroke, stroke_fill=(0, 0, 0, 255))
     return mark
+
+
+def flatten(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """Composite transparency onto a solid colour (white by default), never onto black."""
+    rgba = image.convert("RGBA")
+    canvas = Image.new("RGB", rgba.size, background)
+    canvas.paste(rgba, mask=rgba.getchannel("A"))
+    return canvas

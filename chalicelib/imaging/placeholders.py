@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from PIL import Image
 
 from chalicelib.imaging.blurhash import rgb_to_blurhash
-from chalicelib.imaging.render import WHITE, flatten
+from chalicelib.imaging.compose import WHITE, flatten
 from chalicelib.imaging.thumbhash import rgba_to_thumbhash
 
 WORKING_SIDE = 32  # ThumbHash decodes to 32 px and BlurHash needs no more; the LQIP's own limit too

@@ -17,9 +17,10 @@ from PIL import Image, ImageCms
 
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import ENCODERS, SAME_FORMAT
-from chalicelib.imaging.compose import apply_watermark, crop_to
+from chalicelib.imaging.compose import apply_watermark, crop_to, flatten
 from chalicelib.imaging.decode import DecodeLimits, load_guarded, open_guarded
 from chalicelib.imaging.jpegstrip import strip_jpeg_metadata
+from chalicelib.imaging.placeholders import compute_placeholders
 from chalicelib.imaging.specs import VariantSpec
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class RenderedVariant:
 class Rendering:
     source: SourceInfo
     variants: tuple[RenderedVariant, ...]
+    placeholders: dict[str, str] | None = None  # ThumbHash, BlurHash, dominant colour, LQIP
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,15 @@ class _Source:
     exif: bytes | None
 
 
-def render_variants(data: bytes, specs: Sequence[VariantSpec], limits: DecodeLimits) -> Rendering:
-    """Decode `data` once and encode every variant in `specs`. Raises ImageRejected on bad input."""
+def render_variants(data: bytes, specs: Sequence[VariantSpec], limits: DecodeLimits,
+                    blurhash_components: tuple[int, int] | None = None) -> Rendering:
+    """Decode `data` once and encode every variant in `specs`. Raises ImageRejected on bad input.
+
+    With `blurhash_components`, placeholders are computed too, from the smallest variant.
+    """
     image = open_guarded(data, limits)
     try:
-        return _render(image, data, specs)
+        return _render(image, data, specs, blurhash_components)
     except (ImageRejected, MemoryError):
         raise
     except Exception as exc:  # A user file must never crash the handler; keep the cause in logs.
@@ -94,7 +100,8 @@ def render_variants(data: bytes, specs: Sequence[VariantSpec], limits: DecodeLim
         raise ImageRejected(f"The image could not be processed ({type(exc).__name__}).", "processing_error") from exc
 
 
-def _render(image: Image.Image, data: bytes, specs: Sequence[VariantSpec]) -> Rendering:
+def _render(image: Image.Image, data: bytes, specs: Sequence[VariantSpec],
+            blurhash_components: tuple[int, int] | None) -> Rendering:
     source_format = "JPEG" if image.format == "MPO" else str(image.format)
     is_jpeg = source_format == "JPEG"
     if not is_jpeg:
@@ -122,7 +129,10 @@ def _render(image: Image.Image, data: bytes, specs: Sequence[VariantSpec]) -> Re
         rendered[spec.name] = _render_variant(resized, spec, source)
         previous = resized
     source_info = SourceInfo(source_format, upright[0], upright[1], len(data), orientation)
-    return Rendering(source_info, tuple(rendered[spec.name] for spec in specs))
+    placeholders = None
+    if blurhash_components is not None:  # `previous` is now the smallest variant, before crop and watermark
+        placeholders = compute_placeholders(to_srgb(previous, source.icc_profile), blurhash_components).to_dict()
+    return Rendering(source_info, tuple(rendered[spec.name] for spec in specs), placeholders)
 
 
 def _render_variant(resized: Image.Image, spec: VariantSpec, source: _Source) -> RenderedVariant:
@@ -218,14 +228,6 @@ def _has_visible_alpha(image: Image.Image) -> bool:
         return False
     low, _high = image.getchannel("A").getextrema()
     return bool(low < 255)
-
-
-def flatten(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
-    """Composite transparency onto a solid colour (white by default), never onto black."""
-    rgba = image.convert("RGBA")
-    canvas = Image.new("RGB", rgba.size, background)
-    canvas.paste(rgba, mask=rgba.getchannel("A"))
-    return canvas
 
 
 def encode(image: Image.Image, output_format: str, spec: VariantSpec,

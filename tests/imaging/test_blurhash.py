@@ -10,7 +10,7 @@ from PIL import Image
 
 from chalicelib.imaging.blurhash import rgb_to_blurhash
 from chalicelib.imaging.placeholders import working_copy
-from chalicelib.imaging.render import WHITE, flatten
+from chalicelib.imaging.compose import WHITE, flatten
 from tests import images
 from tests.imaging import placeholder_vectors
 

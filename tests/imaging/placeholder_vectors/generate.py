@@ -26,7 +26,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from chalicelib.imaging.placeholders import working_copy
-from chalicelib.imaging.render import WHITE, flatten
+from chalicelib.imaging.compose import WHITE, flatten
 from tests import images
 
 HERE = Path(__file__).parent
