@@ -45,6 +45,12 @@ def route(path: str, method: str, public: bool = False) -> Callable[[Callable[..
     return register
 
 
+def _request() -> Any:
+    """The request being handled (Chalice sets it before calling a view)."""
+    assert app.current_request is not None
+    return app.current_request
+
+
 @route("/", "GET", public=True)
 def upload_page() -> Response:
     """The drag-and-drop upload page; it calls this same API (see README, "Web page")."""
@@ -60,14 +66,15 @@ def health() -> dict[str, str]:
 @route("/uploads", "POST")
 def create_upload() -> Response:
     settings = get_settings()
-    request = uploads.parse_upload_request(app.current_request.raw_body, settings)
+    request = uploads.parse_upload_request(_request().raw_body, settings)
     body = uploads.create_upload(request, settings, services.records(), services.s3())
     return Response(body, status_code=201, headers={"Location": body["links"]["self"]})
 
 
 @route("/images", "GET")
 def list_images() -> dict[str, Any]:
-    return images.list_images(app.current_request.query_params, services.records(), services.store(), get_settings())
+    params = _request().query_params
+    return images.list_images(dict(params) if params else None, services.records(), services.store(), get_settings())
 
 
 @route("/images/{image_id}", "GET")

@@ -29,15 +29,16 @@ from chalicelib.errors import ImageRejected
 from chalicelib.formats import allowed_decoders
 from chalicelib.imaging import placeholders
 from chalicelib.imaging.blurhash import rgb_to_blurhash
+from chalicelib.imaging.compose import WHITE, flatten
 from chalicelib.imaging.decode import DecodeLimits
-from chalicelib.imaging.render import WHITE, flatten, render_variants
+from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.specs import parse_variants
 from chalicelib.imaging.thumbhash import rgba_to_thumbhash
-from chalicelib.settings import DEFAULT_CONTENT_TYPES
+from chalicelib.formats import DEFAULT_CONTENT_TYPES
 
 DEFAULT_CORPUS = Path.home() / ".cache" / "imgpress-corpus" / "corpus"
 THUMB = parse_variants('[{"name": "thumb", "max": 320, "format": "webp", "quality": 75}]')
-LIMITS = DecodeLimits(allowed_decoders(tuple(DEFAULT_CONTENT_TYPES.split(","))))
+LIMITS = DecodeLimits(allowed_decoders(DEFAULT_CONTENT_TYPES))
 BUDGET_MS = 10.0
 PARTS = ("decode", "working", "thumbhash", "blurhash", "dominant", "lqip", "total")
 COLUMNS = PARTS + ("best",)

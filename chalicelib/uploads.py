@@ -30,7 +30,7 @@ def new_image_id() -> str:
     return uuid.uuid4().hex
 
 
-def parse_upload_request(body: bytes | None, settings: Settings) -> UploadRequest:
+def parse_upload_request(body: bytes | str | None, settings: Settings) -> UploadRequest:
     """Validate the JSON body. Errors say which field is wrong and why."""
     if not body:
         raise BadRequest("The request body must be a JSON object.", "invalid_json")

@@ -83,7 +83,7 @@ def _text_mark(text: str, width: int) -> Image.Image:
     size = max(6, round(100 * width / max(1, right - left)))
     font = ImageFont.load_default(size=size)
     stroke = max(1, size // 16)
-    left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
+    left, top, right, bottom = (int(v) for v in font.getbbox(text, stroke_width=stroke))
     mark = Image.new("RGBA", (right - left, bottom - top), (0, 0, 0, 0))
     ImageDraw.Draw(mark).text((-left, -top), text, font=font, fill=(255, 255, 255, 255),
                               stroke_width=stroke, stroke_fill=(0, 0, 0, 255))

@@ -226,8 +226,8 @@ def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 def _has_visible_alpha(image: Image.Image) -> bool:
     if image.mode not in ("RGBA", "LA"):
         return False
-    low, _high = image.getchannel("A").getextrema()
-    return bool(low < 255)
+    low = image.getchannel("A").getextrema()[0]  # single band: (min, max)
+    return isinstance(low, int) and low < 255
 
 
 def encode(image: Image.Image, output_format: str, spec: VariantSpec,
