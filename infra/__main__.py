@@ -44,6 +44,8 @@ class Deployment:
         stages.record_outputs(self.project, self.stage, outputs)
         self.config = stages.load_config(self.project)
         print(f"Recorded the stack outputs in .chalice/config.json (stage {self.stage}) and its policy file.")
+        if "OutputBaseUrl" in outputs:
+            print(f"Outputs are served by CloudFront from {outputs['OutputBaseUrl']} (OUTPUT_BASE_URL).")
         return outputs
 
     def chalice(self, command: str) -> None:

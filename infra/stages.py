@@ -15,13 +15,15 @@ PROJECT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent
 STAGE_PARAMETERS = TEMPLATES / "stages.json"
 
-# Stack output -> the environment variable the app reads it from.
+# Stack output -> the environment variable the app reads it from. The last two exist only on
+# stages whose template conditions create them (Cognito auth, the CDN).
 OUTPUT_VARIABLES = {
     "InputBucket": "INPUT_BUCKET",
     "OutputBucket": "OUTPUT_BUCKET",
     "ImagesTable": "TABLE_NAME",
     "EventsTopic": "TOPIC_ARN",
     "UserPoolArn": "COGNITO_USER_POOL_ARN",
+    "OutputBaseUrl": "OUTPUT_BASE_URL",
 }
 
 
@@ -74,6 +76,7 @@ def resources_parameters(config: Mapping[str, Any], stage: str) -> dict[str, str
         "ApiAuth": env.get("API_AUTH", "none"),
         "CorsAllowOrigin": env.get("CORS_ALLOW_ORIGIN") or "*",
         "UploadPrefix": env.get("UPLOAD_PREFIX", "uploads/"),
+        "OutputPrefix": env.get("OUTPUT_PREFIX", "processed/"),
         **extra_parameters(stage, "resources"),
     }
 
@@ -92,13 +95,19 @@ def handler_parameters(config: Mapping[str, Any], stage: str, outputs: Mapping[s
 
 
 def record_outputs(project: Path, stage: str, outputs: Mapping[str, str]) -> None:
-    """Write resource names into the stage's environment and regenerate its IAM policy file."""
+    """Write resource names into the stage's environment and regenerate its IAM policy file.
+
+    A variable whose output the stack no longer has (the CDN or the user pool was switched off)
+    is removed, so the app stops pointing at a resource CloudFormation has just deleted.
+    """
     config = load_config(project)
     stage_body = stage_config(config, stage)
     env = stage_body.setdefault("environment_variables", {})
     for output, variable in OUTPUT_VARIABLES.items():
         if output in outputs:
             env[variable] = outputs[output]
+        else:
+            env.pop(variable, None)
     config["stages"][stage] = stage_body
     save_json(config_path(project), config)
     policy = lambda_policy(stage_environment(config, stage), outputs)

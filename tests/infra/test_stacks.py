@@ -53,15 +53,39 @@ def test_resources_writes_the_committed_dev_config_and_policy(account: None, pro
 
 
 def test_committed_prod_config_is_what_its_stack_outputs_give(account: None, project: Path) -> None:
-    """moto's CloudFormation has no Cognito, so the pool ARN is the one output supplied by hand."""
+    """moto's CloudFormation has neither Cognito nor CloudFront (it fails on the distribution's
+    GetAtt), so the pool ARN and the CDN's base URL are the two outputs supplied by hand."""
     config = stages.load_config(ROOT)
-    parameters = {**stages.resources_parameters(config, "prod"), "ApiAuth": "none"}
+    parameters = {**stages.resources_parameters(config, "prod"), "ApiAuth": "none", "Cdn": "false"}
     outputs = stacks.deploy(boto3.client("cloudformation"), "imgpress-prod-resources",
                             stages.TEMPLATES / "resources.json", parameters, {})
-    pool = stages.stage_environment(config, "prod")["COGNITO_USER_POOL_ARN"]
-    stages.record_outputs(project, "prod", {**outputs, "UserPoolArn": pool})
+    env = stages.stage_environment(config, "prod")
+    stages.record_outputs(project, "prod", {**outputs, "UserPoolArn": env["COGNITO_USER_POOL_ARN"],
+                                            "OutputBaseUrl": env["OUTPUT_BASE_URL"]})
     assert (project / ".chalice" / "config.json").read_text() == (ROOT / ".chalice" / "config.json").read_text()
     assert (project / ".chalice" / "policy-prod.json").read_text() == (ROOT / ".chalice" / "policy-prod.json").read_text()
+
+
+def test_the_cdn_url_is_recorded_and_the_lambda_policy_needs_nothing_for_it(account: None, project: Path) -> None:
+    """The mapping from the CDN's stack output to OUTPUT_BASE_URL, on dev's real moto outputs."""
+    main(["resources", "--stage", "dev", "--project", str(project)])
+    outputs = stacks.outputs(boto3.client("cloudformation"), "imgpress-dev-resources")
+    assert "OutputBaseUrl" not in outputs
+    stages.record_outputs(project, "dev", {**outputs, "OutputBaseUrl": "https://d2abcdefghijkl.cloudfront.net",
+                                           "OutputDistributionId": "E2QWRUHAPOMQZL"})
+    env = read(project / ".chalice" / "config.json")["stages"]["dev"]["environment_variables"]
+    assert env["OUTPUT_BASE_URL"] == "https://d2abcdefghijkl.cloudfront.net"
+    assert "E2QWRUHAPOMQZL" not in json.dumps(env)  # only outputs named in OUTPUT_VARIABLES are recorded
+    assert (project / ".chalice" / "policy-dev.json").read_text() == (ROOT / ".chalice" / "policy-dev.json").read_text()
+
+
+def test_resources_removes_the_cdn_url_of_a_stage_without_the_cdn(account: None, project: Path) -> None:
+    """Switching the CDN off deletes the distribution; the app must go back to presigned links."""
+    config = read(project / ".chalice" / "config.json")
+    config["stages"]["dev"]["environment_variables"]["OUTPUT_BASE_URL"] = "https://d2abcdefghijkl.cloudfront.net"
+    stages.save_json(project / ".chalice" / "config.json", config)
+    main(["resources", "--stage", "dev", "--project", str(project)])
+    assert (project / ".chalice" / "config.json").read_text() == (ROOT / ".chalice" / "config.json").read_text()
 
 
 def test_the_deployed_buckets_are_encrypted_and_the_table_is_on_demand(account: None, project: Path) -> None:

@@ -5,6 +5,7 @@ tests/infra/test_stacks.py deploys it.)
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import subprocess
 import sys
@@ -84,11 +85,158 @@ def test_the_s3_handler_gets_async_retries_and_an_on_failure_queue() -> None:
 
 def test_stage_knobs_are_template_parameters_and_never_derived_ones() -> None:
     """infra/stages.json sets cost and safety knobs; names, auth and CORS come from the stage config."""
-    derived = {"Stage", "ApiAuth", "CorsAllowOrigin", "UploadPrefix", "UploadFailureQueueArn", "RestApiId",
-               "ApiGatewayStage"}
+    derived = {"Stage", "ApiAuth", "CorsAllowOrigin", "UploadPrefix", "OutputPrefix", "UploadFailureQueueArn",
+               "RestApiId", "ApiGatewayStage"}
     knobs = json.loads(stages.STAGE_PARAMETERS.read_text())
     for template in ("resources", "handler"):
         parameters = json.loads((stages.TEMPLATES / f"{template}.json").read_text())["Parameters"]
         for stage, kinds in knobs.items():
             names = set(kinds.get(template, {}))
             assert names <= set(parameters) - derived, (stage, template, names - set(parameters))
+
+
+# --- the CDN in front of the output bucket ------------------------------------------------------
+
+TEMPLATE = json.loads((stages.TEMPLATES / "resources.json").read_text())
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"  # AWS's managed cache policy, same id in every account
+CDN_TYPES = {"AWS::CloudFront::Distribution", "AWS::CloudFront::OriginAccessControl"}
+
+
+def _condition(expression: Any, parameters: dict[str, str]) -> bool:
+    """The few condition functions the template uses, evaluated as CloudFormation would."""
+    (function, arguments), = expression.items()
+    if function == "Condition":
+        return _condition(TEMPLATE["Conditions"][arguments], parameters)
+    if function == "Fn::Not":
+        return not _condition(arguments[0], parameters)
+    assert function == "Fn::Equals", function
+    values = [str(parameters[a["Ref"]]) if isinstance(a, dict) else str(a) for a in arguments]
+    return values[0] == values[1]
+
+
+def _resolve_ifs(node: Any, conditions: dict[str, bool]) -> Any:
+    """The template with every Fn::If decided and AWS::NoValue dropped."""
+    if isinstance(node, list):
+        items = [_resolve_ifs(item, conditions) for item in node]
+        return [item for item in items if item != {"Ref": "AWS::NoValue"}]
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"}:
+            name, when_true, when_false = node["Fn::If"]
+            return _resolve_ifs(when_true if conditions[name] else when_false, conditions)
+        return {key: _resolve_ifs(value, conditions) for key, value in node.items()}
+    return node
+
+
+def deployed(stage: str) -> dict[str, Any]:
+    """What CloudFormation would create from infra/resources.json with the stage's parameters."""
+    given = stages.resources_parameters(stages.load_config(stages.PROJECT), stage)
+    parameters = {name: given.get(name, body.get("Default")) for name, body in TEMPLATE["Parameters"].items()}
+    conditions = {name: _condition(expression, parameters) for name, expression in TEMPLATE["Conditions"].items()}
+    kept = {section: {name: body for name, body in TEMPLATE[section].items()
+                      if "Condition" not in body or conditions[body["Condition"]]}
+            for section in ("Resources", "Outputs")}
+    return dict(_resolve_ifs(kept, conditions))
+
+
+def _sub(template: str, names: dict[str, str]) -> str:
+    for name, value in names.items():
+        template = template.replace("${" + name + "}", value)
+    assert "${" not in template, template
+    return template
+
+
+def test_the_cdn_is_a_per_stage_switch_prod_on_dev_off() -> None:
+    prod, dev = deployed("prod"), deployed("dev")
+    assert {body["Type"] for body in prod["Resources"].values()} >= CDN_TYPES
+    assert {"OutputBaseUrl", "OutputDistributionId"} <= set(prod["Outputs"])
+    assert not {body["Type"] for body in dev["Resources"].values()} & CDN_TYPES
+    assert not {"OutputBaseUrl", "OutputDistributionId"} & set(dev["Outputs"])
+    (dev_statement,) = dev["Resources"]["OutputBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert dev_statement["Sid"] == "DenyPlainHttp"
+    allowed = TEMPLATE["Parameters"]["Cdn"]["AllowedValues"]
+    knobs = json.loads(stages.STAGE_PARAMETERS.read_text())
+    assert all(kinds["resources"].get("Cdn", "false") in allowed for kinds in knobs.values())
+
+
+def test_every_cdn_resource_and_output_is_conditional() -> None:
+    """A stage without the CDN must get none of it, whatever the other parameters."""
+    for name, body in TEMPLATE["Resources"].items():
+        assert (body["Type"] in CDN_TYPES) == (body.get("Condition") == "UseCdn"), name
+    for name in ("OutputBaseUrl", "OutputDistributionId"):
+        assert TEMPLATE["Outputs"][name]["Condition"] == "UseCdn"
+
+
+def test_cloudfront_reads_the_bucket_through_origin_access_control_not_an_oai() -> None:
+    resources = deployed("prod")["Resources"]
+    (control,) = of_type(resources, "AWS::CloudFront::OriginAccessControl").values()
+    config = control["OriginAccessControlConfig"]
+    assert (config["OriginAccessControlOriginType"], config["SigningBehavior"], config["SigningProtocol"]) == \
+        ("s3", "always", "sigv4")
+    assert not of_type(TEMPLATE["Resources"], "AWS::CloudFront::CloudFrontOriginAccessIdentity")
+    (distribution,) = of_type(resources, "AWS::CloudFront::Distribution").values()
+    (origin,) = distribution["DistributionConfig"]["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["OutputBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OutputOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # empty: no legacy identity
+    assert "OriginPath" not in origin  # URL paths are the object keys, prefix included
+
+
+def test_viewers_get_https_only_cached_and_compressed() -> None:
+    (distribution,) = of_type(deployed("prod")["Resources"], "AWS::CloudFront::Distribution").values()
+    config = distribution["DistributionConfig"]
+    behaviour = config["DefaultCacheBehavior"]
+    assert behaviour["TargetOriginId"] == config["Origins"][0]["Id"]
+    assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behaviour["CachePolicyId"] == CACHING_OPTIMIZED
+    assert behaviour["Compress"] is True
+    assert behaviour["AllowedMethods"] == ["GET", "HEAD"]  # read-only: no PUT/DELETE through the edge
+    assert config["Enabled"] is True and config["PriceClass"] == {"Ref": "CdnPriceClass"}
+    assert set(TEMPLATE["Parameters"]["CdnPriceClass"]["AllowedValues"]) == \
+        {"PriceClass_100", "PriceClass_200", "PriceClass_All"}
+
+
+def test_the_output_bucket_stays_private_with_the_cdn() -> None:
+    bucket = deployed("prod")["Resources"]["OutputBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"][flag] is True for flag in
+               ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
+    assert "WebsiteConfiguration" not in bucket
+
+
+def test_only_this_distribution_may_read_and_only_outputs() -> None:
+    """The policy statement with its names filled in, then asked about requests like IAM would be."""
+    document = deployed("prod")["Resources"]["OutputBucketPolicy"]["Properties"]["PolicyDocument"]
+    names = {"OutputBucket.Arn": "arn:aws:s3:::out", "OutputPrefix": "processed/", "AWS::Partition": "aws",
+             "AWS::AccountId": "123456789012", "OutputDistribution": "E2QWRUHAPOMQZL"}
+    (grant,) = [s for s in document["Statement"] if s["Effect"] == "Allow"]
+    assert grant["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert grant["Action"] == "s3:GetObject"
+    resource = _sub(grant["Resource"]["Fn::Sub"], names)
+    (operator, condition), = grant["Condition"].items()
+    (key, source), = condition.items()
+    assert (operator, key) == ("StringEquals", "AWS:SourceArn")
+    source_arn = _sub(source["Fn::Sub"], names)
+    assert source_arn == "arn:aws:cloudfront::123456789012:distribution/E2QWRUHAPOMQZL"
+
+    def allowed(key: str, distribution: str) -> bool:
+        calling = f"arn:aws:cloudfront::123456789012:distribution/{distribution}"
+        return fnmatch.fnmatchcase(f"arn:aws:s3:::out/{key}", resource) and calling == source_arn
+
+    assert allowed("processed/" + "a" * 32 + "/web.webp", "E2QWRUHAPOMQZL")
+    assert not allowed("processed/" + "a" * 32 + "/web.webp", "EOTHERDISTRIB")
+    assert not allowed("uploads/" + "a" * 32, "E2QWRUHAPOMQZL")
+    assert not allowed("secrets.txt", "E2QWRUHAPOMQZL")
+
+
+def test_the_stack_output_is_the_base_url_the_app_reads() -> None:
+    output = TEMPLATE["Outputs"]["OutputBaseUrl"]
+    assert output["Value"] == {"Fn::Sub": "https://${OutputDistribution.DomainName}"}  # no trailing slash
+    variables = {name: body["Description"] for name, body in TEMPLATE["Outputs"].items()
+                 if body.get("Description", "").isupper()}
+    assert variables == stages.OUTPUT_VARIABLES, "every variable-named output is recorded, and only those"
+
+
+def test_the_readable_prefix_follows_the_stage_output_prefix() -> None:
+    config = stages.load_config(stages.PROJECT)
+    assert stages.resources_parameters(config, "prod")["OutputPrefix"] == "processed/"
+    config["stages"]["prod"]["environment_variables"]["OUTPUT_PREFIX"] = "variants/"
+    assert stages.resources_parameters(config, "prod")["OutputPrefix"] == "variants/"
