@@ -72,7 +72,7 @@ def test_browser_style_upload_is_processed_end_to_end(stack: Stack) -> None:
 
 
 def test_a_bad_file_fails_with_a_reason_and_delete_cleans_up(stack: Stack) -> None:
-    image_id = stack.upload(b"this is not an image at all", "image/png", "fake.png")
+    image_id = stack.upload(bytes(range(256)) * 4, "image/png", "fake.png")
     record = stack.wait(image_id)
     assert record["status"] == "failed" and record["error"]["code"] == "not_an_image"
     assert [m["status"] for m in stack.notifications() if m["id"] == image_id] == ["failed"]

@@ -41,9 +41,11 @@ class ImgpressApi:
             raise _api_error(response)
         return response.json() if response.content else None
 
-    def create_upload(self, filename: str, content_type: str, size: int) -> dict[str, Any]:
+    def create_upload(self, filename: str, content_type: str, size: int, profile: str | None = None) -> dict[str, Any]:
         """POST /uploads: an image id and the presigned POST to send the file to."""
-        body = {"filename": filename, "content_type": content_type, "size": size}
+        body: dict[str, Any] = {"filename": filename, "content_type": content_type, "size": size}
+        if profile is not None:
+            body["profile"] = profile
         return dict(self._call("POST", "/uploads", json=body))
 
     def send_file(

@@ -24,18 +24,23 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=None, separators=(", ", ": ")), flush=True)
 
 
+# Phone formats Python's table may not know yet.
+for _type, _extension in (("image/avif", ".avif"), ("image/heic", ".heic"), ("image/heif", ".heif")):
+    mimetypes.add_type(_type, _extension)
+
+
 def _content_type(path: Path) -> str:
     """From the extension; the API decides whether it is accepted (and the Lambda sniffs the bytes)."""
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def upload_one(api: ImgpressApi, path: Path, wait: bool, timeout: float) -> dict[str, Any]:
+def upload_one(api: ImgpressApi, path: Path, wait: bool, timeout: float, profile: str | None = None) -> dict[str, Any]:
     """The whole client flow for one file: slot, straight-to-S3 upload, then (optionally) wait."""
     content_type = _content_type(path)
     image_id = None
     try:
         size = path.stat().st_size
-        slot = api.create_upload(path.name, content_type, size)
+        slot = api.create_upload(path.name, content_type, size, profile)
         image_id = slot["id"]
         bar = ProgressBar(path.name, size)
         api.send_file(slot["upload"], path, content_type, bar.update)
@@ -55,7 +60,7 @@ def _not_uploaded(path: Path, image_id: str | None, error: ApiError) -> dict[str
 
 def cmd_upload(args: argparse.Namespace) -> int:
     api = ImgpressApi(args.api)
-    results = [upload_one(api, Path(name), args.wait, args.timeout) for name in args.files]
+    results = [upload_one(api, Path(name), args.wait, args.timeout, args.profile) for name in args.files]
     if args.json:
         _print_json(results)
     else:
@@ -132,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload = commands.add_parser("upload", parents=[api, as_json], help="upload images and show the results")
     upload.add_argument("files", nargs="+", metavar="FILE")
     upload.add_argument("--wait", action="store_true", help="wait until each image is done or failed")
+    upload.add_argument("--profile", metavar="NAME", help="processing profile (default: the stage's default profile)")
     upload.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                         help="how long --wait waits for each image (default: %(default)g)")
     upload.set_defaults(run=cmd_upload)

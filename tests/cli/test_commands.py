@@ -51,7 +51,7 @@ def test_upload_wait_json_goes_through_s3_and_reports_the_variants(live: LiveSta
 
 def test_upload_prints_a_table_and_fails_the_exit_code_for_bad_files(live: LiveStack, photo: Path, tmp_path: Path) -> None:
     fake = tmp_path / "fake.png"
-    fake.write_bytes(b"no pixels here")
+    fake.write_bytes(bytes(range(256)) * 4)  # binary junk: not an image at all
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     result = run_imgpress("upload", str(photo), str(fake), str(notes), "--wait", env={"IMGPRESS_API": live.api})
@@ -120,3 +120,15 @@ def test_an_unreachable_api_is_a_clear_error(photo: Path) -> None:
     assert result.returncode == 1 and f"unreachable: cannot reach the imgpress API at {nowhere}" in result.stderr
     upload = run_imgpress("upload", str(photo), "--json", env={"IMGPRESS_API": nowhere})
     assert upload.returncode == 1 and json.loads(upload.stdout)[0]["error"]["code"] == "unreachable"
+
+
+def test_upload_with_a_profile_and_phone_formats(live: LiveStack, photo: Path, tmp_path: Path) -> None:
+    result = run_imgpress("upload", str(photo), "--api", live.api, "--json", "--wait", "--profile", "thumbnail200")
+    [image] = json.loads(result.stdout)
+    assert result.returncode == 0 and image["profile"] == "thumbnail200" and set(image["outputs"]) == {"thumbnail"}
+    heic = tmp_path / "phone.heic"
+    heic.write_bytes(images.corpus_file("derived_heic__sunset_12mp.heic"))
+    [phone], outcome = upload_json(live, heic)
+    assert outcome.returncode == 0 and phone["content_type"] == "image/heic" and phone["original"]["format"] == "HEIF"
+    unknown = run_imgpress("upload", str(photo), "--api", live.api, "--json", "--profile", "nope")
+    assert unknown.returncode == 1 and json.loads(unknown.stdout)[0]["error"]["code"] == "unknown_profile"

@@ -52,7 +52,7 @@ def test_writes_exactly_what_the_lambda_would_store(tmp_path: Path) -> None:
 def test_one_line_per_file_failures_carry_the_code_and_the_exit_status(tmp_path: Path) -> None:
     inputs = {
         "good.png": images.png(640, 480),
-        "fake.jpg": b"not an image at all",
+        "fake.jpg": bytes(range(256)) * 4,
         "empty.gif": b"",
         "header-bomb.png": images.png_header(20000, 20000),
         "cut.jpg": images.jpeg(800, 600)[:3000],
