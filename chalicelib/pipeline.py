@@ -135,6 +135,7 @@ class UploadProcessor:
                 "format": variant.format, "content_type": variant.content_type,
                 "width": variant.width, "height": variant.height, "bytes": len(variant.data),
                 "bucket": self._store.output_bucket, "key": key, "method": variant.method,
+                **({"quality": variant.quality, "ssim": variant.ssim} if variant.ssim is not None else {}),
             }
         original = {"format": source.format, "width": source.width, "height": source.height, "bytes": source.bytes}
         details = {"sha256": sha256, "type_mismatch": not declared_type_matches(record.get("content_type"), source.format),

@@ -47,6 +47,17 @@ def plain(value: Any) -> Any:
     return value
 
 
+def stored(value: Any) -> Any:
+    """DynamoDB takes no floats: send them as Decimal (plain() turns them back)."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: stored(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [stored(v) for v in value]
+    return value
+
+
 def _is_conditional_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -209,7 +220,7 @@ class ImageRecords:
             "Key": {"id": image_id},
             "UpdateExpression": expression,
             "ConditionExpression": condition,
-            "ExpressionAttributeValues": {**values, ":token": token},
+            "ExpressionAttributeValues": stored({**values, ":token": token}),
         }
         if names:
             kwargs["ExpressionAttributeNames"] = names

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from PIL import Image, ImageCms
@@ -21,6 +21,7 @@ from chalicelib.imaging.compose import apply_watermark, crop_to, flatten
 from chalicelib.imaging.decode import DecodeLimits, load_guarded, open_guarded
 from chalicelib.imaging.jpegstrip import strip_jpeg_metadata
 from chalicelib.imaging.placeholders import compute_placeholders
+from chalicelib.imaging.quality import encode_for_ssim, ssim_against
 from chalicelib.imaging.specs import VariantSpec
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class RenderedVariant:
     height: int
     data: bytes
     method: str = REENCODED  # or ORIGINAL_STRIPPED: the source's own JPEG data, metadata removed
+    quality: int | None = None  # the quality chosen by a target_ssim search, and the SSIM it reached
+    ssim: float | None = None
 
 
 @dataclass(frozen=True)
@@ -144,15 +147,23 @@ def _render_variant(resized: Image.Image, spec: VariantSpec, source: _Source) ->
         pixels = apply_watermark(pixels, spec.watermark)
     output_format = SAME_FORMAT.get(source.format, "png") if spec.format == "same" else spec.format
     _encoder, content_type, extension = ENCODERS[output_format]
-    encoded = encode(pixels, output_format, spec, source.icc_profile if keep_icc else None,
-                     None if spec.strip else source.exif)
+    icc, exif = source.icc_profile if keep_icc else None, None if spec.strip else source.exif
+    chosen_quality: int | None = None
+    ssim: float | None = None
+    if spec.target_ssim is not None:
+        encoded, chosen_quality, ssim = encode_for_ssim(
+            spec.target_ssim, lambda q: encode(pixels, output_format, replace(spec, quality=q), icc, exif),
+            ssim_against(pixels))
+    else:
+        encoded = encode(pixels, output_format, spec, icc, exif)
     method = REENCODED
     if _may_keep_original(spec, output_format, source, pixels) and len(encoded) >= len(source.data):
         try:
             encoded, method = strip_jpeg_metadata(source.data, source.orientation), ORIGINAL_STRIPPED
         except ValueError:
             log.info("kept the re-encoded JPEG: the original's segments could not be parsed")
-    return RenderedVariant(spec.name, output_format, content_type, extension, *pixels.size, encoded, method)
+    return RenderedVariant(spec.name, output_format, content_type, extension, *pixels.size, encoded, method,
+                           chosen_quality, None if ssim is None else round(ssim, 4))
 
 
 def _may_keep_original(spec: VariantSpec, output_format: str, source: _Source, pixels: Image.Image) -> bool:

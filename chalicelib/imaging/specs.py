@@ -21,7 +21,7 @@ CROPS = ("centre", "entropy")
 POSITIONS = ("top-left", "top", "top-right", "left", "centre", "right", "bottom-left", "bottom", "bottom-right")
 _VARIANT_KEYS = {
     "name", "max", "width", "height", "scale", "format", "quality", "progressive", "effort", "fit", "crop",
-    "watermark", "strip", "keep_icc", "lossless", "background", "never_larger",
+    "watermark", "strip", "keep_icc", "lossless", "background", "never_larger", "target_ssim",
 }
 _WATERMARK_KEYS = {"text", "image", "position", "margin", "opacity", "scale", "min_size"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -73,6 +73,7 @@ class VariantSpec:
     lossless: bool = False
     background: tuple[int, int, int] = (255, 255, 255)
     never_larger: bool = False
+    target_ssim: float | None = None  # instead of a fixed quality: search (<= 3 encodes) for this SSIM
 
     def resize_size(self, width: int, height: int) -> tuple[int, int]:
         """Size to resample an upright width x height source to, before any crop."""
@@ -182,6 +183,9 @@ def parse_variant(raw: Any, where: str) -> VariantSpec:
     if not isinstance(background, str) or not _COLOUR.match(background):
         raise ConfigError(f"{where}.background: must be a colour like \"#ffffff\", got {background!r}")
     effort = _number(raw, "effort", where, 0, 6)
+    target_ssim = _number(raw, "target_ssim", where, 0.5, 0.999, integer=False)
+    if target_ssim is not None and (raw.get("quality") is not None or lossless or fmt in ("png", "same")):
+        raise ConfigError(f"{where}.target_ssim: replaces quality, for jpeg, webp or avif only (not lossless)")
     return VariantSpec(
         name=name,
         format=fmt,
@@ -199,6 +203,7 @@ def parse_variant(raw: Any, where: str) -> VariantSpec:
         lossless=lossless,
         background=tuple(int(background[i : i + 2], 16) for i in (1, 3, 5)),  # type: ignore[arg-type]
         never_larger=_bool(raw, "never_larger", where, False),
+        target_ssim=float(target_ssim) if target_ssim is not None else None,
     )
 
 
