@@ -65,7 +65,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> report.Results:
     args = parse_args(argv)
-    command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = ("python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])).strip()
     load_at_start = load_average()
     images = corpus.load(corpus.ensure(args.corpus))
     engines = ["imgpress", "naive"] + (["pyvips"] if vips_available() else [])
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
     bench = Bench(args.out, args.repeat, progress=lambda line: print(line, flush=True))
     target = target_image(images)
 
-    headline = bench.matrix([target], engines, WEB_JOB)
+    headline = [bench.measure(target, engine, WEB_JOB, repeat=3 * args.repeat) for engine in engines]
     matrix = bench.matrix(images, engines, DEFAULT_JOB)
     quality_curve = [bench.measure(image, "imgpress", DEFAULT_JOB.with_quality_offset(offset),
                                    label=f"quality{offset:+d}", repeat=1)
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
         + [targets.import_verdict(import_time["import_app_seconds"])],
         throughput=rates,
         stages=experiments.stage_profile(target, DEFAULT_JOB, args.repeat),
-        efforts=efforts, naive_reference=[m for m in matrix if m.engine == "naive" and m.image in sample],
+        efforts=efforts,
         resampling=experiments.resample_sweep(target, 2048, args.repeat),
         allocator=experiments.allocator_sweep(bench, target, DEFAULT_JOB, ALLOCATOR_SETTINGS),
         import_time=import_time, load={"start": load_at_start, "end": load_average()},

@@ -12,11 +12,12 @@ import pytest
 
 from bench.__main__ import main
 from bench.engines import vips_available
+from bench.report import Results
 from tests import images
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Results, Path]:
     root = tmp_path_factory.mktemp("bench")
     corpus = root / "corpus"
     corpus.mkdir()
@@ -31,7 +32,7 @@ def engines() -> list[str]:
     return ["imgpress", "naive"] + (["pyvips"] if vips_available() else [])
 
 
-def test_every_engine_ran_on_every_image_with_sane_numbers(run: tuple[object, Path]) -> None:
+def test_every_engine_ran_on_every_image_with_sane_numbers(run: tuple[Results, Path]) -> None:
     _, root = run
     raw = json.loads((root / "out" / "results.json").read_text())
     measured = {(m["image"], m["engine"]) for m in raw["matrix"]}
@@ -47,18 +48,18 @@ def test_every_engine_ran_on_every_image_with_sane_numbers(run: tuple[object, Pa
     assert jpeg["imgpress"]["outputs"][0]["ssim"] > 0.9
 
 
-def test_naive_is_not_compared_where_it_drops_alpha(run: tuple[object, Path]) -> None:
+def test_naive_is_not_compared_where_it_drops_alpha(run: tuple[Results, Path]) -> None:
     results, _ = run
-    checks = {c.image_class: c for c in results.checks}  # type: ignore[attr-defined]
+    checks = {c.image_class: c for c in results.checks}
     assert checks["png_alpha"].compared == 0 and checks["png_alpha"].excluded == 1
     assert checks["png_alpha"].strict is None
     assert checks["jpeg_large"].compared == 1
-    alpha = next(m for m in results.matrix if m.engine == "naive" and m.image.image_class == "png_alpha")  # type: ignore[attr-defined]
-    kept = next(m for m in results.matrix if m.engine == "imgpress" and m.image.image_class == "png_alpha")  # type: ignore[attr-defined]
+    alpha = next(m for m in results.matrix if m.engine == "naive" and m.image.image_class == "png_alpha")
+    kept = next(m for m in results.matrix if m.engine == "imgpress" and m.image.image_class == "png_alpha")
     assert kept.output("web")["ssim"] > alpha.output("web")["ssim"]
 
 
-def test_report_states_command_targets_and_every_section(run: tuple[object, Path]) -> None:
+def test_report_states_command_targets_and_every_section(run: tuple[Results, Path]) -> None:
     _, root = run
     text = (root / "RESULTS.md").read_text()
     assert "Produced by `python -m bench --corpus" in text
