@@ -24,7 +24,7 @@ _BACKGROUNDS = ((255, 255, 255), (0, 0, 0))
 def upright_reference(data: bytes) -> Image.Image:
     """The full-size source as a viewer shows it, in sRGB, as RGB or RGBA."""
     Image.MAX_IMAGE_PIXELS = None
-    image = Image.open(io.BytesIO(data))
+    image: Image.Image = Image.open(io.BytesIO(data))
     icc_profile = image.info.get("icc_profile")
     image = ImageOps.exif_transpose(image)
     if image.mode.startswith("I"):
@@ -34,11 +34,16 @@ def upright_reference(data: bytes) -> Image.Image:
     profile = _profile(icc_profile)
     space = profile.profile.xcolor_space.strip() if profile else None
     if profile and space == "CMYK" and image.mode == "CMYK":
-        return ImageCms.profileToProfile(image, profile, _SRGB, outputMode="RGB")
+        return _to_srgb(image, profile, "RGB")
     image = image.convert(rgb_mode)
     if profile and space == "RGB":
-        return ImageCms.profileToProfile(image, profile, _SRGB, outputMode=rgb_mode)
+        return _to_srgb(image, profile, rgb_mode)
     return image
+
+
+def _to_srgb(image: Image.Image, profile: ImageCms.ImageCmsProfile, mode: str) -> Image.Image:
+    converted = ImageCms.profileToProfile(image, profile, _SRGB, outputMode=mode)
+    return image if converted is None else converted
 
 
 def _profile(icc_profile: bytes | None) -> ImageCms.ImageCmsProfile | None:
@@ -69,7 +74,7 @@ class Reference:
 
     @property
     def has_visible_alpha(self) -> bool:
-        return self.full.mode == "RGBA" and self.full.getchannel("A").getextrema()[0] < 255
+        return self.full.mode == "RGBA" and self.full.getchannel("A").getextrema() != (255, 255)
 
     def at(self, size: tuple[int, int]) -> Image.Image:
         if size not in self._sized:

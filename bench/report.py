@@ -130,7 +130,7 @@ def render(results: Results) -> str:
             "load shows up there first.", ""]
 
     out += _largest_cost(results)
-    out += [f"## `python -c \"import app\"`", ""]
+    out += ['## `python -c "import app"`', ""]
     it = results.import_time
     out += [f"Median {_ms(it['import_app_seconds'])} ms (bare interpreter {_ms(it['bare_python_seconds'])} ms); "
             f"heavy modules loaded by the import: {it['heavy_modules_loaded'] or 'none'}.", ""]

@@ -22,10 +22,6 @@ class Verdict:
     met: bool | None  # None: could not be checked (e.g. pyvips not installed)
 
 
-def _pick(measurements: Sequence[Measurement], engine: str) -> list[Measurement]:
-    return [m for m in measurements if m.engine == engine]
-
-
 def ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else float("inf")
 
