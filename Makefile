@@ -38,6 +38,18 @@ package: $(STAMP)
 	rm -rf build/terraform-$(STAGE)
 	$(BIN)/chalice package --pkg-format terraform --stage $(STAGE) build/terraform-$(STAGE)
 
+## Benchmark imgpress vs the naive seed recipe vs pyvips on the corpus -> bench/RESULTS.md (BENCH_ARGS=--help)
+.PHONY: bench
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 ## Build the shared corpus of real images (needs apt; used by corpus tests and bench/)
 corpus:
 	bash ../shared/corpus/make_corpus.sh

@@ -255,13 +255,13 @@ def encode(image: Image.Image, output_format: str, spec: VariantSpec,
     alpha = _has_visible_alpha(image)
     params: dict[str, object] = {"quality": spec.quality_for(output_format)}
     if output_format == "jpeg":
-        image = flatten(image, spec.background) if alpha else image.convert("L" if image.mode in ("L", "LA") else "RGB")
+        image = flatten(image, spec.background) if alpha else _as_mode(image, "L" if image.mode in ("L", "LA") else "RGB")
         params.update(optimize=True, progressive=spec.progressive)
     elif output_format == "png":
-        image = image.convert(_png_mode(image.mode, alpha))
+        image = _as_mode(image, _png_mode(image.mode, alpha))
         params = {"compress_level": min(9, spec.effort + 2)}
     else:
-        image = image.convert("RGBA" if alpha else "RGB")
+        image = _as_mode(image, "RGBA" if alpha else "RGB")
         if output_format == "webp":
             params.update(method=spec.effort, lossless=spec.lossless)
         else:
@@ -270,10 +270,20 @@ def encode(image: Image.Image, output_format: str, spec: VariantSpec,
         params["icc_profile"] = icc_profile
     if exif:
         params["exif"] = exif
-    image.info = {}  # Pillow copies text chunks, comments and ICC from .info on save
     buffer = io.BytesIO()
-    image.save(buffer, format=ENCODERS[output_format][0], **params)
+    # Pillow would copy text chunks, comments and ICC from .info on save: hide them for the save
+    # (the image may be shared with other variants, so put them back after).
+    saved_info, image.info = image.info, {}
+    try:
+        image.save(buffer, format=ENCODERS[output_format][0], **params)
+    finally:
+        image.info = saved_info
     return buffer.getvalue()
+
+
+def _as_mode(image: Image.Image, mode: str) -> Image.Image:
+    """convert() copies even when nothing changes; at 2048 px that copy is 8 MiB of peak memory."""
+    return image if image.mode == mode else image.convert(mode)
 
 
 def _png_mode(mode: str, alpha: bool) -> str:

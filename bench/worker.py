@@ -1,0 +1,127 @@
+"""Benchmark work in a fresh process: `python -m bench.worker` reads a JSON request on stdin and
+prints one JSON result line. Modes: `measure` (one engine, one image), `batch` (one pass over many
+images, for throughput) and `profile` (where imgpress's time goes, by Pillow primitive).
+
+In `measure`, the first run in the process gives the peak RSS (the kernel's high-water mark is reset to the
+current RSS just before it, after the imports and with the source bytes already in memory, so the
+peak is what processing itself costs); the next `repeat` runs give the median time.
+"""
+from __future__ import annotations
+
+import cProfile
+import gc
+import json
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from chalicelib.imaging.specs import parse_variants
+
+from bench.engines import ENGINES, Output
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak_rss() -> None:
+    """Linux >= 4.0: writing 5 to clear_refs resets VmHWM to the current RSS."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def measure(request: dict[str, Any]) -> dict[str, Any]:
+    engine = ENGINES[request["engine"]]()
+    engine.prepare()
+    specs = parse_variants(request["variants"])
+    data = Path(request["path"]).read_bytes()
+    gc.collect()
+    _reset_peak_rss()
+    baseline_kib = _status_kib("VmRSS")
+    outputs = engine.run(data, specs)
+    peak_kib = _status_kib("VmHWM")
+    walls, cpus = [], []
+    for _ in range(request["repeat"]):
+        wall, cpu = time.perf_counter(), time.process_time()
+        outputs = engine.run(data, specs)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return {
+        "seconds": statistics.median(walls),
+        "cpu_seconds": statistics.median(cpus),
+        "peak_rss_mib": (peak_kib - baseline_kib) / 1024,
+        "process_peak_rss_mib": peak_kib / 1024,
+        "outputs": _write(outputs, Path(request["out_dir"])),
+    }
+
+
+def batch(request: dict[str, Any]) -> dict[str, Any]:
+    """One pass of the job over every path; only the processing is timed, not process start-up."""
+    engine = ENGINES[request["engine"]]()
+    engine.prepare()
+    specs = parse_variants(request["variants"])
+    busy = 0.0
+    for path in request["paths"]:
+        data = Path(path).read_bytes()
+        started = time.perf_counter()
+        engine.run(data, specs)
+        busy += time.perf_counter() - started
+    return {"seconds": busy}
+
+
+# Pillow's C entry points, as cProfile names them, grouped into pipeline stages.
+_STAGES = (
+    ("decode", ("'decode' of 'ImagingDecoder'",)),
+    ("resize", ("'resize' of 'ImagingCore'", "'reduce' of 'ImagingCore'")),
+    ("encode", ("WebPEncode", "'encode' of 'ImagingEncoder'", "encode_to_file", "AvifEncoder")),
+    ("colour", ("_imagingcms", "ImageCms")),
+    ("convert/copy", ("'convert' of 'ImagingCore'", "'copy' of 'ImagingCore'", "'paste' of 'ImagingCore'",
+                      "'getextrema' of 'ImagingCore'", "'transpose' of 'ImagingCore'")),
+)
+
+
+def profile(request: dict[str, Any]) -> dict[str, Any]:
+    """Where one engine's time goes, summed over `repeat` warm runs and split by stage."""
+    engine = ENGINES[request["engine"]]()
+    engine.prepare()
+    specs = parse_variants(request["variants"])
+    data = Path(request["path"]).read_bytes()
+    engine.run(data, specs)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(request["repeat"]):
+        engine.run(data, specs)
+    profiler.disable()
+    totals = {stage: 0.0 for stage, _ in _STAGES} | {"python and other": 0.0}
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    for (filename, _line, function), (_calls, _primitive, own_seconds, _cumulative, _callers) in stats.items():
+        where = f"{filename}:{function}"
+        stage = next((name for name, marks in _STAGES if any(mark in where for mark in marks)), "python and other")
+        totals[stage] += own_seconds
+    return {stage: seconds / request["repeat"] for stage, seconds in totals.items()}
+
+
+MODES = {"measure": measure, "batch": batch, "profile": profile}
+
+
+def _write(outputs: list[Output], out_dir: Path) -> list[dict[str, Any]]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for output in outputs:
+        path = out_dir / f"{output.name}.{output.format}"
+        path.write_bytes(output.data)
+        written.append({"name": output.name, "format": output.format, "width": output.width,
+                        "height": output.height, "bytes": len(output.data), "path": str(path)})
+    return written
+
+
+if __name__ == "__main__":
+    job = json.load(sys.stdin)
+    print(json.dumps(MODES[job["mode"]](job)))
