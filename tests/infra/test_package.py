@@ -53,11 +53,13 @@ def test_the_zip_carries_pillow_built_for_the_lambda_runtime(package: tuple[str,
     cp = f"cp{sys.version_info.major}{sys.version_info.minor}"
     with zipfile.ZipFile(out / "deployment.zip") as bundle:
         names = bundle.namelist()
-        wheel = next(n for n in names if n.startswith("pillow-") and n.endswith(".dist-info/WHEEL"))
-        tags = [line.split(": ", 1)[1] for line in bundle.read(wheel).decode().splitlines() if line.startswith("Tag: ")]
-    assert tags and all(tag.startswith(f"{cp}-{cp}-manylinux") and tag.endswith("_x86_64") for tag in tags), tags
+        for distribution in ("pillow-", "pi_heif-"):  # both carry native code: both must be Lambda wheels
+            wheel = next(n for n in names if n.startswith(distribution) and n.endswith(".dist-info/WHEEL"))
+            tags = [line.split(": ", 1)[1] for line in bundle.read(wheel).decode().splitlines() if line.startswith("Tag: ")]
+            assert tags and all(tag.startswith(f"{cp}-{cp}-manylinux") and tag.endswith("_x86_64") for tag in tags), tags
     assert any(n.startswith("PIL/_imaging.") and n.endswith("-x86_64-linux-gnu.so") for n in names)
     assert any(n.startswith("pillow.libs/libwebp") for n in names), "the wheel's bundled codecs are missing"
+    assert any(n.startswith("pi_heif.libs/libheif") for n in names), "pi-heif's libheif is missing"
     assert "app.py" in names and "chalicelib/pipeline.py" in names and "chalicelib/access.py" in names
     assert not any(n.split("/")[0] in ("devstack", "infra", "tests") for n in names), "dev tooling shipped"
 
