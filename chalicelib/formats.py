@@ -92,12 +92,6 @@ def _looks_like_text(head: bytes) -> bool:
     return bool(decoded) and all(ch.isprintable() or ch in "\t\r\n" for ch in decoded)
 
 
-# Decoder name -> the content type it really is (for the declared-vs-real comparison).
-CONTENT_TYPE_OF_DECODER = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
-                           "GIF": "image/gif", "AVIF": "image/avif", "HEIF": "image/heic", "TIFF": "image/tiff",
-                           "BMP": "image/bmp"}
-
-
 def declared_type_matches(declared: str | None, decoder: str) -> bool:
     """True when the bytes are what the client said (image/heic and image/heif are one family)."""
     return decoder in DECODERS_BY_CONTENT_TYPE.get(declared or "", ())

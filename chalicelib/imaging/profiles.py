@@ -5,7 +5,6 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from chalicelib.errors import ConfigError
 from chalicelib.imaging.specs import VariantSpec, parse_variant_list
@@ -74,10 +73,3 @@ def load_profiles(env_text: str | None, default: str | None) -> ProfileSet:
         return parse_profiles(env_text, "PROFILES", default)
     return parse_profiles(SHIPPED_PROFILES.read_text(), f"{SHIPPED_PROFILES.name}", default)
 
-
-def profiles_document(profiles: ProfileSet) -> dict[str, Any]:
-    """A summary for humans and the API: names, descriptions and variant names."""
-    return {
-        name: {"description": p.description, "variants": [v.name for v in p.variants]}
-        for name, p in sorted(profiles.profiles.items())
-    }
