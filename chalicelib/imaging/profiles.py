@@ -71,5 +71,5 @@ def load_profiles(env_text: str | None, default: str | None) -> ProfileSet:
     """PROFILES from the environment if set, else the document shipped beside the code."""
     if env_text:
         return parse_profiles(env_text, "PROFILES", default)
-    return parse_profiles(SHIPPED_PROFILES.read_text(), f"{SHIPPED_PROFILES.name}", default)
+    return parse_profiles(SHIPPED_PROFILES.read_text(), SHIPPED_PROFILES.name, default)
 
