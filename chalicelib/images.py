@@ -20,11 +20,16 @@ def parse_image_id(raw: str) -> str:
     return raw
 
 
+def _largest(outputs: dict[str, Any]) -> dict[str, Any]:
+    """The output with the most pixels (the one that replaces the original on a page)."""
+    return dict(max(outputs.values(), key=lambda o: (o["width"] * o["height"], o["bytes"])))
+
+
 def savings(original: dict[str, Any] | None, outputs: dict[str, Any]) -> dict[str, Any] | None:
-    """Bytes saved by the largest output (the one that replaces the original on a page)."""
+    """Bytes saved by the largest output."""
     if not original or not outputs:
         return None
-    largest = max(outputs.values(), key=lambda o: (o["width"] * o["height"], o["bytes"]))
+    largest = _largest(outputs)
     saved = original["bytes"] - largest["bytes"]
     return {"bytes": saved, "percent": round(100.0 * saved / original["bytes"], 1) if original["bytes"] else 0.0}
 
@@ -43,7 +48,7 @@ def markup(outputs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """
     if not outputs:
         return None
-    largest = max(outputs.values(), key=lambda o: o["width"] * o["height"])
+    largest = _largest(outputs)
     aspect = largest["width"] / largest["height"]
     srcset: dict[str, list[dict[str, Any]]] = {}
     for output in outputs.values():

@@ -46,6 +46,11 @@ def _render_with_pillow(data: bytes, variants: Sequence[VariantSpec], settings: 
     return render_variants(data, variants, settings.decode_limits(), settings.blurhash_components)
 
 
+def _unread(size: int) -> dict[str, Any]:
+    """The original's metadata when its pixels were never read (or could not be)."""
+    return {"bytes": size, "format": None, "width": None, "height": None}
+
+
 def _tags(variant: str, profile: str, source_format: str) -> dict[str, str]:
     return {"imgpress:variant": variant, "imgpress:profile": profile, "imgpress:source-format": source_format}
 
@@ -86,16 +91,26 @@ class UploadProcessor:
         if record["status"] in (DONE, FAILED) and record.get("source_etag") == event.etag:
             return self._finish_duplicate(record, event)
         if event.size > self._settings.max_upload_bytes:
-            return self._reject_unread(image_id, event)
+            # Too large to be ours: fail it from the event alone, without downloading a byte.
+            rejected = ImageRejected(
+                f"The upload is {event.size} bytes; at most {self._settings.max_upload_bytes} are accepted.", "too_large"
+            )
+            return self._while_claimed(
+                image_id, event, lambda token: self._fail(image_id, token, rejected, _unread(event.size), event))
         data = self._store.fetch_original(event.bucket, event.key, event.etag)
         if data is None:
             _log("ignored_stale", event, id=image_id)
             return "stale"
+        return self._while_claimed(
+            image_id, event, lambda token: self._process_claimed(image_id, token, data, record, event))
+
+    def _while_claimed(self, image_id: str, event: UploadEvent, work: Callable[[str], str]) -> str:
+        """Run `work` holding the claim; on any fault give the claim back so Lambda's retry can take it."""
         token = self._claim(image_id, event)
         if token is None:
             return "duplicate"
         try:
-            return self._process_claimed(image_id, token, data, record, event)
+            return work(token)
         except Exception:
             self._release_quietly(image_id, token)
             raise
@@ -113,7 +128,7 @@ class UploadProcessor:
     def _process_claimed(self, image_id: str, token: str, data: bytes, record: dict[str, Any],
                          event: UploadEvent) -> str:
         sha256 = hashlib.sha256(data).hexdigest()
-        unknown = {"bytes": len(data), "format": None, "width": None, "height": None}
+        unknown = _unread(len(data))
         profile = self._settings.profiles.get(record.get("profile"))
         if profile is None:
             rejected = ImageRejected(f"The profile {record.get('profile')!r} is no longer configured.", "unknown_profile")
@@ -172,20 +187,6 @@ class UploadProcessor:
         self._notify(image_id, token)
         _log("failed", event, id=image_id, code=rejected.code)
         return "failed"
-
-    def _reject_unread(self, image_id: str, event: UploadEvent) -> str:
-        """Too large to be ours: fail it from the event alone, without downloading a byte."""
-        token = self._claim(image_id, event)
-        if token is None:
-            return "duplicate"
-        rejected = ImageRejected(
-            f"The upload is {event.size} bytes; at most {self._settings.max_upload_bytes} are accepted.", "too_large"
-        )
-        try:
-            return self._fail(image_id, token, rejected, {"bytes": event.size, "format": None, "width": None, "height": None}, event)
-        except Exception:
-            self._release_quietly(image_id, token)
-            raise
 
     def _notify(self, image_id: str, token: str) -> None:
         record = self._records.get(image_id)

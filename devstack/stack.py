@@ -77,14 +77,15 @@ class LocalStack:
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
-        if os.environ.get("STABLE_URLS", "").lower() in ("1", "true", "yes"):
+        stable_urls = os.environ.get("STABLE_URLS", "").lower() in ("1", "true", "yes")
+        if stable_urls:
             # The moto server plays the CDN: public, stable links straight to the output objects.
             os.environ["OUTPUT_BASE_URL"] = f"{self.aws_url}/{self.env['OUTPUT_BUCKET']}"
 
         from devstack import resources
 
         resources.create_resources(self.env)
-        if os.environ.get("OUTPUT_BASE_URL", "").startswith(self.aws_url):
+        if stable_urls:
             resources.allow_public_reads(self.env)
         self._events_queue_url = resources.wire_upload_events(self.env, EVENTS_QUEUE)
         self.notifications_queue_url = resources.subscribe_queue(self.env, NOTIFICATIONS_QUEUE)
