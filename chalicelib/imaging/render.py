@@ -13,10 +13,11 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from PIL import Image, ImageCms
+from PIL import Image
 
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import ENCODERS, SAME_FORMAT
+from chalicelib.imaging.colour import to_srgb
 from chalicelib.imaging.compose import apply_watermark, crop_to, flatten
 from chalicelib.imaging.decode import DecodeLimits, load_guarded, open_guarded
 from chalicelib.imaging.jpegstrip import strip_jpeg_metadata
@@ -42,7 +43,6 @@ _REDUCING_GAP = 3.0
 # LANCZOS for ~0.0006 SSIM at 3 % fewer bytes (bench/RESULTS.md). Everywhere else: LANCZOS.
 _MILD_REDUCTION = 2.0
 _CHAIN_FACTOR = 2  # derive a variant from a rendered one only when that is >= 2x its size
-_SRGB = ImageCms.createProfile("sRGB")
 REENCODED, ORIGINAL_STRIPPED = "reencoded", "original_stripped"
 
 
@@ -115,8 +115,6 @@ def _render(image: Image.Image, data: bytes, specs: Sequence[VariantSpec],
     orientation = read_orientation(image)  # JPEG: from the APP1 header, nothing decoded yet
     stored = image.size
     upright = (stored[1], stored[0]) if orientation in _SWAPS_SIDES else stored
-    source = _Source(data, source_format, orientation, upright, image.info.get("icc_profile"),
-                     _upright_exif(image) if any(not s.strip for s in specs) else None)
     resize_sizes = {spec.name: spec.resize_size(*upright) for spec in specs}
     largest = max(resize_sizes.values(), key=lambda size: size[0] * size[1])
     largest_stored = (largest[1], largest[0]) if orientation in _SWAPS_SIDES else largest
@@ -124,29 +122,46 @@ def _render(image: Image.Image, data: bytes, specs: Sequence[VariantSpec],
         image.draft(image.mode, largest_stored)  # DCT-domain downscale: 1/2, 1/4 or 1/8
         load_guarded(image)
     drafted = is_jpeg and image.size != stored
-    master = _resize(normalize_mode(image), largest_stored, fast=drafted)
+    working, icc_profile = _without_opaque_alpha(normalize_mode(image)), image.info.get("icc_profile")
+    if working.mode == "CMYK":  # no output is CMYK: resample in sRGB, as a viewer would see it
+        working, icc_profile = to_srgb(working, icc_profile), None
+    source = _Source(data, source_format, orientation, upright, icc_profile,
+                     _upright_exif(image) if any(not s.strip for s in specs) else None)
+    master = _resize(working, largest_stored, fast=drafted)
     if master is not image:
         image.close()  # the full decode is no longer needed: encoding peaks without it
     if orientation in _TRANSPOSE:
         master = master.transpose(_TRANSPOSE[orientation])
 
+    # Convert to sRGB once, at the largest size, and derive the smaller variants from that: each
+    # colour transform applied is ~25 ms per megapixel. Variants that keep the ICC profile chain
+    # from the unconverted master instead.
+    keeps_icc = {spec.name: spec.keep_icc and source.icc_profile is not None for spec in specs}
+    masters: dict[bool, Image.Image] = {}
+    if any(keeps_icc.values()):
+        masters[True] = master
+    if not all(keeps_icc.values()):
+        masters[False] = to_srgb(master, source.icc_profile)
+    del master  # one master is enough when no variant keeps the profile
     rendered: dict[str, RenderedVariant] = {}
-    previous = master
+    previous = dict(masters)
     for spec in sorted(specs, key=lambda s: -resize_sizes[s.name][0] * resize_sizes[s.name][1]):
-        size = resize_sizes[spec.name]
-        resized = _resize(previous if previous.width >= _CHAIN_FACTOR * size[0] else master, size)
-        rendered[spec.name] = _render_variant(resized, spec, source)
-        previous = resized
+        size, keep_icc = resize_sizes[spec.name], keeps_icc[spec.name]
+        larger = previous[keep_icc]
+        resized = _resize(larger if larger.width >= _CHAIN_FACTOR * size[0] else masters[keep_icc], size)
+        rendered[spec.name] = _render_variant(resized, spec, source, keep_icc)
+        previous[keep_icc] = resized
     source_info = SourceInfo(source_format, upright[0], upright[1], len(data), orientation)
     placeholders = None
-    if blurhash_components is not None:  # `previous` is now the smallest variant, before crop and watermark
-        placeholders = compute_placeholders(to_srgb(previous, source.icc_profile), blurhash_components).to_dict()
+    if blurhash_components is not None:  # from the smallest sRGB variant, before crop and watermark
+        smallest = previous[False] if False in previous else to_srgb(previous[True], source.icc_profile)
+        placeholders = compute_placeholders(smallest, blurhash_components).to_dict()
     return Rendering(source_info, tuple(rendered[spec.name] for spec in specs), placeholders)
 
 
-def _render_variant(resized: Image.Image, spec: VariantSpec, source: _Source) -> RenderedVariant:
-    keep_icc = spec.keep_icc and resized.mode != "CMYK" and source.icc_profile is not None
-    pixels = resized if keep_icc else to_srgb(resized, source.icc_profile)
+def _render_variant(resized: Image.Image, spec: VariantSpec, source: _Source, keep_icc: bool) -> RenderedVariant:
+    """Crop, watermark and encode pixels already resized (and in sRGB unless `keep_icc`)."""
+    pixels = resized
     if spec.fit == "cover":
         pixels = crop_to(pixels, spec.target_size(*source.upright), spec.crop)
     if spec.watermark is not None:
@@ -216,30 +231,20 @@ def normalize_mode(image: Image.Image) -> Image.Image:
     return image.convert("RGBA" if image.has_transparency_data else "RGB")
 
 
-def to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
-    """Convert to sRGB through the embedded profile; CMYK without one gets Pillow's conversion."""
-    if icc_profile and image.mode in ("RGB", "RGBA", "CMYK"):
-        output_mode = "RGBA" if image.mode == "RGBA" else "RGB"
-        try:
-            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
-            if image.mode != "CMYK" and "srgb" in ImageCms.getProfileDescription(profile).lower():
-                return image
-            converted = ImageCms.profileToProfile(image, profile, _SRGB, outputMode=output_mode)
-            if converted is not None:
-                return converted
-        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
-            log.info("ignoring an unusable ICC profile")
-    if image.mode == "CMYK":
-        return image.convert("RGB")
-    return image
-
-
 def _resize(image: Image.Image, size: tuple[int, int], fast: bool = False) -> Image.Image:
     if image.size == size:
         return image
     if fast and image.width < _MILD_REDUCTION * size[0] and image.height < _MILD_REDUCTION * size[1]:
         return image.resize(size, Image.Resampling.BICUBIC)
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+
+
+def _without_opaque_alpha(image: Image.Image) -> Image.Image:
+    """Screenshots and exports often carry an alpha band that is opaque everywhere: dropping it
+    once makes every resize and encode after it work on 3 bands instead of 4."""
+    if _has_visible_alpha(image) or image.mode not in ("RGBA", "LA"):
+        return image
+    return image.convert(image.mode[:-1])
 
 
 def _has_visible_alpha(image: Image.Image) -> bool:
