@@ -9,6 +9,7 @@ from PIL import Image, UnidentifiedImageError
 
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import sniff_format
+from chalicelib.imaging.gifframes import count_gif_frames
 
 # Pillow warns between 1x and 2x MAX_IMAGE_PIXELS; check_dimensions rejects those files itself.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -51,7 +52,7 @@ def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
     except Exception as exc:  # Pillow plugins raise many types on hostile headers.
         raise _decode_failure(exc) from exc
     check_dimensions(image.size, limits)
-    check_frames(image, limits)
+    check_frames(image, data, limits)
     return image
 
 
@@ -79,29 +80,33 @@ def check_dimensions(size: tuple[int, int], limits: DecodeLimits) -> None:
         )
 
 
-def check_frames(image: Image.Image, limits: DecodeLimits) -> None:
+def check_frames(image: Image.Image, data: bytes, limits: DecodeLimits) -> None:
     """Reject animations whose frames add up to too many pixels, from headers alone.
 
     Only the first frame is ever decoded, but a file of hundreds of large frames is an attack,
-    not a photo. WebP, HEIF and TIFF report their frame count from the container; Pillow counts
-    GIF frames by walking block headers without decompressing them.
+    not a photo. WebP, HEIF and TIFF report their frame count from the container; GIF frames are
+    counted by walking block headers without decompressing them.
     """
     if image.format not in ("GIF", "WEBP", "HEIF", "TIFF"):
         return
+    frame_pixels = image.size[0] * image.size[1]
     try:
-        frames = int(getattr(image, "n_frames", 1))
+        if image.format == "GIF":
+            frames = count_gif_frames(data, stop_after=limits.max_animation_pixels // frame_pixels)
+        else:
+            frames = int(getattr(image, "n_frames", 1))
+            image.seek(0)
     except MemoryError:
         raise
     except Exception as exc:
         raise _decode_failure(exc) from exc
-    total = frames * image.size[0] * image.size[1]
+    total = frames * frame_pixels
     if total > limits.max_animation_pixels:
         raise ImageRejected(
             f"Animation has {frames} frames of {image.size[0]}x{image.size[1]} ({total:,} pixels in all);"
             f" at most {limits.max_animation_pixels:,} are accepted.",
             "too_many_frames",
         )
-    image.seek(0)
 
 
 def _decode_failure(exc: BaseException) -> ImageRejected:
