@@ -41,6 +41,13 @@ def upright_reference(data: bytes) -> Image.Image:
     return image
 
 
+def has_foreign_profile(data: bytes) -> bool:
+    """Whether the source's pixels need a colour transform to show right: an ICC profile, not sRGB."""
+    with Image.open(io.BytesIO(data)) as image:
+        profile = _profile(image.info.get("icc_profile"))
+    return profile is not None and "srgb" not in ImageCms.getProfileDescription(profile).lower()
+
+
 def _to_srgb(image: Image.Image, profile: ImageCms.ImageCmsProfile, mode: str) -> Image.Image:
     converted = ImageCms.profileToProfile(image, profile, _SRGB, outputMode=mode)
     return image if converted is None else converted
@@ -60,13 +67,14 @@ class Reference:
     """One source's upright reference, resized (and cached) per output size."""
 
     full: Image.Image
+    colour_managed: bool = False  # the source carries a colour profile other than sRGB
 
     def __post_init__(self) -> None:
         self._sized: dict[tuple[int, int], Image.Image] = {}
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Reference":
-        return cls(upright_reference(data))
+        return cls(upright_reference(data), has_foreign_profile(data))
 
     @property
     def size(self) -> tuple[int, int]:

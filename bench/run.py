@@ -49,6 +49,7 @@ class Measurement:
     outputs: list[dict[str, Any]]
     label: str = ""  # an experiment's setting, e.g. "effort=2"
     source_alpha: bool = False  # the source has visible transparency (set when scored)
+    source_colour_managed: bool = False  # the source has a non-sRGB colour profile (set when scored)
 
     @property
     def rss_mib_per_mp(self) -> float:
@@ -63,7 +64,8 @@ class Measurement:
             "engine": self.engine, "job": self.job, "label": self.label,
             "seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "peak_rss_mib": self.peak_rss_mib,
             "process_peak_rss_mib": self.process_peak_rss_mib, "rss_mib_per_mp": self.rss_mib_per_mp,
-            "source_alpha": self.source_alpha, "outputs": self.outputs,
+            "source_alpha": self.source_alpha, "source_colour_managed": self.source_colour_managed,
+            "outputs": self.outputs,
         }
 
 
@@ -110,6 +112,7 @@ class Bench:
     def _score(self, measurement: Measurement) -> None:
         reference = self.reference(measurement.image)
         measurement.source_alpha = reference.has_visible_alpha
+        measurement.source_colour_managed = reference.colour_managed
         upright_landscape = reference.size[0] >= reference.size[1]
         for output in measurement.outputs:
             output["ssim"] = reference.ssim(Path(output["path"]).read_bytes())

@@ -29,7 +29,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Results, Path]:
 
 
 def engines() -> list[str]:
-    return ["imgpress", "naive"] + (["pyvips"] if vips_available() else [])
+    return ["imgpress", "imgpress+placeholders", "naive", "naive-correct"] + (["pyvips"] if vips_available() else [])
 
 
 def test_every_engine_ran_on_every_image_with_sane_numbers(run: tuple[Results, Path]) -> None:
@@ -57,6 +57,18 @@ def test_naive_is_not_compared_where_it_drops_alpha(run: tuple[Results, Path]) -
     alpha = next(m for m in results.matrix if m.engine == "naive" and m.image.image_class == "png_alpha")
     kept = next(m for m in results.matrix if m.engine == "imgpress" and m.image.image_class == "png_alpha")
     assert kept.output("web")["ssim"] > alpha.output("web")["ssim"]
+
+
+def test_time_is_compared_with_the_recipe_made_correct_where_naive_is_wrong(run: tuple[Results, Path]) -> None:
+    results, _ = run
+    checks = {c.image_class: c for c in results.checks}
+    assert checks["png_alpha"].time_ratio is None and checks["png_alpha"].time_ratio_correct is not None
+    assert checks["jpeg_large"].time_ratio is not None
+    correct = next(m for m in results.matrix if m.engine == "naive-correct" and m.image.image_class == "png_alpha")
+    assert correct.output("web")["ssim"] > 0.99  # the same picture as the reference, alpha included
+    verdicts = {v.target: v for v in results.verdicts}
+    assert verdicts["PNG with alpha: time <= naive"].met is None
+    assert "PNG with alpha: time <= naive made correct" in verdicts
 
 
 def test_report_states_command_targets_and_every_section(run: tuple[Results, Path]) -> None:
