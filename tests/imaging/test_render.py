@@ -219,3 +219,28 @@ def test_large_palette_gif_is_resampled_in_rgb() -> None:
     board.putdata([(x + y) % 2 for y in range(900) for x in range(1200)])
     out, _ = render_one(images.encode(board, "GIF"), '{"name": "t", "max": 120, "format": "webp", "quality": 100}')
     assert all(100 < v < 155 for v in out.convert("RGB").getpixel((60, 45)))
+
+
+def test_variants_keeping_the_profile_and_converted_ones_come_from_the_same_upload() -> None:
+    """One conversion serves every sRGB variant and the placeholders; keep_icc variants stay untouched."""
+    swapped = icc.rgb_profile(icc.SRGB_GREEN, icc.SRGB_RED, icc.SRGB_BLUE, "swapped red and green")
+    data = images.encode(Image.new("RGB", (640, 480), (255, 0, 0)), "PNG", icc_profile=swapped)
+    specs = parse_variants('[{"name": "big", "max": 400, "format": "png"},'
+                           ' {"name": "kept", "max": 300, "format": "png", "keep_icc": true},'
+                           ' {"name": "small", "max": 100, "format": "png"}]')
+    for _ in range(2):  # the second rendering reuses the transform built by the first
+        rendering = render_variants(data, specs, LIMITS, blurhash_components=(4, 3))
+        by_name = {v.name: images.decode(v.data) for v in rendering.variants}
+        for name in ("big", "small"):
+            r, g, b = by_name[name].getpixel((5, 5))
+            assert g > 240 and r < 15 and b < 15, name
+            assert "icc_profile" not in by_name[name].info
+        assert by_name["kept"].getpixel((5, 5)) == (255, 0, 0) and by_name["kept"].info["icc_profile"] == swapped
+        assert rendering.placeholders is not None and rendering.placeholders["dominant_color"].startswith("#00f")
+
+
+def test_an_alpha_band_that_is_opaque_everywhere_is_not_carried_into_outputs() -> None:
+    data = images.encode(images.photo(300, 200).convert("RGBA"), "PNG")
+    for fmt in ("webp", "png"):
+        out, _ = render_one(data, f'{{"name": "o", "max": 150, "format": "{fmt}"}}')
+        assert out.mode == "RGB", fmt
