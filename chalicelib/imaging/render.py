@@ -1,10 +1,24 @@
 """Render configured variants from one uploaded image.
 
 The fast path decodes once, as small as the largest variant allows (JPEG DCT scaling via
-`draft`), resamples with `reducing_gap` (a cheap box reduce before LANCZOS), and rotates that
-reduced image rather than the full-size original. Each variant is resampled from the next
-larger one when that is at least twice its size, then colour-managed, cropped, watermarked
-and encoded on its own, small, copy.
+`draft`), and rotates that reduced image rather than the full-size original. That master is
+converted to sRGB once (colour.py); each variant is resampled from the next larger one when that
+is at least twice its size, then cropped, watermarked and encoded on its own, small, copy.
+
+Fidelity is judged against one LANCZOS resize from the full-size decode (bench/quality.py), so
+resampling is LANCZOS except where a shortcut pays for itself. Measured on the bench corpus with
+the default job (WebP 2048 px q80 + 320 px q75), SSIM against that reference:
+- JPEG draft: a 20 MP baseline JPEG decodes in 64 ms instead of 106 and resizes in 58 ms instead
+  of 244. The DCT-scaled pixels cost 0.0001-0.008 SSIM on the 2048 px variant even with LANCZOS
+  after them (the most on fine-detail art), at 2-5 % fewer bytes.
+- After a draft the reduction left is under 2x. On baseline JPEGs it uses bicubic: LANCZOS would
+  add ~25 ms (+9 %) to the 20 MP baseline job and break its budget (<= 0.5x naive, <= pyvips), for
+  +0.0001 to +0.0006 SSIM at +2 to +3 % bytes, i.e. no better rate-distortion. A progressive
+  decode costs 2-9x as much per megapixel, so there LANCZOS (+10 to +26 ms, <= 7 % of the job)
+  is affordable, and buys +0.0008 to +0.012 SSIM at +2 to +5 % bytes.
+- Chained variants (e.g. 320 px from the 2048 px master) use plain LANCZOS: Pillow's box
+  pre-reduce (`reducing_gap`) saved 13-23 ms there but aliases fine texture, and cost up to
+  0.0005 SSIM on a class's mean (-0.001 to +0.001 per image).
 """
 from __future__ import annotations
 
@@ -38,9 +52,10 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 _SWAPS_SIDES = {5, 6, 7, 8}
+# The master from a full-size decode: a box pre-reduce first only once the reduction is >= 6x
+# (sources far larger than the variant), where a LANCZOS pass over every source pixel costs most.
 _REDUCING_GAP = 3.0
-# After a JPEG draft the remaining reduction is under 2x: there bicubic costs a third less than
-# LANCZOS for ~0.0006 SSIM at 3 % fewer bytes (bench/RESULTS.md). Everywhere else: LANCZOS.
+# After a baseline JPEG's draft the reduction left is under 2x: there bicubic (see the docstring).
 _MILD_REDUCTION = 2.0
 _CHAIN_FACTOR = 2  # derive a variant from a rendered one only when that is >= 2x its size
 REENCODED, ORIGINAL_STRIPPED = "reencoded", "original_stripped"
@@ -121,13 +136,13 @@ def _render(image: Image.Image, data: bytes, specs: Sequence[VariantSpec],
     if is_jpeg:
         image.draft(image.mode, largest_stored)  # DCT-domain downscale: 1/2, 1/4 or 1/8
         load_guarded(image)
-    drafted = is_jpeg and image.size != stored
+    baseline_drafted = is_jpeg and image.size != stored and not image.info.get("progressive")
     working, icc_profile = _without_opaque_alpha(normalize_mode(image)), image.info.get("icc_profile")
     if working.mode == "CMYK":  # no output is CMYK: resample in sRGB, as a viewer would see it
         working, icc_profile = to_srgb(working, icc_profile), None
     source = _Source(data, source_format, orientation, upright, icc_profile,
                      _upright_exif(image) if any(not s.strip for s in specs) else None)
-    master = _resize(working, largest_stored, fast=drafted)
+    master = _resize(working, largest_stored, fast=baseline_drafted)
     if master is not image:
         image.close()  # the full decode is no longer needed: encoding peaks without it
     if orientation in _TRANSPOSE:
@@ -148,7 +163,8 @@ def _render(image: Image.Image, data: bytes, specs: Sequence[VariantSpec],
     for spec in sorted(specs, key=lambda s: -resize_sizes[s.name][0] * resize_sizes[s.name][1]):
         size, keep_icc = resize_sizes[spec.name], keeps_icc[spec.name]
         larger = previous[keep_icc]
-        resized = _resize(larger if larger.width >= _CHAIN_FACTOR * size[0] else masters[keep_icc], size)
+        chained_from = larger if larger.width >= _CHAIN_FACTOR * size[0] else masters[keep_icc]
+        resized = _resize(chained_from, size, reducing_gap=None)
         rendered[spec.name] = _render_variant(resized, spec, source, keep_icc)
         previous[keep_icc] = resized
     source_info = SourceInfo(source_format, upright[0], upright[1], len(data), orientation)
@@ -231,12 +247,14 @@ def normalize_mode(image: Image.Image) -> Image.Image:
     return image.convert("RGBA" if image.has_transparency_data else "RGB")
 
 
-def _resize(image: Image.Image, size: tuple[int, int], fast: bool = False) -> Image.Image:
+def _resize(image: Image.Image, size: tuple[int, int], fast: bool = False,
+            reducing_gap: float | None = _REDUCING_GAP) -> Image.Image:
+    """LANCZOS, like the reference; `fast` allows bicubic for a mild reduction (module docstring)."""
     if image.size == size:
         return image
     if fast and image.width < _MILD_REDUCTION * size[0] and image.height < _MILD_REDUCTION * size[1]:
         return image.resize(size, Image.Resampling.BICUBIC)
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=reducing_gap)
 
 
 def _without_opaque_alpha(image: Image.Image) -> Image.Image:
