@@ -95,14 +95,14 @@ def _loss(ssim: float) -> float:
 
 
 def _typical_curve(output_format: str) -> Callable[[int], float]:
+    """ln(1 - SSIM) of a typical image at each quality 1-100, straight between the knots."""
     knots = TYPICAL_LOSS[output_format]
-
-    def loss_at(quality: int) -> float:
+    losses: dict[int, float] = {}
+    for quality in range(1, 101):
         i = min(bisect.bisect_right(KNOT_QUALITIES, quality), len(KNOT_QUALITIES) - 1)
         (q0, l0), (q1, l1) = (KNOT_QUALITIES[i - 1], knots[i - 1]), (KNOT_QUALITIES[i], knots[i])
-        return l0 + (l1 - l0) * (quality - q0) / (q1 - q0)
-
-    return loss_at
+        losses[quality] = l0 + (l1 - l0) * (quality - q0) / (q1 - q0)
+    return losses.__getitem__
 
 
 def _next_quality(tried: Tried, target: float, typical: Callable[[int], float]) -> int | None:
@@ -124,13 +124,14 @@ def _next_quality(tried: Tried, target: float, typical: Callable[[int], float]) 
 def _fit(typical: Callable[[int], float], points: list[tuple[int, float]]) -> Callable[[int], float]:
     """The typical curve moved onto the measured points: stretched through two, else shifted through the first."""
     q0, l0 = points[0]
+    base = typical(q0)
     if len(points) == 2:
         q1, l1 = points[1]
-        run = typical(q1) - typical(q0)
+        run = typical(q1) - base
         stretch = (l1 - l0) / run if run else 0.0
         if _STRETCH_RANGE[0] < stretch < _STRETCH_RANGE[1]:
-            return lambda q: l0 + stretch * (typical(q) - typical(q0))
-    return lambda q: typical(q) + l0 - typical(q0)
+            return lambda q: l0 + stretch * (typical(q) - base)
+    return lambda q: typical(q) + l0 - base
 
 
 def _solve(curve: Callable[[int], float], goal: float, candidates: range, tried: Tried) -> int | None:
