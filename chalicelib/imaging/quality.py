@@ -24,7 +24,7 @@ KNOT_QUALITIES = (1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
 TYPICAL_LOSS: dict[str, tuple[float, ...]] = {
     "jpeg": (-1.48, -2.42, -2.96, -3.24, -3.46, -3.63, -3.84, -4.04, -4.38, -5.07, -7.53),
     "webp": (-2.37, -2.80, -3.06, -3.20, -3.39, -3.53, -3.64, -3.74, -4.01, -4.63, -5.39),
-    "avif": (-1.78, -2.07, -2.38, -2.71, -3.17, -3.70, -4.16, -4.68, -5.07, -5.59, -8.75),
+    "avif": (-2.35, -2.59, -2.80, -3.12, -3.44, -3.91, -4.20, -4.54, -4.88, -5.40, -8.53),
 }
 # The first encode stays off the ends of the scale, where curves differ most from the typical one,
 # so the first measurement says something about the middle, where most targets land.
