@@ -1,6 +1,6 @@
 """How close does `target_ssim` get in its 3 encodes? Every corpus image, three sizes, JPEG, WebP and AVIF.
 
-Run: .venv/bin/python -m bench.quality_targeting --jobs 2 > bench/QUALITY_TARGETING.md
+Run: .venv/bin/python -m bench.quality_targeting [--jobs 2] > bench/QUALITY_TARGETING.md
      .venv/bin/python -m bench.quality_targeting --calibrate   (the TYPICAL_LOSS table in chalicelib/imaging/quality.py)
 
 For each (image, size, format) the whole curve is measured once: SSIM and encode + measure time at
@@ -25,6 +25,7 @@ from multiprocessing import Pool
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import PIL
 from PIL import Image
 
 from chalicelib.imaging import quality
@@ -180,10 +181,12 @@ def report(corpus: Path, curves: Sequence[Curve], out: Callable[[str], None]) ->
     header = ("| searches | all ±0.005 | reachable ±0.005 | all ±0.01 | reachable ±0.01 "
               "| median error (reachable) | encodes per search | encode + measure ms per search |")
     out("# target_ssim: how close 3 encodes get\n")
-    out("Command: `.venv/bin/python -m bench.quality_targeting --jobs 2 > bench/QUALITY_TARGETING.md` · "
-        f"corpus `{corpus}` ({len({c.image for c in curves})} images) · sizes {SIZES} px · targets {TARGETS}\n")
-    out("A target is *reachable* when some quality 1-100 lands within ±0.005 of it. "
-        "Each search is replayed on the image's measured curve (see the module docstring).\n")
+    out("Command: `.venv/bin/python -m bench.quality_targeting > bench/QUALITY_TARGETING.md` · "
+        f"corpus `{corpus}` ({len({c.image for c in curves})} images) · sizes {SIZES} px · targets {TARGETS} "
+        f"· Pillow {PIL.__version__}\n")
+    out("A target is *reachable* when some quality 1-100 lands within ±0.005 of it. Each search is replayed "
+        "on the image's measured curve (see the module docstring); its time is the encode + measure time of "
+        "the qualities it tried, as measured for the curve.\n")
     out(header)
     out(RULE)
     out(row(f"all {len(searches)}", searches))
@@ -193,8 +196,11 @@ def report(corpus: Path, curves: Sequence[Curve], out: Callable[[str], None]) ->
     out(header)
     out(RULE)
     for fmt in FORMATS:
+        of_format = [s for s in searches if s.curve.fmt == fmt]
+        if of_format:
+            out(row(f"{fmt}, all sizes", of_format))
         for size in SIZES:
-            chosen = [s for s in searches if s.curve.fmt == fmt and s.curve.size == size]
+            chosen = [s for s in of_format if s.curve.size == size]
             if chosen:
                 out(row(f"{fmt} {size}", chosen))
     out("\n## By target\n")
