@@ -190,7 +190,7 @@ def _render_variant(resized: Image.Image, spec: VariantSpec, source: _Source, ke
     if spec.target_ssim is not None:
         encoded, chosen_quality, ssim = encode_for_ssim(
             spec.target_ssim, lambda q: encode(pixels, output_format, replace(spec, quality=q), icc, exif),
-            ssim_against(pixels))
+            ssim_against(pixels), output_format)
     else:
         encoded = encode(pixels, output_format, spec, icc, exif)
     method = REENCODED
