@@ -220,10 +220,16 @@ def _reading_notes() -> list[str]:
         "makes imgpress fast, and it costs a little fidelity before encoding (see the decode + resize table).",
         "- **Where no resize is needed** (sources at most 2048 px), imgpress and naive run the same Pillow "
         "calls; their time ratio is then 1.00 give or take run-to-run noise, a few percent on a shared machine.",
-        "- **Naive is excluded from quality comparisons where it is wrong:** it ignores EXIF orientation and "
-        "drops transparency (converting to RGB), so its bytes there are not for the same picture.",
-        "- **Transparency costs time:** imgpress and pyvips keep the alpha plane, which WebP compresses "
-        "losslessly; that is why sources with alpha take longer than the naive recipe, which throws it away.",
+        "- **Every engine produces the same outputs:** the two variants. `imgpress` is the core without the "
+        "placeholders the Lambda adds; `imgpress+placeholders` is the Lambda's whole job (ThumbHash, BlurHash, "
+        "dominant colour and LQIP on top), shown alongside so their cost is visible.",
+        "- **Naive is compared only where it is right:** it ignores EXIF orientation and colour profiles and "
+        "drops transparency (converting to RGB), so there its output is not the same picture, and its time is "
+        "not for the same work. `naive-correct` fixes exactly those three things and nothing else; it is the "
+        "time baseline for every image, including those.",
+        "- **Transparency costs time:** imgpress, naive-correct and pyvips keep the alpha plane, which WebP "
+        "compresses losslessly; that is why sources with alpha take longer than the seed recipe, which throws "
+        "it away.",
         "- **pyvips on CMYK without a profile** uses a real CMYK profile; the reference (and imgpress) use "
         "Pillow's plain conversion, which is how the derived CMYK file was made, so pyvips scores lower there.",
         "- Times are CPU seconds of the worker process; other load on the machine inflates wall time first "
