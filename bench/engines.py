@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
 from chalicelib.formats import allowed_decoders
+from chalicelib.imaging.compose import WHITE, flatten
 from chalicelib.imaging.specs import VariantSpec
 from chalicelib.formats import DEFAULT_CONTENT_TYPES
 
@@ -115,19 +116,11 @@ class NaiveCorrect:
             if spec.format == "jpeg":
                 params["progressive"] = spec.progressive
                 if resized.mode == "RGBA":
-                    resized = _over_white(resized)
+                    resized = flatten(resized, WHITE)
             buffer = io.BytesIO()
             resized.save(buffer, format=spec.format.upper(), **params)
             outputs.append(Output(spec.name, spec.format, *size, buffer.getvalue()))
         return outputs
-
-
-def _over_white(image: Any) -> Any:
-    from PIL import Image
-
-    canvas = Image.new("RGB", image.size, (255, 255, 255))
-    canvas.paste(image, mask=image.getchannel("A"))
-    return canvas
 
 
 class Vips:

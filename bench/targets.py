@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from bench.corpus import CLASSES
 from bench.run import Measurement
@@ -68,7 +68,7 @@ def summarise(measurements: Sequence[Measurement]) -> list[ClassSummary]:
             variants = [o["name"] for o in rows[0].outputs]
             summaries.append(ClassSummary(
                 image_class, engine, len(rows),
-                statistics.median(m.cpu_seconds for m in rows), statistics.median(m.seconds for m in rows),
+                median_cpu(rows), statistics.median(m.seconds for m in rows),
                 statistics.median(m.rss_mib_per_mp for m in rows),
                 {v: sum(m.output(v)["bytes"] for m in rows) for v in variants},
                 {v: statistics.fmean(m.output(v)["ssim"] for m in rows) for v in variants},
@@ -127,10 +127,12 @@ def fair_to_naive(measurement: Measurement) -> bool:
             and not any(o["misoriented"] for o in measurement.outputs))
 
 
+def median_cpu(measurements: Iterable[Measurement]) -> float:
+    return statistics.median(m.cpu_seconds for m in measurements)
+
+
 def median_time_ratio(ours: Sequence[Measurement], theirs: Sequence[Measurement]) -> float | None:
-    if not ours or not theirs:
-        return None
-    return ratio(statistics.median(m.cpu_seconds for m in ours), statistics.median(m.cpu_seconds for m in theirs))
+    return ratio(median_cpu(ours), median_cpu(theirs)) if ours and theirs else None
 
 
 def per_class(matrix: Sequence[Measurement], quality_curve: Sequence[Measurement]) -> list[ClassCheck]:
@@ -161,8 +163,7 @@ def per_class(matrix: Sequence[Measurement], quality_curve: Sequence[Measurement
         checks.append(ClassCheck(
             image_class, len(fair), len(ours) - len(fair), ssim, bytes_ratio, at_bytes,
             median_time_ratio([ours[n] for n in fair], [naive[n] for n in fair]),
-            ratio(statistics.median(m.cpu_seconds for m in ours.values()),
-                  statistics.median(m.cpu_seconds for m in naive.values())),
+            ratio(median_cpu(ours.values()), median_cpu(naive.values())),
             median_time_ratio(list(ours.values()), correct),
         ))
     return checks

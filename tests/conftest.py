@@ -24,6 +24,14 @@ FAKE_CREDENTIALS = {
 }
 
 
+def use_fake_account(monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None) -> None:
+    """Point boto3 at moto's fake account (with `env` set too), never at a real one or a profile."""
+    for name, value in {**(env or {}), **FAKE_CREDENTIALS}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @dataclass
 class Aws:
     """Handles on the mocked account, for arranging and asserting."""
@@ -57,10 +65,7 @@ class Aws:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    for name, value in {**ENV, **FAKE_CREDENTIALS}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    use_fake_account(monkeypatch, ENV)
     with mock_aws():
         from devstack.resources import create_resources, subscribe_queue
 

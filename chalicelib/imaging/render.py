@@ -260,9 +260,9 @@ def _resize(image: Image.Image, size: tuple[int, int], fast: bool = False,
 def _without_opaque_alpha(image: Image.Image) -> Image.Image:
     """Screenshots and exports often carry an alpha band that is opaque everywhere: dropping it
     once makes every resize and encode after it work on 3 bands instead of 4."""
-    if _has_visible_alpha(image) or image.mode not in ("RGBA", "LA"):
-        return image
-    return image.convert(image.mode[:-1])
+    if image.mode in ("RGBA", "LA") and not _has_visible_alpha(image):
+        return image.convert(image.mode[:-1])
+    return image
 
 
 def _has_visible_alpha(image: Image.Image) -> bool:

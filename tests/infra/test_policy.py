@@ -24,7 +24,7 @@ from moto import mock_aws
 from chalicelib import services
 from infra import stages
 from tests import images
-from tests.conftest import FAKE_CREDENTIALS
+from tests.conftest import use_fake_account
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLE_SERVICES = {"s3": "s3", "table": "dynamodb", "sns": "sns"}
@@ -173,10 +173,7 @@ def allows(document: dict[str, Any], action: str, resource: str, params: dict[st
 def dev_stage(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """The dev stage's own names, created in moto (whose account and region the policy names)."""
     env = stages.stage_environment(stages.load_config(ROOT), "dev")
-    for name, value in {**env, **FAKE_CREDENTIALS}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    use_fake_account(monkeypatch, env)
     with mock_aws():
         from devstack.resources import create_resources
 

@@ -17,7 +17,7 @@ from moto import mock_aws
 from chalicelib.records import ImageRecords
 from infra import stacks, stages
 from infra.__main__ import main
-from tests.conftest import FAKE_CREDENTIALS
+from tests.conftest import use_fake_account
 
 ROOT = Path(__file__).resolve().parents[2]
 # moto's CloudFormation skips resource types it does not model (bucket policies, Lambda invoke configs).
@@ -26,10 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
 @pytest.fixture
 def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in FAKE_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    use_fake_account(monkeypatch)
     with mock_aws():
         yield
 
