@@ -21,6 +21,7 @@ from bench.run import Bench, Job, throughput
 DEFAULT_JOB = Job("default", DEFAULT_VARIANTS_JSON)
 WEB_JOB = Job("web", json.dumps([json.loads(DEFAULT_VARIANTS_JSON)[0]]))  # the 2048 px WebP variant alone
 QUALITY_OFFSETS = (-5, 5)  # imgpress's rate-distortion curve around each variant's quality
+PAIRED_ENGINES = ("imgpress", "naive", "naive-correct")
 CHEAPER_EFFORTS = (0, 1, 2, 3)  # above the default 4 only costs more time
 ALLOCATOR_SETTINGS = {
     "Pillow defaults": {},
@@ -44,6 +45,16 @@ def one_per_class(images: Sequence[CorpusImage]) -> list[CorpusImage]:
             for c in CLASSES if any(i.image_class == c for i in images)]
 
 
+def pair_if_close(bench: Bench, check: targets.ClassCheck, images: Sequence[CorpusImage],
+                  rounds: int) -> targets.ClassCheck:
+    """Time a class again, the engines taking turns in one process, if separate processes cannot tell."""
+    if not check.needs_pairing():
+        return check
+    cpus = {image.name: bench.paired(image, PAIRED_ENGINES, DEFAULT_JOB, rounds)
+            for image in images if image.image_class == check.image_class}
+    return targets.with_pairing(check, cpus)
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -53,13 +64,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--corpus", type=Path, default=corpus.DEFAULT_CORPUS,
                         help="directory of corpus images (built with ../shared/corpus/make_corpus.sh if missing)")
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per (engine, image); the median is kept")
+    parser.add_argument("--rounds", type=int, default=15,
+                        help="turns per engine when a class's time ratio is too close to call (paired timing)")
     parser.add_argument("--results", type=Path, default=corpus.REPO / "bench" / "RESULTS.md")
     parser.add_argument("--out", type=Path, default=corpus.REPO / "bench" / "out",
                         help="outputs of every engine and results.json")
     parser.add_argument("--import-runs", type=int, default=15, help="runs of `python -c 'import app'`")
     args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
+    if args.repeat < 1 or args.rounds < 1:
+        parser.error("--repeat and --rounds must be at least 1")
     return args
 
 
@@ -84,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
     quality_curve = [bench.measure(image, "imgpress", DEFAULT_JOB.with_quality_offset(offset),
                                    label=f"quality{offset:+d}", repeat=1)
                      for offset in QUALITY_OFFSETS for image in images]
-    checks = targets.per_class(matrix, quality_curve)
+    checks = [pair_if_close(bench, check, images, args.rounds)
+              for check in targets.per_class(matrix, quality_curve)]
     cores = len(os.sched_getaffinity(0))
     rates = [throughput(images, engine, DEFAULT_JOB, processes) for engine in job_engines
              for processes in sorted({1, cores})]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -99,6 +100,15 @@ class Bench:
         self.progress(f"{job.name:8} {label or engine:12} {image.name:48} {measurement.seconds * 1000:8.1f} ms "
                       f"{measurement.rss_mib_per_mp:6.2f} MiB/MP")
         return measurement
+
+    def paired(self, image: CorpusImage, engines: Sequence[str], job: Job, rounds: int) -> dict[str, list[float]]:
+        """CPU seconds per run of each engine on `image`, taking turns in one process (see bench.worker)."""
+        request = {"mode": "paired", "engines": list(engines), "path": str(image.path), "variants": job.variants,
+                   "rounds": rounds}
+        cpus: dict[str, list[float]] = call_worker(request)["cpu_seconds"]
+        self.progress(f"{job.name:8} {'paired':12} {image.name:48} "
+                      + " ".join(f"{name} {statistics.median(seconds) * 1000:.1f} ms" for name, seconds in cpus.items()))
+        return cpus
 
     def matrix(self, images: Sequence[CorpusImage], engines: Sequence[str], job: Job) -> list[Measurement]:
         return [self.measure(image, engine, job) for image in images for engine in engines]

@@ -1,6 +1,7 @@
 """Benchmark work in a fresh process: `python -m bench.worker` reads a JSON request on stdin and
-prints one JSON result line. Modes: `measure` (one engine, one image), `batch` (one pass over many
-images, for throughput) and `profile` (where imgpress's time goes, by Pillow primitive).
+prints one JSON result line. Modes: `measure` (one engine, one image), `paired` (several engines
+taking turns on one image, for ratios too close to call from separate processes), `batch` (one pass
+over many images, for throughput) and `profile` (where imgpress's time goes, by Pillow primitive).
 
 In `measure`, the first run in the process gives the peak RSS (the kernel's high-water mark is reset to the
 current RSS just before it, after the imports and with the source bytes already in memory, so the
@@ -62,6 +63,30 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def paired(request: dict[str, Any]) -> dict[str, Any]:
+    """CPU seconds of every run of each engine, the engines taking turns in one process.
+
+    Separate processes differ by a few percent (heap layout, the host's other tenants) even when
+    they run the same calls; taking turns in one process cancels that, and the order flips every
+    round so neither engine always runs after the other.
+    """
+    engines = {name: ENGINES[name]() for name in request["engines"]}
+    specs = parse_variants(request["variants"])
+    data = Path(request["path"]).read_bytes()
+    for engine in engines.values():
+        engine.prepare()
+        engine.run(data, specs)  # warm: lazy imports, colour transforms, first allocations
+    cpus: dict[str, list[float]] = {name: [] for name in engines}
+    order = list(engines)
+    for round_number in range(request["rounds"]):
+        for name in order if round_number % 2 == 0 else reversed(order):
+            gc.collect()
+            cpu = time.process_time()
+            engines[name].run(data, specs)
+            cpus[name].append(time.process_time() - cpu)
+    return {"cpu_seconds": cpus}
+
+
 def batch(request: dict[str, Any]) -> dict[str, Any]:
     """One pass of the job over every path; only the processing is timed, not process start-up."""
     engine = ENGINES[request["engine"]]()
@@ -108,7 +133,7 @@ def profile(request: dict[str, Any]) -> dict[str, Any]:
     return {stage: seconds / request["repeat"] for stage, seconds in totals.items()}
 
 
-MODES = {"measure": measure, "batch": batch, "profile": profile}
+MODES = {"measure": measure, "paired": paired, "batch": batch, "profile": profile}
 
 
 def _write(outputs: list[Output], out_dir: Path) -> list[dict[str, Any]]:

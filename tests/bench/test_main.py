@@ -23,7 +23,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Results, Path]:
     corpus.mkdir()
     (corpus / "jpeg_large__generated_photo.jpg").write_bytes(images.jpeg(2600, 1700))
     (corpus / "png_alpha__generated_disc.png").write_bytes(images.rgba_png(400, 300))
-    results = main(["--corpus", str(corpus), "--repeat", "1", "--import-runs", "1",
+    results = main(["--corpus", str(corpus), "--repeat", "1", "--rounds", "2", "--import-runs", "1",
                     "--results", str(root / "RESULTS.md"), "--out", str(root / "out")])
     return results, root
 
