@@ -14,7 +14,7 @@ import requests
 from jsonschema import Draft202012Validator
 
 from devstack.stack import free_port, stage_environment
-from examples.sns_webhook import make_server
+from examples.sns_webhook import SignatureVerifier, fetch_from, make_server
 from tests import images
 from tests.live_stack import ROOT, running_stack
 from tests.test_e2e import Stack
@@ -70,10 +70,13 @@ def test_stable_urls_are_the_same_on_every_request_and_cacheable_forever(contrac
 def test_a_webhook_subscribed_to_the_topic_gets_each_event_once(contract_stack: Stack, tmp_path: Path) -> None:
     received: list[dict[str, Any]] = []
     port = free_port()
-    server = make_server("127.0.0.1", port, TOPIC_ARN, received.append)
+    endpoint = contract_stack.sqs.meta.endpoint_url
+    # moto signs every message with its own certificate, which it serves at the SigningCertURL's path.
+    verifier = SignatureVerifier(fetch_from(endpoint))
+    server = make_server("127.0.0.1", port, TOPIC_ARN, received.append, verifier)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        sns = boto3.client("sns", endpoint_url=contract_stack.sqs.meta.endpoint_url, region_name="us-east-1",
+        sns = boto3.client("sns", endpoint_url=endpoint, region_name="us-east-1",
                            aws_access_key_id="imgpress-local", aws_secret_access_key="imgpress-local")
         sns.subscribe(TopicArn=TOPIC_ARN, Protocol="http", Endpoint=f"http://127.0.0.1:{port}/")
         record = upload(contract_stack, images.jpeg(800, 600), "image/jpeg")
@@ -83,5 +86,6 @@ def test_a_webhook_subscribed_to_the_topic_gets_each_event_once(contract_stack: 
         mine = [e for e in received if e["id"] == record["id"]]
         assert len(mine) == 1 and mine[0]["status"] == "done"
         assert not list(Draft202012Validator(SCHEMA).iter_errors(mine[0]))
+        assert verifier.verified >= 1 and verifier.refused == 0
     finally:
         server.shutdown()
