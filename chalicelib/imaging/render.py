@@ -11,11 +11,14 @@ the default job (WebP 2048 px q80 + 320 px q75), SSIM against that reference:
 - JPEG draft: a 20 MP baseline JPEG decodes in 64 ms instead of 106 and resizes in 58 ms instead
   of 244. The DCT-scaled pixels cost 0.0001-0.008 SSIM on the 2048 px variant even with LANCZOS
   after them (the most on fine-detail art), at 2-5 % fewer bytes.
-- After a draft the reduction left is under 2x. On baseline JPEGs it uses bicubic: LANCZOS would
-  add ~25 ms (+9 %) to the 20 MP baseline job and break its budget (<= 0.5x naive, <= pyvips), for
-  +0.0001 to +0.0006 SSIM at +2 to +3 % bytes, i.e. no better rate-distortion. A progressive
-  decode costs 2-9x as much per megapixel, so there LANCZOS (+10 to +26 ms, <= 7 % of the job)
-  is affordable, and buys +0.0008 to +0.012 SSIM at +2 to +5 % bytes.
+- After a draft the reduction left is under 2x. On baseline JPEGs it uses Hamming (a
+  windowed triangle, two taps a side like bilinear): 20 ms instead of bicubic's 58 on the 20 MP
+  job, at the same rate-distortion (SSIM at naive's bytes -0.0005 vs -0.0006, -0.0001 vs -0.0000
+  and -0.0004 vs -0.0001 on the three drafted baseline photos; 1.5-3 % fewer bytes at q80).
+  That saving is what keeps the 20 MP job within its budget (<= 0.5x naive, <= pyvips); LANCZOS
+  would add ~25 ms over bicubic for no better rate-distortion, and bilinear loses 0.0003-0.0005.
+  A progressive decode costs 2-9x as much per megapixel, so there LANCZOS (+10 to +26 ms, <= 7 %
+  of the job) is affordable, and buys +0.0008 to +0.012 SSIM at +2 to +5 % bytes.
 - Chained variants (e.g. 320 px from the 2048 px master) use plain LANCZOS: Pillow's box
   pre-reduce (`reducing_gap`) saved 13-23 ms there but aliases fine texture, and cost up to
   0.0005 SSIM on a class's mean (-0.001 to +0.001 per image).
@@ -55,7 +58,7 @@ _SWAPS_SIDES = {5, 6, 7, 8}
 # The master from a full-size decode: a box pre-reduce first only once the reduction is >= 6x
 # (sources far larger than the variant), where a LANCZOS pass over every source pixel costs most.
 _REDUCING_GAP = 3.0
-# After a baseline JPEG's draft the reduction left is under 2x: there bicubic (see the docstring).
+# After a baseline JPEG's draft the reduction left is under 2x: there Hamming (see the docstring).
 _MILD_REDUCTION = 2.0
 _CHAIN_FACTOR = 2  # derive a variant from a rendered one only when that is >= 2x its size
 REENCODED, ORIGINAL_STRIPPED = "reencoded", "original_stripped"
@@ -249,11 +252,11 @@ def normalize_mode(image: Image.Image) -> Image.Image:
 
 def _resize(image: Image.Image, size: tuple[int, int], fast: bool = False,
             reducing_gap: float | None = _REDUCING_GAP) -> Image.Image:
-    """LANCZOS, like the reference; `fast` allows bicubic for a mild reduction (module docstring)."""
+    """LANCZOS, like the reference; `fast` allows Hamming for a mild reduction (module docstring)."""
     if image.size == size:
         return image
     if fast and image.width < _MILD_REDUCTION * size[0] and image.height < _MILD_REDUCTION * size[1]:
-        return image.resize(size, Image.Resampling.BICUBIC)
+        return image.resize(size, Image.Resampling.HAMMING)
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=reducing_gap)
 
 
