@@ -134,7 +134,7 @@ def make_server(host: str, port: int, topic_arn: str, on_event: EventHandler,
                 verifier: SignatureVerifier | None = None) -> ThreadingHTTPServer:
     seen: set[tuple[str, str, str]] = set()
     lock = threading.Lock()
-    verifier = verifier or SignatureVerifier()
+    checker = verifier or SignatureVerifier()
 
     class SnsHandler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
@@ -147,7 +147,7 @@ def make_server(host: str, port: int, topic_arn: str, on_event: EventHandler,
             if not isinstance(envelope, dict):
                 self._reply(400)
                 return
-            if envelope.get("TopicArn") != topic_arn or not verifier.verify(envelope):
+            if envelope.get("TopicArn") != topic_arn or not checker.verify(envelope):
                 self._reply(403)
                 return
             kind = envelope["Type"]
