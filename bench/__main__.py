@@ -47,7 +47,7 @@ def one_per_class(images: Sequence[CorpusImage]) -> list[CorpusImage]:
 
 def pair_if_close(bench: Bench, check: targets.ClassCheck, images: Sequence[CorpusImage],
                   rounds: int) -> targets.ClassCheck:
-    """Time a class again, the engines taking turns in one process, if separate processes cannot tell."""
+    """Time a class again, the engines taking turns in a process, unless it is clearly faster."""
     if not check.needs_pairing():
         return check
     cpus = {image.name: bench.paired(image, PAIRED_ENGINES, DEFAULT_JOB, rounds)
@@ -64,8 +64,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--corpus", type=Path, default=corpus.DEFAULT_CORPUS,
                         help="directory of corpus images (built with ../shared/corpus/make_corpus.sh if missing)")
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per (engine, image); the median is kept")
-    parser.add_argument("--rounds", type=int, default=15,
-                        help="turns per engine when a class's time ratio is too close to call (paired timing)")
+    parser.add_argument("--rounds", type=int, default=18,
+                        help="turns per engine when a class is not clearly faster (paired timing)")
     parser.add_argument("--results", type=Path, default=corpus.REPO / "bench" / "RESULTS.md")
     parser.add_argument("--out", type=Path, default=corpus.REPO / "bench" / "out",
                         help="outputs of every engine and results.json")

@@ -101,11 +101,18 @@ class Bench:
                       f"{measurement.rss_mib_per_mp:6.2f} MiB/MP")
         return measurement
 
-    def paired(self, image: CorpusImage, engines: Sequence[str], job: Job, rounds: int) -> dict[str, list[float]]:
-        """CPU seconds per run of each engine on `image`, taking turns in one process (see bench.worker)."""
-        request = {"mode": "paired", "engines": list(engines), "path": str(image.path), "variants": job.variants,
-                   "rounds": rounds}
-        cpus: dict[str, list[float]] = call_worker(request)["cpu_seconds"]
+    def paired(self, image: CorpusImage, engines: Sequence[str], job: Job, rounds: int,
+               processes: int = 3) -> dict[str, list[float]]:
+        """CPU seconds per run of each engine on `image`, taking turns in a process (see bench.worker);
+        the rounds are split over `processes` workers, so the spread between processes counts too."""
+        cpus: dict[str, list[float]] = {name: [] for name in engines}
+        for share in (rounds // processes + (i < rounds % processes) for i in range(processes)):
+            if not share:
+                continue
+            request = {"mode": "paired", "engines": list(engines), "path": str(image.path), "variants": job.variants,
+                       "rounds": share}
+            for name, seconds in call_worker(request)["cpu_seconds"].items():
+                cpus[name] += seconds
         self.progress(f"{job.name:8} {'paired':12} {image.name:48} "
                       + " ".join(f"{name} {statistics.median(seconds) * 1000:.1f} ms" for name, seconds in cpus.items()))
         return cpus
