@@ -19,6 +19,8 @@ the default job (WebP 2048 px q80 + 320 px q75), SSIM against that reference:
   would add ~25 ms over bicubic for no better rate-distortion, and bilinear loses 0.0003-0.0005.
   A progressive decode costs 2-9x as much per megapixel, so there LANCZOS (+10 to +26 ms, <= 7 %
   of the job) is affordable, and buys +0.0008 to +0.012 SSIM at +2 to +5 % bytes.
+- libjpeg-turbo can also scale by 3/8 (scale_denom 3), leaving less to resample. Its 3x3 IDCT
+  aliases, though: -0.001 to -0.05 SSIM at naive's bytes. So draft stays at Pillow's 1/2, 1/4, 1/8.
 - Chained variants (e.g. 320 px from the 2048 px master) use plain LANCZOS: Pillow's box
   pre-reduce (`reducing_gap`) saved 13-23 ms there but aliases fine texture, and cost up to
   0.0005 SSIM on a class's mean (-0.001 to +0.001 per image).
