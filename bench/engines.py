@@ -11,10 +11,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
-from chalicelib.formats import allowed_decoders
+from chalicelib.formats import DEFAULT_CONTENT_TYPES, allowed_decoders
 from chalicelib.imaging.compose import WHITE, flatten
 from chalicelib.imaging.specs import VariantSpec
-from chalicelib.formats import DEFAULT_CONTENT_TYPES
 
 
 @dataclass(frozen=True)

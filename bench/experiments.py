@@ -65,14 +65,14 @@ def resample_sweep(image: CorpusImage, box: int, repeat: int) -> list[ResampleRe
     reference = Reference.from_bytes(data)
     factor = min(box / image.width, box / image.height, 1.0)
     size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
-    lanczos, hamming = Image.Resampling.LANCZOS, Image.Resampling.HAMMING
+    filters = Image.Resampling
     ways: dict[str, Callable[[], Any]] = {
-        "full decode, LANCZOS (naive)": lambda: _decode_and_resize(data, size, False, lanczos, None),
-        "full decode, LANCZOS, reducing_gap=3": lambda: _decode_and_resize(data, size, False, lanczos, 3.0),
-        "draft, LANCZOS (imgpress, progressive JPEG)": lambda: _decode_and_resize(data, size, True, lanczos, None),
-        "draft, BICUBIC": lambda: _decode_and_resize(data, size, True, Image.Resampling.BICUBIC, None),
-        "draft, HAMMING (imgpress, baseline JPEG)": lambda: _decode_and_resize(data, size, True, hamming, None),
-        "draft, BILINEAR": lambda: _decode_and_resize(data, size, True, Image.Resampling.BILINEAR, None),
+        "full decode, LANCZOS (naive)": lambda: _decode_and_resize(data, size, False, filters.LANCZOS, None),
+        "full decode, LANCZOS, reducing_gap=3": lambda: _decode_and_resize(data, size, False, filters.LANCZOS, 3.0),
+        "draft, LANCZOS (imgpress, progressive JPEG)": lambda: _decode_and_resize(data, size, True, filters.LANCZOS, None),
+        "draft, BICUBIC": lambda: _decode_and_resize(data, size, True, filters.BICUBIC, None),
+        "draft, HAMMING (imgpress, baseline JPEG)": lambda: _decode_and_resize(data, size, True, filters.HAMMING, None),
+        "draft, BILINEAR": lambda: _decode_and_resize(data, size, True, filters.BILINEAR, None),
     }
     results = []
     for label, way in ways.items():

@@ -113,8 +113,8 @@ class ClassCheck:
     time_ratio_all: float  # the same over every image of the class
     time_ratio_correct: float | None  # median CPU time vs naive-correct, every image (None: not measured)
     fair: tuple[str, ...] = ()  # the images compared with naive
-    paired_vs_naive: "PairedRatio | None" = None  # set where time_ratio is too close to call
-    paired_vs_correct: "PairedRatio | None" = None  # set where time_ratio_correct is too close to call
+    paired_vs_naive: PairedRatio | None = None  # set where time_ratio is too close to call
+    paired_vs_correct: PairedRatio | None = None  # set where time_ratio_correct is too close to call
 
     def needs_pairing(self) -> bool:
         return too_close_to_call(self.time_ratio) or too_close_to_call(self.time_ratio_correct)
@@ -182,7 +182,7 @@ def per_class(matrix: Sequence[Measurement], quality_curve: Sequence[Measurement
 
 @dataclass(frozen=True)
 class PairedRatio:
-    """imgpress's CPU time over a baseline's, the two taking turns in one process (bench.worker.paired)."""
+    """imgpress's CPU time over a baseline's, the two taking turns in a process (bench.worker.paired)."""
 
     estimate: float  # median over images of each image's median per-round ratio
     low: float  # 95 % bootstrap interval (rounds, from several worker processes, resampled per image)
@@ -196,7 +196,7 @@ class PairedRatio:
         return self.low <= 1.0 <= self.high
 
     def describe(self) -> str:
-        text = (f"{self.estimate:.3f}x taking turns in one process (95 % CI {self.low:.3f}-{self.high:.3f}, "
+        text = (f"{self.estimate:.3f}x taking turns in a process (95 % CI {self.low:.3f}-{self.high:.3f}, "
                 f"{self.images} images x {self.rounds} rounds)")
         return text + (": parity" if self.parity else "")
 

@@ -142,8 +142,7 @@ def make_server(host: str, port: int, topic_arn: str, on_event: EventHandler,
             try:
                 envelope = json.loads(self.rfile.read(length))
             except ValueError:
-                self._reply(400)
-                return
+                envelope = None
             if not isinstance(envelope, dict):
                 self._reply(400)
                 return
