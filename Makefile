@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 STAGE  ?= dev
 
-.PHONY: install run test corpus clean
+.PHONY: install run test lint format corpus clean
 .PHONY: deploy teardown package
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -24,6 +24,15 @@ run: $(STAMP)
 ## Run the test suite
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Lint and check formatting (ruff, configured in pyproject.toml); `make format` rewrites
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## Deploy stage $(STAGE) (default dev) to the AWS account of your credentials: resources stack, chalice deploy, handler stack
 deploy: $(STAMP)

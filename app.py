@@ -2,11 +2,13 @@
 
 Kept cheap to import (Lambda cold starts): boto3 and Pillow load on first use.
 """
+
 from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalice import Chalice, Response
 

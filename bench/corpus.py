@@ -4,6 +4,7 @@ The corpus is built by `../shared/corpus/make_corpus.sh` (apt/npm/PyPI only); it
 their class as a prefix (`jpeg_large__…`). Progressive JPEGs are told apart by their header, so
 they form their own class whatever their size.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,11 +32,21 @@ CLASSES: dict[str, str] = {
     "webp": "WebP",
 }
 _PREFIXES = {
-    "jpeg_large": "jpeg_large", "jpeg_mid": "jpeg_mid", "jpeg_small": "jpeg_small",
-    "derived_orient6": "jpeg_rotated", "derived_cmyk": "jpeg_cmyk",
-    "png_large": "png_large", "png_screenshot": "png_screenshot", "png_alpha": "png_alpha",
-    "png_gray": "png_other", "png_palette": "png_other", "png_16bit": "png_other", "png_photo": "png_other",
-    "gif_anim": "gif", "gif_static": "gif", "webp": "webp",
+    "jpeg_large": "jpeg_large",
+    "jpeg_mid": "jpeg_mid",
+    "jpeg_small": "jpeg_small",
+    "derived_orient6": "jpeg_rotated",
+    "derived_cmyk": "jpeg_cmyk",
+    "png_large": "png_large",
+    "png_screenshot": "png_screenshot",
+    "png_alpha": "png_alpha",
+    "png_gray": "png_other",
+    "png_palette": "png_other",
+    "png_16bit": "png_other",
+    "png_photo": "png_other",
+    "gif_anim": "gif",
+    "gif_static": "gif",
+    "webp": "webp",
 }
 
 
@@ -74,7 +85,9 @@ def load(directory: Path) -> list[CorpusImage]:
             continue
         with Image.open(path) as image:
             progressive = bool(image.info.get("progressive"))
-            images.append(CorpusImage(path, str(classify(path.name, progressive)), image.width, image.height, progressive))
+            images.append(
+                CorpusImage(path, str(classify(path.name, progressive)), image.width, image.height, progressive)
+            )
     order = list(CLASSES)
     return sorted(images, key=lambda image: (order.index(image.image_class), image.name))
 

@@ -3,13 +3,15 @@
 Each engine turns source bytes plus variant specs into encoded outputs. Engines import their
 libraries in `prepare()`, so a worker can take its memory baseline after the imports.
 """
+
 from __future__ import annotations
 
 import importlib
 import io
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from chalicelib.formats import DEFAULT_CONTENT_TYPES, allowed_decoders
 from chalicelib.imaging.compose import WHITE, flatten
@@ -172,13 +174,18 @@ class Vips:
         if spec.format == "jpeg":
             if image.hasalpha():
                 image = image.flatten(background=[255, 255, 255])
-            return bytes(image.jpegsave_buffer(Q=quality, optimize_coding=True, interlace=spec.progressive, keep="none"))
+            return bytes(
+                image.jpegsave_buffer(Q=quality, optimize_coding=True, interlace=spec.progressive, keep="none")
+            )
         raise ValueError(f"the benchmark does not run {spec.format!r} through pyvips")
 
 
 ENGINES: dict[str, Callable[[], Engine]] = {
-    "imgpress": Imgpress, "imgpress+placeholders": ImgpressWithPlaceholders, "naive": Naive,
-    "naive-correct": NaiveCorrect, "pyvips": Vips,
+    "imgpress": Imgpress,
+    "imgpress+placeholders": ImgpressWithPlaceholders,
+    "naive": Naive,
+    "naive-correct": NaiveCorrect,
+    "pyvips": Vips,
 }
 
 

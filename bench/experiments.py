@@ -4,6 +4,7 @@ Knobs that are configuration (WebP effort) run through imgpress itself; knobs in
 core (draft, resampling filter, reducing_gap) are measured on Pillow directly, on the same steps
 imgpress performs, because the core is not ours to edit from the benchmark.
 """
+
 from __future__ import annotations
 
 import io
@@ -12,8 +13,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from bench.corpus import REPO, CorpusImage
 from bench.quality import Reference
@@ -22,19 +24,28 @@ from bench.run import Bench, Job, Measurement, call_worker
 
 def stage_profile(image: CorpusImage, job: Job, repeat: int) -> dict[str, float]:
     """Seconds per run of imgpress's job on `image`, by stage (decode, resize, encode, colour, ...)."""
-    request = {"mode": "profile", "engine": "imgpress", "path": str(image.path), "variants": job.variants,
-               "repeat": repeat}
+    request = {
+        "mode": "profile",
+        "engine": "imgpress",
+        "path": str(image.path),
+        "variants": job.variants,
+        "repeat": repeat,
+    }
     return call_worker(request)
 
 
 def effort_sweep(bench: Bench, images: Sequence[CorpusImage], job: Job, efforts: Sequence[int]) -> list[Measurement]:
     """The job through imgpress with every variant's `effort` (WebP method) set to each value."""
-    return [bench.measure(image, "imgpress", job.with_effort(effort), label=f"effort={effort}")
-            for effort in efforts for image in images]
+    return [
+        bench.measure(image, "imgpress", job.with_effort(effort), label=f"effort={effort}")
+        for effort in efforts
+        for image in images
+    ]
 
 
-def allocator_sweep(bench: Bench, image: CorpusImage, job: Job,
-                    settings: dict[str, dict[str, str]]) -> list[Measurement]:
+def allocator_sweep(
+    bench: Bench, image: CorpusImage, job: Job, settings: dict[str, dict[str, str]]
+) -> list[Measurement]:
     """The job through imgpress under Pillow's allocator environment variables (read at import)."""
     return [bench.measure(image, "imgpress", job, label=label, env=env) for label, env in settings.items()]
 
@@ -46,8 +57,9 @@ class ResampleResult:
     ssim: float
 
 
-def _decode_and_resize(data: bytes, size: tuple[int, int], draft: bool, resample: Any,
-                       reducing_gap: float | None) -> Any:
+def _decode_and_resize(
+    data: bytes, size: tuple[int, int], draft: bool, resample: Any, reducing_gap: float | None
+) -> Any:
     from PIL import Image
 
     image = Image.open(io.BytesIO(data))
@@ -69,7 +81,9 @@ def resample_sweep(image: CorpusImage, box: int, repeat: int) -> list[ResampleRe
     ways: dict[str, Callable[[], Any]] = {
         "full decode, LANCZOS (naive)": lambda: _decode_and_resize(data, size, False, filters.LANCZOS, None),
         "full decode, LANCZOS, reducing_gap=3": lambda: _decode_and_resize(data, size, False, filters.LANCZOS, 3.0),
-        "draft, LANCZOS (imgpress, progressive JPEG)": lambda: _decode_and_resize(data, size, True, filters.LANCZOS, None),
+        "draft, LANCZOS (imgpress, progressive JPEG)": lambda: _decode_and_resize(
+            data, size, True, filters.LANCZOS, None
+        ),
         "draft, BICUBIC": lambda: _decode_and_resize(data, size, True, filters.BICUBIC, None),
         "draft, HAMMING (imgpress, baseline JPEG)": lambda: _decode_and_resize(data, size, True, filters.HAMMING, None),
         "draft, BILINEAR": lambda: _decode_and_resize(data, size, True, filters.BILINEAR, None),

@@ -10,6 +10,7 @@ separately. Per-image figures are the median of the N runs; `best` is the fastes
 the cost on an idle core (other processes on the machine push the medians up). Results:
 bench/PLACEHOLDERS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,14 +20,14 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from PIL import Image
 
 from chalicelib.errors import ImageRejected
-from chalicelib.formats import allowed_decoders
+from chalicelib.formats import DEFAULT_CONTENT_TYPES, allowed_decoders
 from chalicelib.imaging import placeholders
 from chalicelib.imaging.blurhash import rgb_to_blurhash
 from chalicelib.imaging.compose import WHITE, flatten
@@ -34,14 +35,13 @@ from chalicelib.imaging.decode import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.specs import parse_variants
 from chalicelib.imaging.thumbhash import rgba_to_thumbhash
-from chalicelib.formats import DEFAULT_CONTENT_TYPES
 
 DEFAULT_CORPUS = Path.home() / ".cache" / "imgpress-corpus" / "corpus"
 THUMB = parse_variants('[{"name": "thumb", "max": 320, "format": "webp", "quality": 75}]')
 LIMITS = DecodeLimits(allowed_decoders(DEFAULT_CONTENT_TYPES))
 BUDGET_MS = 10.0
 PARTS = ("decode", "working", "thumbhash", "blurhash", "dominant", "lqip", "total")
-COLUMNS = PARTS + ("best",)
+COLUMNS = (*PARTS, "best")
 
 
 @dataclass(frozen=True)

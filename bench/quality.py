@@ -5,6 +5,7 @@ embedded ICC profile to sRGB, 16-bit scaled (not clipped), alpha kept, one LANCZ
 size (Pillow resizes RGBA premultiplied). It is built with Pillow, so it shares Pillow's colour
 conversions (and its naive CMYK->RGB when a CMYK file has no profile).
 """
+
 from __future__ import annotations
 
 import io
@@ -73,7 +74,7 @@ class Reference:
         self._sized: dict[tuple[int, int], Image.Image] = {}
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Reference":
+    def from_bytes(cls, data: bytes) -> Reference:
         return cls(upright_reference(data), has_foreign_profile(data))
 
     @property
@@ -98,7 +99,9 @@ class Reference:
         output = Image.open(io.BytesIO(encoded))
         output.load()
         reference = self.at(output.size)
-        backgrounds = _BACKGROUNDS if reference.mode == "RGBA" or output.mode in ("RGBA", "LA", "PA") else _BACKGROUNDS[:1]
+        backgrounds = (
+            _BACKGROUNDS if reference.mode == "RGBA" or output.mode in ("RGBA", "LA", "PA") else _BACKGROUNDS[:1]
+        )
         return min(ssim(_over(reference, bg), _over(output, bg)) for bg in backgrounds)
 
 

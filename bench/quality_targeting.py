@@ -11,6 +11,7 @@ bench/out/quality_curves.jsonl (delete it to measure afresh). Images are split i
 of their name; the typical curves in quality.py come from the calibration half only, so the held-out
 half shows how the search does on images it has not seen.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,10 @@ import statistics
 import sys
 import time
 import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import PIL
 from PIL import Image
@@ -47,6 +48,7 @@ RULE = "|---|---|---|---|---|---|---|---|"
 @dataclass(frozen=True)
 class Curve:
     """SSIM and seconds (encode + measure) at each quality 1-100 of one image, size and format."""
+
     image: str
     size: int
     fmt: str
@@ -139,16 +141,17 @@ def replay(curve: Curve, target: float) -> Search:
         encoded.append(q)
         return bytes([q])
 
-    _data, _quality, ssim = quality.encode_for_ssim(target, encode_at, lambda data: curve.ssim[data[0] - 1],
-                                                     curve.fmt)
+    _data, _quality, ssim = quality.encode_for_ssim(target, encode_at, lambda data: curve.ssim[data[0] - 1], curve.fmt)
     return Search(curve, target, tuple(encoded), ssim)
 
 
 def typical_loss(curves: Sequence[Curve], fmt: str) -> tuple[float, ...]:
     """Median ln(1 - SSIM) at each knot quality, over the calibration half."""
     chosen = [c for c in curves if c.fmt == fmt and c.calibration]
-    return tuple(round(statistics.median(math.log(max(1e-4, 1 - c.ssim[q - 1])) for c in chosen), 2)
-                 for q in quality.KNOT_QUALITIES)
+    return tuple(
+        round(statistics.median(math.log(max(1e-4, 1 - c.ssim[q - 1])) for c in chosen), 2)
+        for q in quality.KNOT_QUALITIES
+    )
 
 
 def share(searches: Sequence[Search], bound: float) -> str:
@@ -161,9 +164,11 @@ def share(searches: Sequence[Search], bound: float) -> str:
 def row(label: str, searches: Sequence[Search]) -> str:
     reachable = [s for s in searches if s.reachable]
     median = f"{statistics.median(s.error for s in reachable):.4f}" if reachable else "–"
-    return (f"| {label} | {share(searches, HIT)} | {share(reachable, HIT)} | {share(searches, NEAR)} "
-            f"| {share(reachable, NEAR)} | {median} | {statistics.mean(len(s.qualities) for s in searches):.2f} "
-            f"| {1000 * statistics.mean(s.seconds for s in searches):.0f} |")
+    return (
+        f"| {label} | {share(searches, HIT)} | {share(reachable, HIT)} | {share(searches, NEAR)} "
+        f"| {share(reachable, NEAR)} | {median} | {statistics.mean(len(s.qualities) for s in searches):.2f} "
+        f"| {1000 * statistics.mean(s.seconds for s in searches):.0f} |"
+    )
 
 
 def non_monotone(curve: Curve) -> bool:
@@ -178,15 +183,21 @@ def non_monotone(curve: Curve) -> bool:
 
 def report(corpus: Path, curves: Sequence[Curve], out: Callable[[str], None]) -> None:
     searches = [replay(c, t) for c in curves for t in TARGETS]
-    header = ("| searches | all ±0.005 | reachable ±0.005 | all ±0.01 | reachable ±0.01 "
-              "| median error (reachable) | encodes per search | encode + measure ms per search |")
+    header = (
+        "| searches | all ±0.005 | reachable ±0.005 | all ±0.01 | reachable ±0.01 "
+        "| median error (reachable) | encodes per search | encode + measure ms per search |"
+    )
     out("# target_ssim: how close 3 encodes get\n")
-    out("Command: `.venv/bin/python -m bench.quality_targeting > bench/QUALITY_TARGETING.md` · "
+    out(
+        "Command: `.venv/bin/python -m bench.quality_targeting > bench/QUALITY_TARGETING.md` · "
         f"corpus `{corpus}` ({len({c.image for c in curves})} images) · sizes {SIZES} px · targets {TARGETS} "
-        f"· Pillow {PIL.__version__}\n")
-    out("A target is *reachable* when some quality 1-100 lands within ±0.005 of it. Each search is replayed "
+        f"· Pillow {PIL.__version__}\n"
+    )
+    out(
+        "A target is *reachable* when some quality 1-100 lands within ±0.005 of it. Each search is replayed "
         "on the image's measured curve (see the module docstring); its time is the encode + measure time of "
-        "the qualities it tried, as measured for the curve.\n")
+        "the qualities it tried, as measured for the curve.\n"
+    )
     out(header)
     out(RULE)
     out(row(f"all {len(searches)}", searches))
@@ -210,13 +221,18 @@ def report(corpus: Path, curves: Sequence[Curve], out: Callable[[str], None]) ->
         out(row(f"{target}", [s for s in searches if s.target == target]))
     misses = [s for s in searches if s.reachable and s.error > HIT]
     narrow = sum(sum(abs(x - s.target) <= HIT for x in s.curve.ssim) <= 2 for s in misses)
-    out(f"\nReachable targets missed: {len(misses)}; {narrow} of them are hit by at most two qualities, "
-        f"{sum(non_monotone(s.curve) for s in misses)} lie on a curve that drops by more than 0.005 somewhere.")
+    out(
+        f"\nReachable targets missed: {len(misses)}; {narrow} of them are hit by at most two qualities, "
+        f"{sum(non_monotone(s.curve) for s in misses)} lie on a curve that drops by more than 0.005 somewhere."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.quality_targeting", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.quality_targeting",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--jobs", type=int, default=1, help="processes measuring curves")

@@ -1,13 +1,15 @@
 """Render the benchmark's results as bench/RESULTS.md (and keep the raw numbers as JSON)."""
+
 from __future__ import annotations
 
 import json
 import os
 import platform
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from bench.corpus import CLASSES, CorpusImage
 from bench.experiments import ResampleResult
@@ -38,15 +40,27 @@ class Results:
 def machine_info() -> dict[str, str]:
     from PIL import Image, features
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    memory = next(line.split(":", 1)[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = next(
+        line.split(":", 1)[1].strip()
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
     info = {
-        "cpu": cpu, "cores": str(len(os.sched_getaffinity(0))),
-        "memory": memory, "kernel": platform.release(), "python": platform.python_version(),
+        "cpu": cpu,
+        "cores": str(len(os.sched_getaffinity(0))),
+        "memory": memory,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
         "pillow": f"{Image.__version__} (libjpeg-turbo {features.version('libjpeg_turbo')}, libwebp {features.version('webp')}, "
-                  f"littlecms {features.version('littlecms2')})",
+        f"littlecms {features.version('littlecms2')})",
     }
     try:
         import pyvips
@@ -80,10 +94,13 @@ def render(results: Results) -> str:
     out += ["## Machine", ""]
     out += [f"- {key}: {value}" for key, value in results.machine.items()]
     out += [f"- load average at start / end: {results.load.get('start', '?')} / {results.load.get('end', '?')}"]
-    out += [f"- every time is the median of {results.repeat} warm runs in one fresh process per (engine, image); "
-            "**time = CPU seconds of that process** (all threads), wall time alongside. Peak RSS is the first run's "
-            "high-water mark above the RSS just before it (imports done, source bytes loaded), divided by the "
-            "source's megapixels.", ""]
+    out += [
+        f"- every time is the median of {results.repeat} warm runs in one fresh process per (engine, image); "
+        "**time = CPU seconds of that process** (all threads), wall time alongside. Peak RSS is the first run's "
+        "high-water mark above the RSS just before it (imports done, source bytes loaded), divided by the "
+        "source's megapixels.",
+        "",
+    ]
 
     out += ["## Targets", ""]
     out += _table(["target", "measured", "verdict"], [[v.target, v.measured, _met(v)] for v in results.verdicts])
@@ -91,25 +108,53 @@ def render(results: Results) -> str:
 
     image = results.target_image
     out += [f"## 20 MP baseline JPEG -> 2048 px WebP q80 (`{image.name}`, {image.width}x{image.height})", ""]
-    out += _table(["engine", "time ms", "wall ms", "peak RSS MiB", "MiB/MP", "bytes", "SSIM"], [
-        [m.engine, _ms(m.cpu_seconds), _ms(m.seconds), f"{m.peak_rss_mib:.0f}", f"{m.rss_mib_per_mp:.2f}",
-         str(m.outputs[0]["bytes"]), f"{m.outputs[0]['ssim']:.4f}"] for m in results.headline
-    ])
+    out += _table(
+        ["engine", "time ms", "wall ms", "peak RSS MiB", "MiB/MP", "bytes", "SSIM"],
+        [
+            [
+                m.engine,
+                _ms(m.cpu_seconds),
+                _ms(m.seconds),
+                f"{m.peak_rss_mib:.0f}",
+                f"{m.rss_mib_per_mp:.2f}",
+                str(m.outputs[0]["bytes"]),
+                f"{m.outputs[0]['ssim']:.4f}",
+            ]
+            for m in results.headline
+        ],
+    )
     out += [""]
 
     out += ["## Per class: the whole default job (`web` 2048 px WebP q80 + `thumb` 320 px WebP q75)", ""]
-    out += ["Time and MiB/MP are medians over the class's images; bytes are summed and SSIM averaged over them. "
-            "`misoriented` counts images whose output is not upright.", ""]
+    out += [
+        "Time and MiB/MP are medians over the class's images; bytes are summed and SSIM averaged over them. "
+        "`misoriented` counts images whose output is not upright.",
+        "",
+    ]
     variants = list(results.summaries[0].bytes) if results.summaries else []
     rows = []
     for s in results.summaries:
         naive = next((n for n in results.summaries if n.image_class == s.image_class and n.engine == "naive"), None)
         versus = f"{ratio(s.seconds, naive.seconds):.2f}x" if naive else ""
-        rows.append([CLASSES[s.image_class], str(s.images), s.engine, _ms(s.seconds), versus, _ms(s.wall_seconds),
-                     f"{s.rss_mib_per_mp:.2f}"]
-                    + [f"{_kb(s.bytes[v])} / {s.ssim[v]:.4f}" for v in variants] + [str(s.misoriented)])
-    out += _table(["class", "n", "engine", "time ms", "vs naive", "wall ms", "MiB/MP"]
-                  + [f"{v} kB / SSIM" for v in variants] + ["misoriented"], rows)
+        rows.append(
+            [
+                CLASSES[s.image_class],
+                str(s.images),
+                s.engine,
+                _ms(s.seconds),
+                versus,
+                _ms(s.wall_seconds),
+                f"{s.rss_mib_per_mp:.2f}",
+            ]
+            + [f"{_kb(s.bytes[v])} / {s.ssim[v]:.4f}" for v in variants]
+            + [str(s.misoriented)]
+        )
+    out += _table(
+        ["class", "n", "engine", "time ms", "vs naive", "wall ms", "MiB/MP"]
+        + [f"{v} kB / SSIM" for v in variants]
+        + ["misoriented"],
+        rows,
+    )
     out += [""]
 
     out += _class_checks(results.checks)
@@ -119,45 +164,75 @@ def render(results: Results) -> str:
         cpu = sum(m.cpu_seconds for m in results.matrix if m.engine == engine)
         count = sum(1 for m in results.matrix if m.engine == engine)
         rows.append([engine, "medians above", str(count), "-", "-", f"{count / cpu:.2f}"])
-    rows += [[t["engine"], f"{t['processes']} in parallel", str(t["images"]), f"{t['wall_seconds']:.1f}",
-              f"{t['images'] / t['wall_seconds']:.2f}", f"{t['images_per_second_per_core']:.2f}"]
-             for t in results.throughput]
+    rows += [
+        [
+            t["engine"],
+            f"{t['processes']} in parallel",
+            str(t["images"]),
+            f"{t['wall_seconds']:.1f}",
+            f"{t['images'] / t['wall_seconds']:.2f}",
+            f"{t['images_per_second_per_core']:.2f}",
+        ]
+        for t in results.throughput
+    ]
     out += _table(["engine", "run", "images", "wall s", "images/s", "images/s per core"], rows)
-    out += ["", "*medians above*: images / the sum of each image's median CPU time (one warm core, the "
-            "steadiest figure). *N in parallel*: one pass over the corpus split across N single-threaded "
-            "workers started together; per core = images / their summed busy seconds (start-up excluded), "
-            "images/s = images / wall time including start-up. Parallel runs share the machine, so other "
-            "load shows up there first.", ""]
+    out += [
+        "",
+        "*medians above*: images / the sum of each image's median CPU time (one warm core, the "
+        "steadiest figure). *N in parallel*: one pass over the corpus split across N single-threaded "
+        "workers started together; per core = images / their summed busy seconds (start-up excluded), "
+        "images/s = images / wall time including start-up. Parallel runs share the machine, so other "
+        "load shows up there first.",
+        "",
+    ]
 
     out += _largest_cost(results)
     out += ['## `python -c "import app"`', ""]
     it = results.import_time
-    out += [f"Median {_ms(it['import_app_seconds'])} ms (bare interpreter {_ms(it['bare_python_seconds'])} ms); "
-            f"heavy modules loaded by the import: {it['heavy_modules_loaded'] or 'none'}.", ""]
+    out += [
+        f"Median {_ms(it['import_app_seconds'])} ms (bare interpreter {_ms(it['bare_python_seconds'])} ms); "
+        f"heavy modules loaded by the import: {it['heavy_modules_loaded'] or 'none'}.",
+        "",
+    ]
 
     out += _reading_notes()
     out += ["## Every measurement (default job)", ""]
-    out += _table(["image", "class", "MP", "engine", "time ms", "wall ms", "MiB/MP"]
-                  + [f"{v} bytes / SSIM" for v in variants], [
-        [m.image.name, m.image.image_class, f"{m.image.megapixels:.1f}", m.engine, _ms(m.cpu_seconds), _ms(m.seconds),
-         f"{m.rss_mib_per_mp:.2f}"]
-        + [f"{m.output(v)['bytes']} / {m.output(v)['ssim']:.4f}" + (" (misoriented)" if m.output(v)["misoriented"] else "")
-           for v in variants]
-        for m in results.matrix
-    ])
+    out += _table(
+        ["image", "class", "MP", "engine", "time ms", "wall ms", "MiB/MP"] + [f"{v} bytes / SSIM" for v in variants],
+        [
+            [
+                m.image.name,
+                m.image.image_class,
+                f"{m.image.megapixels:.1f}",
+                m.engine,
+                _ms(m.cpu_seconds),
+                _ms(m.seconds),
+                f"{m.rss_mib_per_mp:.2f}",
+            ]
+            + [
+                f"{m.output(v)['bytes']} / {m.output(v)['ssim']:.4f}"
+                + (" (misoriented)" if m.output(v)["misoriented"] else "")
+                for v in variants
+            ]
+            for m in results.matrix
+        ],
+    )
     out += [""]
     return "\n".join(out)
 
 
 def _class_checks(checks: Sequence[ClassCheck]) -> list[str]:
     out = ["## Per class: imgpress against the naive recipe", ""]
-    out += ["Compared only where the naive output is a fair match: images it leaves misoriented, sources "
-            "with transparency (which it drops) and sources with a non-sRGB colour profile (which it ignores) "
-            "are excluded and counted. *SSIM at naive's bytes* "
-            "reads imgpress's SSIM off its own rate-distortion curve (quality -5 / default / +5) at exactly "
-            "the naive output's size, i.e. what picking the quality per image would give. *Time vs naive made "
-            "correct* compares every image of the class with `naive-correct`: the seed recipe plus EXIF "
-            "orientation, ICC to sRGB and alpha kept, i.e. the same picture the slow way.", ""]
+    out += [
+        "Compared only where the naive output is a fair match: images it leaves misoriented, sources "
+        "with transparency (which it drops) and sources with a non-sRGB colour profile (which it ignores) "
+        "are excluded and counted. *SSIM at naive's bytes* "
+        "reads imgpress's SSIM off its own rate-distortion curve (quality -5 / default / +5) at exactly "
+        "the naive output's size, i.e. what picking the quality per image would give. *Time vs naive made "
+        "correct* compares every image of the class with `naive-correct`: the seed recipe plus EXIF "
+        "orientation, ICC to sRGB and alpha kept, i.e. the same picture the slow way.",
+        "",
+    ]
     variants = list(next((c.ssim for c in checks if c.ssim), {}))
     rows = []
     for c in checks:
@@ -169,46 +244,80 @@ def _class_checks(checks: Sequence[ClassCheck]) -> list[str]:
             else:
                 cells += ["-", "-", "-"]
         verdict = {True: "yes", False: "no", None: "-"}
-        rows.append(cells + ["-" if c.time_ratio is None else f"{c.time_ratio:.2f}x", f"{c.time_ratio_all:.2f}x",
-                             "-" if c.time_ratio_correct is None else f"{c.time_ratio_correct:.2f}x",
-                             verdict[c.strict], verdict[c.at_equal_bytes]])
+        rows.append(
+            [
+                *cells,
+                "-" if c.time_ratio is None else f"{c.time_ratio:.2f}x",
+                f"{c.time_ratio_all:.2f}x",
+                "-" if c.time_ratio_correct is None else f"{c.time_ratio_correct:.2f}x",
+                verdict[c.strict],
+                verdict[c.at_equal_bytes],
+            ]
+        )
     out_paired = _paired(checks)
     header = ["class", "compared (excluded)"]
     for v in variants:
         header += [f"{v} SSIM imgpress / naive", f"{v} bytes vs naive", f"{v} SSIM at naive's bytes"]
-    out += _table(header + ["time vs naive (compared)", "time vs naive (all)", "time vs naive made correct",
-                            "SSIM >= at <= bytes", "SSIM >= at equal bytes"], rows)
-    return out + [""] + out_paired
+    out += _table(
+        [
+            *header,
+            "time vs naive (compared)",
+            "time vs naive (all)",
+            "time vs naive made correct",
+            "SSIM >= at <= bytes",
+            "SSIM >= at equal bytes",
+        ],
+        rows,
+    )
+    return [*out, "", *out_paired]
 
 
 def _paired(checks: Sequence[ClassCheck]) -> list[str]:
-    rows = [[CLASSES[c.image_class], baseline, f"{separate:.2f}x", f"{p.estimate:.3f}x", f"{p.low:.3f}-{p.high:.3f}",
-             f"{p.images} x {p.rounds}", "parity" if p.parity else "faster" if p.high < 1.0 else "slower"]
-            for c in checks
-            for baseline, separate, p in (("naive", c.time_ratio, c.paired_vs_naive),
-                                          ("naive-correct", c.time_ratio_correct, c.paired_vs_correct))
-            if p is not None and separate is not None]
+    rows = [
+        [
+            CLASSES[c.image_class],
+            baseline,
+            f"{separate:.2f}x",
+            f"{p.estimate:.3f}x",
+            f"{p.low:.3f}-{p.high:.3f}",
+            f"{p.images} x {p.rounds}",
+            "parity" if p.parity else "faster" if p.high < 1.0 else "slower",
+        ]
+        for c in checks
+        for baseline, separate, p in (
+            ("naive", c.time_ratio, c.paired_vs_naive),
+            ("naive-correct", c.time_ratio_correct, c.paired_vs_correct),
+        )
+        if p is not None and separate is not None
+    ]
     if not rows:
         return []
-    out = ["### Paired timing, where separate processes cannot tell", "",
-           f"Classes not clearly faster than their baseline above (ratio over {1 - TOO_CLOSE_TO_CALL:.2f}) are timed "
-           "again with imgpress and the baseline taking turns in a worker process, the order flipping every "
-           "round, the rounds split over three workers: separate processes running the very same calls differ "
-           "by a few percent, and by up to a quarter on images that take a few milliseconds. The ratio is the "
-           "median over the class's images of each image's median per-round ratio; the interval is a 95 % "
-           "bootstrap over rounds. Where it holds 1.00 the two are indistinguishable (*parity*); the verdicts "
-           "above use this paired ratio. Run to run, the paired ratio still moves by about 2 %.", ""]
+    out = [
+        "### Paired timing, where separate processes cannot tell",
+        "",
+        f"Classes not clearly faster than their baseline above (ratio over {1 - TOO_CLOSE_TO_CALL:.2f}) are timed "
+        "again with imgpress and the baseline taking turns in a worker process, the order flipping every "
+        "round, the rounds split over three workers: separate processes running the very same calls differ "
+        "by a few percent, and by up to a quarter on images that take a few milliseconds. The ratio is the "
+        "median over the class's images of each image's median per-round ratio; the interval is a 95 % "
+        "bootstrap over rounds. Where it holds 1.00 the two are indistinguishable (*parity*); the verdicts "
+        "above use this paired ratio. Run to run, the paired ratio still moves by about 2 %.",
+        "",
+    ]
     out += _table(["class", "baseline", "separate processes", "paired", "95 % CI", "images x rounds", "reading"], rows)
-    return out + [""]
+    return [*out, ""]
 
 
 def _largest_cost(results: Results) -> list[str]:
     out = ["## Where the default job's time goes (imgpress, target image)", ""]
     total = sum(results.stages.values())
-    out += _table(["stage", "ms per job", "share"], [
-        [stage, _ms(seconds), f"{seconds / total:.0%}"] for stage, seconds in
-        sorted(results.stages.items(), key=lambda item: -item[1])
-    ])
+    out += _table(
+        ["stage", "ms per job", "share"],
+        [
+            [stage, _ms(seconds), f"{seconds / total:.0%}"]
+            for stage, seconds in sorted(results.stages.items(), key=lambda item: -item[1])
+        ],
+    )
     out += ["", "### WebP effort (method) for both variants, imgpress, the largest image of each class", ""]
     default = [m for m in results.efforts if m.label.endswith("(default)")]
     default_seconds = sum(m.cpu_seconds for m in default)
@@ -218,24 +327,41 @@ def _largest_cost(results: Results) -> list[str]:
         runs = [m for m in results.efforts if m.label == label]
         seconds = sum(m.cpu_seconds for m in runs)
         size = sum(o["bytes"] for m in runs for o in m.outputs)
-        rows.append([label, _ms(seconds), f"{ratio(seconds, default_seconds):.2f}x", _kb(size),
-                     f"{ratio(size, default_bytes):.3f}x",
-                     f"{statistics.fmean(o['ssim'] for m in runs for o in m.outputs):.4f}"])
+        rows.append(
+            [
+                label,
+                _ms(seconds),
+                f"{ratio(seconds, default_seconds):.2f}x",
+                _kb(size),
+                f"{ratio(size, default_bytes):.3f}x",
+                f"{statistics.fmean(o['ssim'] for m in runs for o in m.outputs):.4f}",
+            ]
+        )
     out += _table(["setting", "time ms (sum)", "time vs default", "kB (sum)", "bytes vs default", "mean SSIM"], rows)
-    out += ["", f"### Decode + resize to 2048 px, Pillow, `{results.target_image.name}` (lossless SSIM, before encoding)", ""]
-    out += _table(["route", "time ms", "SSIM"], [[r.label, _ms(r.seconds), f"{r.ssim:.4f}"] for r in results.resampling])
+    out += [
+        "",
+        f"### Decode + resize to 2048 px, Pillow, `{results.target_image.name}` (lossless SSIM, before encoding)",
+        "",
+    ]
+    out += _table(
+        ["route", "time ms", "SSIM"], [[r.label, _ms(r.seconds), f"{r.ssim:.4f}"] for r in results.resampling]
+    )
     out += ["", "### Pillow allocator environment (imgpress, default job, target image)", ""]
-    out += _table(["setting", "time ms", "wall ms", "peak RSS MiB", "MiB/MP"], [
-        [m.label, _ms(m.cpu_seconds), _ms(m.seconds), f"{m.peak_rss_mib:.0f}", f"{m.rss_mib_per_mp:.2f}"]
-        for m in results.allocator
-    ])
+    out += _table(
+        ["setting", "time ms", "wall ms", "peak RSS MiB", "MiB/MP"],
+        [
+            [m.label, _ms(m.cpu_seconds), _ms(m.seconds), f"{m.peak_rss_mib:.0f}", f"{m.rss_mib_per_mp:.2f}"]
+            for m in results.allocator
+        ],
+    )
     out += [""]
     return out
 
 
 def _reading_notes() -> list[str]:
     return [
-        "## Reading these numbers", "",
+        "## Reading these numbers",
+        "",
         "- **The reference is the naive recipe's own resampling.** For an upright sRGB source the naive "
         "output differs from the reference only by its encoding, so `imgpress SSIM >= naive SSIM` at the same "
         "quality is only reachable where both do the same work. JPEG `draft` (DCT-domain downscaling) is what "
@@ -255,18 +381,31 @@ def _reading_notes() -> list[str]:
         "- **pyvips on CMYK without a profile** uses a real CMYK profile; the reference (and imgpress) use "
         "Pillow's plain conversion, which is how the derived CMYK file was made, so pyvips scores lower there.",
         "- Times are CPU seconds of the worker process; other load on the machine inflates wall time first "
-        "(see the load average above).", "",
+        "(see the load average above).",
+        "",
     ]
 
 
 def write(results: Results, markdown: Path, raw: Path) -> None:
     markdown.write_text(render(results))
     raw.parent.mkdir(parents=True, exist_ok=True)
-    raw.write_text(json.dumps({
-        "command": results.command, "machine": results.machine, "load": results.load,
-        "verdicts": [vars(v) for v in results.verdicts], "checks": [asdict(c) for c in results.checks],
-        "headline": [m.as_dict() for m in results.headline], "matrix": [m.as_dict() for m in results.matrix],
-        "throughput": results.throughput, "stages": results.stages,
-        "efforts": [m.as_dict() for m in results.efforts], "resampling": [vars(r) for r in results.resampling],
-        "allocator": [m.as_dict() for m in results.allocator], "import_time": results.import_time,
-    }, indent=1))
+    raw.write_text(
+        json.dumps(
+            {
+                "command": results.command,
+                "machine": results.machine,
+                "load": results.load,
+                "verdicts": [vars(v) for v in results.verdicts],
+                "checks": [asdict(c) for c in results.checks],
+                "headline": [m.as_dict() for m in results.headline],
+                "matrix": [m.as_dict() for m in results.matrix],
+                "throughput": results.throughput,
+                "stages": results.stages,
+                "efforts": [m.as_dict() for m in results.efforts],
+                "resampling": [vars(r) for r in results.resampling],
+                "allocator": [m.as_dict() for m in results.allocator],
+                "import_time": results.import_time,
+            },
+            indent=1,
+        )
+    )

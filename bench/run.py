@@ -1,4 +1,5 @@
 """Drive the workers: every (engine, image) in its own process, then score every output's SSIM."""
+
 from __future__ import annotations
 
 import json
@@ -7,14 +8,14 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
-
-from chalicelib.imaging.specs import DEFAULT_QUALITY
+from typing import Any
 
 from bench.corpus import REPO, CorpusImage
 from bench.quality import Reference
+from chalicelib.imaging.specs import DEFAULT_QUALITY
 
 Progress = Callable[[str], None]
 
@@ -26,11 +27,11 @@ class Job:
     name: str
     variants: str
 
-    def with_effort(self, effort: int) -> "Job":
+    def with_effort(self, effort: int) -> Job:
         variants = [{**variant, "effort": effort} for variant in json.loads(self.variants)]
         return Job(f"{self.name}-effort{effort}", json.dumps(variants))
 
-    def with_quality_offset(self, offset: int) -> "Job":
+    def with_quality_offset(self, offset: int) -> Job:
         variants = [
             {**v, "quality": max(1, min(100, v.get("quality", DEFAULT_QUALITY[v["format"]]) + offset))}
             for v in json.loads(self.variants)
@@ -61,11 +62,19 @@ class Measurement:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "image": self.image.name, "class": self.image.image_class, "megapixels": round(self.image.megapixels, 3),
-            "engine": self.engine, "job": self.job, "label": self.label,
-            "seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "peak_rss_mib": self.peak_rss_mib,
-            "process_peak_rss_mib": self.process_peak_rss_mib, "rss_mib_per_mp": self.rss_mib_per_mp,
-            "source_alpha": self.source_alpha, "source_colour_managed": self.source_colour_managed,
+            "image": self.image.name,
+            "class": self.image.image_class,
+            "megapixels": round(self.image.megapixels, 3),
+            "engine": self.engine,
+            "job": self.job,
+            "label": self.label,
+            "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "peak_rss_mib": self.peak_rss_mib,
+            "process_peak_rss_mib": self.process_peak_rss_mib,
+            "rss_mib_per_mp": self.rss_mib_per_mp,
+            "source_alpha": self.source_alpha,
+            "source_colour_managed": self.source_colour_managed,
             "outputs": self.outputs,
         }
 
@@ -73,8 +82,13 @@ class Measurement:
 def call_worker(request: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run `python -m bench.worker` in a fresh process; its last stdout line is the JSON result."""
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.worker"], input=json.dumps(request), capture_output=True, text=True,
-        cwd=REPO, env={**os.environ, **(env or {})}, check=False,
+        [sys.executable, "-m", "bench.worker"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        check=False,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"worker failed on {request.get('path')}: {completed.stderr.strip()[-2000:]}")
@@ -88,33 +102,65 @@ class Bench:
     progress: Progress = print
     _references: dict[Path, Reference] = field(default_factory=dict)
 
-    def measure(self, image: CorpusImage, engine: str, job: Job, label: str = "",
-                env: dict[str, str] | None = None, repeat: int | None = None) -> Measurement:
+    def measure(
+        self,
+        image: CorpusImage,
+        engine: str,
+        job: Job,
+        label: str = "",
+        env: dict[str, str] | None = None,
+        repeat: int | None = None,
+    ) -> Measurement:
         where = self.out_dir / "outputs" / job.name / (label or engine) / image.path.stem
-        request = {"mode": "measure", "engine": engine, "path": str(image.path), "variants": job.variants,
-                   "repeat": repeat or self.repeat, "out_dir": str(where)}
+        request = {
+            "mode": "measure",
+            "engine": engine,
+            "path": str(image.path),
+            "variants": job.variants,
+            "repeat": repeat or self.repeat,
+            "out_dir": str(where),
+        }
         result = call_worker(request, env)
-        measurement = Measurement(image, engine, job.name, result["seconds"], result["cpu_seconds"],
-                                  result["peak_rss_mib"], result["process_peak_rss_mib"], result["outputs"], label)
+        measurement = Measurement(
+            image,
+            engine,
+            job.name,
+            result["seconds"],
+            result["cpu_seconds"],
+            result["peak_rss_mib"],
+            result["process_peak_rss_mib"],
+            result["outputs"],
+            label,
+        )
         self._score(measurement)
-        self.progress(f"{job.name:8} {label or engine:12} {image.name:48} {measurement.seconds * 1000:8.1f} ms "
-                      f"{measurement.rss_mib_per_mp:6.2f} MiB/MP")
+        self.progress(
+            f"{job.name:8} {label or engine:12} {image.name:48} {measurement.seconds * 1000:8.1f} ms "
+            f"{measurement.rss_mib_per_mp:6.2f} MiB/MP"
+        )
         return measurement
 
-    def paired(self, image: CorpusImage, engines: Sequence[str], job: Job, rounds: int,
-               processes: int = 3) -> dict[str, list[float]]:
+    def paired(
+        self, image: CorpusImage, engines: Sequence[str], job: Job, rounds: int, processes: int = 3
+    ) -> dict[str, list[float]]:
         """CPU seconds per run of each engine on `image`, taking turns in a process (see bench.worker);
         the rounds are split over `processes` workers, so the spread between processes counts too."""
         cpus: dict[str, list[float]] = {name: [] for name in engines}
         for share in (rounds // processes + (i < rounds % processes) for i in range(processes)):
             if not share:
                 continue
-            request = {"mode": "paired", "engines": list(engines), "path": str(image.path), "variants": job.variants,
-                       "rounds": share}
+            request = {
+                "mode": "paired",
+                "engines": list(engines),
+                "path": str(image.path),
+                "variants": job.variants,
+                "rounds": share,
+            }
             for name, seconds in call_worker(request)["cpu_seconds"].items():
                 cpus[name] += seconds
-        self.progress(f"{job.name:8} {'paired':12} {image.name:48} "
-                      + " ".join(f"{name} {statistics.median(seconds) * 1000:.1f} ms" for name, seconds in cpus.items()))
+        self.progress(
+            f"{job.name:8} {'paired':12} {image.name:48} "
+            + " ".join(f"{name} {statistics.median(seconds) * 1000:.1f} ms" for name, seconds in cpus.items())
+        )
         return cpus
 
     def matrix(self, images: Sequence[CorpusImage], engines: Sequence[str], job: Job) -> list[Measurement]:
@@ -142,8 +188,9 @@ def throughput(images: Sequence[CorpusImage], engine: str, job: Job, processes: 
     shares = [[str(image.path) for image in images[i::processes]] for i in range(processes)]
     started = time.perf_counter()
     workers = [
-        subprocess.Popen([sys.executable, "-m", "bench.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         text=True, cwd=REPO)
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO
+        )
         for _ in shares
     ]
     for worker, share in zip(workers, shares):
@@ -157,6 +204,12 @@ def throughput(images: Sequence[CorpusImage], engine: str, job: Job, processes: 
         if worker.wait() != 0:
             raise RuntimeError(f"{engine} batch worker failed")
     wall = time.perf_counter() - started
-    return {"engine": engine, "processes": processes, "images": len(images), "wall_seconds": wall,
-            "busy_seconds": busy, "images_per_second": len(images) / wall,
-            "images_per_second_per_core": len(images) / sum(busy)}
+    return {
+        "engine": engine,
+        "processes": processes,
+        "images": len(images),
+        "wall_seconds": wall,
+        "busy_seconds": busy,
+        "images_per_second": len(images) / wall,
+        "images_per_second_per_core": len(images) / sum(busy),
+    }

@@ -1,11 +1,13 @@
 """The acceptance targets of the performance issue, checked against measurements."""
+
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Iterable, Sequence
 
 from bench.corpus import CLASSES
 from bench.run import Measurement
@@ -37,15 +39,23 @@ def headline(measurements: Sequence[Measurement]) -> list[Verdict]:
     ours = by_engine["imgpress"]
     verdicts = []
     naive_ratio = ratio(ours.cpu_seconds, by_engine["naive"].cpu_seconds)
-    verdicts.append(Verdict(f"time <= {MAX_TIME_VS_NAIVE}x naive", f"{naive_ratio:.2f}x", naive_ratio <= MAX_TIME_VS_NAIVE))
+    verdicts.append(
+        Verdict(f"time <= {MAX_TIME_VS_NAIVE}x naive", f"{naive_ratio:.2f}x", naive_ratio <= MAX_TIME_VS_NAIVE)
+    )
     if "pyvips" in by_engine:
         vips_ratio = ratio(ours.cpu_seconds, by_engine["pyvips"].cpu_seconds)
-        verdicts.append(Verdict(f"time <= {MAX_TIME_VS_PYVIPS}x pyvips", f"{vips_ratio:.2f}x",
-                                vips_ratio <= MAX_TIME_VS_PYVIPS))
+        verdicts.append(
+            Verdict(f"time <= {MAX_TIME_VS_PYVIPS}x pyvips", f"{vips_ratio:.2f}x", vips_ratio <= MAX_TIME_VS_PYVIPS)
+        )
     else:
         verdicts.append(Verdict(f"time <= {MAX_TIME_VS_PYVIPS}x pyvips", "pyvips not installed", None))
-    verdicts.append(Verdict(f"peak RSS <= {MAX_RSS_MIB_PER_MP} MiB per source MP", f"{ours.rss_mib_per_mp:.2f} MiB/MP",
-                            ours.rss_mib_per_mp <= MAX_RSS_MIB_PER_MP))
+    verdicts.append(
+        Verdict(
+            f"peak RSS <= {MAX_RSS_MIB_PER_MP} MiB per source MP",
+            f"{ours.rss_mib_per_mp:.2f} MiB/MP",
+            ours.rss_mib_per_mp <= MAX_RSS_MIB_PER_MP,
+        )
+    )
     return verdicts
 
 
@@ -71,14 +81,19 @@ def summarise(measurements: Sequence[Measurement]) -> list[ClassSummary]:
             if not rows:
                 continue
             variants = [o["name"] for o in rows[0].outputs]
-            summaries.append(ClassSummary(
-                image_class, engine, len(rows),
-                median_cpu(rows), statistics.median(m.seconds for m in rows),
-                statistics.median(m.rss_mib_per_mp for m in rows),
-                {v: sum(m.output(v)["bytes"] for m in rows) for v in variants},
-                {v: statistics.fmean(m.output(v)["ssim"] for m in rows) for v in variants},
-                sum(any(o["misoriented"] for o in m.outputs) for m in rows),
-            ))
+            summaries.append(
+                ClassSummary(
+                    image_class,
+                    engine,
+                    len(rows),
+                    median_cpu(rows),
+                    statistics.median(m.seconds for m in rows),
+                    statistics.median(m.rss_mib_per_mp for m in rows),
+                    {v: sum(m.output(v)["bytes"] for m in rows) for v in variants},
+                    {v: statistics.fmean(m.output(v)["ssim"] for m in rows) for v in variants},
+                    sum(any(o["misoriented"] for o in m.outputs) for m in rows),
+                )
+            )
     return summaries
 
 
@@ -88,7 +103,7 @@ def equal_bytes_ssim(points: Sequence[tuple[int, float]], target_bytes: int) -> 
     curve = sorted(points)
     if len(curve) == 1:
         return curve[0][1]
-    for (low_bytes, low_ssim), (high_bytes, high_ssim) in zip(curve, curve[1:]):
+    for (low_bytes, low_ssim), (high_bytes, high_ssim) in itertools.pairwise(curve):  # noqa: B007 (read after the loop)
         if target_bytes <= high_bytes:
             break
     if high_bytes == low_bytes:
@@ -134,8 +149,11 @@ class ClassCheck:
 
 def fair_to_naive(measurement: Measurement) -> bool:
     """Naive's output shows the same picture as imgpress's: nothing for it to get wrong."""
-    return (not measurement.source_alpha and not measurement.source_colour_managed
-            and not any(o["misoriented"] for o in measurement.outputs))
+    return (
+        not measurement.source_alpha
+        and not measurement.source_colour_managed
+        and not any(o["misoriented"] for o in measurement.outputs)
+    )
 
 
 def median_cpu(measurements: Iterable[Measurement]) -> float:
@@ -163,20 +181,32 @@ def per_class(matrix: Sequence[Measurement], quality_curve: Sequence[Measurement
         variants = [o["name"] for o in next(iter(ours.values())).outputs]
         ssim, bytes_ratio, at_bytes = {}, {}, {}
         for variant in variants if fair else []:
-            ssim[variant] = (statistics.fmean(ours[n].output(variant)["ssim"] for n in fair),
-                             statistics.fmean(naive[n].output(variant)["ssim"] for n in fair))
-            bytes_ratio[variant] = ratio(sum(ours[n].output(variant)["bytes"] for n in fair),
-                                         sum(naive[n].output(variant)["bytes"] for n in fair))
+            ssim[variant] = (
+                statistics.fmean(ours[n].output(variant)["ssim"] for n in fair),
+                statistics.fmean(naive[n].output(variant)["ssim"] for n in fair),
+            )
+            bytes_ratio[variant] = ratio(
+                sum(ours[n].output(variant)["bytes"] for n in fair),
+                sum(naive[n].output(variant)["bytes"] for n in fair),
+            )
             at_bytes[variant] = statistics.fmean(
                 equal_bytes_ssim(_curve(ours[n], quality_curve, variant), naive[n].output(variant)["bytes"])
                 for n in fair
             )
-        checks.append(ClassCheck(
-            image_class, len(fair), len(ours) - len(fair), ssim, bytes_ratio, at_bytes,
-            median_time_ratio([ours[n] for n in fair], [naive[n] for n in fair]),
-            ratio(median_cpu(ours.values()), median_cpu(naive.values())),
-            median_time_ratio(list(ours.values()), correct), tuple(fair),
-        ))
+        checks.append(
+            ClassCheck(
+                image_class,
+                len(fair),
+                len(ours) - len(fair),
+                ssim,
+                bytes_ratio,
+                at_bytes,
+                median_time_ratio([ours[n] for n in fair], [naive[n] for n in fair]),
+                ratio(median_cpu(ours.values()), median_cpu(naive.values())),
+                median_time_ratio(list(ours.values()), correct),
+                tuple(fair),
+            )
+        )
     return checks
 
 
@@ -196,13 +226,16 @@ class PairedRatio:
         return self.low <= 1.0 <= self.high
 
     def describe(self) -> str:
-        text = (f"{self.estimate:.3f}x taking turns in a process (95 % CI {self.low:.3f}-{self.high:.3f}, "
-                f"{self.images} images x {self.rounds} rounds)")
+        text = (
+            f"{self.estimate:.3f}x taking turns in a process (95 % CI {self.low:.3f}-{self.high:.3f}, "
+            f"{self.images} images x {self.rounds} rounds)"
+        )
         return text + (": parity" if self.parity else "")
 
 
-def paired_ratio(runs: Sequence[tuple[Sequence[float], Sequence[float]]], resamples: int = 2000,
-                 seed: int = 0) -> PairedRatio:
+def paired_ratio(
+    runs: Sequence[tuple[Sequence[float], Sequence[float]]], resamples: int = 2000, seed: int = 0
+) -> PairedRatio:
     """`runs` holds, per image, (ours, theirs): CPU seconds of the same rounds, in order."""
     if not runs:
         raise ValueError("no paired runs")
@@ -213,20 +246,27 @@ def paired_ratio(runs: Sequence[tuple[Sequence[float], Sequence[float]]], resamp
         statistics.median(statistics.median(rng.choices(ratios, k=len(ratios))) for ratios in per_round)
         for _ in range(resamples)
     )
-    return PairedRatio(estimate, draws[int(0.025 * resamples)], draws[int(0.975 * resamples) - 1],
-                       len(runs), min(len(r) for r in per_round))
+    return PairedRatio(
+        estimate,
+        draws[int(0.025 * resamples)],
+        draws[int(0.975 * resamples) - 1],
+        len(runs),
+        min(len(r) for r in per_round),
+    )
 
 
 def with_pairing(check: ClassCheck, cpus: dict[str, dict[str, list[float]]]) -> ClassCheck:
     """`check` with its paired ratios, from `cpus`: image name -> engine -> CPU seconds per round."""
+
     def against(baseline: str, names: Iterable[str]) -> PairedRatio | None:
         runs = [(cpus[n]["imgpress"], cpus[n][baseline]) for n in names if n in cpus and baseline in cpus[n]]
         return paired_ratio(runs) if runs else None
 
-    return replace(check,
-                   paired_vs_naive=against("naive", check.fair) if too_close_to_call(check.time_ratio) else None,
-                   paired_vs_correct=(against("naive-correct", cpus)
-                                      if too_close_to_call(check.time_ratio_correct) else None))
+    return replace(
+        check,
+        paired_vs_naive=against("naive", check.fair) if too_close_to_call(check.time_ratio) else None,
+        paired_vs_correct=(against("naive-correct", cpus) if too_close_to_call(check.time_ratio_correct) else None),
+    )
 
 
 def too_close_to_call(time_ratio: float | None) -> bool:
@@ -242,17 +282,29 @@ def class_verdicts(checks: Sequence[ClassCheck]) -> list[Verdict]:
     verdicts = []
     for check in checks:
         title = CLASSES[check.image_class]
-        quality = "; ".join(f"{v} SSIM {ours:.4f} vs {naive:.4f} at {check.bytes_ratio[v]:.2f}x bytes"
-                            for v, (ours, naive) in check.ssim.items()) or "no image naive renders correctly"
+        quality = (
+            "; ".join(
+                f"{v} SSIM {ours:.4f} vs {naive:.4f} at {check.bytes_ratio[v]:.2f}x bytes"
+                for v, (ours, naive) in check.ssim.items()
+            )
+            or "no image naive renders correctly"
+        )
         verdicts.append(Verdict(f"{title}: SSIM >= naive at <= naive bytes", quality, check.strict))
         if check.time_ratio is None:
             verdicts.append(Verdict(f"{title}: time <= naive", "no image naive renders correctly", None))
         else:
-            verdicts.append(_time_verdict(f"{title}: time <= naive", check.time_ratio, check.paired_vs_naive,
-                                          f" (all images: {check.time_ratio_all:.2f}x)"))
+            verdicts.append(
+                _time_verdict(
+                    f"{title}: time <= naive",
+                    check.time_ratio,
+                    check.paired_vs_naive,
+                    f" (all images: {check.time_ratio_all:.2f}x)",
+                )
+            )
         if check.time_ratio_correct is not None:
-            verdicts.append(_time_verdict(f"{title}: time <= naive made correct", check.time_ratio_correct,
-                                          check.paired_vs_correct))
+            verdicts.append(
+                _time_verdict(f"{title}: time <= naive made correct", check.time_ratio_correct, check.paired_vs_correct)
+            )
     return verdicts
 
 
@@ -265,5 +317,8 @@ def _time_verdict(target: str, separate: float, paired: PairedRatio | None, extr
 
 
 def import_verdict(seconds: float) -> Verdict:
-    return Verdict(f'`python -c "import app"` <= {MAX_IMPORT_SECONDS * 1000:.0f} ms', f"{seconds * 1000:.0f} ms",
-                   seconds <= MAX_IMPORT_SECONDS)
+    return Verdict(
+        f'`python -c "import app"` <= {MAX_IMPORT_SECONDS * 1000:.0f} ms',
+        f"{seconds * 1000:.0f} ms",
+        seconds <= MAX_IMPORT_SECONDS,
+    )

@@ -7,6 +7,7 @@ In `measure`, the first run in the process gives the peak RSS (the kernel's high
 current RSS just before it, after the imports and with the source bytes already in memory, so the
 peak is what processing itself costs); the next `repeat` runs give the median time.
 """
+
 from __future__ import annotations
 
 import cProfile
@@ -19,9 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chalicelib.imaging.specs import parse_variants
-
 from bench.engines import ENGINES, Output
+from chalicelib.imaging.specs import parse_variants
 
 
 def _status_kib(field: str) -> int:
@@ -107,8 +107,16 @@ _STAGES = (
     ("resize", ("'resize' of 'ImagingCore'", "'reduce' of 'ImagingCore'")),
     ("encode", ("WebPEncode", "'encode' of 'ImagingEncoder'", "encode_to_file", "AvifEncoder")),
     ("colour", ("_imagingcms", "ImageCms")),
-    ("convert/copy", ("'convert' of 'ImagingCore'", "'copy' of 'ImagingCore'", "'paste' of 'ImagingCore'",
-                      "'getextrema' of 'ImagingCore'", "'transpose' of 'ImagingCore'")),
+    (
+        "convert/copy",
+        (
+            "'convert' of 'ImagingCore'",
+            "'copy' of 'ImagingCore'",
+            "'paste' of 'ImagingCore'",
+            "'getextrema' of 'ImagingCore'",
+            "'transpose' of 'ImagingCore'",
+        ),
+    ),
 )
 
 
@@ -142,8 +150,16 @@ def _write(outputs: list[Output], out_dir: Path) -> list[dict[str, Any]]:
     for output in outputs:
         path = out_dir / f"{output.name}.{output.format}"
         path.write_bytes(output.data)
-        written.append({"name": output.name, "format": output.format, "width": output.width,
-                        "height": output.height, "bytes": len(output.data), "path": str(path)})
+        written.append(
+            {
+                "name": output.name,
+                "format": output.format,
+                "width": output.width,
+                "height": output.height,
+                "bytes": len(output.data),
+                "path": str(path),
+            }
+        )
     return written
 
 

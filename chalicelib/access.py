@@ -3,10 +3,12 @@
 Decided at import, not per request: Chalice writes authorizers, API-key requirements and CORS
 into API Gateway when it deploys or packages the app, with the stage's environment set.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from chalice import CognitoUserPoolAuthorizer, CORSConfig, IAMAuthorizer
 from chalice.app import Authorizer

@@ -1,4 +1,5 @@
 """Domain errors. Each carries a stable code; HTTP statuses are mapped once, in app.py."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Image formats imgpress knows, by content type and by magic bytes. Pure: no Pillow here."""
+
 from __future__ import annotations
 
 # Declared content type -> Pillow decoder names it may legitimately contain.
@@ -27,8 +28,17 @@ ENCODERS: dict[str, tuple[str, str, str]] = {
 # Source decoder -> output format used by the "same" variant format.
 # GIF stills come out as PNG: re-quantising to 256 colours would only lose quality.
 # HEIF becomes JPEG (browsers cannot show it); TIFF and BMP become PNG (lossless, like them).
-SAME_FORMAT = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "png", "AVIF": "avif",
-               "HEIF": "jpeg", "TIFF": "png", "BMP": "png"}
+SAME_FORMAT = {
+    "JPEG": "jpeg",
+    "MPO": "jpeg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "GIF": "png",
+    "AVIF": "avif",
+    "HEIF": "jpeg",
+    "TIFF": "png",
+    "BMP": "png",
+}
 
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xff\xd8\xff", "JPEG"),

@@ -1,4 +1,5 @@
 """GET/DELETE /images: what a client sees of a record, with short-lived links to the outputs."""
+
 from __future__ import annotations
 
 import re
@@ -57,8 +58,10 @@ def markup(outputs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     return {
         "width": largest["width"],
         "height": largest["height"],
-        "srcset": {fmt: ", ".join(f"{o['url']} {o['width']}w" for o in sorted(items, key=lambda o: o["width"]))
-                   for fmt, items in srcset.items()},
+        "srcset": {
+            fmt: ", ".join(f"{o['url']} {o['width']}w" for o in sorted(items, key=lambda o: o["width"]))
+            for fmt, items in srcset.items()
+        },
     }
 
 
@@ -145,7 +148,9 @@ def delete_image(image_id: str, records: ImageRecords, store: ObjectStore, setti
     """Remove original, every output under the image's prefix, then the record (last, so a
     failure part-way leaves a record that a retried DELETE can finish)."""
     record = get_image(image_id, records)
-    store.delete_objects(record.get("input_bucket", settings.input_bucket), [record.get("input_key", settings.upload_key(image_id))])
+    store.delete_objects(
+        record.get("input_bucket", settings.input_bucket), [record.get("input_key", settings.upload_key(image_id))]
+    )
     prefix = f"{settings.output_prefix}{image_id}/"
     store.delete_objects(store.output_bucket, store.list_keys(store.output_bucket, prefix))
     records.delete(image_id)

@@ -1,4 +1,5 @@
 """SNS: one JSON message per finished image, success or failure."""
+
 from __future__ import annotations
 
 import json

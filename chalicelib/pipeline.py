@@ -4,14 +4,16 @@ Idempotency: the record's state machine (records.py) decides whether an event is
 a duplicate, or stale. User-data problems end as `failed` and return normally; AWS faults
 raise so Lambda retries, after the claim is released for that retry.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import declared_type_matches
@@ -61,7 +63,11 @@ def _log(outcome: str, event: UploadEvent, **fields: Any) -> None:
 
 class UploadProcessor:
     def __init__(
-        self, settings: Settings, records: ImageRecords, store: ObjectStore, notifier: Notifier,
+        self,
+        settings: Settings,
+        records: ImageRecords,
+        store: ObjectStore,
+        notifier: Notifier,
         render: Renderer = _render_with_pillow,
     ) -> None:
         self._settings = settings
@@ -75,7 +81,7 @@ class UploadProcessor:
         prefix = self._settings.upload_prefix
         if event.bucket != self._settings.input_bucket or not event.key.startswith(prefix):
             return None
-        candidate = event.key[len(prefix):]
+        candidate = event.key[len(prefix) :]
         return candidate if _ID.match(candidate) else None
 
     def process(self, event: UploadEvent) -> str:
@@ -93,16 +99,19 @@ class UploadProcessor:
         if event.size > self._settings.max_upload_bytes:
             # Too large to be ours: fail it from the event alone, without downloading a byte.
             rejected = ImageRejected(
-                f"The upload is {event.size} bytes; at most {self._settings.max_upload_bytes} are accepted.", "too_large"
+                f"The upload is {event.size} bytes; at most {self._settings.max_upload_bytes} are accepted.",
+                "too_large",
             )
             return self._while_claimed(
-                image_id, event, lambda token: self._fail(image_id, token, rejected, _unread(event.size), event))
+                image_id, event, lambda token: self._fail(image_id, token, rejected, _unread(event.size), event)
+            )
         data = self._store.fetch_original(event.bucket, event.key, event.etag)
         if data is None:
             _log("ignored_stale", event, id=image_id)
             return "stale"
         return self._while_claimed(
-            image_id, event, lambda token: self._process_claimed(image_id, token, data, record, event))
+            image_id, event, lambda token: self._process_claimed(image_id, token, data, record, event)
+        )
 
     def _while_claimed(self, image_id: str, event: UploadEvent, work: Callable[[str], str]) -> str:
         """Run `work` holding the claim; on any fault give the claim back so Lambda's retry can take it."""
@@ -125,13 +134,16 @@ class UploadProcessor:
         _log("ignored_duplicate", event, id=image_id, status=current and current["status"])
         return None
 
-    def _process_claimed(self, image_id: str, token: str, data: bytes, record: dict[str, Any],
-                         event: UploadEvent) -> str:
+    def _process_claimed(
+        self, image_id: str, token: str, data: bytes, record: dict[str, Any], event: UploadEvent
+    ) -> str:
         sha256 = hashlib.sha256(data).hexdigest()
         unknown = _unread(len(data))
         profile = self._settings.profiles.get(record.get("profile"))
         if profile is None:
-            rejected = ImageRejected(f"The profile {record.get('profile')!r} is no longer configured.", "unknown_profile")
+            rejected = ImageRejected(
+                f"The profile {record.get('profile')!r} is no longer configured.", "unknown_profile"
+            )
             return self._fail(image_id, token, rejected, unknown, event, sha256)
         if self._settings.dedupe:
             twin = self._records.find_done_twin(sha256, profile.name, image_id)
@@ -145,20 +157,31 @@ class UploadProcessor:
         outputs: dict[str, Any] = {}
         for variant in rendering.variants:
             key = self._settings.output_key(image_id, variant.name, variant.extension)
-            self._store.put_output(key, variant.data, variant.content_type, _tags(variant.name, profile.name, source.format))
+            self._store.put_output(
+                key, variant.data, variant.content_type, _tags(variant.name, profile.name, source.format)
+            )
             outputs[variant.name] = {
-                "format": variant.format, "content_type": variant.content_type,
-                "width": variant.width, "height": variant.height, "bytes": len(variant.data),
-                "bucket": self._store.output_bucket, "key": key, "method": variant.method,
+                "format": variant.format,
+                "content_type": variant.content_type,
+                "width": variant.width,
+                "height": variant.height,
+                "bytes": len(variant.data),
+                "bucket": self._store.output_bucket,
+                "key": key,
+                "method": variant.method,
                 **({"quality": variant.quality, "ssim": variant.ssim} if variant.ssim is not None else {}),
             }
         original = {"format": source.format, "width": source.width, "height": source.height, "bytes": source.bytes}
-        details = {"sha256": sha256, "type_mismatch": not declared_type_matches(record.get("content_type"), source.format),
-                   "placeholders": rendering.placeholders}
+        details = {
+            "sha256": sha256,
+            "type_mismatch": not declared_type_matches(record.get("content_type"), source.format),
+            "placeholders": rendering.placeholders,
+        }
         return self._complete(image_id, token, original, outputs, details, event)
 
-    def _complete_from_twin(self, image_id: str, token: str, twin: dict[str, Any], sha256: str,
-                            record: dict[str, Any], event: UploadEvent) -> str:
+    def _complete_from_twin(
+        self, image_id: str, token: str, twin: dict[str, Any], sha256: str, record: dict[str, Any], event: UploadEvent
+    ) -> str:
         """Same bytes, same profile, already done: copy its outputs inside S3; no decode, no encode."""
         outputs: dict[str, Any] = {}
         source_format = twin["original"]["format"]
@@ -167,21 +190,44 @@ class UploadProcessor:
             key = self._settings.output_key(image_id, name, extension)
             self._store.copy_output(output["key"], key, _tags(name, twin["profile"], source_format))
             outputs[name] = {**output, "key": key, "bucket": self._store.output_bucket}
-        details = {"sha256": sha256, "deduplicated_from": twin["id"], "placeholders": twin.get("placeholders"),
-                   "type_mismatch": not declared_type_matches(record.get("content_type"), source_format)}
+        details = {
+            "sha256": sha256,
+            "deduplicated_from": twin["id"],
+            "placeholders": twin.get("placeholders"),
+            "type_mismatch": not declared_type_matches(record.get("content_type"), source_format),
+        }
         return self._complete(image_id, token, twin["original"], outputs, details, event)
 
-    def _complete(self, image_id: str, token: str, original: dict[str, Any], outputs: dict[str, Any],
-                  details: dict[str, Any], event: UploadEvent) -> str:
+    def _complete(
+        self,
+        image_id: str,
+        token: str,
+        original: dict[str, Any],
+        outputs: dict[str, Any],
+        details: dict[str, Any],
+        event: UploadEvent,
+    ) -> str:
         if not self._records.complete(image_id, token, original, outputs, details):
             return self._lost_claim(image_id, [o["key"] for o in outputs.values()], event)
         self._notify(image_id, token)
-        _log("done", event, id=image_id, outputs={n: o["bytes"] for n, o in outputs.items()},
-             deduplicated_from=details.get("deduplicated_from"))
+        _log(
+            "done",
+            event,
+            id=image_id,
+            outputs={n: o["bytes"] for n, o in outputs.items()},
+            deduplicated_from=details.get("deduplicated_from"),
+        )
         return "done"
 
-    def _fail(self, image_id: str, token: str, rejected: ImageRejected, original: dict[str, Any] | None,
-              event: UploadEvent, sha256: str | None = None) -> str:
+    def _fail(
+        self,
+        image_id: str,
+        token: str,
+        rejected: ImageRejected,
+        original: dict[str, Any] | None,
+        event: UploadEvent,
+        sha256: str | None = None,
+    ) -> str:
         if not self._records.fail(image_id, token, rejected.to_dict(), original, sha256):
             return self._lost_claim(image_id, [], event)
         self._notify(image_id, token)
@@ -217,4 +263,3 @@ class UploadProcessor:
             self._records.release(image_id, token)
         except Exception:  # The lease expires by itself; the original fault is what matters.
             log.warning("could not release claim on %s", image_id, exc_info=True)
-

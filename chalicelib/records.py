@@ -4,6 +4,7 @@ pending -> processing -> done | failed. A claim is a lease (token + expiry) so a
 worker's claim can be taken over by the next delivery, and a duplicate delivery of the
 same upload (same ETag) finds the record finished and does nothing.
 """
+
 from __future__ import annotations
 
 import base64
@@ -11,9 +12,10 @@ import binascii
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -29,7 +31,7 @@ COMPLETION_DETAILS = {"sha256", "type_mismatch", "placeholders", "deduplicated_f
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(moment: datetime) -> str:
@@ -70,8 +72,15 @@ class ImageRecords:
         self._clock = clock
 
     def create_pending(
-        self, image_id: str, *, filename: str | None, content_type: str, profile: str, declared_size: int | None,
-        input_bucket: str, input_key: str,
+        self,
+        image_id: str,
+        *,
+        filename: str | None,
+        content_type: str,
+        profile: str,
+        declared_size: int | None,
+        input_bucket: str,
+        input_key: str,
     ) -> dict[str, Any]:
         now = self._clock()
         item: dict[str, Any] = {
@@ -97,22 +106,31 @@ class ImageRecords:
         item = self._table.get_item(Key={"id": image_id}, ConsistentRead=True).get("Item")
         return plain(item) if item else None
 
-    def list_page(self, status: str | None, limit: int, cursor: str | None,
-                  sha256: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    def list_page(
+        self, status: str | None, limit: int, cursor: str | None, sha256: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; `cursor` is the opaque `next_cursor` of the previous page."""
         query: dict[str, Any] = {"Limit": limit, "ScanIndexForward": False}
         if sha256:
-            query.update(IndexName="by-sha256", KeyConditionExpression="sha256 = :h",
-                         ExpressionAttributeValues={":h": sha256})
+            query.update(
+                IndexName="by-sha256", KeyConditionExpression="sha256 = :h", ExpressionAttributeValues={":h": sha256}
+            )
             if status:
                 query.update(FilterExpression="#s = :s", ExpressionAttributeNames={"#s": "status"})
                 query["ExpressionAttributeValues"][":s"] = status
         elif status:
-            query.update(IndexName="by-status", KeyConditionExpression="#s = :s",
-                         ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": status})
+            query.update(
+                IndexName="by-status",
+                KeyConditionExpression="#s = :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": status},
+            )
         else:
-            query.update(IndexName="by-created", KeyConditionExpression="kind = :k",
-                         ExpressionAttributeValues={":k": RECORD_KIND})
+            query.update(
+                IndexName="by-created",
+                KeyConditionExpression="kind = :k",
+                ExpressionAttributeValues={":k": RECORD_KIND},
+            )
         if cursor:
             query["ExclusiveStartKey"] = decode_cursor(cursor)
         page = self._table.query(**query)
@@ -122,7 +140,9 @@ class ImageRecords:
     def find_done_twin(self, sha256: str, profile: str, exclude_id: str) -> dict[str, Any] | None:
         """The newest finished image with the same bytes and profile, if any (for dedupe)."""
         page = self._table.query(
-            IndexName="by-sha256", KeyConditionExpression="sha256 = :h", ScanIndexForward=False,
+            IndexName="by-sha256",
+            KeyConditionExpression="sha256 = :h",
+            ScanIndexForward=False,
             FilterExpression="#s = :done AND profile = :p AND id <> :me",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":h": sha256, ":done": DONE, ":p": profile, ":me": exclude_id},
@@ -148,10 +168,17 @@ class ImageRecords:
                 ),
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
-                    ":processing": PROCESSING, ":pending": PENDING, ":done": DONE, ":failed": FAILED,
-                    ":token": token, ":lease": Decimal(str(round(now + lease_seconds, 3))),
-                    ":epoch": Decimal(str(round(now, 3))), ":etag": etag, ":size": object_size,
-                    ":now": iso(self._clock()), ":false": False,
+                    ":processing": PROCESSING,
+                    ":pending": PENDING,
+                    ":done": DONE,
+                    ":failed": FAILED,
+                    ":token": token,
+                    ":lease": Decimal(str(round(now + lease_seconds, 3))),
+                    ":epoch": Decimal(str(round(now, 3))),
+                    ":etag": etag,
+                    ":size": object_size,
+                    ":now": iso(self._clock()),
+                    ":false": False,
                 },
             )
         except ClientError as error:
@@ -164,8 +191,14 @@ class ImageRecords:
         """Give a claim back after a transient fault so Lambda's retry can take it at once."""
         self._guarded_update(image_id, token, "SET lease_until = :zero", {":zero": 0})
 
-    def complete(self, image_id: str, token: str, original: dict[str, Any], outputs: dict[str, Any],
-                 details: dict[str, Any] | None = None) -> bool:
+    def complete(
+        self,
+        image_id: str,
+        token: str,
+        original: dict[str, Any],
+        outputs: dict[str, Any],
+        details: dict[str, Any] | None = None,
+    ) -> bool:
         """processing -> done, only for the holder of the claim. False if the claim was lost.
 
         `details` (COMPLETION_DETAILS: sha256, type_mismatch, placeholders, deduplicated_from) are set too.
@@ -177,24 +210,46 @@ class ImageRecords:
             raise ValueError(f"unknown completion details {sorted(unknown)}")
         extra = "".join(f", {name} = :{name}" for name in sorted(details))
         return self._guarded_update(
-            image_id, token,
+            image_id,
+            token,
             "SET #s = :done, original = :original, outputs = :outputs, #e = :none,"
             f" updated_at = :now, completed_at = :now{extra} REMOVE lease_until",
-            {":done": DONE, ":original": original, ":outputs": outputs, ":none": None, ":now": now,
-             **{f":{name}": value for name, value in details.items()}},
+            {
+                ":done": DONE,
+                ":original": original,
+                ":outputs": outputs,
+                ":none": None,
+                ":now": now,
+                **{f":{name}": value for name, value in details.items()},
+            },
             require_processing=True,
         )
 
-    def fail(self, image_id: str, token: str, error: dict[str, str], original: dict[str, Any] | None,
-             sha256: str | None = None) -> bool:
+    def fail(
+        self,
+        image_id: str,
+        token: str,
+        error: dict[str, str],
+        original: dict[str, Any] | None,
+        sha256: str | None = None,
+    ) -> bool:
         """processing -> failed with a reason code; no outputs are advertised."""
         now = iso(self._clock())
         return self._guarded_update(
-            image_id, token,
+            image_id,
+            token,
             "SET #s = :failed, #e = :error, original = :original, outputs = :outputs,"
-            " updated_at = :now, completed_at = :now" + (", sha256 = :sha256" if sha256 else "") + " REMOVE lease_until",
-            {":failed": FAILED, ":error": error, ":original": original, ":outputs": {}, ":now": now,
-             **({":sha256": sha256} if sha256 else {})},
+            " updated_at = :now, completed_at = :now"
+            + (", sha256 = :sha256" if sha256 else "")
+            + " REMOVE lease_until",
+            {
+                ":failed": FAILED,
+                ":error": error,
+                ":original": original,
+                ":outputs": {},
+                ":now": now,
+                **({":sha256": sha256} if sha256 else {}),
+            },
             require_processing=True,
         )
 

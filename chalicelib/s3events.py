@@ -1,4 +1,5 @@
 """From Chalice's S3 event to ours. Chalice's S3Event unquotes the key; we never unquote again."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,5 +29,8 @@ class UploadNotification(S3Event):
         if not records:
             return []
         obj = records[0].get("s3", {}).get("object", {})
-        return [UploadEvent(bucket=self.bucket, key=self.key, etag=str(obj.get("eTag", "")).strip('"'),
-                            size=int(obj.get("size", 0)))]
+        return [
+            UploadEvent(
+                bucket=self.bucket, key=self.key, etag=str(obj.get("eTag", "")).strip('"'), size=int(obj.get("size", 0))
+            )
+        ]

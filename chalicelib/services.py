@@ -3,19 +3,20 @@
 boto3 is imported on first use, not at import time: routes that never touch AWS,
 and the cold start itself, do not pay for it. Tests call `reset()` after changing the env.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
-from chalicelib.storage import ObjectStore
 from chalicelib.notify import Notifier
 from chalicelib.pipeline import UploadProcessor
 from chalicelib.records import ImageRecords
 from chalicelib.settings import get_settings
+from chalicelib.storage import ObjectStore
 
 
-@lru_cache(maxsize=None)
+@cache
 def _client(service: str) -> Any:
     import boto3
     from botocore.config import Config
@@ -47,8 +48,9 @@ def records() -> ImageRecords:
 @lru_cache(maxsize=1)
 def store() -> ObjectStore:
     settings = get_settings()
-    return ObjectStore(s3(), settings.output_bucket, settings.output_cache_control,
-                       settings.output_sse, settings.kms_key_id)
+    return ObjectStore(
+        s3(), settings.output_bucket, settings.output_cache_control, settings.output_sse, settings.kms_key_id
+    )
 
 
 @lru_cache(maxsize=1)

@@ -2,12 +2,14 @@
 
 Every stage sets these in .chalice/config.json; nothing here names a real bucket.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from chalicelib.errors import ConfigError
 from chalicelib.formats import DECODERS_BY_CONTENT_TYPE, DEFAULT_CONTENT_TYPES, allowed_decoders
@@ -49,7 +51,7 @@ class Settings:
         """The default profile's variants."""
         return self.profiles.profiles[self.profiles.default].variants
 
-    def decode_limits(self) -> "DecodeLimits":
+    def decode_limits(self) -> DecodeLimits:
         from chalicelib.imaging.decode import DecodeLimits  # Pillow: only when rendering
 
         return DecodeLimits(self.allowed_decoders, self.max_pixels, self.max_side, self.max_animation_pixels)
@@ -66,10 +68,12 @@ class Settings:
         return f"{self.output_prefix}{image_id}/{variant}.{extension}"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build and validate; a bad value fails the cold start with the variable's name."""
         content_types = tuple(
-            t.strip().lower() for t in env.get("ALLOWED_CONTENT_TYPES", ",".join(DEFAULT_CONTENT_TYPES)).split(",") if t.strip()
+            t.strip().lower()
+            for t in env.get("ALLOWED_CONTENT_TYPES", ",".join(DEFAULT_CONTENT_TYPES)).split(",")
+            if t.strip()
         )
         unknown = [t for t in content_types if t not in DECODERS_BY_CONTENT_TYPE]
         if unknown or not content_types:

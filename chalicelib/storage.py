@@ -1,4 +1,5 @@
 """S3: read originals, write and delete outputs, presign downloads. Takes a boto3 S3 client."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,9 @@ _GONE = {"NoSuchKey", "404", "NotFound", "PreconditionFailed", "412"}
 class ObjectStore:
     """Outputs are written encrypted (SSE-S3 by default, SSE-KMS when a key is given) and tagged."""
 
-    def __init__(self, s3: Any, output_bucket: str, cache_control: str,
-                 sse: str = "AES256", kms_key_id: str | None = None) -> None:
+    def __init__(
+        self, s3: Any, output_bucket: str, cache_control: str, sse: str = "AES256", kms_key_id: str | None = None
+    ) -> None:
         self._s3 = s3
         self._output_bucket = output_bucket
         self._cache_control = cache_control
@@ -76,7 +78,5 @@ class ObjectStore:
 
     def presign_get(self, bucket: str, key: str, ttl_seconds: int) -> str:
         return str(
-            self._s3.generate_presigned_url(
-                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_seconds
-            )
+            self._s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_seconds)
         )

@@ -1,11 +1,12 @@
 """POST /uploads: validate the request, mint an id, presign the S3 upload, record it as pending."""
+
 from __future__ import annotations
 
 import json
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.errors import BadRequest, TooLarge, UnsupportedType
@@ -44,7 +45,9 @@ def parse_upload_request(body: bytes | str | None, settings: Settings) -> Upload
         raise BadRequest("The request body must be a JSON object.", "invalid_json")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
-        raise BadRequest(f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(_FIELDS))}.", "unknown_field")
+        raise BadRequest(
+            f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(_FIELDS))}.", "unknown_field"
+        )
     return UploadRequest(
         content_type=_content_type(data.get("content_type"), settings),
         profile=_profile(data.get("profile"), settings),
@@ -55,7 +58,7 @@ def parse_upload_request(body: bytes | str | None, settings: Settings) -> Upload
 
 def _content_type(value: Any, settings: Settings) -> str:
     if value is None:
-        raise BadRequest("content_type is required, for example \"image/jpeg\".", "missing_field")
+        raise BadRequest('content_type is required, for example "image/jpeg".', "missing_field")
     if not isinstance(value, str):
         raise BadRequest("content_type must be a string.", "invalid_field")
     content_type = value.split(";")[0].strip().lower()
@@ -70,8 +73,9 @@ def _profile(value: Any, settings: Settings) -> str:
     if value is None:
         return settings.profiles.default
     if not isinstance(value, str) or value not in settings.profiles.profiles:
-        raise BadRequest(f"Unknown profile {value!r}; valid profiles: {', '.join(settings.profiles.names)}.",
-                         "unknown_profile")
+        raise BadRequest(
+            f"Unknown profile {value!r}; valid profiles: {', '.join(settings.profiles.names)}.", "unknown_profile"
+        )
     return value
 
 
@@ -112,7 +116,7 @@ def create_upload(request: UploadRequest, settings: Settings, records: ImageReco
         ],
         ExpiresIn=settings.upload_url_ttl,
     )
-    expires_at = datetime.now(timezone.utc) + timedelta(seconds=settings.upload_url_ttl)
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl)
     records.create_pending(
         image_id,
         filename=request.filename,

@@ -2,6 +2,7 @@
 
 Read on the first request, not at import: API cold starts do not pay for it.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -1,4 +1,5 @@
 """`python -m devstack` (what `make run` does): serve imgpress on http://127.0.0.1:8000 until Ctrl-C."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,10 +14,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    parser.add_argument("--aws-port", type=int, default=int(os.environ.get("AWS_PORT", "0")),
-                        help="port of the embedded AWS stand-in (default: any free port)")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "4")),
-                        help="concurrent S3-event handler invocations")
+    parser.add_argument(
+        "--aws-port",
+        type=int,
+        default=int(os.environ.get("AWS_PORT", "0")),
+        help="port of the embedded AWS stand-in (default: any free port)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WORKERS", "4")),
+        help="concurrent S3-event handler invocations",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):

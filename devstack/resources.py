@@ -3,10 +3,12 @@
 Used by the local stack (moto's server) and by the tests (moto in-process). The table
 layout matches infra/: key `id`, newest-first index `by-created`, per-status `by-status`.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import boto3
 
@@ -76,7 +78,9 @@ def wire_upload_events(env: Mapping[str, str], queue_name: str) -> str:
                 {
                     "QueueArn": queue_arn(sqs, url),
                     "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": env.get("UPLOAD_PREFIX", "uploads/")}]}},
+                    "Filter": {
+                        "Key": {"FilterRules": [{"Name": "prefix", "Value": env.get("UPLOAD_PREFIX", "uploads/")}]}
+                    },
                 }
             ]
         },
@@ -89,7 +93,9 @@ def subscribe_queue(env: Mapping[str, str], queue_name: str) -> str:
     sqs = boto3.client("sqs")
     url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
     boto3.client("sns").subscribe(
-        TopicArn=env["TOPIC_ARN"], Protocol="sqs", Endpoint=queue_arn(sqs, url),
+        TopicArn=env["TOPIC_ARN"],
+        Protocol="sqs",
+        Endpoint=queue_arn(sqs, url),
         Attributes={"RawMessageDelivery": "true"},
     )
     return str(url)
@@ -98,7 +104,16 @@ def subscribe_queue(env: Mapping[str, str], queue_name: str) -> str:
 def allow_public_reads(env: Mapping[str, str]) -> None:
     """Stable-URL mode locally: anyone may GET outputs, as they may through a CDN in front of S3."""
     bucket, prefix = env["OUTPUT_BUCKET"], env.get("OUTPUT_PREFIX", "processed/")
-    policy = {"Version": "2012-10-17", "Statement": [{
-        "Sid": "PublicOutputs", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-        "Resource": f"arn:aws:s3:::{bucket}/{prefix}*"}]}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PublicOutputs",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/{prefix}*",
+            }
+        ],
+    }
     boto3.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))

@@ -6,6 +6,7 @@ Lambda) are delivered by worker threads to the decorated handler exactly as Lamb
 `handle_upload({"Records": [record]}, context)`. A handler exception leaves the message on
 the queue, so it is redelivered after the visibility timeout, like Lambda's async retries.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -64,7 +65,7 @@ class LocalStack:
     def aws_url(self) -> str:
         return f"http://{self.host}:{self.aws_port}"
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         from moto.server import ThreadedMotoServer
 
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
@@ -72,8 +73,11 @@ class LocalStack:
         os.environ.update(self.env)
         # Fake credentials on purpose: nothing started here may ever reach a real AWS account.
         os.environ.update(
-            AWS_ENDPOINT_URL=self.aws_url, AWS_ACCESS_KEY_ID="imgpress-local", AWS_SECRET_ACCESS_KEY="imgpress-local",
-            AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1",
+            AWS_ENDPOINT_URL=self.aws_url,
+            AWS_ACCESS_KEY_ID="imgpress-local",
+            AWS_SECRET_ACCESS_KEY="imgpress-local",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_REGION="us-east-1",
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)

@@ -1,12 +1,13 @@
 """`python -m infra <command> --stage <stage>`: deploy imgpress to the AWS account boto3 is configured for.
 
-  resources  create/update the stage's resources stack (infra/resources.json), then write its
-             outputs into .chalice/config.json and .chalice/policy-<stage>.json
-  attach     create/update the handler stack (infra/handler.json): async retries and the
-             on-failure queue of the S3 handler, and the API key when API_AUTH=api_key
-  deploy     resources, then `chalice deploy`, then attach
-  teardown   everything deploy made, including the buckets' contents (asks for --yes)
+resources  create/update the stage's resources stack (infra/resources.json), then write its
+           outputs into .chalice/config.json and .chalice/policy-<stage>.json
+attach     create/update the handler stack (infra/handler.json): async retries and the
+           on-failure queue of the S3 handler, and the API key when API_AUTH=api_key
+deploy     resources, then `chalice deploy`, then attach
+teardown   everything deploy made, including the buckets' contents (asks for --yes)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,13 @@ class Deployment:
 
     def resources(self) -> dict[str, str]:
         print(f"Deploying stack {self.resources_stack} ...", flush=True)
-        outputs = stacks.deploy(self.cfn, self.resources_stack, stages.TEMPLATES / "resources.json",
-                                stages.resources_parameters(self.config, self.stage), self.tags)
+        outputs = stacks.deploy(
+            self.cfn,
+            self.resources_stack,
+            stages.TEMPLATES / "resources.json",
+            stages.resources_parameters(self.config, self.stage),
+            self.tags,
+        )
         stages.record_outputs(self.project, self.stage, outputs)
         self.config = stages.load_config(self.project)
         print(f"Recorded the stack outputs in .chalice/config.json (stage {self.stage}) and its policy file.")
@@ -58,11 +64,15 @@ class Deployment:
         rest_api_id = stages.deployed_rest_api_id(self.project, self.stage)
         parameters = stages.handler_parameters(self.config, self.stage, resource_outputs, rest_api_id)
         if stages.stage_environment(self.config, self.stage).get("API_AUTH") == "api_key" and not rest_api_id:
-            raise SystemExit(f"API_AUTH=api_key needs the deployed API: run `chalice deploy --stage {self.stage}` first.")
+            raise SystemExit(
+                f"API_AUTH=api_key needs the deployed API: run `chalice deploy --stage {self.stage}` first."
+            )
         outputs = stacks.deploy(self.cfn, self.handler_stack, stages.TEMPLATES / "handler.json", parameters, self.tags)
         if "ApiKeyId" in outputs:
-            print(f"API key id {outputs['ApiKeyId']}: `aws apigateway get-api-key --include-value "
-                  f"--api-key {outputs['ApiKeyId']}` shows the value clients send as x-api-key.")
+            print(
+                f"API key id {outputs['ApiKeyId']}: `aws apigateway get-api-key --include-value "
+                f"--api-key {outputs['ApiKeyId']}` shows the value clients send as x-api-key."
+            )
         return outputs
 
     def teardown(self) -> None:
@@ -77,8 +87,9 @@ class Deployment:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m infra", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["resources", "attach", "deploy", "teardown"])
     parser.add_argument("--stage", required=True, help="a stage of .chalice/config.json with an iam_policy_file")
     parser.add_argument("--project", type=Path, default=stages.PROJECT, help=argparse.SUPPRESS)

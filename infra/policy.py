@@ -4,11 +4,13 @@ Written to .chalice/policy-<stage>.json (autogen_policy is off: `chalice gen-pol
 boto3 calls made inside chalicelib/). tests/infra/test_policy.py derives the calls from the code
 and checks this document grants exactly those.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 RESOURCES_TEMPLATE = Path(__file__).resolve().parent / "resources.json"
 
@@ -40,21 +42,37 @@ def lambda_policy(env: Mapping[str, str], outputs: Mapping[str, str]) -> dict[st
         "Version": "2012-10-17",
         "Statement": [
             # The log groups exist already (the resources stack sets their retention).
-            _statement("WriteLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
-                       [_log_streams(outputs["ApiLogGroupArn"]), _log_streams(outputs["UploadHandlerLogGroupArn"])]),
+            _statement(
+                "WriteLogs",
+                ["logs:CreateLogStream", "logs:PutLogEvents"],
+                [_log_streams(outputs["ApiLogGroupArn"]), _log_streams(outputs["UploadHandlerLogGroupArn"])],
+            ),
             # PutObject: the presigned POST is signed with this role. GetObject: the handler reads
             # the original. DeleteObject: DELETE /images/{id}.
-            _statement("Originals", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                       [f"{s3}{outputs['InputBucket']}/{upload_prefix}*"]),
+            _statement(
+                "Originals",
+                ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                [f"{s3}{outputs['InputBucket']}/{upload_prefix}*"],
+            ),
             # PutObject(+Tagging): the handler writes tagged variants. GetObject: presigned download
             # links. DeleteObject: DELETE /images/{id} and outputs of a claim lost mid-way.
-            _statement("Outputs", ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"],
-                       [f"{s3}{outputs['OutputBucket']}/{output_prefix}*"]),
+            _statement(
+                "Outputs",
+                ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"],
+                [f"{s3}{outputs['OutputBucket']}/{output_prefix}*"],
+            ),
             # ListObjectsV2 of processed/<id>/ when an image is deleted.
-            _statement("ListOutputs", ["s3:ListBucket"], [f"{s3}{outputs['OutputBucket']}"],
-                       Condition={"StringLike": {"s3:prefix": [f"{output_prefix}*"]}}),
-            _statement("Records", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                       [table]),
+            _statement(
+                "ListOutputs",
+                ["s3:ListBucket"],
+                [f"{s3}{outputs['OutputBucket']}"],
+                Condition={"StringLike": {"s3:prefix": [f"{output_prefix}*"]}},
+            ),
+            _statement(
+                "Records",
+                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                [table],
+            ),
             _statement("ListRecords", ["dynamodb:Query"], [f"{table}/index/{name}" for name in table_index_names()]),
             _statement("PublishResults", ["sns:Publish"], [outputs["EventsTopic"]]),
             # Not a call in our code: Lambda sends failed S3 events to the on-failure destination

@@ -2,10 +2,12 @@
 
 boto3 rather than the AWS CLI, so deploying needs nothing beyond `make install`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
@@ -27,7 +29,9 @@ def outputs(cfn: Any, name: str) -> dict[str, str]:
     return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
 
 
-def deploy(cfn: Any, name: str, template: Path, parameters: Mapping[str, str], tags: Mapping[str, str]) -> dict[str, str]:
+def deploy(
+    cfn: Any, name: str, template: Path, parameters: Mapping[str, str], tags: Mapping[str, str]
+) -> dict[str, str]:
     """Create the stack, or update it in place; returns its outputs. A no-op update is fine."""
     request = {
         "StackName": name,
@@ -70,7 +74,9 @@ def failure_reasons(cfn: Any, name: str) -> str:
     except ClientError as error:
         return str(error)
     failed = [e for e in reversed(events) if e["ResourceStatus"].endswith("FAILED")]
-    return "\n".join(f"  {e['LogicalResourceId']}: {e.get('ResourceStatusReason', e['ResourceStatus'])}" for e in failed)
+    return "\n".join(
+        f"  {e['LogicalResourceId']}: {e.get('ResourceStatusReason', e['ResourceStatus'])}" for e in failed
+    )
 
 
 def empty_bucket(s3: Any, bucket: str) -> int:
@@ -83,8 +89,11 @@ def empty_bucket(s3: Any, bucket: str) -> int:
             return 0
         raise
     for page in pages:
-        keys = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        keys = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
         for start in range(0, len(keys), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start:start + 1000], "Quiet": True})
-            deleted += len(keys[start:start + 1000])
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000], "Quiet": True})
+            deleted += len(keys[start : start + 1000])
     return deleted

@@ -3,11 +3,13 @@
 `python -m infra resources` writes the resource names into the stage's environment variables
 and the stage's least-privilege policy file, so `chalice deploy` needs no hand edits.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from infra.policy import lambda_policy
 
@@ -81,8 +83,9 @@ def resources_parameters(config: Mapping[str, Any], stage: str) -> dict[str, str
     }
 
 
-def handler_parameters(config: Mapping[str, Any], stage: str, outputs: Mapping[str, str],
-                       rest_api_id: str) -> dict[str, str]:
+def handler_parameters(
+    config: Mapping[str, Any], stage: str, outputs: Mapping[str, str], rest_api_id: str
+) -> dict[str, str]:
     """Parameters of infra/handler.json; `rest_api_id` is only passed when API_AUTH is api_key."""
     env = stage_environment(config, stage)
     return {

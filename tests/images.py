@@ -2,6 +2,7 @@
 
 Each builder returns encoded bytes, exactly what a client would upload.
 """
+
 from __future__ import annotations
 
 import io

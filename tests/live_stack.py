@@ -1,4 +1,5 @@
 """The local stack as `make run` starts it (`python -m devstack`), in a subprocess, for tests over real HTTP."""
+
 from __future__ import annotations
 
 import os
@@ -6,10 +7,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Mapping
+from typing import IO
 
 import requests
 
@@ -35,8 +37,9 @@ def running_stack(settings: Mapping[str, str] | None = None) -> Iterator[LiveSta
     env = {**os.environ, **(settings or {}), "PORT": str(api_port), "AWS_PORT": str(aws_port)}
     api = f"http://127.0.0.1:{api_port}"
     with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen([sys.executable, "-m", "devstack"], cwd=ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
         try:
             _wait_until_healthy(api, process, log)
             yield LiveStack(api, f"http://127.0.0.1:{aws_port}")

@@ -1,4 +1,5 @@
 """Per-stage API access: which authorizer, API-key requirement and CORS origin each route gets."""
+
 from __future__ import annotations
 
 import json
@@ -43,11 +44,14 @@ def test_public_routes_keep_cors_but_skip_auth() -> None:
     assert access.route_options(public=True) == {"cors": access.cors}
 
 
-@pytest.mark.parametrize("env, field", [
-    ({"API_AUTH": "basic"}, "API_AUTH"),
-    ({"API_AUTH": "cognito"}, "COGNITO_USER_POOL_ARN"),
-    ({"API_AUTH": "cognito", "COGNITO_USER_POOL_ARN": "us-east-1_x"}, "COGNITO_USER_POOL_ARN"),
-])
+@pytest.mark.parametrize(
+    "env, field",
+    [
+        ({"API_AUTH": "basic"}, "API_AUTH"),
+        ({"API_AUTH": "cognito"}, "COGNITO_USER_POOL_ARN"),
+        ({"API_AUTH": "cognito", "COGNITO_USER_POOL_ARN": "us-east-1_x"}, "COGNITO_USER_POOL_ARN"),
+    ],
+)
 def test_bad_settings_fail_naming_the_variable(env: dict[str, str], field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         route_access(env)
@@ -61,7 +65,9 @@ def test_the_app_wires_the_stage_auth_into_every_route_but_health_and_the_page()
         " for p, methods in app.app.routes.items() for m, e in methods.items()}))"
     )
     env = {"API_AUTH": "iam", "CORS_ALLOW_ORIGIN": "https://app.example.com", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     routes = json.loads(result.stdout)
     assert routes.pop("GET /health") == ["NoneType", None, True]
     assert routes.pop("GET /") == ["NoneType", None, True]  # the page is public; its API calls are not

@@ -1,4 +1,5 @@
 """The HTTP API through Chalice's test client, against moto."""
+
 from __future__ import annotations
 
 import base64
@@ -103,8 +104,12 @@ def test_unknown_id_is_404(client: Client) -> None:
 
 def test_list_is_newest_first_paginated_and_filterable(client: Client, aws: Aws) -> None:
     ids = [body(post_upload(client, {"content_type": "image/jpeg"}))["id"] for _ in range(5)]
-    aws.table.update_item(Key={"id": ids[1]}, UpdateExpression="SET #s = :d",
-                          ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":d": "failed"})
+    aws.table.update_item(
+        Key={"id": ids[1]},
+        UpdateExpression="SET #s = :d",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":d": "failed"},
+    )
     seen: list[str] = []
     cursor = None
     while True:
@@ -120,11 +125,18 @@ def test_list_is_newest_first_paginated_and_filterable(client: Client, aws: Aws)
     assert [item["id"] for item in failed["items"]] == [ids[1]]
 
 
-@pytest.mark.parametrize("query, code", [
-    ("status=bogus", "invalid_field"), ("limit=0", "invalid_field"), ("limit=1000", "invalid_field"),
-    ("limit=ten", "invalid_field"), ("cursor=%21%21notacursor", "invalid_cursor"),
-    ("cursor=eyJmb28iOiAxfQ", "invalid_cursor"), ("colour=red", "unknown_field"),
-])
+@pytest.mark.parametrize(
+    "query, code",
+    [
+        ("status=bogus", "invalid_field"),
+        ("limit=0", "invalid_field"),
+        ("limit=1000", "invalid_field"),
+        ("limit=ten", "invalid_field"),
+        ("cursor=%21%21notacursor", "invalid_cursor"),
+        ("cursor=eyJmb28iOiAxfQ", "invalid_cursor"),
+        ("colour=red", "unknown_field"),
+    ],
+)
 def test_bad_list_queries_are_400(client: Client, query: str, code: str) -> None:
     response = client.http.get(f"/images?{query}")
     assert response.status_code == 400 and body(response)["error"]["code"] == code

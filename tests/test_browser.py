@@ -4,15 +4,17 @@ Debian's `chromium` (installed by .ci/run) driven by Playwright; never `playwrig
 Without /usr/bin/chromium the module is skipped locally, but fails under CI (CI=true), where
 a skip would hide a missing install step.
 """
+
 from __future__ import annotations
 
 import base64
 import functools
 import os
 import threading
+from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -24,8 +26,13 @@ from tests.live_stack import LiveStack, running_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 FINISHED = 'article.card:is([data-status="done"], [data-status="failed"], [data-status="not_uploaded"])'
@@ -68,9 +75,7 @@ def card(page: Page, filename: str) -> Any:
 
 
 def wait_until_settled(page: Page, count: int) -> None:
-    page.wait_for_function(
-        f"document.querySelectorAll('{FINISHED}').length >= {count}", timeout=SETTLE_MS
-    )
+    page.wait_for_function(f"document.querySelectorAll('{FINISHED}').length >= {count}", timeout=SETTLE_MS)
 
 
 def test_page_is_served_by_the_app_and_calls_its_own_origin(page: Page, live: LiveStack) -> None:
@@ -97,10 +102,7 @@ def test_several_images_upload_with_progress_previews_figures_and_failures(
     assert photo.get_attribute("data-status") == "done"
     assert photo.locator("progress").evaluate("bar => bar.value") == 100
     assert photo.locator(".percent").inner_text() == f"100% of {len(files['photo.jpg']) / 1024:.1f} KB"
-    figures = {
-        figure.get_attribute("data-variant"): figure.inner_text()
-        for figure in photo.locator("figure").all()
-    }
+    figures = {figure.get_attribute("data-variant"): figure.inner_text() for figure in photo.locator("figure").all()}
     assert list(figures) == ["original", "web", "thumb"]
     assert "JPEG · 2400×1600" in figures["original"]
     assert "webp · 2048×1365" in figures["web"] and "smaller than the original" in figures["web"]

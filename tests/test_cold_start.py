@@ -1,4 +1,5 @@
 """`import app` is what every Lambda cold start pays: it must not load boto3 or Pillow."""
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,20 @@ PROBE = (
 
 
 def test_importing_the_app_loads_neither_boto3_nor_pillow() -> None:
-    env = {"PATH": "/usr/bin:/bin", "API_AUTH": "cognito", "CORS_ALLOW_ORIGIN": "*",
-           "COGNITO_USER_POOL_ARN": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_EXAMPLE"}
-    runs = [json.loads(subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True,
-                                      text=True, check=True).stdout) for _ in range(3)]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "API_AUTH": "cognito",
+        "CORS_ALLOW_ORIGIN": "*",
+        "COGNITO_USER_POOL_ARN": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_EXAMPLE",
+    }
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(3)
+    ]
     assert all(run["heavy"] == [] for run in runs), runs
     # Generous bound for a loaded CI machine; README records the typical figure (about 100 ms).
     assert min(run["ms"] for run in runs) < 1000, runs

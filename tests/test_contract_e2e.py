@@ -1,12 +1,14 @@
 """The completion contract on the local stack: real SNS messages against the JSON Schema,
 stable CDN-style URLs, dedupe, and a webhook subscribed to the topic."""
+
 from __future__ import annotations
 
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -76,8 +78,13 @@ def test_a_webhook_subscribed_to_the_topic_gets_each_event_once(contract_stack: 
     server = make_server("127.0.0.1", port, TOPIC_ARN, received.append, verifier)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        sns = boto3.client("sns", endpoint_url=endpoint, region_name="us-east-1",
-                           aws_access_key_id="imgpress-local", aws_secret_access_key="imgpress-local")
+        sns = boto3.client(
+            "sns",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="imgpress-local",
+            aws_secret_access_key="imgpress-local",
+        )
         sns.subscribe(TopicArn=TOPIC_ARN, Protocol="http", Endpoint=f"http://127.0.0.1:{port}/")
         record = upload(contract_stack, images.jpeg(800, 600), "image/jpeg")
         deadline = time.monotonic() + 20

@@ -1,9 +1,11 @@
 """End to end over real HTTP: start the local stack as `make run` does, upload like a browser."""
+
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -17,24 +19,37 @@ from tests.live_stack import running_stack
 class Stack:
     def __init__(self, api: str, aws: str) -> None:
         self.api = api
-        self.sqs = boto3.client("sqs", endpoint_url=aws, region_name="us-east-1",
-                                aws_access_key_id="imgpress-local", aws_secret_access_key="imgpress-local")
+        self.sqs = boto3.client(
+            "sqs",
+            endpoint_url=aws,
+            region_name="us-east-1",
+            aws_access_key_id="imgpress-local",
+            aws_secret_access_key="imgpress-local",
+        )
         self.queue = self.sqs.get_queue_url(QueueName=NOTIFICATIONS_QUEUE)["QueueUrl"]
 
     def notifications(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        while batch := self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages"):
+        while batch := self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages"
+        ):
             for message in batch:
                 found.append(json.loads(message["Body"]))
                 self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
         return found
 
     def upload(self, data: bytes, content_type: str, filename: str) -> str:
-        slot = requests.post(f"{self.api}/uploads", json={"filename": filename, "content_type": content_type, "size": len(data)}, timeout=10)
+        slot = requests.post(
+            f"{self.api}/uploads",
+            json={"filename": filename, "content_type": content_type, "size": len(data)},
+            timeout=10,
+        )
         assert slot.status_code == 201, slot.text
         upload = slot.json()["upload"]
         # Exactly what a browser's FormData POST does: the policy fields, then the file last.
-        sent = requests.post(upload["url"], data=upload["fields"], files={"file": (filename, data, content_type)}, timeout=30)
+        sent = requests.post(
+            upload["url"], data=upload["fields"], files={"file": (filename, data, content_type)}, timeout=30
+        )
         assert sent.status_code in (200, 201, 204), sent.text
         return str(slot.json()["id"])
 

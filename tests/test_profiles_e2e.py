@@ -1,8 +1,10 @@
 """Every shipped profile, end to end on the local stack; and the one-bucket layout."""
+
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -27,7 +29,9 @@ def upload_with_profile(live: Stack, profile: str, data: bytes) -> dict[str, Any
     slot = requests.post(f"{live.api}/uploads", json={"content_type": "image/jpeg", "profile": profile}, timeout=10)
     assert slot.status_code == 201, slot.text
     upload = slot.json()["upload"]
-    sent = requests.post(upload["url"], data=upload["fields"], files={"file": ("p.jpg", data, "image/jpeg")}, timeout=30)
+    sent = requests.post(
+        upload["url"], data=upload["fields"], files={"file": ("p.jpg", data, "image/jpeg")}, timeout=30
+    )
     assert sent.status_code in (200, 201, 204)
     return live.wait(slot.json()["id"])
 
@@ -58,7 +62,9 @@ def one_bucket() -> Iterator[Stack]:
 def test_one_bucket_outputs_never_trigger_processing(one_bucket: Stack) -> None:
     record = upload_with_profile(one_bucket, "default", PHOTO)
     assert record["status"] == "done"
-    assert all(o["bucket"] == "imgpress-local-input" and o["key"].startswith("processed/") for o in record["outputs"].values())
+    assert all(
+        o["bucket"] == "imgpress-local-input" and o["key"].startswith("processed/") for o in record["outputs"].values()
+    )
     time.sleep(3)  # time for any (wrong) notification of the outputs to be delivered and handled
     again = requests.get(f"{one_bucket.api}/images/{record['id']}", timeout=10).json()
     assert again["updated_at"] == record["updated_at"]

@@ -1,4 +1,5 @@
 """Configuration: defaults, the seed recipes, and failing fast with the field's name."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,7 +8,12 @@ from chalicelib.errors import ConfigError
 from chalicelib.imaging.specs import parse_variants
 from chalicelib.settings import Settings
 
-REQUIRED = {"INPUT_BUCKET": "in-b", "OUTPUT_BUCKET": "out-b", "TABLE_NAME": "t", "TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
+REQUIRED = {
+    "INPUT_BUCKET": "in-b",
+    "OUTPUT_BUCKET": "out-b",
+    "TABLE_NAME": "t",
+    "TOPIC_ARN": "arn:aws:sns:us-east-1:1:t",
+}
 
 
 def test_defaults() -> None:
@@ -15,10 +21,20 @@ def test_defaults() -> None:
     assert settings.max_upload_bytes == 25 * 1024 * 1024 and settings.max_pixels == 50_000_000
     assert settings.max_side == 12_000
     assert settings.allowed_content_types == (
-        "image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/heic", "image/heif")
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/gif",
+        "image/avif",
+        "image/heic",
+        "image/heif",
+    )
     assert settings.profiles.default == "default"
     assert set(settings.profiles.names) >= {"default", "compress", "thumbnail200", "resize", "lowres-jpeg", "web800"}
-    assert [(v.name, v.max_width, v.format) for v in settings.variants] == [("web", 2048, "webp"), ("thumb", 320, "webp")]
+    assert [(v.name, v.max_width, v.format) for v in settings.variants] == [
+        ("web", 2048, "webp"),
+        ("thumb", 320, "webp"),
+    ]
     assert settings.upload_key("abc") == "uploads/abc"
     assert settings.output_key("abc", "web", "webp") == "processed/abc/web.webp"
 
@@ -54,22 +70,43 @@ def test_seed_recipes_parse() -> None:
         ({"VARIANTS": '[{"name": "a", "width": 10, "fit": "cover"}]'}, "VARIANTS[0].fit"),
         ({"VARIANTS": '[{"name": "a", "max": 10, "format": "jpeg", "lossless": true}]'}, "VARIANTS[0].lossless"),
         ({"VARIANTS": '[{"name": "a", "max": 10, "background": "white"}]'}, "VARIANTS[0].background"),
-        ({"VARIANTS": '[{"name": "a", "max": 10, "watermark": {"text": "x", "image": "watermark.png"}}]'},
-         "VARIANTS[0].watermark: give exactly one"),
-        ({"VARIANTS": '[{"name": "a", "max": 10, "watermark": {"image": "missing.png"}}]'}, "VARIANTS[0].watermark.image"),
-        ({"VARIANTS": '[{"name": "a", "max": 10, "watermark": {"text": "x", "opacity": 2}}]'}, "VARIANTS[0].watermark.opacity"),
-        ({"VARIANTS": '[{"name": "a", "max": 10, "watermark": {"text": "x", "position": "middle"}}]'},
-         "VARIANTS[0].watermark.position"),
+        (
+            {"VARIANTS": '[{"name": "a", "max": 10, "watermark": {"text": "x", "image": "watermark.png"}}]'},
+            "VARIANTS[0].watermark: give exactly one",
+        ),
+        (
+            {"VARIANTS": '[{"name": "a", "max": 10, "watermark": {"image": "missing.png"}}]'},
+            "VARIANTS[0].watermark.image",
+        ),
+        (
+            {"VARIANTS": '[{"name": "a", "max": 10, "watermark": {"text": "x", "opacity": 2}}]'},
+            "VARIANTS[0].watermark.opacity",
+        ),
+        (
+            {"VARIANTS": '[{"name": "a", "max": 10, "watermark": {"text": "x", "position": "middle"}}]'},
+            "VARIANTS[0].watermark.position",
+        ),
         ({"PROFILES": "{"}, "PROFILES: not valid JSON"),
         ({"PROFILES": '{"profiles": {}}'}, "PROFILES.profiles"),
-        ({"PROFILES": '{"default": "x", "profiles": {"a": {"variants": [{"name": "v", "max": 5}]}}}'}, "PROFILES.default"),
+        (
+            {"PROFILES": '{"default": "x", "profiles": {"a": {"variants": [{"name": "v", "max": 5}]}}}'},
+            "PROFILES.default",
+        ),
         ({"PROFILES": '{"profiles": {"Bad Name": {"variants": []}}}'}, "PROFILES.profiles.Bad Name"),
-        ({"PROFILES": '{"profiles": {"default": {"variants": [{"name": "v", "max": 5, "format": "gif"}]}}}'},
-         "PROFILES.profiles.default.variants[0].format"),
-        ({"PROFILES": '{"profiles": {"default": {"variants": [{"name": "v", "max": 5, "quality": 0}]}}}'},
-         "PROFILES.profiles.default.variants[0].quality"),
-        ({"PROFILES": '{"profiles": {"default": {"variants": [{"name": "v", "max": 5}, {"name": "v", "scale": 5}]}}}'},
-         "PROFILES.profiles.default.variants: duplicate"),
+        (
+            {"PROFILES": '{"profiles": {"default": {"variants": [{"name": "v", "max": 5, "format": "gif"}]}}}'},
+            "PROFILES.profiles.default.variants[0].format",
+        ),
+        (
+            {"PROFILES": '{"profiles": {"default": {"variants": [{"name": "v", "max": 5, "quality": 0}]}}}'},
+            "PROFILES.profiles.default.variants[0].quality",
+        ),
+        (
+            {
+                "PROFILES": '{"profiles": {"default": {"variants": [{"name": "v", "max": 5}, {"name": "v", "scale": 5}]}}}'
+            },
+            "PROFILES.profiles.default.variants: duplicate",
+        ),
         ({"DEFAULT_PROFILE": "nope"}, "default: 'nope' is not one of the profiles"),
         ({"OUTPUT_SSE": "des"}, "OUTPUT_SSE"),
         ({"BLURHASH_COMPONENTS": "10x3"}, "BLURHASH_COMPONENTS"),

@@ -1,4 +1,5 @@
 """GET / serves the upload page itself: one HTML file, no build step, nothing fetched from elsewhere."""
+
 from __future__ import annotations
 
 import re

@@ -6,6 +6,7 @@ computed separably (row sums first) from a 256-entry sRGB-to-linear table: about
 takes about eight times as long (bench/PLACEHOLDERS.md); the C one (`blurhash-python`) has no
 pure wheel.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ the same few profiles (a camera's sRGB, Display P3, Adobe RGB, a printer's CMYK)
 over. So a transform is built once per (profile, mode) and kept while the process lives, which in
 Lambda is a warm container's many invocations.
 """
+
 from __future__ import annotations
 
 import io

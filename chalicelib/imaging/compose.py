@@ -1,4 +1,5 @@
 """Cropping to exact sizes and drawing watermarks, on upright sRGB pixels."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -85,8 +86,9 @@ def _text_mark(text: str, width: int) -> Image.Image:
     stroke = max(1, size // 16)
     left, top, right, bottom = (int(v) for v in font.getbbox(text, stroke_width=stroke))
     mark = Image.new("RGBA", (right - left, bottom - top), (0, 0, 0, 0))
-    ImageDraw.Draw(mark).text((-left, -top), text, font=font, fill=(255, 255, 255, 255),
-                              stroke_width=stroke, stroke_fill=(0, 0, 0, 255))
+    ImageDraw.Draw(mark).text(
+        (-left, -top), text, font=font, fill=(255, 255, 255, 255), stroke_width=stroke, stroke_fill=(0, 0, 0, 255)
+    )
     return mark
 
 

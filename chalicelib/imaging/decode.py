@@ -1,4 +1,5 @@
 """Open untrusted bytes safely: sniff, restrict decoders, check size before any pixel is decoded."""
+
 from __future__ import annotations
 
 import io

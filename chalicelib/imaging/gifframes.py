@@ -4,6 +4,7 @@ Pillow's `n_frames` gets the same count by seeking through every frame with its 
 about 1 ms per 100 KiB of GIF in Python, more than rendering a small GIF's first frame costs.
 Skipping sub-blocks by their length bytes is ten times cheaper and needs no decoder.
 """
+
 from __future__ import annotations
 
 _IMAGE_DESCRIPTOR, _EXTENSION = 0x2C, 0x21

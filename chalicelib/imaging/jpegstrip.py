@@ -5,6 +5,7 @@ scan data, byte for byte, minus EXIF/XMP/IPTC/comments and any MPO second frame.
 profile (APP2) and Adobe colour marker (APP14) are kept because they define the colours;
 the EXIF orientation, when not upright, is kept as a one-tag EXIF so viewers still rotate it.
 """
+
 from __future__ import annotations
 
 import struct

@@ -4,6 +4,7 @@ All four come from one 32 px working copy of the smallest rendered variant (alre
 sRGB), never from the original: a box downscale is what every one of them wants anyway, and it
 keeps the whole set to a few milliseconds per image (bench/PLACEHOLDERS.md).
 """
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """Processing profiles: named lists of variants, from one JSON document validated at cold start."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ class ProfileSet:
     def get(self, name: str | None) -> Profile | None:
         return self.profiles.get(name or self.default)
 
-    def with_default_variants(self, variants: tuple[VariantSpec, ...]) -> "ProfileSet":
+    def with_default_variants(self, variants: tuple[VariantSpec, ...]) -> ProfileSet:
         """The same set with the default profile's variants replaced (the VARIANTS override)."""
         default = self.profiles[self.default]
         replaced = Profile(default.name, default.description, variants)
@@ -46,7 +47,7 @@ def parse_profiles(text: str, where: str = "PROFILES", default: str | None = Non
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{where}: not valid JSON ({exc})") from exc
     if not isinstance(raw, dict) or set(raw) - {"default", "profiles"}:
-        raise ConfigError(f"{where}: must be an object with \"default\" and \"profiles\"")
+        raise ConfigError(f'{where}: must be an object with "default" and "profiles"')
     entries = raw.get("profiles")
     if not isinstance(entries, dict) or not entries:
         raise ConfigError(f"{where}.profiles: must be a non-empty object of profiles by name")
@@ -56,7 +57,7 @@ def parse_profiles(text: str, where: str = "PROFILES", default: str | None = Non
         if not _NAME.match(name):
             raise ConfigError(f"{here}: profile names are 1-64 lowercase letters, digits, - or _")
         if not isinstance(body, dict) or set(body) - {"description", "variants"}:
-            raise ConfigError(f"{here}: must be an object with \"description\" and \"variants\"")
+            raise ConfigError(f'{here}: must be an object with "description" and "variants"')
         description = body.get("description", "")
         if not isinstance(description, str):
             raise ConfigError(f"{here}.description: must be a string")
@@ -72,4 +73,3 @@ def load_profiles(env_text: str | None, default: str | None) -> ProfileSet:
     if env_text:
         return parse_profiles(env_text, "PROFILES", default)
     return parse_profiles(SHIPPED_PROFILES.read_text(), SHIPPED_PROFILES.name, default)
-

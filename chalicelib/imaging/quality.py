@@ -4,12 +4,13 @@ SSIM here is the mean over non-overlapping 8x8 blocks of luma (Wang et al.'s for
 usual constants), computed with Pillow's C routines only (ImageMath products and `reduce`), so
 it costs tens of milliseconds at 2048 px and needs no numpy in the Lambda.
 """
+
 from __future__ import annotations
 
 import bisect
 import io
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from PIL import Image, ImageMath
 
@@ -50,10 +51,18 @@ def block_ssim(reference: Image.Image, candidate: Image.Image) -> float:
     mx, my = mean(x), mean(y)
     sxx, syy, sxy = mean(product(x, x)), mean(product(y, y)), mean(product(x, y))
     ssim_map = ImageMath.lambda_eval(
-        lambda v: ((v["mx"] * v["my"] * 2 + _C1) * ((v["sxy"] - v["mx"] * v["my"]) * 2 + _C2))
-        / ((v["mx"] * v["mx"] + v["my"] * v["my"] + _C1)
-           * (v["sxx"] - v["mx"] * v["mx"] + v["syy"] - v["my"] * v["my"] + _C2)),
-        mx=mx, my=my, sxx=sxx, syy=syy, sxy=sxy,
+        lambda v: (
+            ((v["mx"] * v["my"] * 2 + _C1) * ((v["sxy"] - v["mx"] * v["my"]) * 2 + _C2))
+            / (
+                (v["mx"] * v["mx"] + v["my"] * v["my"] + _C1)
+                * (v["sxx"] - v["mx"] * v["mx"] + v["syy"] - v["my"] * v["my"] + _C2)
+            )
+        ),
+        mx=mx,
+        my=my,
+        sxx=sxx,
+        syy=syy,
+        sxy=sxy,
     )
     values = ssim_map.get_flattened_data()  # ImageStat bins F images into 256 buckets: average exactly
     return float(sum(values) / len(values))
@@ -61,6 +70,7 @@ def block_ssim(reference: Image.Image, candidate: Image.Image) -> float:
 
 def ssim_against(reference: Image.Image) -> Callable[[bytes], float]:
     """SSIM of encoded bytes against the pixels they were encoded from."""
+
     def measure(data: bytes) -> float:
         with Image.open(io.BytesIO(data)) as decoded:
             return block_ssim(reference, decoded)
@@ -68,8 +78,9 @@ def ssim_against(reference: Image.Image) -> Callable[[bytes], float]:
     return measure
 
 
-def encode_for_ssim(target: float, encode: Callable[[int], bytes], measure: Callable[[bytes], float],
-                    output_format: str) -> tuple[bytes, int, float]:
+def encode_for_ssim(
+    target: float, encode: Callable[[int], bytes], measure: Callable[[bytes], float], output_format: str
+) -> tuple[bytes, int, float]:
     """(encoded, quality, ssim) of the encode closest to `target` (on a tie: the one above it).
 
     Each encode goes where the format's typical curve, fitted to the measurements so far, meets

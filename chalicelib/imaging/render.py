@@ -25,12 +25,13 @@ the default job (WebP 2048 px q80 + 320 px q75), SSIM against that reference:
   pre-reduce (`reducing_gap`) saved 13-23 ms there but aliases fine texture, and cost up to
   0.0005 SSIM on a class's mean (-0.001 to +0.001 per image).
 """
+
 from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 from PIL import Image
 
@@ -110,8 +111,9 @@ class _Source:
     exif: bytes | None
 
 
-def render_variants(data: bytes, specs: Sequence[VariantSpec], limits: DecodeLimits,
-                    blurhash_components: tuple[int, int] | None = None) -> Rendering:
+def render_variants(
+    data: bytes, specs: Sequence[VariantSpec], limits: DecodeLimits, blurhash_components: tuple[int, int] | None = None
+) -> Rendering:
     """Decode `data` once and encode every variant in `specs`. Raises ImageRejected on bad input.
 
     With `blurhash_components`, placeholders are computed too, from the smallest variant.
@@ -126,8 +128,9 @@ def render_variants(data: bytes, specs: Sequence[VariantSpec], limits: DecodeLim
         raise ImageRejected(f"The image could not be processed ({type(exc).__name__}).", "processing_error") from exc
 
 
-def _render(image: Image.Image, data: bytes, specs: Sequence[VariantSpec],
-            blurhash_components: tuple[int, int] | None) -> Rendering:
+def _render(
+    image: Image.Image, data: bytes, specs: Sequence[VariantSpec], blurhash_components: tuple[int, int] | None
+) -> Rendering:
     source_format = "JPEG" if image.format == "MPO" else str(image.format)
     is_jpeg = source_format == "JPEG"
     if not is_jpeg:
@@ -145,8 +148,14 @@ def _render(image: Image.Image, data: bytes, specs: Sequence[VariantSpec],
     working, icc_profile = _without_opaque_alpha(normalize_mode(image)), image.info.get("icc_profile")
     if working.mode == "CMYK":  # no output is CMYK: resample in sRGB, as a viewer would see it
         working, icc_profile = to_srgb(working, icc_profile), None
-    source = _Source(data, source_format, orientation, upright, icc_profile,
-                     _upright_exif(image) if any(not s.strip for s in specs) else None)
+    source = _Source(
+        data,
+        source_format,
+        orientation,
+        upright,
+        icc_profile,
+        _upright_exif(image) if any(not s.strip for s in specs) else None,
+    )
     master = _resize(working, largest_stored, fast=baseline_drafted)
     if master is not image:
         image.close()  # the full decode is no longer needed: encoding peaks without it
@@ -194,8 +203,11 @@ def _render_variant(resized: Image.Image, spec: VariantSpec, source: _Source, ke
     ssim: float | None = None
     if spec.target_ssim is not None:
         encoded, chosen_quality, ssim = encode_for_ssim(
-            spec.target_ssim, lambda q: encode(pixels, output_format, replace(spec, quality=q), icc, exif),
-            ssim_against(pixels), output_format)
+            spec.target_ssim,
+            lambda q: encode(pixels, output_format, replace(spec, quality=q), icc, exif),
+            ssim_against(pixels),
+            output_format,
+        )
     else:
         encoded = encode(pixels, output_format, spec, icc, exif)
     method = REENCODED
@@ -204,14 +216,28 @@ def _render_variant(resized: Image.Image, spec: VariantSpec, source: _Source, ke
             encoded, method = strip_jpeg_metadata(source.data, source.orientation), ORIGINAL_STRIPPED
         except ValueError:
             log.info("kept the re-encoded JPEG: the original's segments could not be parsed")
-    return RenderedVariant(spec.name, output_format, content_type, extension, *pixels.size, encoded, method,
-                           chosen_quality, None if ssim is None else round(ssim, 4))
+    return RenderedVariant(
+        spec.name,
+        output_format,
+        content_type,
+        extension,
+        *pixels.size,
+        encoded,
+        method,
+        chosen_quality,
+        None if ssim is None else round(ssim, 4),
+    )
 
 
 def _may_keep_original(spec: VariantSpec, output_format: str, source: _Source, pixels: Image.Image) -> bool:
     """never_larger can fall back to the original's JPEG data only when it shows the same picture."""
-    return (spec.never_larger and output_format == "jpeg" and source.format == "JPEG"
-            and pixels.size == source.upright and spec.watermark is None)
+    return (
+        spec.never_larger
+        and output_format == "jpeg"
+        and source.format == "JPEG"
+        and pixels.size == source.upright
+        and spec.watermark is None
+    )
 
 
 def read_orientation(image: Image.Image) -> int:
@@ -252,8 +278,9 @@ def normalize_mode(image: Image.Image) -> Image.Image:
     return image.convert("RGBA" if image.has_transparency_data else "RGB")
 
 
-def _resize(image: Image.Image, size: tuple[int, int], fast: bool = False,
-            reducing_gap: float | None = _REDUCING_GAP) -> Image.Image:
+def _resize(
+    image: Image.Image, size: tuple[int, int], fast: bool = False, reducing_gap: float | None = _REDUCING_GAP
+) -> Image.Image:
     """LANCZOS, like the reference; `fast` allows Hamming for a mild reduction (module docstring)."""
     if image.size == size:
         return image
@@ -277,13 +304,20 @@ def _has_visible_alpha(image: Image.Image) -> bool:
     return isinstance(low, int) and low < 255
 
 
-def encode(image: Image.Image, output_format: str, spec: VariantSpec,
-           icc_profile: bytes | None = None, exif: bytes | None = None) -> bytes:
+def encode(
+    image: Image.Image,
+    output_format: str,
+    spec: VariantSpec,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+) -> bytes:
     """Encode with exactly the metadata asked for: by default none (no EXIF, GPS, comments, ICC)."""
     alpha = _has_visible_alpha(image)
     params: dict[str, object] = {"quality": spec.quality_for(output_format)}
     if output_format == "jpeg":
-        image = flatten(image, spec.background) if alpha else _as_mode(image, "L" if image.mode in ("L", "LA") else "RGB")
+        image = (
+            flatten(image, spec.background) if alpha else _as_mode(image, "L" if image.mode in ("L", "LA") else "RGB")
+        )
         params.update(optimize=True, progressive=spec.progressive)
     elif output_format == "png":
         image = _as_mode(image, _png_mode(image.mode, alpha))

@@ -3,6 +3,7 @@
 Pure data and validation, no Pillow: settings are parsed at cold start before any image work.
 Every error names the offending field, e.g. `PROFILES.profiles.web800.variants[0].quality`.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,24 @@ FITS = ("contain", "cover")
 CROPS = ("centre", "entropy")
 POSITIONS = ("top-left", "top", "top-right", "left", "centre", "right", "bottom-left", "bottom", "bottom-right")
 _VARIANT_KEYS = {
-    "name", "max", "width", "height", "scale", "format", "quality", "progressive", "effort", "fit", "crop",
-    "watermark", "strip", "keep_icc", "lossless", "background", "never_larger", "target_ssim",
+    "name",
+    "max",
+    "width",
+    "height",
+    "scale",
+    "format",
+    "quality",
+    "progressive",
+    "effort",
+    "fit",
+    "crop",
+    "watermark",
+    "strip",
+    "keep_icc",
+    "lossless",
+    "background",
+    "never_larger",
+    "target_ssim",
 }
 _WATERMARK_KEYS = {"text", "image", "position", "margin", "opacity", "scale", "min_size"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -181,7 +198,7 @@ def parse_variant(raw: Any, where: str) -> VariantSpec:
         raise ConfigError(f"{where}.lossless: only for webp or png, not {fmt}")
     background = raw.get("background", "#ffffff")
     if not isinstance(background, str) or not _COLOUR.match(background):
-        raise ConfigError(f"{where}.background: must be a colour like \"#ffffff\", got {background!r}")
+        raise ConfigError(f'{where}.background: must be a colour like "#ffffff", got {background!r}')
     effort = _number(raw, "effort", where, 0, 6)
     target_ssim = _number(raw, "target_ssim", where, 0.5, 0.999, integer=False)
     if target_ssim is not None and (raw.get("quality") is not None or lossless or fmt in ("png", "same")):

@@ -8,12 +8,13 @@ lands exactly on a rounding half (synthetic, symmetric images), changing nothing
 PyPI port (`thumbhash` 0.1.2) is not used: it is that slow loop, rounds halves to even and fails
 on images with alpha.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 from operator import mul
-from typing import Sequence
 
 MAX_SIDE = 100  # the reference refuses larger inputs: slower, and no better
 

@@ -1,10 +1,12 @@
 """The imgpress HTTP API as a client uses it: JSON calls, the presigned S3 upload, polling."""
+
 from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -60,12 +62,16 @@ class ImgpressApi:
             except requests.RequestException as exc:
                 raise ApiError("upload_failed", f"cannot reach the upload URL {upload['url']} ({exc})") from exc
         if response.status_code >= 300:
-            raise ApiError("upload_rejected", f"S3 refused the upload ({response.status_code}): {_s3_reason(response.text)}")
+            raise ApiError(
+                "upload_rejected", f"S3 refused the upload ({response.status_code}): {_s3_reason(response.text)}"
+            )
 
     def image(self, image_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/images/{image_id}"))
 
-    def list_images(self, status: str | None = None, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+    def list_images(
+        self, status: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> dict[str, Any]:
         params = {key: value for key, value in (("status", status), ("limit", limit), ("cursor", cursor)) if value}
         return dict(self._call("GET", "/images", params=params))
 
@@ -73,7 +79,10 @@ class ImgpressApi:
         self._call("DELETE", f"/images/{image_id}")
 
     def wait(
-        self, image_id: str, timeout: float = 120.0, interval: float = 0.5,
+        self,
+        image_id: str,
+        timeout: float = 120.0,
+        interval: float = 0.5,
         on_poll: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Poll GET /images/<id> until it is done or failed; raises ApiError(`timeout`) past `timeout` seconds."""

@@ -5,11 +5,13 @@ from the environment, with the same defaults), the same size check and the same
 `render_variants` call the S3 handler makes, so what this writes is byte for byte what a
 deployed stage with those settings would store.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from chalicelib.errors import ImageRejected
 from chalicelib.images import savings
@@ -21,8 +23,9 @@ from chalicelib.settings import Settings
 _NO_RESOURCES = {"INPUT_BUCKET": "-", "OUTPUT_BUCKET": "-", "TABLE_NAME": "-", "TOPIC_ARN": "-"}
 
 
-def local_settings(variants_json: str | None, env: Mapping[str, str] | None = None,
-                   profile: str | None = None) -> Settings:
+def local_settings(
+    variants_json: str | None, env: Mapping[str, str] | None = None, profile: str | None = None
+) -> Settings:
     """The Lambda's settings from `env` (default: os.environ); `profile` picks the profile whose
     variants run, `variants_json` replaces them.
 
@@ -67,21 +70,33 @@ def _written(path: Path, out_dir: Path, stem: str, rendering: Rendering) -> dict
         target = out_dir / f"{stem}.{variant.name}.{variant.extension}"
         target.write_bytes(variant.data)
         outputs[variant.name] = {
-            "path": str(target), "format": variant.format, "content_type": variant.content_type,
-            "width": variant.width, "height": variant.height, "bytes": len(variant.data),
+            "path": str(target),
+            "format": variant.format,
+            "content_type": variant.content_type,
+            "width": variant.width,
+            "height": variant.height,
+            "bytes": len(variant.data),
         }
     source = rendering.source
     original = {"format": source.format, "width": source.width, "height": source.height, "bytes": source.bytes}
     return {
-        "input": str(path), "status": "done", "original": original, "outputs": outputs,
-        "savings": savings(original, outputs), "error": None,
+        "input": str(path),
+        "status": "done",
+        "original": original,
+        "outputs": outputs,
+        "savings": savings(original, outputs),
+        "error": None,
     }
 
 
 def _failed(path: Path, code: str, message: str, size: int | None) -> dict[str, Any]:
     return {
-        "input": str(path), "status": "failed", "original": {"bytes": size} if size is not None else None,
-        "outputs": {}, "savings": None, "error": {"code": code, "message": message},
+        "input": str(path),
+        "status": "failed",
+        "original": {"bytes": size} if size is not None else None,
+        "outputs": {},
+        "savings": None,
+        "error": {"code": code, "message": message},
     }
 
 

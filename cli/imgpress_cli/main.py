@@ -2,6 +2,7 @@
 
 Exit codes: 0 all good; 1 an image failed or the API said no; 2 bad usage or configuration.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -9,11 +10,12 @@ import json
 import mimetypes
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from imgpress_cli.api import ApiError, ImgpressApi
-from imgpress_cli.output import human_bytes, image_details, image_table
+from imgpress_cli.output import image_details, image_table
 from imgpress_cli.progress import ProgressBar
 
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -125,12 +127,17 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imgpress", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="imgpress", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     api = argparse.ArgumentParser(add_help=False)
-    api.add_argument("--api", default=os.environ.get("IMGPRESS_API", DEFAULT_API), metavar="URL",
-                     help="API base URL, stage path included (default: $IMGPRESS_API or %(default)s)")
+    api.add_argument(
+        "--api",
+        default=os.environ.get("IMGPRESS_API", DEFAULT_API),
+        metavar="URL",
+        help="API base URL, stage path included (default: $IMGPRESS_API or %(default)s)",
+    )
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -138,8 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("files", nargs="+", metavar="FILE")
     upload.add_argument("--wait", action="store_true", help="wait until each image is done or failed")
     upload.add_argument("--profile", metavar="NAME", help="processing profile (default: the stage's default profile)")
-    upload.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
-                        help="how long --wait waits for each image (default: %(default)g)")
+    upload.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long --wait waits for each image (default: %(default)g)",
+    )
     upload.set_defaults(run=cmd_upload)
 
     status = commands.add_parser("status", parents=[api, as_json], help="show one image: status, variants, links")
@@ -158,16 +170,22 @@ def build_parser() -> argparse.ArgumentParser:
     delete.set_defaults(run=cmd_delete)
 
     compress = commands.add_parser(
-        "compress", help="run the Lambda's processing on local files (no API, no AWS)",
+        "compress",
+        help="run the Lambda's processing on local files (no API, no AWS)",
         description="Render FILES exactly as the S3 handler would and write the variants to DIR. Prints one "
-                    "JSON line per file. Honours VARIANTS, MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_BYTES and "
-                    "ALLOWED_CONTENT_TYPES from the environment, like the Lambda.",
+        "JSON line per file. Honours VARIANTS, MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_BYTES and "
+        "ALLOWED_CONTENT_TYPES from the environment, like the Lambda.",
     )
     compress.add_argument("files", nargs="+", metavar="FILE")
     compress.add_argument("-o", "--output", required=True, metavar="DIR", help="where to write <name>.<variant>.<ext>")
-    compress.add_argument("--profile", metavar="NAME", help="run this profile's variants (default: the default profile)")
-    compress.add_argument("--variants", metavar="JSON", help="variant list as in the VARIANTS setting (default: $VARIANTS, "
-                                                             "else the built-in web + thumb)")
+    compress.add_argument(
+        "--profile", metavar="NAME", help="run this profile's variants (default: the default profile)"
+    )
+    compress.add_argument(
+        "--variants",
+        metavar="JSON",
+        help="variant list as in the VARIANTS setting (default: $VARIANTS, else the built-in web + thumb)",
+    )
     compress.set_defaults(run=cmd_compress)
     return parser
 

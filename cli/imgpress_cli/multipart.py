@@ -3,12 +3,14 @@
 S3's POST upload needs a Content-Length (no chunked encoding), so the body knows its length
 up front: the form fields first, the file part last, exactly as a browser's FormData sends it.
 """
+
 from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO, Callable, Mapping
+from typing import BinaryIO
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -68,7 +70,7 @@ class MultipartFile:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> "MultipartFile":
+    def __enter__(self) -> MultipartFile:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,7 +1,9 @@
 """How images look in a terminal: sizes in KB/MB, one table row per image, a detail view."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 _UNITS = ("KB", "MB", "GB")
 
@@ -36,7 +38,9 @@ def describe_result(image: dict[str, Any]) -> str:
     """The variants of a finished image, or the reason it failed."""
     if image.get("error"):
         return f"{image['error']['code']}: {image['error']['message']}"
-    return ", ".join(f"{name} {describe_output(output)}" for name, output in (image.get("outputs") or {}).items()) or "-"
+    return (
+        ", ".join(f"{name} {describe_output(output)}" for name, output in (image.get("outputs") or {}).items()) or "-"
+    )
 
 
 def describe_savings(savings: dict[str, Any] | None) -> str:

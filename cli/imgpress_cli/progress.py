@@ -3,6 +3,7 @@
 On a terminal the bar is redrawn in place; in logs and pipes (CI) only the finished bar is
 printed, once, instead of hundreds of carriage returns.
 """
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Sorting corpus files into the benchmark's classes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +23,7 @@ def test_formats_imgpress_refuses_are_left_out(tmp_path: Path) -> None:
     (tmp_path / "png_alpha__disc.png").write_bytes(images.rgba_png())
     loaded = load(tmp_path)
     assert [(i.name, i.image_class) for i in loaded] == [
-        ("jpeg_mid__photo.jpg", "jpeg_progressive"), ("png_alpha__disc.png", "png_alpha"),
+        ("jpeg_mid__photo.jpg", "jpeg_progressive"),
+        ("png_alpha__disc.png", "png_alpha"),
     ]
     assert loaded[0].width == 320 and loaded[0].progressive

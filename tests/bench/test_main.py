@@ -3,6 +3,7 @@
 Runs every phase for real, in worker processes, with one timed run each. pyvips is a bench-only
 extra: without it that engine is skipped, and the report must say so rather than fail.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,22 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Results, Path]:
     corpus.mkdir()
     (corpus / "jpeg_large__generated_photo.jpg").write_bytes(images.jpeg(2600, 1700))
     (corpus / "png_alpha__generated_disc.png").write_bytes(images.rgba_png(400, 300))
-    results = main(["--corpus", str(corpus), "--repeat", "1", "--rounds", "2", "--import-runs", "1",
-                    "--results", str(root / "RESULTS.md"), "--out", str(root / "out")])
+    results = main(
+        [
+            "--corpus",
+            str(corpus),
+            "--repeat",
+            "1",
+            "--rounds",
+            "2",
+            "--import-runs",
+            "1",
+            "--results",
+            str(root / "RESULTS.md"),
+            "--out",
+            str(root / "out"),
+        ]
+    )
     return results, root
 
 
@@ -36,8 +51,11 @@ def test_every_engine_ran_on_every_image_with_sane_numbers(run: tuple[Results, P
     _, root = run
     raw = json.loads((root / "out" / "results.json").read_text())
     measured = {(m["image"], m["engine"]) for m in raw["matrix"]}
-    assert measured == {(image, engine) for image in ("jpeg_large__generated_photo.jpg", "png_alpha__generated_disc.png")
-                        for engine in engines()}
+    assert measured == {
+        (image, engine)
+        for image in ("jpeg_large__generated_photo.jpg", "png_alpha__generated_disc.png")
+        for engine in engines()
+    }
     for m in raw["matrix"]:
         assert m["seconds"] > 0 and m["peak_rss_mib"] >= 0
         assert [o["name"] for o in m["outputs"]] == ["web", "thumb"]
@@ -75,8 +93,16 @@ def test_report_states_command_targets_and_every_section(run: tuple[Results, Pat
     _, root = run
     text = (root / "RESULTS.md").read_text()
     assert "Produced by `python -m bench --corpus" in text
-    for section in ("## Machine", "## Targets", "## 20 MP baseline JPEG", "## Per class", "## Throughput",
-                    "## Where the default job's time goes", "### WebP effort", "## `python -c \"import app\"`"):
+    for section in (
+        "## Machine",
+        "## Targets",
+        "## 20 MP baseline JPEG",
+        "## Per class",
+        "## Throughput",
+        "## Where the default job's time goes",
+        "### WebP effort",
+        '## `python -c "import app"`',
+    ):
         assert section in text
     assert "time <= 0.5x naive" in text and "peak RSS <= 2.5 MiB per source MP" in text
     assert ("pyvips not installed" in text) != vips_available()

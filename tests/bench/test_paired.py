@@ -1,4 +1,5 @@
 """Paired timing: imgpress and a baseline taking turns in a process, for classes not clearly faster."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +18,8 @@ def test_the_engines_take_turns_in_one_worker_and_every_round_is_timed(tmp_path:
     path.write_bytes(images.png(640, 400))
     image = CorpusImage(path, "png_screenshot", 640, 400, False)
     cpus = Bench(tmp_path, repeat=1, progress=lambda _line: None).paired(
-        image, ["imgpress", "naive"], Job("default", DEFAULT_VARIANTS_JSON), rounds=4, processes=3)
+        image, ["imgpress", "naive"], Job("default", DEFAULT_VARIANTS_JSON), rounds=4, processes=3
+    )
     assert set(cpus) == {"imgpress", "naive"}
     assert all(len(seconds) == 4 and all(s > 0 for s in seconds) for seconds in cpus.values())
 
@@ -41,8 +43,9 @@ def test_an_interval_holding_one_reads_as_parity() -> None:
 
 
 def check(time_ratio: float, time_ratio_correct: float) -> ClassCheck:
-    return ClassCheck("png_screenshot", 2, 1, {}, {}, {}, time_ratio, time_ratio, time_ratio_correct,
-                      fair=("a.png", "b.png"))
+    return ClassCheck(
+        "png_screenshot", 2, 1, {}, {}, {}, time_ratio, time_ratio, time_ratio_correct, fair=("a.png", "b.png")
+    )
 
 
 def test_only_ratios_close_to_one_are_paired_and_the_verdict_uses_the_paired_ratio() -> None:

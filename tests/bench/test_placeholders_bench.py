@@ -1,4 +1,5 @@
 """The placeholder benchmark runs on any folder of images, renders like the pipeline, and reports."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,4 +1,5 @@
 """SSIM and the upright reference the benchmark judges every engine by."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """The target_ssim benchmark: which cases it measures, and that replaying a curve is a live search."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -19,8 +20,15 @@ def test_a_size_that_would_repeat_a_smaller_ones_pixels_is_left_out(tmp_path: Pa
         Image.new("RGB", (width, 100)).save(tmp_path / name)
     Image.new("RGB", (64, 64)).save(tmp_path / "scan.tif")  # the pipeline refuses TIFF
     sizes = {(path.name, size) for path, size, _fmt in jobs(tmp_path)}
-    assert sizes == {("large.png", 2048), ("large.png", 1024), ("large.png", 320),
-                     ("mid.png", 2048), ("mid.png", 1024), ("mid.png", 320), ("small.png", 320)}
+    assert sizes == {
+        ("large.png", 2048),
+        ("large.png", 1024),
+        ("large.png", 320),
+        ("mid.png", 2048),
+        ("mid.png", 1024),
+        ("mid.png", 320),
+        ("small.png", 320),
+    }
 
 
 def test_replaying_a_measured_curve_is_what_a_live_search_does(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
 """Reading imgpress's SSIM off its rate-distortion curve at the naive output's byte count."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,18 +1,21 @@
 """Run the installed `imgpress` console script, exactly as a user's shell would."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import pytest
 
 IMGPRESS = Path(sys.executable).with_name("imgpress")
 
 
-def run_imgpress(*args: str, env: Mapping[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_imgpress(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     merged = {k: v for k, v in os.environ.items() if k != "IMGPRESS_API"}
     merged.update(env or {})
     return subprocess.run([str(IMGPRESS), *args], capture_output=True, text=True, env=merged, timeout=timeout)

@@ -1,10 +1,12 @@
 """upload, status, list and delete through the installed `imgpress` command, against the local stack."""
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -41,15 +43,24 @@ def test_upload_wait_json_goes_through_s3_and_reports_the_variants(live: LiveSta
     original = image["original"]
     assert original["key"] == f"uploads/{image['id']}" and original["bucket"]
     assert {k: original[k] for k in ("format", "width", "height", "bytes")} == {
-        "format": "JPEG", "width": 2400, "height": 1600, "bytes": photo.stat().st_size}
-    assert {n: (o["width"], o["height"]) for n, o in image["outputs"].items()} == {"web": (2048, 1365), "thumb": (320, 213)}
+        "format": "JPEG",
+        "width": 2400,
+        "height": 1600,
+        "bytes": photo.stat().st_size,
+    }
+    assert {n: (o["width"], o["height"]) for n, o in image["outputs"].items()} == {
+        "web": (2048, 1365),
+        "thumb": (320, 213),
+    }
     fetched = requests.get(image["outputs"]["web"]["url"], timeout=10)
     assert images.decode(fetched.content).size == (2048, 1365)
     # The progress bar goes to stderr (printed once, finished, when stderr is not a terminal).
     assert "holiday photo.jpg" in result.stderr and "100%" in result.stderr and "uploaded" in result.stderr
 
 
-def test_upload_prints_a_table_and_fails_the_exit_code_for_bad_files(live: LiveStack, photo: Path, tmp_path: Path) -> None:
+def test_upload_prints_a_table_and_fails_the_exit_code_for_bad_files(
+    live: LiveStack, photo: Path, tmp_path: Path
+) -> None:
     fake = tmp_path / "fake.png"
     fake.write_bytes(bytes(range(256)) * 4)  # binary junk: not an image at all
     notes = tmp_path / "notes.txt"
@@ -69,7 +80,9 @@ def test_upload_without_wait_returns_at_once_and_status_follows_it(live: LiveSta
     [image], result = upload_json(live, photo, wait=False)
     assert result.returncode == 0 and image["status"] in ("pending", "processing", "done")
     deadline = time.monotonic() + 60
-    while (status := json.loads(run_imgpress("status", image["id"], "--api", live.api, "--json").stdout))["status"] != "done":
+    while (status := json.loads(run_imgpress("status", image["id"], "--api", live.api, "--json").stdout))[
+        "status"
+    ] != "done":
         assert time.monotonic() < deadline, status
         time.sleep(0.3)
     assert status["id"] == image["id"] and status["outputs"]["thumb"]["width"] == 320

@@ -1,4 +1,5 @@
 """`imgpress compress` on generated images: the Lambda's renderer, its settings and its failure codes."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,13 @@ from tests import images
 from tests.cli.conftest import run_imgpress
 from tests.conftest import ENV
 
-SEED_RECIPES = json.dumps([
-    {"name": "thumb200", "max": 200, "format": "jpeg"},
-    {"name": "lowres", "scale": 30, "format": "jpeg", "quality": 40, "progressive": True},
-    {"name": "web800", "max": 800, "format": "webp", "quality": 80},
-])
+SEED_RECIPES = json.dumps(
+    [
+        {"name": "thumb200", "max": 200, "format": "jpeg"},
+        {"name": "lowres", "scale": 30, "format": "jpeg", "quality": 40, "progressive": True},
+        {"name": "web800", "max": 800, "format": "webp", "quality": 80},
+    ]
+)
 
 
 def lines(stdout: str) -> list[dict[str, Any]]:
@@ -43,7 +46,11 @@ def test_writes_exactly_what_the_lambda_would_store(tmp_path: Path) -> None:
         assert written == tmp_path / "out" / f"photo.{name}.webp"
         assert written.read_bytes() == expected[name].data
         assert (output["width"], output["height"], output["bytes"], output["format"]) == (
-            expected[name].width, expected[name].height, len(expected[name].data), "webp")
+            expected[name].width,
+            expected[name].height,
+            len(expected[name].data),
+            "webp",
+        )
         assert images.decode(written.read_bytes()).size == (output["width"], output["height"])
     web = line["outputs"]["web"]["bytes"]
     assert line["savings"] == {"bytes": len(data) - web, "percent": round(100 * (len(data) - web) / len(data), 1)}
@@ -67,8 +74,11 @@ def test_one_line_per_file_failures_carry_the_code_and_the_exit_status(tmp_path:
     assert by_input["good.png"]["status"] == "done"
     codes = {name: line["error"]["code"] for name, line in by_input.items() if line["status"] == "failed"}
     assert codes == {
-        "fake.jpg": "not_an_image", "empty.gif": "empty", "header-bomb.png": "too_many_pixels",
-        "cut.jpg": "truncated", "missing.jpg": "unreadable",
+        "fake.jpg": "not_an_image",
+        "empty.gif": "empty",
+        "header-bomb.png": "too_many_pixels",
+        "cut.jpg": "truncated",
+        "missing.jpg": "unreadable",
     }
     assert all(by_input[name]["outputs"] == {} for name in codes)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.thumb.webp", "good.web.webp"]
@@ -81,7 +91,9 @@ def test_variants_option_previews_other_settings(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     outputs = lines(result.stdout)[0]["outputs"]
     assert {name: (o["format"], o["width"], o["height"]) for name, o in outputs.items()} == {
-        "thumb200": ("jpeg", 200, 133), "lowres": ("jpeg", 360, 240), "web800": ("webp", 800, 533),
+        "thumb200": ("jpeg", 200, 133),
+        "lowres": ("jpeg", 360, 240),
+        "web800": ("webp", 800, 533),
     }
     assert images.decode(Path(outputs["lowres"]["path"]).read_bytes()).info.get("progressive") == 1
 
@@ -92,7 +104,9 @@ def test_honours_the_lambda_environment_variables(tmp_path: Path) -> None:
     env = {"VARIANTS": '[{"name": "small", "max": 100, "format": "png"}]', "MAX_UPLOAD_BYTES": "1000"}
     too_big = lines(run_imgpress("compress", str(source), "-o", str(tmp_path), env=env).stdout)[0]
     assert too_big["error"]["code"] == "too_large"
-    small = lines(run_imgpress("compress", str(source), "-o", str(tmp_path), env={"VARIANTS": env["VARIANTS"]}).stdout)[0]
+    small = lines(run_imgpress("compress", str(source), "-o", str(tmp_path), env={"VARIANTS": env["VARIANTS"]}).stdout)[
+        0
+    ]
     assert small["outputs"]["small"]["width"] == 100 and small["outputs"]["small"]["format"] == "png"
     only_png = run_imgpress("compress", str(source), "-o", str(tmp_path), env={"ALLOWED_CONTENT_TYPES": "image/jpeg"})
     assert lines(only_png.stdout)[0]["error"]["code"] == "unsupported_format" and only_png.returncode == 1
@@ -101,7 +115,9 @@ def test_honours_the_lambda_environment_variables(tmp_path: Path) -> None:
 def test_bad_variants_are_a_usage_error_naming_the_field(tmp_path: Path) -> None:
     source = tmp_path / "photo.jpg"
     source.write_bytes(images.jpeg(300, 200))
-    result = run_imgpress("compress", str(source), "-o", str(tmp_path), "--variants", '[{"name": "x", "format": "bmp", "max": 10}]')
+    result = run_imgpress(
+        "compress", str(source), "-o", str(tmp_path), "--variants", '[{"name": "x", "format": "bmp", "max": 10}]'
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert "VARIANTS[0].format" in result.stderr
 
@@ -110,8 +126,9 @@ def test_same_names_from_different_folders_do_not_overwrite_each_other(tmp_path:
     for folder, size in (("a", (300, 200)), ("b", (200, 300))):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "photo.jpg").write_bytes(images.jpeg(*size))
-    result = run_imgpress("compress", str(tmp_path / "a" / "photo.jpg"), str(tmp_path / "b" / "photo.jpg"),
-                          "-o", str(tmp_path / "out"))
+    result = run_imgpress(
+        "compress", str(tmp_path / "a" / "photo.jpg"), str(tmp_path / "b" / "photo.jpg"), "-o", str(tmp_path / "out")
+    )
     webs = [line["outputs"]["web"] for line in lines(result.stdout)]
     assert [Path(w["path"]).name for w in webs] == ["photo.web.webp", "photo-2.web.webp"]
     assert [(w["width"], w["height"]) for w in webs] == [(300, 200), (200, 300)]
@@ -123,6 +140,8 @@ def test_profile_option_runs_a_shipped_profile(tmp_path: Path) -> None:
     result = run_imgpress("compress", str(source), "-o", str(tmp_path), "--profile", "thumbnail200")
     assert result.returncode == 0, result.stderr
     outputs = lines(result.stdout)[0]["outputs"]
-    assert {name: (o["format"], o["width"], o["height"]) for name, o in outputs.items()} == {"thumbnail": ("jpeg", 200, 133)}
+    assert {name: (o["format"], o["width"], o["height"]) for name, o in outputs.items()} == {
+        "thumbnail": ("jpeg", 200, 133)
+    }
     unknown = run_imgpress("compress", str(source), "-o", str(tmp_path), "--profile", "nope")
     assert unknown.returncode == 2 and "thumbnail200" in unknown.stderr

@@ -1,4 +1,5 @@
 """The streamed multipart body, parsed back by a real form parser (werkzeug's, which moto's server uses)."""
+
 from __future__ import annotations
 
 import io
@@ -12,7 +13,9 @@ from tests import images
 
 def parse(body: bytes, content_type: str) -> tuple[dict[str, str], dict[str, tuple[str, str, bytes]]]:
     environ = {
-        "REQUEST_METHOD": "POST", "CONTENT_TYPE": content_type, "CONTENT_LENGTH": str(len(body)),
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(body)),
         "wsgi.input": io.BytesIO(body),
     }
     _stream, form, files = parse_form_data(environ)

@@ -1,4 +1,5 @@
 """How results look in a terminal: sizes, the image table, the status view, progress bars."""
+
 from __future__ import annotations
 
 import io
@@ -7,25 +8,41 @@ from imgpress_cli.output import human_bytes, image_details, image_table
 from imgpress_cli.progress import ProgressBar
 
 DONE = {
-    "id": "a" * 32, "status": "done", "filename": "holiday.jpg", "content_type": "image/jpeg",
-    "created_at": "2026-11-24T06:00:00.123Z", "completed_at": "2026-11-24T06:00:01.456Z",
+    "id": "a" * 32,
+    "status": "done",
+    "filename": "holiday.jpg",
+    "content_type": "image/jpeg",
+    "created_at": "2026-11-24T06:00:00.123Z",
+    "completed_at": "2026-11-24T06:00:01.456Z",
     "original": {"format": "JPEG", "width": 6000, "height": 4000, "bytes": 8412345},
     "outputs": {
         "web": {"format": "webp", "width": 2048, "height": 1365, "bytes": 412345, "url": "https://out/web"},
         "thumb": {"format": "webp", "width": 320, "height": 213, "bytes": 14345, "url": "https://out/thumb"},
     },
-    "savings": {"bytes": 8000000, "percent": 95.1}, "error": None,
+    "savings": {"bytes": 8000000, "percent": 95.1},
+    "error": None,
 }
 FAILED = {
-    "id": "b" * 32, "status": "failed", "filename": "fake.png", "original": {"bytes": 14, "format": None,
-    "width": None, "height": None}, "outputs": {}, "savings": None,
+    "id": "b" * 32,
+    "status": "failed",
+    "filename": "fake.png",
+    "original": {"bytes": 14, "format": None, "width": None, "height": None},
+    "outputs": {},
+    "savings": None,
     "error": {"code": "not_an_image", "message": "The file is not an image."},
 }
 
 
 def test_human_bytes() -> None:
     assert [human_bytes(n) for n in (None, 0, 1023, 1536, 8412345, -2048, 5 * 1024**4)] == [
-        "-", "0 B", "1023 B", "1.5 KB", "8.0 MB", "-2.0 KB", "5120.0 GB"]
+        "-",
+        "0 B",
+        "1023 B",
+        "1.5 KB",
+        "8.0 MB",
+        "-2.0 KB",
+        "5120.0 GB",
+    ]
 
 
 def test_table_has_one_aligned_row_per_image() -> None:
@@ -44,7 +61,8 @@ def test_details_show_every_variant_with_its_link() -> None:
     assert details["saved"] == "7.6 MB (95.1%)"
     assert "error" not in details
     assert dict(line.split(None, 1) for line in image_details(FAILED).splitlines())["error"] == (
-        "not_an_image: The file is not an image.")
+        "not_an_image: The file is not an image."
+    )
 
 
 class Terminal(io.StringIO):

@@ -3,13 +3,15 @@
 Messages are signed here the way SNS signs them, with a throwaway key and certificate; the
 end-to-end test in tests/test_contract_e2e.py checks the same code against moto's own signatures.
 """
+
 from __future__ import annotations
 
 import base64
 import datetime
 import json
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -27,10 +29,17 @@ CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-012345
 
 def certificate(key: Any) -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -49,8 +58,14 @@ class FakeAws:
 
 
 def signed(fields: dict[str, Any], version: str = "2", key: Any = KEY, cert_url: str = CERT_URL) -> dict[str, Any]:
-    envelope = {"TopicArn": TOPIC_ARN, "MessageId": "m-1", "Timestamp": "2026-11-24T10:00:00.000Z", **fields,
-                "SignatureVersion": version, "SigningCertURL": cert_url}
+    envelope = {
+        "TopicArn": TOPIC_ARN,
+        "MessageId": "m-1",
+        "Timestamp": "2026-11-24T10:00:00.000Z",
+        **fields,
+        "SignatureVersion": version,
+        "SigningCertURL": cert_url,
+    }
     digest = hashes.SHA1() if version == "1" else hashes.SHA256()
     message = string_to_sign(envelope)
     assert message is not None
@@ -68,7 +83,8 @@ def test_canonical_string_follows_the_sns_field_order_and_skips_an_absent_subjec
     envelope = {"Type": "Notification", "Message": "hi", "MessageId": "m", "Timestamp": "t", "TopicArn": "a"}
     assert string_to_sign(envelope) == b"Message\nhi\nMessageId\nm\nTimestamp\nt\nTopicArn\na\nType\nNotification\n"
     assert string_to_sign({**envelope, "Subject": "s"}) == (
-        b"Message\nhi\nMessageId\nm\nSubject\ns\nTimestamp\nt\nTopicArn\na\nType\nNotification\n")
+        b"Message\nhi\nMessageId\nm\nSubject\ns\nTimestamp\nt\nTopicArn\na\nType\nNotification\n"
+    )
     assert string_to_sign({**envelope, "Type": "Surprise"}) is None
     assert string_to_sign({k: v for k, v in envelope.items() if k != "Timestamp"}) is None
 
@@ -94,13 +110,16 @@ def test_tampered_unsigned_or_wrongly_signed_messages_are_refused() -> None:
     assert (verifier.verified, verifier.refused) == (0, 5)
 
 
-@pytest.mark.parametrize("url", [
-    "http://sns.eu-west-1.amazonaws.com/cert.pem",  # not HTTPS
-    "https://sns.eu-west-1.amazonaws.com.evil.example/cert.pem",
-    "https://evil.example/sns.eu-west-1.amazonaws.com/cert.pem",
-    "https://sns.eu-west-1.amazonaws.com:8443/cert.pem",
-    "https://s3.amazonaws.com/cert.pem",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://sns.eu-west-1.amazonaws.com/cert.pem",  # not HTTPS
+        "https://sns.eu-west-1.amazonaws.com.evil.example/cert.pem",
+        "https://evil.example/sns.eu-west-1.amazonaws.com/cert.pem",
+        "https://sns.eu-west-1.amazonaws.com:8443/cert.pem",
+        "https://s3.amazonaws.com/cert.pem",
+    ],
+)
 def test_certificates_are_only_fetched_from_sns_hosts(url: str) -> None:
     aws = FakeAws({url: certificate(KEY)})
     assert not is_sns_url(url)
@@ -118,8 +137,9 @@ def test_a_certificate_without_an_rsa_key_is_refused() -> None:
 def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     received: list[dict[str, Any]] = []
     port = free_port()
-    server = make_server("127.0.0.1", port, TOPIC_ARN, received.append,
-                         SignatureVerifier(FakeAws({CERT_URL: certificate(KEY)})))
+    server = make_server(
+        "127.0.0.1", port, TOPIC_ARN, received.append, SignatureVerifier(FakeAws({CERT_URL: certificate(KEY)}))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{port}/", received
@@ -128,7 +148,8 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 def test_the_server_hands_over_each_signed_event_once_and_refuses_the_rest(
-        webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    webhook: tuple[str, list[dict[str, Any]]],
+) -> None:
     url, received = webhook
     genuine = signed(notification())
     assert requests.post(url, json=genuine, timeout=5).status_code == 200
@@ -143,7 +164,13 @@ def test_the_server_hands_over_each_signed_event_once_and_refuses_the_rest(
 
 def test_a_subscription_is_confirmed_only_at_an_sns_url(webhook: tuple[str, list[dict[str, Any]]]) -> None:
     url, received = webhook
-    elsewhere = signed({"Type": "SubscriptionConfirmation", "Message": "confirm", "Token": "t",
-                        "SubscribeURL": "https://evil.example/confirm"})
+    elsewhere = signed(
+        {
+            "Type": "SubscriptionConfirmation",
+            "Message": "confirm",
+            "Token": "t",
+            "SubscribeURL": "https://evil.example/confirm",
+        }
+    )
     assert requests.post(url, json=elsewhere, timeout=5).status_code == 403
     assert received == []

@@ -1,16 +1,17 @@
 """BlurHash encoder against Wolt's own C encoder and the pure-Python port, on real pixels."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import blurhash as reference
-from blurhash.blurhash import base83_decode
 import pytest
+from blurhash.blurhash import base83_decode
 from PIL import Image
 
 from chalicelib.imaging.blurhash import rgb_to_blurhash
-from chalicelib.imaging.placeholders import working_copy
 from chalicelib.imaging.compose import WHITE, flatten
+from chalicelib.imaging.placeholders import working_copy
 from tests import images
 from tests.imaging import placeholder_vectors
 
@@ -41,9 +42,7 @@ def test_same_string_as_wolts_c_encoder(vector: placeholder_vectors.Vector) -> N
 
 @pytest.mark.parametrize("components", COMPONENTS)
 @pytest.mark.parametrize("size", [(1200, 800), (640, 960), (2000, 150), (3, 2)])
-def test_same_string_as_the_python_port_on_generated_photos(
-    size: tuple[int, int], components: tuple[int, int]
-) -> None:
+def test_same_string_as_the_python_port_on_generated_photos(size: tuple[int, int], components: tuple[int, int]) -> None:
     image = working_copy(images.photo(*size))
     assert encode(image, components) == port(image, components)
 

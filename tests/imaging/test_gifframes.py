@@ -1,4 +1,5 @@
 """The GIF frame walker agrees with Pillow's full parser and stops where decoders stop."""
+
 from __future__ import annotations
 
 import io
@@ -22,15 +23,30 @@ def gif_with_extras() -> bytes:
     frames = [Image.new("RGB", (90 + 7 * i, 60), (40 * i, 200 - 30 * i, 90)) for i in range(5)]
     frames[2].paste((255, 255, 0), (10, 10, 40, 40))
     buffer = io.BytesIO()
-    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=[40, 80, 120, 40, 40],
-                   loop=0, comment=b"made by a test " * 40, disposal=2)
+    frames[0].save(
+        buffer,
+        "GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=[40, 80, 120, 40, 40],
+        loop=0,
+        comment=b"made by a test " * 40,
+        disposal=2,
+    )
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("data", [
-    images.gif(frames=1), images.gif(frames=3), images.gif(frames=40), gif_with_extras(),
-    hostile.many_frame_gif(300),
-], ids=["one", "three", "forty", "extensions-and-local-palettes", "300-empty-frames"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        images.gif(frames=1),
+        images.gif(frames=3),
+        images.gif(frames=40),
+        gif_with_extras(),
+        hostile.many_frame_gif(300),
+    ],
+    ids=["one", "three", "forty", "extensions-and-local-palettes", "300-empty-frames"],
+)
 def test_counts_what_pillow_counts(data: bytes) -> None:
     assert count_gif_frames(data, UNBOUNDED) == pillow_frames(data)
 

@@ -1,4 +1,5 @@
 """Hostile input never gets past the checks, never starts a process, never costs much memory."""
+
 from __future__ import annotations
 
 import json
@@ -62,14 +63,17 @@ _MEASURE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("name", ["zero-png-9000x9000", "ztxt-bomb", "iccp-bomb", "gif-300-frames-1mp", "webp-120-frames-1mp"])
+@pytest.mark.parametrize(
+    "name", ["zero-png-9000x9000", "ztxt-bomb", "iccp-bomb", "gif-300-frames-1mp", "webp-120-frames-1mp"]
+)
 def test_rejection_happens_before_decoding_so_memory_stays_flat(name: str, tmp_path: Path) -> None:
     """Decoding any of these would need 100 MB to 1 GB; rejecting them must cost almost nothing."""
     build, code = hostile.REJECTED[name]
     sample = tmp_path / "sample"
     sample.write_bytes(build())
-    result = subprocess.run([sys.executable, "-c", _MEASURE, str(ROOT), str(sample)],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(ROOT), str(sample)], capture_output=True, text=True, check=True
+    )
     measured = json.loads(result.stdout)
     assert measured["code"] == code
     assert measured["peak_growth_kib"] < 20 * 1024
@@ -82,7 +86,9 @@ def test_jpeg_with_html_appended_is_processed_and_the_html_is_gone() -> None:
 
 
 def test_animation_within_limits_uses_its_first_frame() -> None:
-    rendering = render_variants(images.gif(frames=40), parse_variants('[{"name": "f", "max": 60, "format": "png"}]'), LIMITS)
+    rendering = render_variants(
+        images.gif(frames=40), parse_variants('[{"name": "f", "max": 60, "format": "png"}]'), LIMITS
+    )
     first = images.decode(rendering.variants[0].data).convert("RGB").getpixel((5, 5))
     assert first == (0, 255, 128)  # palette entry 0 of every frame is (i, 255 - i, 128) for frame i
 
@@ -99,9 +105,14 @@ def test_heic_and_avif_pass_the_same_checks_before_decoding(name: str, tmp_path:
     assert raised.value.code == "too_many_pixels"
     sample = tmp_path / "sample"
     sample.write_bytes(data)
-    script = _MEASURE.replace('DecodeLimits(("JPEG", "PNG", "WEBP", "GIF"))', 'DecodeLimits(("AVIF", "HEIF"), max_pixels=1_000_000)')
-    measured = json.loads(subprocess.run([sys.executable, "-c", script, str(ROOT), str(sample)],
-                                         capture_output=True, text=True, check=True).stdout)
+    script = _MEASURE.replace(
+        'DecodeLimits(("JPEG", "PNG", "WEBP", "GIF"))', 'DecodeLimits(("AVIF", "HEIF"), max_pixels=1_000_000)'
+    )
+    measured = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", script, str(ROOT), str(sample)], capture_output=True, text=True, check=True
+        ).stdout
+    )
     assert measured["code"] == "too_many_pixels" and measured["peak_growth_kib"] < 20 * 1024
 
 

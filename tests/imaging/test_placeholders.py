@@ -1,4 +1,5 @@
 """Placeholders from the smallest rendered variant: what each field holds, that it decodes, and its cost."""
+
 from __future__ import annotations
 
 import base64
@@ -104,7 +105,7 @@ def test_blurhash_components_are_configurable() -> None:
     thumb = smallest_variant(images.jpeg(1200, 800))
     assert blurhash_reference.components(compute_placeholders(thumb, (9, 9)).blurhash) == (9, 9)
     assert len(compute_placeholders(thumb, (1, 1)).blurhash) == 6
-    with pytest.raises(ValueError, match="1..9"):
+    with pytest.raises(ValueError, match=r"1\.\.9"):
         compute_placeholders(thumb, (10, 3))
 
 
@@ -125,7 +126,7 @@ def test_dominant_colour_of_a_rendered_red_poster() -> None:
 def test_dominant_colour_ignores_what_is_see_through() -> None:
     image = Image.new("RGBA", (100, 100), (0, 255, 0, 0))  # a lot of invisible green
     ImageDraw.Draw(image).ellipse((30, 30, 70, 70), fill=(20, 40, 230, 255))
-    red, green, blue = rgb(dominant_color(working_copy(image)))
+    _red, green, blue = rgb(dominant_color(working_copy(image)))
     assert blue > 180 and green < 90
 
 

@@ -1,10 +1,11 @@
 """Quality targeting: the SSIM it measures, and a search that hits the target in at most three encodes."""
+
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import pytest
 from PIL import Image, ImageFilter
@@ -118,7 +119,7 @@ def test_any_curve_at_all_costs_at_most_three_distinct_encodes(seed: int) -> Non
     shape = rng.choice([values, sorted(values), sorted(values, reverse=True), [values[0]] * 100])
     encoder = CurveEncoder(lambda q: shape[q - 1])
     target = rng.uniform(0.5, 0.999)
-    chosen, ssim = encoder.search(target, rng.choice(sorted(quality.TYPICAL_LOSS)))
+    _chosen, ssim = encoder.search(target, rng.choice(sorted(quality.TYPICAL_LOSS)))
     tried = encoder.qualities
     assert 1 <= len(tried) <= MAX_ENCODES and len(set(tried)) == len(tried)
     assert all(1 <= q <= 100 for q in tried)

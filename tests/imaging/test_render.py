@@ -1,4 +1,5 @@
 """The pure image core on real, generated files: sizes, orientation, colour, alpha, metadata."""
+
 from __future__ import annotations
 
 import math
@@ -87,8 +88,13 @@ def test_metadata_is_stripped() -> None:
     exif = Image.Exif()
     exif[0x010F] = "CameraMaker"
     exif.get_ifd(0x8825)[2] = (52.0, 21.0, 0.0)
-    data = images.encode(images.photo(600, 400), "JPEG", exif=exif.tobytes(), comment=b"secret comment",
-                         icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    data = images.encode(
+        images.photo(600, 400),
+        "JPEG",
+        exif=exif.tobytes(),
+        comment=b"secret comment",
+        icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
+    )
     for fmt in ("jpeg", "webp", "png", "avif"):
         out, raw = render_one(data, f'{{"name": "x", "max": 300, "format": "{fmt}"}}')
         assert not out.getexif(), fmt
@@ -149,7 +155,9 @@ def test_chained_variant_matches_one_lanczos_resize_from_full_size() -> None:
     """A thumbnail derived from the rendered master must look like one resampled from the original:
     fine texture (here noise) must not alias through a box pre-reduce."""
     source = Image.effect_noise((1280, 800), 80).convert("RGB")
-    specs = parse_variants('[{"name": "web", "max": 640, "format": "png"}, {"name": "thumb", "max": 100, "format": "png"}]')
+    specs = parse_variants(
+        '[{"name": "web", "max": 640, "format": "png"}, {"name": "thumb", "max": 100, "format": "png"}]'
+    )
     data = images.encode(source, "PNG", compress_level=1)
     thumb = images.decode(render_variants(data, specs, LIMITS).variants[1].data)
     reference = source.resize(thumb.size, Image.Resampling.LANCZOS)
@@ -203,7 +211,10 @@ def test_baseline_jpeg_fast_path_stays_close_to_the_reference() -> None:
         (images.jpeg(800, 600)[:4000], "truncated"),
         (images.encode(images.photo(50, 50), "TIFF"), "unsupported_format"),
         (images.encode(images.photo(50, 50), "BMP"), "unsupported_format"),
-        (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "unsupported_format"),
+        (
+            b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+            "unsupported_format",
+        ),
     ],
     ids=["empty", "random", "100k-square-header", "100mp", "too-wide", "truncated-jpeg", "tiff", "bmp", "svg"],
 )
@@ -274,9 +285,11 @@ def test_variants_keeping_the_profile_and_converted_ones_come_from_the_same_uplo
     """One conversion serves every sRGB variant and the placeholders; keep_icc variants stay untouched."""
     swapped = icc.rgb_profile(icc.SRGB_GREEN, icc.SRGB_RED, icc.SRGB_BLUE, "swapped red and green")
     data = images.encode(Image.new("RGB", (640, 480), (255, 0, 0)), "PNG", icc_profile=swapped)
-    specs = parse_variants('[{"name": "big", "max": 400, "format": "png"},'
-                           ' {"name": "kept", "max": 300, "format": "png", "keep_icc": true},'
-                           ' {"name": "small", "max": 100, "format": "png"}]')
+    specs = parse_variants(
+        '[{"name": "big", "max": 400, "format": "png"},'
+        ' {"name": "kept", "max": 300, "format": "png", "keep_icc": true},'
+        ' {"name": "small", "max": 100, "format": "png"}]'
+    )
     for _ in range(2):  # the second rendering reuses the transform built by the first
         rendering = render_variants(data, specs, LIMITS, blurhash_components=(4, 3))
         by_name = {v.name: images.decode(v.data) for v in rendering.variants}

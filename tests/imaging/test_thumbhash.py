@@ -1,4 +1,5 @@
 """ThumbHash encoder against Evan Wallace's own encoder and the PyPI port, on real pixels."""
+
 from __future__ import annotations
 
 import base64

@@ -3,6 +3,7 @@
 Slow-ish (a few seconds per stage; the first run downloads Pillow's Linux wheel), so each stage
 is packaged once per module.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,12 @@ def test_the_zip_carries_pillow_built_for_the_lambda_runtime(package: tuple[str,
         names = bundle.namelist()
         for distribution in ("pillow-", "pi_heif-"):  # both carry native code: both must be Lambda wheels
             wheel = next(n for n in names if n.startswith(distribution) and n.endswith(".dist-info/WHEEL"))
-            tags = [line.split(": ", 1)[1] for line in bundle.read(wheel).decode().splitlines() if line.startswith("Tag: ")]
-            assert tags and all(tag.startswith(f"{cp}-{cp}-manylinux") and tag.endswith("_x86_64") for tag in tags), tags
+            tags = [
+                line.split(": ", 1)[1] for line in bundle.read(wheel).decode().splitlines() if line.startswith("Tag: ")
+            ]
+            assert tags and all(tag.startswith(f"{cp}-{cp}-manylinux") and tag.endswith("_x86_64") for tag in tags), (
+                tags
+            )
     assert any(n.startswith("PIL/_imaging.") and n.endswith("-x86_64-linux-gnu.so") for n in names)
     assert any(n.startswith("pillow.libs/libwebp") for n in names), "the wheel's bundled codecs are missing"
     assert any(n.startswith("pi_heif.libs/libheif") for n in names), "pi-heif's libheif is missing"
@@ -70,8 +75,10 @@ def test_functions_get_the_stage_sizes_names_and_policy(package: tuple[str, Path
     functions = resources["aws_lambda_function"]
     stage_body = CONFIG["stages"][stage]
     env = stages.stage_environment(CONFIG, stage)
-    for handler, name in (("api_handler", stages.function_name(CONFIG, stage)),
-                          ("handle_upload", stages.function_name(CONFIG, stage, "handle_upload"))):
+    for handler, name in (
+        ("api_handler", stages.function_name(CONFIG, stage)),
+        ("handle_upload", stages.function_name(CONFIG, stage, "handle_upload")),
+    ):
         function = functions[handler]
         sizes = stage_body["lambda_functions"][handler]
         assert function["function_name"] == name
@@ -92,13 +99,16 @@ def test_the_api_has_the_stage_auth_and_cors_origin(package: tuple[str, Path]) -
     secured = swagger["paths"]["/images"]["get"].get("security")
     assert "security" not in swagger["paths"]["/health"]["get"]
     if env["API_AUTH"] == "cognito":
-        (name, definition), = swagger["securityDefinitions"].items()
+        ((name, definition),) = swagger["securityDefinitions"].items()
         assert secured == [{name: []}]
         assert definition["x-amazon-apigateway-authorizer"]["providerARNs"] == [env["COGNITO_USER_POOL_ARN"]]
     else:
         assert env["API_AUTH"] == "none" and secured is None
     options = swagger["paths"]["/images"]["options"]["x-amazon-apigateway-integration"]["responses"]["default"]
-    assert options["responseParameters"]["method.response.header.Access-Control-Allow-Origin"] == f"'{env['CORS_ALLOW_ORIGIN']}'"
+    assert (
+        options["responseParameters"]["method.response.header.Access-Control-Allow-Origin"]
+        == f"'{env['CORS_ALLOW_ORIGIN']}'"
+    )
 
 
 def test_cloudformation_packaging_cannot_express_the_s3_trigger(tmp_path: Path) -> None:

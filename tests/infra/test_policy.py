@@ -6,13 +6,15 @@ Two independent derivations of "what the code calls":
 - at run time, every AWS request the app makes while a whole image lifecycle runs through the
   API and the S3 handler (moto, dev stage names), each checked against the policy's resources.
 """
+
 from __future__ import annotations
 
 import ast
 import fnmatch
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import botocore.session
@@ -29,9 +31,12 @@ from tests.conftest import use_fake_account
 ROOT = Path(__file__).resolve().parents[2]
 HANDLE_SERVICES = {"s3": "s3", "table": "dynamodb", "sns": "sns"}
 # Operations AWS authorizes under another action name.
-IAM_ACTION_OF = {("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "DeleteObjects"): "s3:DeleteObject",
-                 # A copy is authorized as PutObject on the target (+ GetObject on the source, see below).
-                 ("s3", "CopyObject"): "s3:PutObject"}
+IAM_ACTION_OF = {
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    ("s3", "DeleteObjects"): "s3:DeleteObject",
+    # A copy is authorized as PutObject on the target (+ GetObject on the source, see below).
+    ("s3", "CopyObject"): "s3:PutObject",
+}
 # Granted although no line of our code calls them, each for a reason the policy file states.
 PLATFORM_ACTIONS = {
     "logs:CreateLogStream": "Lambda writes the functions' logs with their role",
@@ -196,8 +201,11 @@ def test_every_request_of_an_image_lifecycle_is_allowed_by_the_policy(dev_stage:
     with Client(app, stage_name="dev") as client:
         ids = []
         for data in (images.jpeg(1600, 1200), b"not an image at all"):
-            created = client.http.post("/uploads", headers={"Content-Type": "application/json"},
-                                       body=json.dumps({"content_type": "image/jpeg"}).encode())
+            created = client.http.post(
+                "/uploads",
+                headers={"Content-Type": "application/json"},
+                body=json.dumps({"content_type": "image/jpeg"}).encode(),
+            )
             image_id = json.loads(created.body)["id"]
             key = f"uploads/{image_id}"
             etag = arrange.client("s3").put_object(Bucket=dev_stage["INPUT_BUCKET"], Key=key, Body=data)["ETag"]
@@ -223,8 +231,10 @@ def test_kms_encrypted_outputs_add_exactly_the_key_grants() -> None:
     from infra.policy import lambda_policy
 
     outputs = {
-        "ImagesTableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/t", "InputBucket": "in-b",
-        "OutputBucket": "out-b", "EventsTopic": "arn:aws:sns:us-east-1:123456789012:e",
+        "ImagesTableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/t",
+        "InputBucket": "in-b",
+        "OutputBucket": "out-b",
+        "EventsTopic": "arn:aws:sns:us-east-1:123456789012:e",
         "UploadFailureQueueArn": "arn:aws:sqs:us-east-1:123456789012:f",
         "ApiLogGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:a",
         "UploadHandlerLogGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:h",

@@ -6,6 +6,7 @@ must leave headroom inside every deployable stage's `handle_upload` memory and t
 A 50 MP RGBA WebP is the worst accepted input (libwebp decodes into its own buffer, then
 Pillow copies it); JPEGs are cheap because they are decoded at reduced size.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,9 @@ def fifty_megapixels(path: Path, mode: str) -> Path:
 @pytest.mark.parametrize("name, mode", [("rgba.webp", "RGBA"), ("progressive.jpg", "RGB")])
 def test_rendering_50_megapixels_fits_the_handler_memory_and_timeout(tmp_path: Path, name: str, mode: str) -> None:
     upload = fifty_megapixels(tmp_path / name, mode)
-    result = subprocess.run([sys.executable, "-c", PROBE, str(upload)], cwd=ROOT, capture_output=True, text=True,
-                            check=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(upload)], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300
+    )
     measured = json.loads(result.stdout)
     assert measured["size"] == [WIDTH, HEIGHT]
     config = stages.load_config(ROOT)

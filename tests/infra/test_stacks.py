@@ -3,12 +3,14 @@
 moto's account (123456789012) and region (us-east-1) are the ones the committed dev and prod
 values name, so deploying the real template here must reproduce them byte for byte.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -54,13 +56,19 @@ def test_committed_prod_config_is_what_its_stack_outputs_give(account: None, pro
     GetAtt), so the pool ARN and the CDN's base URL are the two outputs supplied by hand."""
     config = stages.load_config(ROOT)
     parameters = {**stages.resources_parameters(config, "prod"), "ApiAuth": "none", "Cdn": "false"}
-    outputs = stacks.deploy(boto3.client("cloudformation"), "imgpress-prod-resources",
-                            stages.TEMPLATES / "resources.json", parameters, {})
+    outputs = stacks.deploy(
+        boto3.client("cloudformation"), "imgpress-prod-resources", stages.TEMPLATES / "resources.json", parameters, {}
+    )
     env = stages.stage_environment(config, "prod")
-    stages.record_outputs(project, "prod", {**outputs, "UserPoolArn": env["COGNITO_USER_POOL_ARN"],
-                                            "OutputBaseUrl": env["OUTPUT_BASE_URL"]})
+    stages.record_outputs(
+        project,
+        "prod",
+        {**outputs, "UserPoolArn": env["COGNITO_USER_POOL_ARN"], "OutputBaseUrl": env["OUTPUT_BASE_URL"]},
+    )
     assert (project / ".chalice" / "config.json").read_text() == (ROOT / ".chalice" / "config.json").read_text()
-    assert (project / ".chalice" / "policy-prod.json").read_text() == (ROOT / ".chalice" / "policy-prod.json").read_text()
+    assert (project / ".chalice" / "policy-prod.json").read_text() == (
+        ROOT / ".chalice" / "policy-prod.json"
+    ).read_text()
 
 
 def test_the_cdn_url_is_recorded_and_the_lambda_policy_needs_nothing_for_it(account: None, project: Path) -> None:
@@ -68,8 +76,11 @@ def test_the_cdn_url_is_recorded_and_the_lambda_policy_needs_nothing_for_it(acco
     main(["resources", "--stage", "dev", "--project", str(project)])
     outputs = stacks.outputs(boto3.client("cloudformation"), "imgpress-dev-resources")
     assert "OutputBaseUrl" not in outputs
-    stages.record_outputs(project, "dev", {**outputs, "OutputBaseUrl": "https://d2abcdefghijkl.cloudfront.net",
-                                           "OutputDistributionId": "E2QWRUHAPOMQZL"})
+    stages.record_outputs(
+        project,
+        "dev",
+        {**outputs, "OutputBaseUrl": "https://d2abcdefghijkl.cloudfront.net", "OutputDistributionId": "E2QWRUHAPOMQZL"},
+    )
     env = read(project / ".chalice" / "config.json")["stages"]["dev"]["environment_variables"]
     assert env["OUTPUT_BASE_URL"] == "https://d2abcdefghijkl.cloudfront.net"
     assert "E2QWRUHAPOMQZL" not in json.dumps(env)  # only outputs named in OUTPUT_VARIABLES are recorded
@@ -95,7 +106,11 @@ def test_the_deployed_buckets_are_encrypted_and_the_table_is_on_demand(account: 
         assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     table = boto3.client("dynamodb").describe_table(TableName=env["TABLE_NAME"])["Table"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert sorted(index["IndexName"] for index in table["GlobalSecondaryIndexes"]) == ["by-created", "by-sha256", "by-status"]
+    assert sorted(index["IndexName"] for index in table["GlobalSecondaryIndexes"]) == [
+        "by-created",
+        "by-sha256",
+        "by-status",
+    ]
 
 
 def test_the_records_code_works_on_the_deployed_table(account: None, project: Path) -> None:
@@ -103,8 +118,15 @@ def test_the_records_code_works_on_the_deployed_table(account: None, project: Pa
     env = stages.stage_environment(read(project / ".chalice" / "config.json"), "dev")
     records = ImageRecords(boto3.resource("dynamodb").Table(env["TABLE_NAME"]))
     for image_id in ("a" * 32, "b" * 32):
-        records.create_pending(image_id, filename="f.jpg", content_type="image/jpeg", profile="default", declared_size=1,
-                               input_bucket=env["INPUT_BUCKET"], input_key=f"uploads/{image_id}")
+        records.create_pending(
+            image_id,
+            filename="f.jpg",
+            content_type="image/jpeg",
+            profile="default",
+            declared_size=1,
+            input_bucket=env["INPUT_BUCKET"],
+            input_key=f"uploads/{image_id}",
+        )
     newest, _cursor = records.list_page(None, 10, None)
     pending, _cursor = records.list_page("pending", 10, None)
     assert {r["id"] for r in newest} == {r["id"] for r in pending} == {"a" * 32, "b" * 32}
@@ -141,8 +163,11 @@ def test_teardown_asks_first_then_removes_stacks_and_images(account: None, proje
     with pytest.raises(SystemExit, match="--yes"):
         main(["teardown", "--stage", "dev", "--project", str(project)])
     main(["teardown", "--stage", "dev", "--project", str(project), "--yes"])
-    names = {s["StackName"] for s in boto3.client("cloudformation").list_stacks()["StackSummaries"]
-             if s["StackStatus"] != "DELETE_COMPLETE"}
+    names = {
+        s["StackName"]
+        for s in boto3.client("cloudformation").list_stacks()["StackSummaries"]
+        if s["StackStatus"] != "DELETE_COMPLETE"
+    }
     assert names == set()
     assert env["INPUT_BUCKET"] not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
 

@@ -3,6 +3,7 @@
 (moto applies only part of a bucket's properties, so these are checked on the template itself;
 tests/infra/test_stacks.py deploys it.)
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -28,8 +29,9 @@ def of_type(resources: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize("template", ["resources.json", "handler.json"])
 def test_cfn_lint_passes(template: str) -> None:
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    result = subprocess.run([str(cfn_lint), str(stages.TEMPLATES / template)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(cfn_lint), str(stages.TEMPLATES / template)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -50,20 +52,25 @@ def test_buckets_are_private_encrypted_and_drop_abandoned_uploads(bucket: str) -
     encryption = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     rules = properties["LifecycleConfiguration"]["Rules"]
-    assert {"Id": "abort-abandoned-uploads", "Status": "Enabled",
-            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}} in rules
+    assert {
+        "Id": "abort-abandoned-uploads",
+        "Status": "Enabled",
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+    } in rules
     policy = of_type(RESOURCES, "AWS::S3::BucketPolicy")
     assert any(p["Bucket"] == {"Ref": bucket} for p in policy.values()), "plain-HTTP access is not denied"
 
 
 def test_only_the_input_bucket_takes_browser_posts_from_the_stage_origin() -> None:
-    assert RESOURCES["InputBucket"]["Properties"]["CorsConfiguration"]["CorsRules"] == [{
-        "AllowedMethods": ["POST"],
-        "AllowedOrigins": [{"Ref": "CorsAllowOrigin"}],
-        "AllowedHeaders": ["*"],
-        "ExposedHeaders": ["ETag", "Location"],
-        "MaxAge": 3600,
-    }]
+    assert RESOURCES["InputBucket"]["Properties"]["CorsConfiguration"]["CorsRules"] == [
+        {
+            "AllowedMethods": ["POST"],
+            "AllowedOrigins": [{"Ref": "CorsAllowOrigin"}],
+            "AllowedHeaders": ["*"],
+            "ExposedHeaders": ["ETag", "Location"],
+            "MaxAge": 3600,
+        }
+    ]
     assert "CorsConfiguration" not in RESOURCES["OutputBucket"]["Properties"]
 
 
@@ -77,7 +84,9 @@ def test_log_groups_are_the_ones_chalice_functions_write_to() -> None:
 def test_the_s3_handler_gets_async_retries_and_an_on_failure_queue() -> None:
     config = stages.load_config(stages.PROJECT)
     invoke = HANDLER["UploadHandlerInvokeConfig"]["Properties"]
-    assert invoke["FunctionName"]["Fn::Sub"].replace("${Stage}", "STAGE") == stages.function_name(config, "STAGE", "handle_upload")
+    assert invoke["FunctionName"]["Fn::Sub"].replace("${Stage}", "STAGE") == stages.function_name(
+        config, "STAGE", "handle_upload"
+    )
     assert invoke["Qualifier"] == "$LATEST"
     assert invoke["DestinationConfig"] == {"OnFailure": {"Destination": {"Ref": "UploadFailureQueueArn"}}}
     assert {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"} <= set(invoke)
@@ -85,8 +94,16 @@ def test_the_s3_handler_gets_async_retries_and_an_on_failure_queue() -> None:
 
 def test_stage_knobs_are_template_parameters_and_never_derived_ones() -> None:
     """infra/stages.json sets cost and safety knobs; names, auth and CORS come from the stage config."""
-    derived = {"Stage", "ApiAuth", "CorsAllowOrigin", "UploadPrefix", "OutputPrefix", "UploadFailureQueueArn",
-               "RestApiId", "ApiGatewayStage"}
+    derived = {
+        "Stage",
+        "ApiAuth",
+        "CorsAllowOrigin",
+        "UploadPrefix",
+        "OutputPrefix",
+        "UploadFailureQueueArn",
+        "RestApiId",
+        "ApiGatewayStage",
+    }
     knobs = json.loads(stages.STAGE_PARAMETERS.read_text())
     for template in ("resources", "handler"):
         parameters = json.loads((stages.TEMPLATES / f"{template}.json").read_text())["Parameters"]
@@ -104,7 +121,7 @@ CDN_TYPES = {"AWS::CloudFront::Distribution", "AWS::CloudFront::OriginAccessCont
 
 def _condition(expression: Any, parameters: dict[str, str]) -> bool:
     """The few condition functions the template uses, evaluated as CloudFormation would."""
-    (function, arguments), = expression.items()
+    ((function, arguments),) = expression.items()
     if function == "Condition":
         return _condition(TEMPLATE["Conditions"][arguments], parameters)
     if function == "Fn::Not":
@@ -132,9 +149,14 @@ def deployed(stage: str) -> dict[str, Any]:
     given = stages.resources_parameters(stages.load_config(stages.PROJECT), stage)
     parameters = {name: given.get(name, body.get("Default")) for name, body in TEMPLATE["Parameters"].items()}
     conditions = {name: _condition(expression, parameters) for name, expression in TEMPLATE["Conditions"].items()}
-    kept = {section: {name: body for name, body in TEMPLATE[section].items()
-                      if "Condition" not in body or conditions[body["Condition"]]}
-            for section in ("Resources", "Outputs")}
+    kept = {
+        section: {
+            name: body
+            for name, body in TEMPLATE[section].items()
+            if "Condition" not in body or conditions[body["Condition"]]
+        }
+        for section in ("Resources", "Outputs")
+    }
     return dict(_resolve_ifs(kept, conditions))
 
 
@@ -170,8 +192,11 @@ def test_cloudfront_reads_the_bucket_through_origin_access_control_not_an_oai() 
     resources = deployed("prod")["Resources"]
     (control,) = of_type(resources, "AWS::CloudFront::OriginAccessControl").values()
     config = control["OriginAccessControlConfig"]
-    assert (config["OriginAccessControlOriginType"], config["SigningBehavior"], config["SigningProtocol"]) == \
-        ("s3", "always", "sigv4")
+    assert (config["OriginAccessControlOriginType"], config["SigningBehavior"], config["SigningProtocol"]) == (
+        "s3",
+        "always",
+        "sigv4",
+    )
     assert not of_type(TEMPLATE["Resources"], "AWS::CloudFront::CloudFrontOriginAccessIdentity")
     (distribution,) = of_type(resources, "AWS::CloudFront::Distribution").values()
     (origin,) = distribution["DistributionConfig"]["Origins"]
@@ -191,28 +216,38 @@ def test_viewers_get_https_only_cached_and_compressed() -> None:
     assert behaviour["Compress"] is True
     assert behaviour["AllowedMethods"] == ["GET", "HEAD"]  # read-only: no PUT/DELETE through the edge
     assert config["Enabled"] is True and config["PriceClass"] == {"Ref": "CdnPriceClass"}
-    assert set(TEMPLATE["Parameters"]["CdnPriceClass"]["AllowedValues"]) == \
-        {"PriceClass_100", "PriceClass_200", "PriceClass_All"}
+    assert set(TEMPLATE["Parameters"]["CdnPriceClass"]["AllowedValues"]) == {
+        "PriceClass_100",
+        "PriceClass_200",
+        "PriceClass_All",
+    }
 
 
 def test_the_output_bucket_stays_private_with_the_cdn() -> None:
     bucket = deployed("prod")["Resources"]["OutputBucket"]["Properties"]
-    assert all(bucket["PublicAccessBlockConfiguration"][flag] is True for flag in
-               ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
+    assert all(
+        bucket["PublicAccessBlockConfiguration"][flag] is True
+        for flag in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+    )
     assert "WebsiteConfiguration" not in bucket
 
 
 def test_only_this_distribution_may_read_and_only_outputs() -> None:
     """The policy statement with its names filled in, then asked about requests like IAM would be."""
     document = deployed("prod")["Resources"]["OutputBucketPolicy"]["Properties"]["PolicyDocument"]
-    names = {"OutputBucket.Arn": "arn:aws:s3:::out", "OutputPrefix": "processed/", "AWS::Partition": "aws",
-             "AWS::AccountId": "123456789012", "OutputDistribution": "E2QWRUHAPOMQZL"}
+    names = {
+        "OutputBucket.Arn": "arn:aws:s3:::out",
+        "OutputPrefix": "processed/",
+        "AWS::Partition": "aws",
+        "AWS::AccountId": "123456789012",
+        "OutputDistribution": "E2QWRUHAPOMQZL",
+    }
     (grant,) = [s for s in document["Statement"] if s["Effect"] == "Allow"]
     assert grant["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert grant["Action"] == "s3:GetObject"
     resource = _sub(grant["Resource"]["Fn::Sub"], names)
-    (operator, condition), = grant["Condition"].items()
-    (key, source), = condition.items()
+    ((operator, condition),) = grant["Condition"].items()
+    ((key, source),) = condition.items()
     assert (operator, key) == ("StringEquals", "AWS:SourceArn")
     source_arn = _sub(source["Fn::Sub"], names)
     assert source_arn == "arn:aws:cloudfront::123456789012:distribution/E2QWRUHAPOMQZL"
@@ -230,8 +265,9 @@ def test_only_this_distribution_may_read_and_only_outputs() -> None:
 def test_the_stack_output_is_the_base_url_the_app_reads() -> None:
     output = TEMPLATE["Outputs"]["OutputBaseUrl"]
     assert output["Value"] == {"Fn::Sub": "https://${OutputDistribution.DomainName}"}  # no trailing slash
-    variables = {name: body["Description"] for name, body in TEMPLATE["Outputs"].items()
-                 if body.get("Description", "").isupper()}
+    variables = {
+        name: body["Description"] for name, body in TEMPLATE["Outputs"].items() if body.get("Description", "").isupper()
+    }
     assert variables == stages.OUTPUT_VARIABLES, "every variable-named output is recorded, and only those"
 
 

@@ -3,6 +3,7 @@
 Each `<name>.png` holds the exact pixels an encoder saw (RGB, or RGBA with straight alpha);
 expected.json holds Evan Wallace's ThumbHash and Wolt's BlurHash for them (generate.py).
 """
+
 from __future__ import annotations
 
 import json

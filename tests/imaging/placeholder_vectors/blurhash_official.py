@@ -3,6 +3,7 @@
 generate.py runs it with PYTHONPATH pointing at a temporary `pip install --target` of
 blurhash-python==1.2.2, which would clash with the pure-Python `blurhash` the tests use.
 """
+
 import base64
 import json
 import sys

@@ -12,6 +12,7 @@ It writes each input as an RGB/RGBA PNG (the exact pixels the encoders see), the
   where the C and Swift originals take the largest absolute one, so its hashes differ whenever
   the largest term is negative.
 """
+
 from __future__ import annotations
 
 import base64
@@ -25,8 +26,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from chalicelib.imaging.placeholders import working_copy
 from chalicelib.imaging.compose import WHITE, flatten
+from chalicelib.imaging.placeholders import working_copy
 from tests import images
 
 HERE = Path(__file__).parent
