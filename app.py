@@ -8,14 +8,17 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
+from chalice.app import CloudWatchEvent, SQSEvent
 
 from chalicelib import images, services, uploads, webpage
 from chalicelib.access import route_access
 from chalicelib.errors import ImgpressError
-from chalicelib.s3events import UploadNotification
+from chalicelib.pipeline import ClaimHeld
+from chalicelib.s3events import UploadNotification, abandoned_uploads
 from chalicelib.settings import get_settings
 
 app = Chalice(app_name="imgpress")
@@ -65,29 +68,41 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@dataclass(frozen=True)
+class _Caller:
+    owner: str
+    is_admin: bool = False
+
+
+def _caller() -> _Caller:
+    """Who is calling: the authenticated principal's subject, or the local stack's one user."""
+    claims = (_request().context.get("authorizer") or {}).get("claims") or {}
+    return _Caller(str(claims.get("sub") or "anonymous"))
+
+
 @route("/uploads", "POST")
 def create_upload() -> Response:
     settings = get_settings()
     request = uploads.parse_upload_request(_request().raw_body, settings)
-    body = uploads.create_upload(request, settings, services.records(), services.s3())
+    body = uploads.create_upload(request, _caller().owner, settings, services.records(), services.s3())
     return Response(body, status_code=201, headers={"Location": body["links"]["self"]})
 
 
 @route("/images", "GET")
 def list_images() -> dict[str, Any]:
     params = _request().query_params
-    return images.list_images(dict(params) if params else None, services.records(), services.store(), get_settings())
+    return images.list_images(params, _caller(), services.records(), services.store(), get_settings())
 
 
 @route("/images/{image_id}", "GET")
 def get_image(image_id: str) -> dict[str, Any]:
-    record = images.get_image(image_id, services.records())
+    record = images.get_record(image_id, _caller(), services.records())
     return images.image_view(record, services.store(), get_settings())
 
 
 @route("/images/{image_id}", "DELETE")
 def delete_image(image_id: str) -> Response:
-    images.delete_image(image_id, services.records(), services.store(), get_settings())
+    images.delete_image(image_id, _caller(), services.records(), services.store(), get_settings())
     return Response(body="", status_code=204)
 
 
@@ -97,12 +112,32 @@ def delete_image(image_id: str) -> Response:
     prefix=os.environ.get("UPLOAD_PREFIX", "uploads/"),
 )
 def handle_upload(event: UploadNotification) -> None:
+    processor = services.processor()
+    deadline = processor.deadline(event.context)
     upload_events = event.upload_events()
     if not upload_events:
         app.log.info("ignored a notification without records: %s", event.to_dict().get("Event"))
     for upload_event in upload_events:
-        services.processor().process(upload_event)
+        processor.process(upload_event, deadline)
 
 
 # Chalice builds the handler's event with S3Event, which cannot parse s3:TestEvent.
 handle_upload.event_class = UploadNotification
+
+
+@app.on_sqs_message(queue=os.environ.get("UPLOAD_FAILURE_QUEUE", "imgpress-upload-failures"), batch_size=1)
+def end_abandoned_uploads(event: SQSEvent) -> None:
+    """Lambda's on-failure destination for handle_upload: uploads whose every attempt failed."""
+    processor = services.processor()
+    for message in event:
+        for upload in abandoned_uploads(message.body):
+            if processor.end_abandoned(upload.bucket, upload.key, upload.reason) == "in_progress":
+                # A live lease: raising returns the message to the queue for a later look.
+                raise ClaimHeld(f"{upload.key} is still being worked on")
+
+
+@app.schedule(Rate(int(os.environ.get("SWEEP_EVERY_MINUTES", "5")), unit=Rate.MINUTES))
+def sweep(event: CloudWatchEvent) -> None:
+    """Ends records stuck past their lease and retries; re-sends S3 events that never came."""
+    processor = services.processor()
+    processor.sweep(processor.deadline(event.context))

@@ -43,6 +43,20 @@ class TooLarge(ImgpressError):
     http_status = 413
 
 
+class StorageError(ImgpressError):
+    """S3 did not do all it was asked (e.g. DeleteObjects reported keys it kept). Safe to retry."""
+
+    code = "storage_error"
+    http_status = 503
+
+
+class Busy(ImgpressError):
+    """The image is between two steps that must not be interleaved; retry in a moment."""
+
+    code = "busy"
+    http_status = 503
+
+
 class ImageRejected(ImgpressError):
     """The uploaded bytes cannot be processed. Final: retrying will not help.
 

@@ -1,8 +1,18 @@
-"""One upload event, top to bottom: check, claim, fetch, render, store, record, notify.
+"""One upload, top to bottom: decide, claim, fetch, render, store, record, notify. And the two
+ways an upload is ended when its own attempts could not: the failure queue and the sweeper.
 
-Idempotency: the record's state machine (records.py) decides whether an event is new work,
-a duplicate, or stale. User-data problems end as `failed` and return normally; AWS faults
-raise so Lambda retries, after the claim is released for that retry.
+The record's lifecycle and the rule that decides what an event means are in domain.py; every
+write below is conditional on the version read (ports.RecordStore.save), so whichever worker,
+retry, DELETE or sweeper moves a record first wins and the others find out and step back.
+
+Guarantees (docs: guarantees):
+- The final record describes the bytes last uploaded to the slot: work is done on the object
+  as it is now, and a newer upload takes over a claim on older bytes.
+- Every attempt ends before Lambda would kill it (`processing_timeout`), and the stage's last
+  attempt ends the image whatever goes wrong (`processing_error`); what still escapes (a killed
+  process, a lost event) is ended by the failure-queue consumer and the sweeper.
+- One SNS message per outcome: a record is published under a lease, then marked notified.
+- Outputs are written under a per-attempt revision, so no attempt overwrites another's files.
 """
 
 from __future__ import annotations
@@ -12,25 +22,43 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.deadline import Deadline, DeadlineExceeded
+from chalicelib.domain import (
+    Decision,
+    Failure,
+    ImageRecord,
+    OriginalInfo,
+    Outcome,
+    OutputInfo,
+    Status,
+    iso,
+    new_claim_token,
+    output_revision,
+    utc_now,
+)
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import declared_type_matches
+from chalicelib.images import remove_objects
+from chalicelib.imaging.results import Rendering
+from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.specs import VariantSpec
-from chalicelib.notify import Notifier
-from chalicelib.records import DONE, FAILED, PROCESSING, ImageRecords
+from chalicelib.ports import Notifier, ObjectStore, RecordStore
 from chalicelib.settings import Settings
-from chalicelib.storage import ObjectStore
 
 log = logging.getLogger("imgpress.pipeline")
 _ID = re.compile(r"^[0-9a-f]{32}$")
+_CONTENDED_TRIES = 3  # re-reads after losing a version race before handing the event back
+_NOTIFY_LEASE_SECONDS = 30.0  # long enough to publish once and mark the record
 
-Renderer = Callable[[bytes, Sequence[VariantSpec], Settings], Any]
+Renderer = Callable[[bytes, Sequence[VariantSpec], ImagingSettings], Rendering]
 
 
 class ClaimHeld(Exception):
-    """Another delivery holds a live claim on this image. Raised so Lambda retries later."""
+    """Another delivery holds a live claim on these very bytes. Raised so Lambda retries later."""
 
 
 @dataclass(frozen=True)
@@ -41,225 +69,364 @@ class UploadEvent:
     size: int
 
 
-def _render_with_pillow(data: bytes, variants: Sequence[VariantSpec], settings: Settings) -> Any:
+def render_with_pillow(data: bytes, variants: Sequence[VariantSpec], settings: ImagingSettings) -> Rendering:
     # Imported here, not at module level: Pillow is only paid for by the S3 handler.
     from chalicelib.imaging.render import render_variants
 
     return render_variants(data, variants, settings.decode_limits(), settings.blurhash_components)
 
 
-def _unread(size: int) -> dict[str, Any]:
-    """The original's metadata when its pixels were never read (or could not be)."""
-    return {"bytes": size, "format": None, "width": None, "height": None}
-
-
 def _tags(variant: str, profile: str, source_format: str) -> dict[str, str]:
     return {"imgpress:variant": variant, "imgpress:profile": profile, "imgpress:source-format": source_format}
 
 
-def _log(outcome: str, event: UploadEvent, **fields: Any) -> None:
-    log.info(json.dumps({"outcome": outcome, "bucket": event.bucket, "key": event.key, **fields}))
+def _log(outcome: str, image_id: str | None, **fields: Any) -> None:
+    log.info(json.dumps({"outcome": outcome, "id": image_id, **fields}, default=str))
 
 
 class UploadProcessor:
     def __init__(
         self,
         settings: Settings,
-        records: ImageRecords,
+        records: RecordStore,
         store: ObjectStore,
         notifier: Notifier,
-        render: Renderer = _render_with_pillow,
+        render: Renderer = render_with_pillow,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._settings = settings
         self._records = records
         self._store = store
         self._notifier = notifier
         self._render = render
+        self._clock = clock
 
-    def image_id_for(self, event: UploadEvent) -> str | None:
+    def _epoch(self) -> float:
+        return self._clock().timestamp()
+
+    def image_id_for(self, bucket: str, key: str) -> str | None:
         """The image id if this is an imgpress upload key in the input bucket, else None."""
         prefix = self._settings.upload_prefix
-        if event.bucket != self._settings.input_bucket or not event.key.startswith(prefix):
+        if bucket != self._settings.input_bucket or not key.startswith(prefix):
             return None
-        candidate = event.key[len(prefix) :]
+        candidate = key[len(prefix) :]
         return candidate if _ID.match(candidate) else None
 
-    def process(self, event: UploadEvent) -> str:
-        """Handle one ObjectCreated event; returns the outcome name (for logs and tests)."""
-        image_id = self.image_id_for(event)
+    def deadline(self, context: Any) -> Deadline:
+        """This attempt's deadline, from the Lambda context (or the lease when there is none)."""
+        margin = self._settings.deadline_margin_seconds
+        return Deadline.for_attempt(context, margin, self._settings.processing_lease_seconds - margin)
+
+    # -- one S3 event ---------------------------------------------------------------------------
+
+    def process(self, event: UploadEvent, deadline: Deadline) -> str:
+        """Handle one ObjectCreated event; returns the outcome name (for logs and tests).
+
+        Returns normally when the upload is handled (done, failed, or nothing to do); raises
+        (ClaimHeld, AWS faults) only when a retry can still do better.
+        """
+        image_id = self.image_id_for(event.bucket, event.key)
         if image_id is None:
-            _log("ignored_foreign_key", event)
+            _log("ignored_foreign_key", None, bucket=event.bucket, key=event.key)
             return "ignored"
         record = self._records.get(image_id)
         if record is None:
-            _log("ignored_no_record", event, id=image_id)
+            _log("ignored_no_record", image_id)
             return "ignored"
-        if record["status"] in (DONE, FAILED) and record.get("source_etag") == event.etag:
-            return self._finish_duplicate(record, event)
-        if event.size > self._settings.max_upload_bytes:
-            # Too large to be ours: fail it from the event alone, without downloading a byte.
-            rejected = ImageRejected(
-                f"The upload is {event.size} bytes; at most {self._settings.max_upload_bytes} are accepted.",
-                "too_large",
+        # The record and the event alone settle repeats without reading S3.
+        early = record.decide(event.etag, self._epoch())
+        if early is not Decision.CLAIM:
+            return self._settle(record, early)
+        stored = self._store.read_original(event.bucket, event.key, self._settings.imaging.max_upload_bytes)
+        if stored is None:
+            _log("ignored_missing_object", image_id)
+            return "ignored"
+        claimed = self._claim(record, stored.etag, stored.size, deadline)
+        if not isinstance(claimed, ImageRecord):
+            return claimed
+        _log("claimed", image_id, attempt=claimed.attempts, etag=stored.etag)
+        if stored.data is None:
+            limit = self._settings.imaging.max_upload_bytes
+            rejected = ImageRejected(f"The upload is {stored.size} bytes; at most {limit} are accepted.", "too_large")
+            return self._end_failed(
+                claimed, Failure(rejected.code, rejected.message), Outcome(OriginalInfo(stored.size))
             )
-            return self._while_claimed(
-                image_id, event, lambda token: self._fail(image_id, token, rejected, _unread(event.size), event)
-            )
-        data = self._store.fetch_original(event.bucket, event.key, event.etag)
-        if data is None:
-            _log("ignored_stale", event, id=image_id)
-            return "stale"
-        return self._while_claimed(
-            image_id, event, lambda token: self._process_claimed(image_id, token, data, record, event)
-        )
+        return self._attempt(claimed, stored.data, deadline)
 
-    def _while_claimed(self, image_id: str, event: UploadEvent, work: Callable[[str], str]) -> str:
-        """Run `work` holding the claim; on any fault give the claim back so Lambda's retry can take it."""
-        token = self._claim(image_id, event)
-        if token is None:
-            return "duplicate"
-        try:
-            return work(token)
-        except Exception:
-            self._release_quietly(image_id, token)
-            raise
+    def _settle(self, record: ImageRecord, decision: Decision) -> str:
+        """An event that brings no new work: busy elsewhere, already finished, or deleted."""
+        if decision is Decision.BUSY:
+            raise ClaimHeld(f"image {record.id} is being processed by another delivery")
+        if decision is Decision.GONE:
+            remove_objects(record, self._store, self._settings)  # a late upload or attempt
+            _log("ignored_deleted", record.id)
+            return "ignored"
+        return self._renotify(record)
 
-    def _claim(self, image_id: str, event: UploadEvent) -> str | None:
-        token = self._records.claim(image_id, event.etag, event.size, self._settings.processing_lease_seconds)
-        if token is not None:
-            return token
-        current = self._records.get(image_id)
-        if current is not None and current["status"] == PROCESSING and current.get("source_etag") == event.etag:
-            raise ClaimHeld(f"image {image_id} is being processed by another delivery")
-        _log("ignored_duplicate", event, id=image_id, status=current and current["status"])
-        return None
+    def _claim(self, record: ImageRecord, etag: str, size: int, deadline: Deadline) -> ImageRecord | str:
+        """The claimed record, or the outcome name if there is nothing (more) to do."""
+        for _ in range(_CONTENDED_TRIES):
+            decision = record.decide(etag, self._epoch())
+            if decision is not Decision.CLAIM:
+                return self._settle(record, decision)
+            # The claim lasts as long as this attempt can: past it, the worker is surely gone.
+            lease_until = self._epoch() + deadline.remaining() + self._settings.deadline_margin_seconds
+            saved = self._records.save(record.claimed(new_claim_token(), etag, size, lease_until, self._clock()))
+            if saved is not None:
+                return saved
+            current = self._records.get(record.id)
+            if current is None:
+                return "ignored"
+            record = current
+        raise ClaimHeld(f"image {record.id} changed under {_CONTENDED_TRIES} claims in a row")
 
-    def _process_claimed(
-        self, image_id: str, token: str, data: bytes, record: dict[str, Any], event: UploadEvent
-    ) -> str:
+    def _attempt(self, claimed: ImageRecord, data: bytes, deadline: Deadline) -> str:
+        """Render and store under the claim, then end the image, unless a retry can do better."""
+        written: list[str] = []
         sha256 = hashlib.sha256(data).hexdigest()
-        unknown = _unread(len(data))
-        profile = self._settings.profiles.get(record.get("profile"))
-        if profile is None:
-            rejected = ImageRejected(
-                f"The profile {record.get('profile')!r} is no longer configured.", "unknown_profile"
-            )
-            return self._fail(image_id, token, rejected, unknown, event, sha256)
-        if self._settings.dedupe:
-            twin = self._records.find_done_twin(sha256, profile.name, image_id)
-            if twin is not None:
-                return self._complete_from_twin(image_id, token, twin, sha256, record, event)
+        unread = Outcome(OriginalInfo(len(data)), sha256=sha256)
         try:
-            rendering = self._render(data, profile.variants, self._settings)
+            result = self._outcome(claimed, data, sha256, deadline, written)
+            deadline.check()
+        except DeadlineExceeded:
+            self._delete_quietly(written)
+            margin = self._settings.deadline_margin_seconds
+            message = f"Processing did not finish in the time the attempt had (its Lambda timeout less {margin} s)."
+            result = Failure("processing_timeout", message)
+        except Exception as error:
+            self._delete_quietly(written)
+            if claimed.attempts < self._settings.max_attempts:
+                self._release_quietly(claimed)
+                raise
+            log.exception("last attempt (%s) on %s failed", claimed.attempts, claimed.id)
+            result = Failure("processing_error", f"Every attempt failed; the last one with {type(error).__name__}.")
+        if isinstance(result, Failure):
+            return self._end_failed(claimed, result, unread)
+        return self._end_done(claimed, result, written)
+
+    def _outcome(
+        self, claimed: ImageRecord, data: bytes, sha256: str, deadline: Deadline, written: list[str]
+    ) -> Outcome | Failure:
+        profile = self._settings.imaging.profiles.get(claimed.profile)
+        if profile is None:
+            return Failure("unknown_profile", f"The profile {claimed.profile!r} is no longer configured.")
+        if self._settings.dedupe:
+            twin = self._records.find_done_twin(claimed.owner, sha256, profile.name, claimed.id)
+            if twin is not None:
+                return self._copy_twin(claimed, twin, sha256, deadline, written)
+        try:
+            with deadline.enforced():
+                rendering = self._render(data, profile.variants, self._settings.imaging)
         except ImageRejected as rejected:
-            return self._fail(image_id, token, rejected, unknown, event, sha256)
+            return Failure(rejected.code, rejected.message)
         source = rendering.source
-        outputs: dict[str, Any] = {}
+        revision = output_revision(str(claimed.claim_token))
+        outputs: dict[str, OutputInfo] = {}
         for variant in rendering.variants:
-            key = self._settings.output_key(image_id, variant.name, variant.extension)
+            deadline.check()
+            key = self._settings.output_key(claimed.id, revision, variant.name, variant.extension)
             self._store.put_output(
                 key, variant.data, variant.content_type, _tags(variant.name, profile.name, source.format)
             )
-            outputs[variant.name] = {
-                "format": variant.format,
-                "content_type": variant.content_type,
-                "width": variant.width,
-                "height": variant.height,
-                "bytes": len(variant.data),
-                "bucket": self._store.output_bucket,
-                "key": key,
-                "method": variant.method,
-                **({"quality": variant.quality, "ssim": variant.ssim} if variant.ssim is not None else {}),
-            }
-        original = {"format": source.format, "width": source.width, "height": source.height, "bytes": source.bytes}
-        details = {
-            "sha256": sha256,
-            "type_mismatch": not declared_type_matches(record.get("content_type"), source.format),
-            "placeholders": rendering.placeholders,
-        }
-        return self._complete(image_id, token, original, outputs, details, event)
-
-    def _complete_from_twin(
-        self, image_id: str, token: str, twin: dict[str, Any], sha256: str, record: dict[str, Any], event: UploadEvent
-    ) -> str:
-        """Same bytes, same profile, already done: copy its outputs inside S3; no decode, no encode."""
-        outputs: dict[str, Any] = {}
-        source_format = twin["original"]["format"]
-        for name, output in twin["outputs"].items():
-            extension = output["key"].rsplit(".", 1)[-1]
-            key = self._settings.output_key(image_id, name, extension)
-            self._store.copy_output(output["key"], key, _tags(name, twin["profile"], source_format))
-            outputs[name] = {**output, "key": key, "bucket": self._store.output_bucket}
-        details = {
-            "sha256": sha256,
-            "deduplicated_from": twin["id"],
-            "placeholders": twin.get("placeholders"),
-            "type_mismatch": not declared_type_matches(record.get("content_type"), source_format),
-        }
-        return self._complete(image_id, token, twin["original"], outputs, details, event)
-
-    def _complete(
-        self,
-        image_id: str,
-        token: str,
-        original: dict[str, Any],
-        outputs: dict[str, Any],
-        details: dict[str, Any],
-        event: UploadEvent,
-    ) -> str:
-        if not self._records.complete(image_id, token, original, outputs, details):
-            return self._lost_claim(image_id, [o["key"] for o in outputs.values()], event)
-        self._notify(image_id, token)
-        _log(
-            "done",
-            event,
-            id=image_id,
-            outputs={n: o["bytes"] for n, o in outputs.items()},
-            deduplicated_from=details.get("deduplicated_from"),
+            written.append(key)
+            outputs[variant.name] = OutputInfo(
+                format=variant.format,
+                content_type=variant.content_type,
+                width=variant.width,
+                height=variant.height,
+                bytes=len(variant.data),
+                bucket=self._store.output_bucket,
+                key=key,
+                method=variant.method,
+                quality=variant.quality,
+                ssim=variant.ssim,
+            )
+        return Outcome(
+            original=OriginalInfo(source.bytes, source.format, source.width, source.height),
+            outputs=outputs,
+            sha256=sha256,
+            type_mismatch=not declared_type_matches(claimed.content_type, source.format),
+            placeholders=rendering.placeholders,
         )
+
+    def _copy_twin(
+        self, claimed: ImageRecord, twin: ImageRecord, sha256: str, deadline: Deadline, written: list[str]
+    ) -> Outcome:
+        """Same bytes, same profile, same owner, already done: copy its outputs inside S3."""
+        revision = output_revision(str(claimed.claim_token))
+        source_format = twin.original.format if twin.original else None
+        outputs: dict[str, OutputInfo] = {}
+        for name, output in twin.outputs.items():
+            deadline.check()
+            key = self._settings.output_key(claimed.id, revision, name, output.key.rsplit(".", 1)[-1])
+            self._store.copy_output(output.key, key, _tags(name, twin.profile, str(source_format)))
+            written.append(key)
+            outputs[name] = replace(output, key=key, bucket=self._store.output_bucket)
+        return Outcome(
+            original=twin.original,
+            outputs=outputs,
+            sha256=sha256,
+            type_mismatch=not declared_type_matches(claimed.content_type, str(source_format)),
+            placeholders=twin.placeholders,
+            deduplicated_from=twin.id,
+        )
+
+    # -- ending an image ------------------------------------------------------------------------
+
+    def _end_done(self, claimed: ImageRecord, outcome: Outcome, written: list[str]) -> str:
+        try:
+            saved = self._records.save(claimed.completed(outcome, self._clock()))
+        except Exception:
+            self._delete_quietly(written)  # the retry renders again, under a revision of its own
+            self._release_quietly(claimed)
+            raise
+        if saved is None:
+            return self._superseded(claimed, written)
+        self._notify(saved)
+        replaced = [o.key for o in claimed.outputs.values() if o.key not in set(written)]
+        self._delete_quietly(replaced)  # a previous upload's outputs, no longer advertised
+        _log("done", saved.id, outputs={n: o.bytes for n, o in saved.outputs.items()}, dedupe=saved.deduplicated_from)
         return "done"
 
-    def _fail(
-        self,
-        image_id: str,
-        token: str,
-        rejected: ImageRejected,
-        original: dict[str, Any] | None,
-        event: UploadEvent,
-        sha256: str | None = None,
-    ) -> str:
-        if not self._records.fail(image_id, token, rejected.to_dict(), original, sha256):
-            return self._lost_claim(image_id, [], event)
-        self._notify(image_id, token)
-        _log("failed", event, id=image_id, code=rejected.code)
+    def _end_failed(self, claimed: ImageRecord, failure: Failure, outcome: Outcome) -> str:
+        saved = self._records.save(claimed.failed(failure, outcome, self._clock()))
+        if saved is None:
+            return self._superseded(claimed, [])
+        self._notify(saved)
+        _log("failed", saved.id, code=failure.code, attempt=saved.attempts)
         return "failed"
 
-    def _notify(self, image_id: str, token: str) -> None:
+    def _superseded(self, claimed: ImageRecord, written: list[str]) -> str:
+        """Someone moved the record on while this attempt worked (a newer upload, a takeover of an
+        expired lease, a DELETE): its outputs are nobody's, and it publishes nothing."""
+        self._delete_quietly(written)
+        _log("superseded", claimed.id, attempt=claimed.attempts)
+        return "superseded"
+
+    def _notify(self, record: ImageRecord) -> None:
+        """Publish under the lease the record holds, then mark it notified (ending the lease).
+
+        If the publish fails, the lease is given back first, so the retry that follows may send it.
+        """
+        try:
+            self._notifier.publish(record)
+        except Exception:
+            try:
+                self._records.save(record.released(self._clock()))
+            except Exception:  # the lease runs out by itself
+                log.warning("could not release %s after a failed publish", record.id, exc_info=True)
+            raise
+        try:
+            if self._records.save(record.marked_notified(self._clock())) is None:
+                _log("notified_but_record_moved_on", record.id)
+        except Exception:  # The message is out; raising would only get it sent twice.
+            log.warning("published %s but could not mark it notified", record.id, exc_info=True)
+
+    def _renotify(self, record: ImageRecord) -> str:
+        """These bytes were already processed. Publish only if that attempt could not."""
+        if record.notified:
+            _log("ignored_duplicate", record.id)
+            return "duplicate"
+        if record.lease_live(self._epoch()):
+            _log("ignored_duplicate_being_notified", record.id)
+            return "duplicate"
+        leased = self._records.save(record.leased(self._epoch() + _NOTIFY_LEASE_SECONDS, self._clock()))
+        if leased is None:
+            _log("ignored_duplicate_record_moved_on", record.id)
+            return "duplicate"
+        self._notify(leased)
+        _log("notified_on_retry", record.id)
+        return "notified"
+
+    # -- ending what the attempts could not -----------------------------------------------------
+
+    def end_abandoned(self, bucket: str, key: str, reason: str) -> str:
+        """An event whose every attempt failed (from Lambda's on-failure queue). Ends the image
+        `failed` unless it finished after all or a live worker still has it."""
+        image_id = self.image_id_for(bucket, key)
+        if image_id is None:
+            return "ignored"
         record = self._records.get(image_id)
         if record is None:
+            return "ignored"
+        if record.is_deleted:
+            return self._settle(record, Decision.GONE)
+        if record.lease_live(self._epoch()):
+            _log("abandoned_event_but_lease_live", image_id)
+            return "in_progress"  # the caller has the event redelivered later
+        if record.is_final:
+            return self._renotify(record)
+        return self._end_for_good(record, Failure("processing_error", f"Every attempt failed ({reason})."))
+
+    def sweep(self, deadline: Deadline) -> dict[str, int]:
+        """Ends records stuck past their lease and retries, and re-sends S3 events that never came.
+
+        Runs on a schedule; every action is a version-checked write, so overlapping runs are safe.
+        """
+        now, epoch = self._clock(), self._epoch()
+        quiet_for = min(self._settings.stuck_after_seconds, self._settings.redrive_after_seconds)
+        counts = {"checked": 0, "failed": 0, "redriven": 0}
+        for record in self._records.open_records(iso(now - timedelta(seconds=quiet_for))):
+            if deadline.remaining() <= 0:
+                break
+            counts["checked"] += 1
+            action = self._sweep_one(record, now, epoch)
+            if action:
+                counts[action] += 1
+        _log("swept", None, **counts)
+        return counts
+
+    def _sweep_one(self, record: ImageRecord, now: datetime, epoch: float) -> str | None:
+        stuck_after = self._settings.stuck_after_seconds
+        if record.status == Status.PROCESSING:
+            if record.lease_live(epoch) or epoch - (record.lease_until or 0) < stuck_after:
+                return None
+            self._end_for_good(record, Failure("processing_error", "The attempt stopped and no retry finished it."))
+            return "failed"
+        if self._store.head_original(record.input_bucket, record.input_key) is None:
+            return None  # nobody uploaded: the slot expires by itself
+        if record.redriven_at is None:
+            if _age(record.updated_at, now) < self._settings.redrive_after_seconds:
+                return None
+            saved = self._records.save(record.marked_redriven(now))
+            if saved is not None:
+                self._store.redrive(record.input_bucket, record.input_key)
+                _log("redriven", record.id)
+                return "redriven"
+            return None
+        if _age(record.redriven_at, now) < stuck_after:
+            return None
+        self._end_for_good(record, Failure("processing_error", "No S3 event arrived for the upload."))
+        return "failed"
+
+    def _end_for_good(self, record: ImageRecord, failure: Failure) -> str:
+        """Fail an abandoned record under a lease of our own, so its notification is sent once."""
+        lease_until = self._epoch() + _NOTIFY_LEASE_SECONDS
+        outcome = Outcome(OriginalInfo(record.object_size) if record.object_size is not None else None)
+        saved = self._records.save(record.leased(lease_until, self._clock()).failed(failure, outcome, self._clock()))
+        if saved is None:
+            _log("end_skipped_record_moved_on", record.id)
+            return "skipped"
+        self._notify(saved)
+        _log("failed", saved.id, code=failure.code, attempt=saved.attempts)
+        return "failed"
+
+    # -- cleanup --------------------------------------------------------------------------------
+
+    def _delete_quietly(self, keys: Sequence[str]) -> None:
+        if not keys:
             return
-        self._notifier.publish_result(record)
-        self._records.mark_notified(image_id, token)
-
-    def _finish_duplicate(self, record: dict[str, Any], event: UploadEvent) -> str:
-        """A repeat of an event already handled. Publish only if the first attempt could not."""
-        if not record.get("notified"):
-            self._notifier.publish_result(record)
-            self._records.mark_notified(record["id"], record["claim_token"])
-            _log("notified_on_retry", event, id=record["id"])
-            return "notified"
-        _log("ignored_duplicate", event, id=record["id"])
-        return "duplicate"
-
-    def _lost_claim(self, image_id: str, written_keys: list[str], event: UploadEvent) -> str:
-        """Our lease expired and someone else finished, or the image was deleted meanwhile."""
-        if self._records.get(image_id) is None:
-            self._store.delete_objects(self._store.output_bucket, written_keys)
-        _log("claim_lost", event, id=image_id)
-        return "duplicate"
-
-    def _release_quietly(self, image_id: str, token: str) -> None:
         try:
-            self._records.release(image_id, token)
+            self._store.delete_keys(self._store.output_bucket, keys)
+        except Exception:  # Orphans under a revision nobody advertises; DELETE of the image removes them.
+            log.warning("could not delete %d unadvertised output(s)", len(keys), exc_info=True)
+
+    def _release_quietly(self, claimed: ImageRecord) -> None:
+        try:
+            self._records.save(claimed.released(self._clock()))
         except Exception:  # The lease expires by itself; the original fault is what matters.
-            log.warning("could not release claim on %s", image_id, exc_info=True)
+            log.warning("could not release the claim on %s", claimed.id, exc_info=True)
+
+
+def _age(stamp: str, now: datetime) -> float:
+    return (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()

@@ -1,309 +1,372 @@
-"""DynamoDB: the image record and its state machine, guarded by conditional writes.
+"""DynamoDB: image records as items, the version-conditioned write, and the access patterns.
 
-pending -> processing -> done | failed. A claim is a lease (token + expiry) so a crashed
-worker's claim can be taken over by the next delivery, and a duplicate delivery of the
-same upload (same ETag) finds the record finished and does nothing.
+The domain (domain.py) decides every transition; this adapter only maps records to items and
+back and makes each write conditional on the version it was derived from. Indexes are keyed
+by owner, or sharded, so no partition key value is shared by more than one owner's traffic
+(docs: capacity); their attributes are derived here and absent when a query must not see the
+record (sparse indexes: tombstones vanish from listings, finished images from the sweeper's).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 import json
-import time
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from chalicelib.domain import FINAL, Failure, ImageRecord, OriginalInfo, OutputInfo, Status
 from chalicelib.errors import BadRequest
+from chalicelib.ports import ListQuery, Page, RecordExists
 
-PENDING, PROCESSING, DONE, FAILED = "pending", "processing", "done", "failed"
-STATUSES = (PENDING, PROCESSING, DONE, FAILED)
-RECORD_KIND = "image"  # constant partition of the newest-first index
-PENDING_TTL_SECONDS = 7 * 24 * 3600  # abandoned upload slots expire from the table
-_CURSOR_KEYS = {"id", "kind", "status", "created_at", "sha256"}
-# Attributes complete() may set besides status/original/outputs.
-COMPLETION_DETAILS = {"sha256", "type_mismatch", "placeholders", "deduplicated_from"}
+# Index name -> (partition attribute, sort attribute). Every index is KEYS_ONLY or INCLUDEs a
+# few small attributes, so a status change writes a few dozen bytes to each, not the whole item.
+BY_OWNER = "by-owner"
+BY_OWNER_STATUS = "by-owner-status"
+BY_OWNER_SHA256 = "by-owner-sha256"
+BY_CREATED_SHARD = "by-created-shard"
+BY_OPEN_SHARD = "by-open-shard"
+INDEX_KEYS: dict[str, tuple[str, str]] = {
+    BY_OWNER: ("owner_list", "created_at"),
+    BY_OWNER_STATUS: ("owner_status", "created_at"),
+    BY_OWNER_SHA256: ("owner_sha256", "created_at"),
+    BY_CREATED_SHARD: ("created_shard", "created_at"),
+    BY_OPEN_SHARD: ("open_shard", "updated_at"),
+}
+# Writes to the admin listing and the sweeper's index are spread over this many partition keys.
+SHARDS = 16
+_INDEX_ATTRIBUTES = {attribute for keys in INDEX_KEYS.values() for attribute in keys} - {"created_at", "updated_at"}
+_BATCH_GET_LIMIT = 100
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+def shard_of(image_id: str) -> str:
+    """Ids are uniformly random hex, so their first digits spread records evenly over shards."""
+    return str(int(image_id[:4], 16) % SHARDS)
 
 
-def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def index_attributes(record: ImageRecord) -> dict[str, str]:
+    """The derived attributes that place `record` in each index (none for a tombstone)."""
+    if record.is_deleted:
+        return {}
+    attributes = {
+        "owner_list": record.owner,
+        "owner_status": f"{record.owner}#{record.status}",
+        "created_shard": shard_of(record.id),
+    }
+    if record.sha256:
+        attributes["owner_sha256"] = f"{record.owner}#{record.sha256}"
+    if record.status not in FINAL:
+        attributes["open_shard"] = shard_of(record.id)
+    return attributes
 
 
-def plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; give callers ints and floats."""
+def to_item(record: ImageRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": record.id,
+        "owner": record.owner,
+        "status": str(record.status),
+        "profile": record.profile,
+        "content_type": record.content_type,
+        "input_bucket": record.input_bucket,
+        "input_key": record.input_key,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "version": record.version,
+        "filename": record.filename,
+        "declared_size": record.declared_size,
+        "expires_at": record.expires_at,
+        "source_etag": record.source_etag,
+        "object_size": record.object_size,
+        "claim_token": record.claim_token,
+        "lease_until": record.lease_until,
+        "attempts": record.attempts,
+        "redriven_at": record.redriven_at,
+        "completed_at": record.completed_at,
+        "notified": record.notified,
+        "original": record.original.to_dict() if record.original else None,
+        "outputs": {name: output.to_dict() for name, output in record.outputs.items()},
+        "sha256": record.sha256,
+        "type_mismatch": record.type_mismatch,
+        "placeholders": dict(record.placeholders) if record.placeholders is not None else None,
+        "deduplicated_from": record.deduplicated_from,
+        "error": record.error.to_dict() if record.error else None,
+        "deleted_at": record.deleted_at,
+        **index_attributes(record),
+    }
+    return {name: _stored(value) for name, value in item.items() if value is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> ImageRecord:
+    data = _plain(dict(item))
+    original = data.get("original")
+    error = data.get("error")
+    return ImageRecord(
+        id=data["id"],
+        owner=data["owner"],
+        status=Status(data["status"]),
+        profile=data["profile"],
+        content_type=data["content_type"],
+        input_bucket=data["input_bucket"],
+        input_key=data["input_key"],
+        created_at=data["created_at"],
+        updated_at=data["updated_at"],
+        version=data["version"],
+        filename=data.get("filename"),
+        declared_size=data.get("declared_size"),
+        expires_at=data.get("expires_at"),
+        source_etag=data.get("source_etag"),
+        object_size=data.get("object_size"),
+        claim_token=data.get("claim_token"),
+        lease_until=_float(data.get("lease_until")),
+        attempts=data.get("attempts", 0),
+        redriven_at=data.get("redriven_at"),
+        completed_at=data.get("completed_at"),
+        notified=bool(data.get("notified")),
+        original=OriginalInfo(**original) if original else None,
+        outputs={name: OutputInfo(**output) for name, output in (data.get("outputs") or {}).items()},
+        sha256=data.get("sha256"),
+        type_mismatch=bool(data.get("type_mismatch")),
+        placeholders=data.get("placeholders"),
+        deduplicated_from=data.get("deduplicated_from"),
+        error=Failure(**error) if error else None,
+        deleted_at=data.get("deleted_at"),
+    )
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal: ints and floats for the domain."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [plain(v) for v in value]
+        return [_plain(v) for v in value]
     return value
 
 
-def stored(value: Any) -> Any:
-    """DynamoDB takes no floats: send them as Decimal (plain() turns them back)."""
+def _stored(value: Any) -> Any:
+    """DynamoDB takes no floats: Decimal from their shortest repr."""
     if isinstance(value, float):
-        return Decimal(str(value))
+        return Decimal(repr(value))
     if isinstance(value, dict):
-        return {k: stored(v) for k, v in value.items()}
+        return {k: _stored(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [stored(v) for v in value]
+        return [_stored(v) for v in value]
     return value
 
 
-def _is_conditional_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+def _conditional_check_failed(error: Exception) -> bool:
+    response = getattr(error, "response", None) or {}
+    return bool(response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
-class ImageRecords:
-    """The `images` table, speaking the domain. Takes a boto3 Table resource."""
+class DynamoRecordStore:
+    """The `images` table. Takes a boto3 Table resource (and uses its client for batch reads)."""
 
-    def __init__(self, table: Any, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, table: Any) -> None:
         self._table = table
-        self._clock = clock
+        # The Table resource's client, for batch reads; it converts Python values to DynamoDB's and back.
+        self._dynamodb = table.meta.client
 
-    def create_pending(
-        self,
-        image_id: str,
-        *,
-        filename: str | None,
-        content_type: str,
-        profile: str,
-        declared_size: int | None,
-        input_bucket: str,
-        input_key: str,
-    ) -> dict[str, Any]:
-        now = self._clock()
-        item: dict[str, Any] = {
-            "id": image_id,
-            "kind": RECORD_KIND,
-            "status": PENDING,
-            "filename": filename,
-            "content_type": content_type,
-            "profile": profile,
-            "declared_size": declared_size,
-            "input_bucket": input_bucket,
-            "input_key": input_key,
-            "created_at": iso(now),
-            "updated_at": iso(now),
-            "expires_at": int(now.timestamp()) + PENDING_TTL_SECONDS,
-            "error": None,
-        }
-        item = {k: v for k, v in item.items() if v is not None or k == "error"}
-        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(id)")
-        return item
+    def create(self, record: ImageRecord) -> None:
+        if not self._put(record, "attribute_not_exists(id)", {}):
+            raise RecordExists(record.id)
 
-    def get(self, image_id: str) -> dict[str, Any] | None:
+    def get(self, image_id: str) -> ImageRecord | None:
         item = self._table.get_item(Key={"id": image_id}, ConsistentRead=True).get("Item")
-        return plain(item) if item else None
+        return from_item(item) if item else None
 
-    def list_page(
-        self, status: str | None, limit: int, cursor: str | None, sha256: str | None = None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """Newest first; `cursor` is the opaque `next_cursor` of the previous page."""
-        query: dict[str, Any] = {"Limit": limit, "ScanIndexForward": False}
-        if sha256:
-            query.update(
-                IndexName="by-sha256", KeyConditionExpression="sha256 = :h", ExpressionAttributeValues={":h": sha256}
-            )
-            if status:
-                query.update(FilterExpression="#s = :s", ExpressionAttributeNames={"#s": "status"})
-                query["ExpressionAttributeValues"][":s"] = status
-        elif status:
-            query.update(
-                IndexName="by-status",
-                KeyConditionExpression="#s = :s",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":s": status},
-            )
-        else:
-            query.update(
-                IndexName="by-created",
-                KeyConditionExpression="kind = :k",
-                ExpressionAttributeValues={":k": RECORD_KIND},
-            )
-        if cursor:
-            query["ExclusiveStartKey"] = decode_cursor(cursor)
-        page = self._table.query(**query)
-        last = page.get("LastEvaluatedKey")
-        return [plain(item) for item in page.get("Items", [])], encode_cursor(last) if last else None
+    def save(self, record: ImageRecord) -> ImageRecord | None:
+        saved = replace(record, version=record.version + 1)
+        return saved if self._put(saved, "#v = :expected", {":expected": record.version}) else None
 
-    def find_done_twin(self, sha256: str, profile: str, exclude_id: str) -> dict[str, Any] | None:
-        """The newest finished image with the same bytes and profile, if any (for dedupe)."""
-        page = self._table.query(
-            IndexName="by-sha256",
-            KeyConditionExpression="sha256 = :h",
-            ScanIndexForward=False,
-            FilterExpression="#s = :done AND profile = :p AND id <> :me",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":h": sha256, ":done": DONE, ":p": profile, ":me": exclude_id},
-        )
-        items = page.get("Items", [])
-        return plain(items[0]) if items else None
+    def _put(self, record: ImageRecord, condition: str, values: dict[str, Any]) -> bool:
+        from botocore.exceptions import ClientError
 
-    def claim(self, image_id: str, etag: str, object_size: int, lease_seconds: int) -> str | None:
-        """Take the record for processing; returns the claim token, or None if it is not claimable."""
-        token = uuid.uuid4().hex
-        now = time.time()
+        kwargs: dict[str, Any] = {"Item": to_item(record), "ConditionExpression": condition}
+        if values:
+            kwargs.update(ExpressionAttributeNames={"#v": "version"}, ExpressionAttributeValues=values)
         try:
-            self._table.update_item(
-                Key={"id": image_id},
-                UpdateExpression=(
-                    "SET #s = :processing, claim_token = :token, lease_until = :lease, source_etag = :etag,"
-                    " object_size = :size, updated_at = :now, notified = :false REMOVE expires_at"
-                ),
-                ConditionExpression=(
-                    "attribute_exists(id) AND (#s = :pending"
-                    " OR (#s = :processing AND lease_until < :epoch)"
-                    " OR (#s IN (:done, :failed) AND source_etag <> :etag))"
-                ),
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":processing": PROCESSING,
-                    ":pending": PENDING,
-                    ":done": DONE,
-                    ":failed": FAILED,
-                    ":token": token,
-                    ":lease": Decimal(str(round(now + lease_seconds, 3))),
-                    ":epoch": Decimal(str(round(now, 3))),
-                    ":etag": etag,
-                    ":size": object_size,
-                    ":now": iso(self._clock()),
-                    ":false": False,
-                },
-            )
+            self._table.put_item(**kwargs)
         except ClientError as error:
-            if _is_conditional_failure(error):
-                return None
-            raise
-        return token
-
-    def release(self, image_id: str, token: str) -> None:
-        """Give a claim back after a transient fault so Lambda's retry can take it at once."""
-        self._guarded_update(image_id, token, "SET lease_until = :zero", {":zero": 0})
-
-    def complete(
-        self,
-        image_id: str,
-        token: str,
-        original: dict[str, Any],
-        outputs: dict[str, Any],
-        details: dict[str, Any] | None = None,
-    ) -> bool:
-        """processing -> done, only for the holder of the claim. False if the claim was lost.
-
-        `details` (COMPLETION_DETAILS: sha256, type_mismatch, placeholders, deduplicated_from) are set too.
-        """
-        now = iso(self._clock())
-        details = {k: v for k, v in (details or {}).items() if v is not None}
-        unknown = set(details) - COMPLETION_DETAILS
-        if unknown:
-            raise ValueError(f"unknown completion details {sorted(unknown)}")
-        extra = "".join(f", {name} = :{name}" for name in sorted(details))
-        return self._guarded_update(
-            image_id,
-            token,
-            "SET #s = :done, original = :original, outputs = :outputs, #e = :none,"
-            f" updated_at = :now, completed_at = :now{extra} REMOVE lease_until",
-            {
-                ":done": DONE,
-                ":original": original,
-                ":outputs": outputs,
-                ":none": None,
-                ":now": now,
-                **{f":{name}": value for name, value in details.items()},
-            },
-            require_processing=True,
-        )
-
-    def fail(
-        self,
-        image_id: str,
-        token: str,
-        error: dict[str, str],
-        original: dict[str, Any] | None,
-        sha256: str | None = None,
-    ) -> bool:
-        """processing -> failed with a reason code; no outputs are advertised."""
-        now = iso(self._clock())
-        return self._guarded_update(
-            image_id,
-            token,
-            "SET #s = :failed, #e = :error, original = :original, outputs = :outputs,"
-            " updated_at = :now, completed_at = :now"
-            + (", sha256 = :sha256" if sha256 else "")
-            + " REMOVE lease_until",
-            {
-                ":failed": FAILED,
-                ":error": error,
-                ":original": original,
-                ":outputs": {},
-                ":now": now,
-                **({":sha256": sha256} if sha256 else {}),
-            },
-            require_processing=True,
-        )
-
-    def mark_notified(self, image_id: str, token: str) -> None:
-        self._guarded_update(image_id, token, "SET notified = :true", {":true": True})
-
-    def delete(self, image_id: str) -> None:
-        self._table.delete_item(Key={"id": image_id})
-
-    def _guarded_update(
-        self, image_id: str, token: str, expression: str, values: dict[str, Any], require_processing: bool = False
-    ) -> bool:
-        condition = "claim_token = :token"
-        names: dict[str, str] = {}
-        if "#s" in expression or require_processing:
-            names["#s"] = "status"
-        if "#e" in expression:
-            names["#e"] = "error"
-        if require_processing:
-            condition += " AND #s = :processing"
-            values = {**values, ":processing": PROCESSING}
-        kwargs: dict[str, Any] = {
-            "Key": {"id": image_id},
-            "UpdateExpression": expression,
-            "ConditionExpression": condition,
-            "ExpressionAttributeValues": stored({**values, ":token": token}),
-        }
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
-        try:
-            self._table.update_item(**kwargs)
-        except ClientError as error:
-            if _is_conditional_failure(error):
+            if _conditional_check_failed(error):
                 return False
             raise
         return True
 
+    def list_page(self, query: ListQuery) -> Page:
+        if query.owner is None:
+            return self._list_all(query)
+        if query.sha256:
+            index, partition = BY_OWNER_SHA256, f"{query.owner}#{query.sha256}"
+        elif query.status:
+            index, partition = BY_OWNER_STATUS, f"{query.owner}#{query.status}"
+        else:
+            index, partition = BY_OWNER, query.owner
+        keys, last = self._query_keys(index, partition, query.limit, _start_key(query.cursor, index, partition))
+        records = [r for r in self._read_all(keys) if _matches(r, query)]
+        return Page(records, encode_cursor(last) if last else None)
 
-def encode_cursor(key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(plain(key), separators=(",", ":")).encode()).decode().rstrip("=")
+    def _query_keys(
+        self, index: str, partition: str, limit: int, start: dict[str, str] | None, filter_status: str | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        partition_attribute = INDEX_KEYS[index][0]
+        request: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": partition_attribute},
+            "ExpressionAttributeValues": {":p": partition},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start:
+            request["ExclusiveStartKey"] = start
+        if filter_status:
+            request["FilterExpression"] = "#s = :s"
+            request["ExpressionAttributeNames"]["#s"] = "status"
+            request["ExpressionAttributeValues"][":s"] = filter_status
+        response = self._table.query(**request)
+        return list(response.get("Items", [])), response.get("LastEvaluatedKey")
+
+    def _read_all(self, keys: Sequence[Mapping[str, Any]]) -> list[ImageRecord]:
+        """Full items for index hits, in the index's order (BatchGetItem, retrying unprocessed keys)."""
+        ids = [str(key["id"]) for key in keys]
+        found: dict[str, ImageRecord] = {}
+        name = self._table.name
+        for start in range(0, len(ids), _BATCH_GET_LIMIT):
+            pending: dict[str, Any] = {name: {"Keys": [{"id": i} for i in ids[start : start + _BATCH_GET_LIMIT]]}}
+            while pending:
+                response = self._dynamodb.batch_get_item(RequestItems=pending)
+                for item in response.get("Responses", {}).get(name, []):
+                    record = from_item(item)
+                    found[record.id] = record
+                pending = response.get("UnprocessedKeys") or {}
+        return [found[i] for i in ids if i in found and not found[i].is_deleted]
+
+    def _list_all(self, query: ListQuery) -> Page:
+        """Every owner's images, newest first: each shard queried from its own position, merged.
+
+        The cursor holds each shard's position, so a page costs SHARDS small queries, never a scan.
+        """
+        positions = _shard_positions(query.cursor)
+        candidates: list[tuple[str, str, str]] = []  # (created_at, id, shard)
+        exhausted_after: dict[str, bool] = {}
+        for shard, start in positions.items():
+            if start == "done":
+                continue
+            keys, last = self._query_keys(
+                BY_CREATED_SHARD, shard, query.limit, _shard_key(shard, start), str(query.status or "") or None
+            )
+            exhausted_after[shard] = last is None
+            candidates.extend((str(key["created_at"]), str(key["id"]), shard) for key in keys)
+        taken = heapq.nlargest(query.limit, candidates)
+        next_positions: dict[str, Any] = dict(positions)
+        for created_at, image_id, shard in taken:
+            next_positions[shard] = [created_at, image_id]
+        for shard, exhausted in exhausted_after.items():
+            untaken = any(c[2] == shard and c not in taken for c in candidates)
+            if exhausted and not untaken:
+                next_positions[shard] = "done"
+        more = any(position != "done" for position in next_positions.values())
+        records = [r for r in self._read_all([{"id": image_id} for _, image_id, _ in taken]) if _matches(r, query)]
+        cursor = encode_cursor({"shards": next_positions}) if more and taken else None
+        return Page(records, cursor)
+
+    def find_done_twin(self, owner: str, sha256: str, profile: str, exclude_id: str) -> ImageRecord | None:
+        keys, _ = self._query_keys(BY_OWNER_SHA256, f"{owner}#{sha256}", 25, None, filter_status=str(Status.DONE))
+        for record in self._read_all([key for key in keys if key["id"] != exclude_id]):
+            if record.status == Status.DONE and record.profile == profile:
+                return record
+        return None
+
+    def open_records(self, updated_before: str) -> list[ImageRecord]:
+        keys: list[dict[str, Any]] = []
+        for shard in range(SHARDS):
+            start: dict[str, Any] | None = None
+            while True:
+                request: dict[str, Any] = {
+                    "IndexName": BY_OPEN_SHARD,
+                    "KeyConditionExpression": "open_shard = :s AND updated_at < :t",
+                    "ExpressionAttributeValues": {":s": str(shard), ":t": updated_before},
+                }
+                if start:
+                    request["ExclusiveStartKey"] = start
+                response = self._table.query(**request)
+                keys.extend(response.get("Items", []))
+                start = response.get("LastEvaluatedKey")
+                if not start:
+                    break
+        return [r for r in self._read_all(keys) if not r.is_final]
 
 
-def decode_cursor(cursor: str) -> dict[str, Any]:
-    """Reject anything that is not a cursor we issued, before it reaches DynamoDB."""
+def _matches(record: ImageRecord, query: ListQuery) -> bool:
+    """Index entries are eventually consistent: re-check what the query asked of the full item."""
+    if query.owner is not None and record.owner != query.owner:
+        return False
+    if query.status is not None and record.status != query.status:
+        return False
+    return query.sha256 is None or record.sha256 == query.sha256
+
+
+def encode_cursor(key: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(_plain(dict(key)), separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _invalid_cursor() -> BadRequest:
+    return BadRequest("cursor is not a next_cursor value issued for this query", "invalid_cursor")
+
+
+def _decode_cursor(cursor: str) -> Any:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
+        return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError) as exc:
-        raise BadRequest("cursor is not a valid next_cursor value", "invalid_cursor") from exc
+        raise _invalid_cursor() from exc
+
+
+def _start_key(cursor: str | None, index: str, partition: str) -> dict[str, str] | None:
+    """The ExclusiveStartKey a cursor stands for, only if it is exactly one this query issued:
+    the index's keys plus the table's, its partition value the query's own (so a forged cursor
+    can neither reach DynamoDB's validation nor another owner's partition)."""
+    if cursor is None:
+        return None
+    key = _decode_cursor(cursor)
+    partition_attribute, sort_attribute = INDEX_KEYS[index]
     if (
         not isinstance(key, dict)
-        or not key
-        or set(key) - _CURSOR_KEYS
-        or not all(isinstance(v, str) and len(v) < 100 for v in key.values())
+        or set(key) != {"id", partition_attribute, sort_attribute}
+        or key[partition_attribute] != partition
+        or not all(isinstance(v, str) and 0 < len(v) <= 200 for v in key.values())
     ):
-        raise BadRequest("cursor is not a valid next_cursor value", "invalid_cursor")
+        raise _invalid_cursor()
     return key
+
+
+def _shard_positions(cursor: str | None) -> dict[str, Any]:
+    if cursor is None:
+        return {str(shard): None for shard in range(SHARDS)}
+    decoded = _decode_cursor(cursor)
+    shards = decoded.get("shards") if isinstance(decoded, dict) and set(decoded) == {"shards"} else None
+    if not isinstance(shards, dict) or set(shards) != {str(s) for s in range(SHARDS)}:
+        raise _invalid_cursor()
+    for position in shards.values():
+        valid = position is None or position == "done"
+        valid = valid or (
+            isinstance(position, list) and len(position) == 2 and all(isinstance(p, str) and p for p in position)
+        )
+        if not valid:
+            raise _invalid_cursor()
+    return dict(shards)
+
+
+def _shard_key(shard: str, position: Any) -> dict[str, str] | None:
+    if position is None:
+        return None
+    created_at, image_id = position
+    return {"id": image_id, "created_shard": shard, "created_at": created_at}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 from chalice.app import S3Event
 
@@ -34,3 +37,30 @@ class UploadNotification(S3Event):
                 bucket=self.bucket, key=self.key, etag=str(obj.get("eTag", "")).strip('"'), size=int(obj.get("size", 0))
             )
         ]
+
+
+@dataclass(frozen=True)
+class AbandonedUpload:
+    """An S3 object whose ObjectCreated event used up every Lambda attempt."""
+
+    bucket: str
+    key: str  # URL-decoded once
+    reason: str  # Lambda's condition: RetriesExhausted, EventAgeExceeded
+
+
+def abandoned_uploads(body: str) -> list[AbandonedUpload]:
+    """Read one record of the handler's on-failure destination (an SQS message body).
+
+    Lambda wraps the original event: {"requestContext": {"condition": ...}, "requestPayload":
+    {"Records": [...]}, ...}. Anything else (a test message, garbage) yields nothing.
+    """
+    try:
+        record = json.loads(body)
+        reason = str(record.get("requestContext", {}).get("condition", "unknown"))
+        s3_records = record.get("requestPayload", {}).get("Records", [])
+        return [
+            AbandonedUpload(str(r["s3"]["bucket"]["name"]), unquote_plus(str(r["s3"]["object"]["key"])), reason)
+            for r in s3_records
+        ]
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return []

@@ -1,4 +1,4 @@
-"""Lazily built AWS clients and the objects that use them, one per warm Lambda.
+"""Lazily built AWS clients and the adapters that use them, one per warm Lambda.
 
 boto3 is imported on first use, not at import time: routes that never touch AWS,
 and the cold start itself, do not pay for it. Tests call `reset()` after changing the env.
@@ -9,11 +9,11 @@ from __future__ import annotations
 from functools import cache, lru_cache
 from typing import Any
 
-from chalicelib.notify import Notifier
+from chalicelib.notify import SnsNotifier
 from chalicelib.pipeline import UploadProcessor
-from chalicelib.records import ImageRecords
+from chalicelib.records import DynamoRecordStore
 from chalicelib.settings import get_settings
-from chalicelib.storage import ObjectStore
+from chalicelib.storage import S3ObjectStore
 
 
 @cache
@@ -41,14 +41,14 @@ def table() -> Any:
 
 
 @lru_cache(maxsize=1)
-def records() -> ImageRecords:
-    return ImageRecords(table())
+def records() -> DynamoRecordStore:
+    return DynamoRecordStore(table())
 
 
 @lru_cache(maxsize=1)
-def store() -> ObjectStore:
+def store() -> S3ObjectStore:
     settings = get_settings()
-    return ObjectStore(
+    return S3ObjectStore(
         s3(), settings.output_bucket, settings.output_cache_control, settings.output_sse, settings.kms_key_id
     )
 
@@ -56,7 +56,7 @@ def store() -> ObjectStore:
 @lru_cache(maxsize=1)
 def processor() -> UploadProcessor:
     settings = get_settings()
-    return UploadProcessor(settings, records(), store(), Notifier(sns(), settings.topic_arn))
+    return UploadProcessor(settings, records(), store(), SnsNotifier(sns(), settings.topic_arn))
 
 
 def reset() -> None:

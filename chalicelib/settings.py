@@ -1,4 +1,6 @@
-"""One immutable settings object, read from environment variables once per cold start.
+"""The deployment's settings: where things live (buckets, table, topic) and how the pipeline
+behaves around them, plus the image core's own settings (`imaging`). One immutable object,
+read from environment variables once per cold start.
 
 Every stage sets these in .chalice/config.json; nothing here names a real bucket.
 """
@@ -9,105 +11,76 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from chalicelib.errors import ConfigError
-from chalicelib.formats import DECODERS_BY_CONTENT_TYPE, DEFAULT_CONTENT_TYPES, allowed_decoders
-from chalicelib.imaging.profiles import ProfileSet, load_profiles
-from chalicelib.imaging.specs import VariantSpec, parse_variants
-
-if TYPE_CHECKING:
-    from chalicelib.imaging.decode import DecodeLimits
-
-MIB = 1024 * 1024
+from chalicelib.imaging.settings import ImagingSettings, env_int
 
 
 @dataclass(frozen=True)
 class Settings:
+    imaging: ImagingSettings
     input_bucket: str
     output_bucket: str
     table_name: str
     topic_arn: str
-    profiles: ProfileSet
-    allowed_content_types: tuple[str, ...]
-    max_upload_bytes: int = 25 * MIB
-    max_pixels: int = 50_000_000
-    max_side: int = 12_000
-    max_animation_pixels: int = 100_000_000
     upload_prefix: str = "uploads/"
     output_prefix: str = "processed/"
     upload_url_ttl: int = 900
     download_url_ttl: int = 3600
+    # A claim's lease when the handler has no Lambda context to take its deadline from.
     processing_lease_seconds: int = 90
+    # Claims of one upload the stage allows (1 + the handler's MaximumRetryAttempts, infra/stages.json);
+    # the last one ends the image whatever happens.
+    max_attempts: int = 3
+    # Each attempt stops rendering this long before Lambda would kill it, to record and notify.
+    deadline_margin_seconds: int = 5
+    # The sweeper ends records whose worker is gone and whose retries are over; re-sends events
+    # S3 never delivered for uploads that exist.
+    stuck_after_seconds: int = 600
+    redrive_after_seconds: int = 300
     output_cache_control: str = "public, max-age=31536000, immutable"
     output_sse: str = "AES256"
     kms_key_id: str | None = None
     output_base_url: str | None = None
     dedupe: bool = False
-    blurhash_components: tuple[int, int] = (4, 3)
-
-    @property
-    def variants(self) -> tuple[VariantSpec, ...]:
-        """The default profile's variants."""
-        return self.profiles.profiles[self.profiles.default].variants
-
-    def decode_limits(self) -> DecodeLimits:
-        from chalicelib.imaging.decode import DecodeLimits  # Pillow: only when rendering
-
-        return DecodeLimits(self.allowed_decoders, self.max_pixels, self.max_side, self.max_animation_pixels)
-
-    @property
-    def allowed_decoders(self) -> tuple[str, ...]:
-        return allowed_decoders(self.allowed_content_types)
 
     def upload_key(self, image_id: str) -> str:
         """The only key a client may upload to. Filenames never reach S3 keys."""
         return f"{self.upload_prefix}{image_id}"
 
-    def output_key(self, image_id: str, variant: str, extension: str) -> str:
-        return f"{self.output_prefix}{image_id}/{variant}.{extension}"
+    def output_prefix_of(self, image_id: str) -> str:
+        """Every output of an image, of every attempt, lives under this prefix."""
+        return f"{self.output_prefix}{image_id}/"
+
+    def output_key(self, image_id: str, revision: str, variant: str, extension: str) -> str:
+        return f"{self.output_prefix_of(image_id)}{revision}/{variant}.{extension}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build and validate; a bad value fails the cold start with the variable's name."""
-        content_types = tuple(
-            t.strip().lower()
-            for t in env.get("ALLOWED_CONTENT_TYPES", ",".join(DEFAULT_CONTENT_TYPES)).split(",")
-            if t.strip()
-        )
-        unknown = [t for t in content_types if t not in DECODERS_BY_CONTENT_TYPE]
-        if unknown or not content_types:
-            raise ConfigError(
-                f"ALLOWED_CONTENT_TYPES: unknown type(s) {unknown}; known: {sorted(DECODERS_BY_CONTENT_TYPE)}"
-            )
-        profiles = load_profiles(env.get("PROFILES"), env.get("DEFAULT_PROFILE") or None)
-        if env.get("VARIANTS"):
-            profiles = profiles.with_default_variants(parse_variants(env["VARIANTS"]))
         sse = env.get("OUTPUT_SSE", "AES256")
         if sse not in ("AES256", "aws:kms"):
             raise ConfigError(f"OUTPUT_SSE: must be AES256 or aws:kms, got {sse!r}")
         settings = cls(
+            imaging=ImagingSettings.from_env(env),
             input_bucket=_required(env, "INPUT_BUCKET"),
             output_bucket=_required(env, "OUTPUT_BUCKET"),
             table_name=_required(env, "TABLE_NAME"),
             topic_arn=_required(env, "TOPIC_ARN"),
-            profiles=profiles,
-            allowed_content_types=content_types,
-            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 25 * MIB, 1),
-            max_pixels=_int(env, "MAX_PIXELS", 50_000_000, 1),
-            max_side=_int(env, "MAX_SIDE", 12_000, 1),
-            max_animation_pixels=_int(env, "MAX_ANIMATION_PIXELS", 100_000_000, 1),
             upload_prefix=_prefix(env, "UPLOAD_PREFIX", "uploads/"),
             output_prefix=_prefix(env, "OUTPUT_PREFIX", "processed/"),
-            upload_url_ttl=_int(env, "UPLOAD_URL_TTL_SECONDS", 900, 60),
-            download_url_ttl=_int(env, "DOWNLOAD_URL_TTL_SECONDS", 3600, 60),
-            processing_lease_seconds=_int(env, "PROCESSING_LEASE_SECONDS", 90, 5),
+            upload_url_ttl=env_int(env, "UPLOAD_URL_TTL_SECONDS", 900, 60),
+            download_url_ttl=env_int(env, "DOWNLOAD_URL_TTL_SECONDS", 3600, 60),
+            processing_lease_seconds=env_int(env, "PROCESSING_LEASE_SECONDS", 90, 5),
+            max_attempts=env_int(env, "MAX_ATTEMPTS", 3, 1),
+            deadline_margin_seconds=env_int(env, "DEADLINE_MARGIN_SECONDS", 5, 1),
+            stuck_after_seconds=env_int(env, "STUCK_AFTER_SECONDS", 600, 1),
+            redrive_after_seconds=env_int(env, "REDRIVE_AFTER_SECONDS", 300, 1),
             output_cache_control=env.get("OUTPUT_CACHE_CONTROL", "public, max-age=31536000, immutable"),
             output_sse=sse,
             kms_key_id=env.get("KMS_KEY_ID") or None,
             output_base_url=_base_url(env.get("OUTPUT_BASE_URL", "")),
             dedupe=_flag(env, "DEDUPE"),
-            blurhash_components=_components(env.get("BLURHASH_COMPONENTS", "4x3")),
         )
         settings.check_single_bucket_layout()
         return settings
@@ -130,19 +103,6 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}: must be an integer, got {raw!r}") from exc
-    if value < minimum:
-        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
-    return value
-
-
 def _base_url(value: str) -> str | None:
     """OUTPUT_BASE_URL: stable public links (e.g. a CloudFront domain) instead of presigned GETs."""
     value = value.strip()
@@ -151,14 +111,6 @@ def _base_url(value: str) -> str | None:
     if not value.startswith(("https://", "http://")):
         raise ConfigError(f"OUTPUT_BASE_URL: must start with https:// (or http:// locally), got {value!r}")
     return value.rstrip("/")
-
-
-def _components(raw: str) -> tuple[int, int]:
-    """BLURHASH_COMPONENTS like "4x3": 1-9 components across and down."""
-    parts = raw.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and 1 <= int(p) <= 9 for p in parts):
-        raise ConfigError(f"BLURHASH_COMPONENTS: must look like 4x3, each from 1 to 9, got {raw!r}")
-    return int(parts[0]), int(parts[1])
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

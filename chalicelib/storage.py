@@ -1,16 +1,23 @@
-"""S3: read originals, write and delete outputs, presign downloads. Takes a boto3 S3 client."""
+"""S3: read originals, write, copy and delete outputs, presign downloads. Takes a boto3 S3 client."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from botocore.exceptions import ClientError
+from chalicelib.errors import StorageError
+from chalicelib.ports import StoredObject
 
-_GONE = {"NoSuchKey", "404", "NotFound", "PreconditionFailed", "412"}
+_GONE = {"NoSuchKey", "404", "NotFound"}
+_DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
 
 
-class ObjectStore:
+def _error_code(error: Exception) -> str:
+    return str((getattr(error, "response", None) or {}).get("Error", {}).get("Code", ""))
+
+
+class S3ObjectStore:
     """Outputs are written encrypted (SSE-S3 by default, SSE-KMS when a key is given) and tagged."""
 
     def __init__(
@@ -27,21 +34,49 @@ class ObjectStore:
     def output_bucket(self) -> str:
         return self._output_bucket
 
-    def fetch_original(self, bucket: str, key: str, etag: str | None) -> bytes | None:
-        """The uploaded bytes, or None if the object is gone or was overwritten after this event.
+    def read_original(self, bucket: str, key: str, max_bytes: int) -> StoredObject | None:
+        """One GET: the body is read only when ContentLength is within `max_bytes`."""
+        from botocore.exceptions import ClientError
 
-        If-Match on the event's ETag makes a stale event (for an object since replaced) a no-op.
-        """
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-        if etag:
-            kwargs["IfMatch"] = etag if etag.startswith('"') else f'"{etag}"'
         try:
-            response = self._s3.get_object(**kwargs)
+            response = self._s3.get_object(Bucket=bucket, Key=key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _GONE:
+            if _error_code(error) in _GONE:
                 return None
             raise
-        return bytes(response["Body"].read())
+        body, size = response["Body"], int(response["ContentLength"])
+        etag = str(response["ETag"]).strip('"')
+        if size > max_bytes:
+            body.close()
+            return StoredObject(etag, size, None)
+        return StoredObject(etag, size, bytes(body.read()))
+
+    def head_original(self, bucket: str, key: str) -> StoredObject | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if _error_code(error) in _GONE:
+                return None
+            raise
+        return StoredObject(str(response["ETag"]).strip('"'), int(response["ContentLength"]), None)
+
+    def redrive(self, bucket: str, key: str) -> None:
+        """Copy the object onto itself: S3 emits ObjectCreated:Copy and the handler runs as usual.
+
+        S3 refuses a copy onto itself that changes nothing, so the metadata is replaced (same
+        Content-Type, plus a marker saying why the object was touched).
+        """
+        head = self._s3.head_object(Bucket=bucket, Key=key)
+        self._s3.copy_object(
+            Bucket=bucket,
+            Key=key,
+            CopySource={"Bucket": bucket, "Key": key},
+            MetadataDirective="REPLACE",
+            ContentType=head.get("ContentType", "application/octet-stream"),
+            Metadata={**head.get("Metadata", {}), "imgpress-redrive": "1"},
+        )
 
     def put_output(self, key: str, data: bytes, content_type: str, tags: dict[str, str]) -> None:
         self._s3.put_object(
@@ -66,15 +101,23 @@ class ObjectStore:
             **self._encryption,
         )
 
-    def delete_objects(self, bucket: str, keys: list[str]) -> None:
-        if keys:
-            self._s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
-
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         keys: list[str] = []
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return keys
+
+    def delete_keys(self, bucket: str, keys: Sequence[str]) -> None:
+        """DeleteObjects answers 200 even when single keys fail: read its Errors, raise if any."""
+        failed: list[str] = []
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = keys[start : start + _DELETE_BATCH]
+            response = self._s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            )
+            failed.extend(f"{e.get('Key')} ({e.get('Code')})" for e in response.get("Errors", []))
+        if failed:
+            raise StorageError(f"{len(failed)} object(s) could not be deleted: {', '.join(failed[:5])}")
 
     def presign_get(self, bucket: str, key: str, ttl_seconds: int) -> str:
         return str(

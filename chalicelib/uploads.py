@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import unicodedata
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.domain import ImageRecord, iso, new_image_id, utc_now
 from chalicelib.errors import BadRequest, TooLarge, UnsupportedType
-from chalicelib.records import ImageRecords, iso
+from chalicelib.ports import RecordStore
 from chalicelib.settings import Settings
 
 MAX_FILENAME_CHARS = 255
@@ -24,11 +25,6 @@ class UploadRequest:
     profile: str
     filename: str | None = None
     size: int | None = None
-
-
-def new_image_id() -> str:
-    """122 random bits (uuid4), hex: unguessable, URL- and key-safe."""
-    return uuid.uuid4().hex
 
 
 def parse_upload_request(body: bytes | str | None, settings: Settings) -> UploadRequest:
@@ -62,19 +58,20 @@ def _content_type(value: Any, settings: Settings) -> str:
     if not isinstance(value, str):
         raise BadRequest("content_type must be a string.", "invalid_field")
     content_type = value.split(";")[0].strip().lower()
-    if content_type not in settings.allowed_content_types:
+    if content_type not in settings.imaging.allowed_content_types:
         raise UnsupportedType(
-            f"{content_type or 'empty content type'} is not accepted; allowed: {', '.join(settings.allowed_content_types)}."
+            f"{content_type or 'empty content type'} is not accepted; allowed: {', '.join(settings.imaging.allowed_content_types)}."
         )
     return content_type
 
 
 def _profile(value: Any, settings: Settings) -> str:
     if value is None:
-        return settings.profiles.default
-    if not isinstance(value, str) or value not in settings.profiles.profiles:
+        return settings.imaging.profiles.default
+    if not isinstance(value, str) or value not in settings.imaging.profiles.profiles:
         raise BadRequest(
-            f"Unknown profile {value!r}; valid profiles: {', '.join(settings.profiles.names)}.", "unknown_profile"
+            f"Unknown profile {value!r}; valid profiles: {', '.join(settings.imaging.profiles.names)}.",
+            "unknown_profile",
         )
     return value
 
@@ -97,34 +94,43 @@ def _size(value: Any, settings: Settings) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BadRequest("size must be a positive integer number of bytes.", "invalid_field")
-    if value > settings.max_upload_bytes:
-        raise TooLarge(f"size {value} exceeds the maximum of {settings.max_upload_bytes} bytes.")
+    if value > settings.imaging.max_upload_bytes:
+        raise TooLarge(f"size {value} exceeds the maximum of {settings.imaging.max_upload_bytes} bytes.")
     return value
 
 
-def create_upload(request: UploadRequest, settings: Settings, records: ImageRecords, s3: Any) -> dict[str, Any]:
+def create_upload(
+    request: UploadRequest,
+    owner: str,
+    settings: Settings,
+    records: RecordStore,
+    s3: Any,
+    clock: Callable[[], datetime] = utc_now,
+) -> dict[str, Any]:
     """Presign first (local, cannot half-fail), then record the pending image."""
     image_id = new_image_id()
     key = settings.upload_key(image_id)
+    limit = settings.imaging.max_upload_bytes
     presigned = s3.generate_presigned_post(
         Bucket=settings.input_bucket,
         Key=key,
         Fields={"Content-Type": request.content_type},
-        Conditions=[
-            {"Content-Type": request.content_type},
-            ["content-length-range", 1, settings.max_upload_bytes],
-        ],
+        Conditions=[{"Content-Type": request.content_type}, ["content-length-range", 1, limit]],
         ExpiresIn=settings.upload_url_ttl,
     )
-    expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_ttl)
-    records.create_pending(
-        image_id,
-        filename=request.filename,
-        content_type=request.content_type,
-        profile=request.profile,
-        declared_size=request.size,
-        input_bucket=settings.input_bucket,
-        input_key=key,
+    now = clock()
+    records.create(
+        ImageRecord.pending(
+            image_id,
+            owner=owner,
+            profile=request.profile,
+            content_type=request.content_type,
+            input_bucket=settings.input_bucket,
+            input_key=key,
+            now=now,
+            filename=request.filename,
+            declared_size=request.size,
+        )
     )
     return {
         "id": image_id,
@@ -134,8 +140,8 @@ def create_upload(request: UploadRequest, settings: Settings, records: ImageReco
             "method": "POST",
             "url": presigned["url"],
             "fields": presigned["fields"],
-            "expires_at": iso(expires_at),
-            "max_bytes": settings.max_upload_bytes,
+            "expires_at": iso(now + timedelta(seconds=settings.upload_url_ttl)),
+            "max_bytes": limit,
         },
         "links": {"self": f"/images/{image_id}"},
     }

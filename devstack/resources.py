@@ -1,54 +1,31 @@
 """Create imgpress's buckets, table and topic in whatever AWS endpoint boto3 points at.
 
 Used by the local stack (moto's server) and by the tests (moto in-process). The table
-layout matches infra/: key `id`, newest-first index `by-created`, per-status `by-status`.
+is the one infra/resources.json defines.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import boto3
 
-TABLE_DEFINITION: dict[str, Any] = {
-    "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-    "AttributeDefinitions": [
-        {"AttributeName": "id", "AttributeType": "S"},
-        {"AttributeName": "kind", "AttributeType": "S"},
-        {"AttributeName": "status", "AttributeType": "S"},
-        {"AttributeName": "created_at", "AttributeType": "S"},
-        {"AttributeName": "sha256", "AttributeType": "S"},
-    ],
-    "GlobalSecondaryIndexes": [
-        {
-            "IndexName": "by-created",
-            "KeySchema": [
-                {"AttributeName": "kind", "KeyType": "HASH"},
-                {"AttributeName": "created_at", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "ALL"},
-        },
-        {
-            "IndexName": "by-status",
-            "KeySchema": [
-                {"AttributeName": "status", "KeyType": "HASH"},
-                {"AttributeName": "created_at", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "ALL"},
-        },
-        {
-            "IndexName": "by-sha256",
-            "KeySchema": [
-                {"AttributeName": "sha256", "KeyType": "HASH"},
-                {"AttributeName": "created_at", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "ALL"},
-        },
-    ],
-    "BillingMode": "PAY_PER_REQUEST",
-}
+RESOURCES_TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "resources.json"
+
+
+def table_definition() -> dict[str, Any]:
+    """The images table exactly as infra/resources.json defines it (keys, indexes, projections)."""
+    template = json.loads(RESOURCES_TEMPLATE.read_text())
+    properties = template["Resources"]["ImagesTable"]["Properties"]
+    return {
+        "KeySchema": properties["KeySchema"],
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "GlobalSecondaryIndexes": properties["GlobalSecondaryIndexes"],
+        "BillingMode": properties["BillingMode"],
+    }
 
 
 def create_resources(env: Mapping[str, str]) -> None:
@@ -56,7 +33,7 @@ def create_resources(env: Mapping[str, str]) -> None:
     s3 = boto3.client("s3")
     for bucket in {env["INPUT_BUCKET"], env["OUTPUT_BUCKET"]}:
         s3.create_bucket(Bucket=bucket)
-    boto3.client("dynamodb").create_table(TableName=env["TABLE_NAME"], **TABLE_DEFINITION)
+    boto3.client("dynamodb").create_table(TableName=env["TABLE_NAME"], **table_definition())
     topic_name = env["TOPIC_ARN"].rsplit(":", 1)[-1]
     arn = boto3.client("sns").create_topic(Name=topic_name)["TopicArn"]
     if arn != env["TOPIC_ARN"]:

@@ -70,7 +70,7 @@ def lambda_policy(env: Mapping[str, str], outputs: Mapping[str, str]) -> dict[st
             ),
             _statement(
                 "Records",
-                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"],
                 [table],
             ),
             _statement("ListRecords", ["dynamodb:Query"], [f"{table}/index/{name}" for name in table_index_names()]),

@@ -101,3 +101,14 @@ def count_calls(client: Any, operation: str, counter: dict[str, int]) -> None:
         counter[operation] = counter.get(operation, 0) + 1
 
     client.meta.events.register(f"before-call.{service}.{operation}", bump)
+
+
+def invoke(_client: Client, function: str, event: dict[str, Any], timeout_seconds: int = 60) -> Any:
+    """Invoke a Lambda handler as Lambda does, with a context whose remaining time counts down from
+    the stage's timeout (chalice's test client always gives 3 s, Lambda's default, not the stage's)."""
+    from chalice.local import LambdaContext
+
+    from app import app
+
+    handler = app.handler_map[function]
+    return handler(event, LambdaContext(function, memory_size=1769, max_runtime_ms=timeout_seconds * 1000))

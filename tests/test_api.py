@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
+from chalicelib import services
+from chalicelib.domain import Failure, OriginalInfo, Outcome, utc_now
 from tests.conftest import ENV, Aws
 
 
@@ -104,12 +106,9 @@ def test_unknown_id_is_404(client: Client) -> None:
 
 def test_list_is_newest_first_paginated_and_filterable(client: Client, aws: Aws) -> None:
     ids = [body(post_upload(client, {"content_type": "image/jpeg"}))["id"] for _ in range(5)]
-    aws.table.update_item(
-        Key={"id": ids[1]},
-        UpdateExpression="SET #s = :d",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":d": "failed"},
-    )
+    records = services.records()
+    pending = records.get(ids[1])
+    records.save(pending.failed(Failure("corrupt", "bad"), Outcome(OriginalInfo(1)), utc_now()))
     seen: list[str] = []
     cursor = None
     while True:

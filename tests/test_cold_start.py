@@ -1,4 +1,5 @@
-"""`import app` is what every Lambda cold start pays: it must not load boto3 or Pillow."""
+"""`import app` is what every Lambda cold start pays: it must not load boto3, botocore or Pillow.
+(How long it takes is measured by the benchmark, not asserted here.)"""
 
 from __future__ import annotations
 
@@ -8,30 +9,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBE = (
-    "import json, sys, time\n"
-    "start = time.perf_counter()\n"
-    "import app\n"
-    "elapsed = time.perf_counter() - start\n"
-    "print(json.dumps({'ms': elapsed * 1000, 'heavy': sorted(m for m in ('PIL', 'boto3') if m in sys.modules)}))"
-)
+PROBE = "import json, sys\nimport app\nprint(json.dumps(sorted(m for m in ('PIL', 'boto3', 'botocore') if m in sys.modules)))"
 
 
-def test_importing_the_app_loads_neither_boto3_nor_pillow() -> None:
+def test_importing_the_app_loads_no_aws_sdk_and_no_image_library() -> None:
     env = {
         "PATH": "/usr/bin:/bin",
         "API_AUTH": "cognito",
         "CORS_ALLOW_ORIGIN": "*",
         "COGNITO_USER_POOL_ARN": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_EXAMPLE",
     }
-    runs = [
-        json.loads(
-            subprocess.run(
-                [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
-            ).stdout
-        )
-        for _ in range(3)
-    ]
-    assert all(run["heavy"] == [] for run in runs), runs
-    # Generous bound for a loaded CI machine; README records the typical figure (about 100 ms).
-    assert min(run["ms"] for run in runs) < 1000, runs
+    probe = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert json.loads(probe.stdout) == []

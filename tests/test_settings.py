@@ -17,7 +17,8 @@ REQUIRED = {
 
 
 def test_defaults() -> None:
-    settings = Settings.from_env(REQUIRED)
+    deployment = Settings.from_env(REQUIRED)
+    settings = deployment.imaging
     assert settings.max_upload_bytes == 25 * 1024 * 1024 and settings.max_pixels == 50_000_000
     assert settings.max_side == 12_000
     assert settings.allowed_content_types == (
@@ -35,8 +36,9 @@ def test_defaults() -> None:
         ("web", 2048, "webp"),
         ("thumb", 320, "webp"),
     ]
-    assert settings.upload_key("abc") == "uploads/abc"
-    assert settings.output_key("abc", "web", "webp") == "processed/abc/web.webp"
+    assert deployment.upload_key("abc") == "uploads/abc"
+    assert deployment.output_key("abc", "r1", "web", "webp") == "processed/abc/r1/web.webp"
+    assert (deployment.max_attempts, deployment.deadline_margin_seconds) == (3, 5)
 
 
 def test_seed_recipes_parse() -> None:
@@ -132,4 +134,4 @@ def test_one_bucket_layout_with_separate_prefixes_is_accepted() -> None:
 def test_profiles_from_the_environment_and_default_override() -> None:
     document = '{"default": "a", "profiles": {"a": {"variants": [{"name": "x", "max": 10}]}, "b": {"variants": [{"name": "y", "scale": 50}]}}}'
     settings = Settings.from_env({**REQUIRED, "PROFILES": document, "DEFAULT_PROFILE": "b"})
-    assert settings.profiles.names == ["a", "b"] and settings.variants[0].name == "y"
+    assert settings.imaging.profiles.names == ["a", "b"] and settings.imaging.variants[0].name == "y"

@@ -43,6 +43,7 @@ from chalicelib.imaging.decode import DecodeLimits, load_guarded, open_guarded
 from chalicelib.imaging.jpegstrip import strip_jpeg_metadata
 from chalicelib.imaging.placeholders import compute_placeholders
 from chalicelib.imaging.quality import encode_for_ssim, ssim_against
+from chalicelib.imaging.results import ORIGINAL_STRIPPED, REENCODED, RenderedVariant, Rendering, SourceInfo
 from chalicelib.imaging.specs import VariantSpec
 
 log = logging.getLogger(__name__)
@@ -64,39 +65,6 @@ _REDUCING_GAP = 3.0
 # After a baseline JPEG's draft the reduction left is under 2x: there Hamming (see the docstring).
 _MILD_REDUCTION = 2.0
 _CHAIN_FACTOR = 2  # derive a variant from a rendered one only when that is >= 2x its size
-REENCODED, ORIGINAL_STRIPPED = "reencoded", "original_stripped"
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """What the upload turned out to be. Width/height are as displayed (after EXIF orientation)."""
-
-    format: str
-    width: int
-    height: int
-    bytes: int
-    orientation: int
-
-
-@dataclass(frozen=True)
-class RenderedVariant:
-    name: str
-    format: str
-    content_type: str
-    extension: str
-    width: int
-    height: int
-    data: bytes
-    method: str = REENCODED  # or ORIGINAL_STRIPPED: the source's own JPEG data, metadata removed
-    quality: int | None = None  # the quality chosen by a target_ssim search, and the SSIM it reached
-    ssim: float | None = None
-
-
-@dataclass(frozen=True)
-class Rendering:
-    source: SourceInfo
-    variants: tuple[RenderedVariant, ...]
-    placeholders: dict[str, str] | None = None  # ThumbHash, BlurHash, dominant colour, LQIP
 
 
 @dataclass(frozen=True)

@@ -10,36 +10,35 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.domain import savings
 from chalicelib.errors import ImageRejected
-from chalicelib.images import savings
 from chalicelib.imaging.decode import DecodeLimits
-from chalicelib.imaging.render import Rendering, render_variants
-from chalicelib.settings import Settings
-
-# compress touches no AWS resource; Settings only insists that these are named.
-_NO_RESOURCES = {"INPUT_BUCKET": "-", "OUTPUT_BUCKET": "-", "TABLE_NAME": "-", "TOPIC_ARN": "-"}
+from chalicelib.imaging.render import render_variants
+from chalicelib.imaging.results import RenderedVariant, Rendering
+from chalicelib.imaging.settings import ImagingSettings
 
 
 def local_settings(
     variants_json: str | None, env: Mapping[str, str] | None = None, profile: str | None = None
-) -> Settings:
-    """The Lambda's settings from `env` (default: os.environ); `profile` picks the profile whose
-    variants run, `variants_json` replaces them.
+) -> ImagingSettings:
+    """The Lambda's image settings from `env` (default: os.environ); `profile` picks the profile
+    whose variants run, `variants_json` replaces them. No AWS resource is involved.
 
     Raises chalicelib's ConfigError naming the bad variable, profile or variant field.
     """
-    merged = {**(os.environ if env is None else env), **_NO_RESOURCES}
+    merged = dict(os.environ if env is None else env)
     if profile is not None:
         merged["DEFAULT_PROFILE"] = profile
     if variants_json is not None:
         merged["VARIANTS"] = variants_json
-    return Settings.from_env(merged)
+    return ImagingSettings.from_env(merged)
 
 
-def compress_files(paths: Sequence[Path], out_dir: Path, settings: Settings) -> Iterator[dict[str, Any]]:
+def compress_files(paths: Sequence[Path], out_dir: Path, settings: ImagingSettings) -> Iterator[dict[str, Any]]:
     """Render every file into `out_dir`; yields one result per file, in order, as soon as it is done."""
     out_dir.mkdir(parents=True, exist_ok=True)
     limits = settings.decode_limits()
@@ -49,7 +48,9 @@ def compress_files(paths: Sequence[Path], out_dir: Path, settings: Settings) -> 
         yield compress_one(path, out_dir, stem, settings, limits)
 
 
-def compress_one(path: Path, out_dir: Path, stem: str, settings: Settings, limits: DecodeLimits) -> dict[str, Any]:
+def compress_one(
+    path: Path, out_dir: Path, stem: str, settings: ImagingSettings, limits: DecodeLimits
+) -> dict[str, Any]:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -62,6 +63,25 @@ def compress_one(path: Path, out_dir: Path, stem: str, settings: Settings, limit
     except ImageRejected as rejected:
         return _failed(path, rejected.code, rejected.message, len(data))
     return _written(path, out_dir, stem, rendering)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A rendered variant as `savings` measures it."""
+
+    variant: RenderedVariant
+
+    @property
+    def width(self) -> int:
+        return self.variant.width
+
+    @property
+    def height(self) -> int:
+        return self.variant.height
+
+    @property
+    def bytes(self) -> int:
+        return len(self.variant.data)
 
 
 def _written(path: Path, out_dir: Path, stem: str, rendering: Rendering) -> dict[str, Any]:
@@ -84,7 +104,7 @@ def _written(path: Path, out_dir: Path, stem: str, rendering: Rendering) -> dict
         "status": "done",
         "original": original,
         "outputs": outputs,
-        "savings": savings(original, outputs),
+        "savings": savings(source.bytes, {v.name: _Written(v) for v in rendering.variants}),
         "error": None,
     }
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from chalicelib.settings import Settings
 from tests import images
 from tests.cli.conftest import run_imgpress
 from tests.conftest import ENV
+from tests.live_stack import ROOT
 
 SEED_RECIPES = json.dumps(
     [
@@ -37,7 +40,7 @@ def test_writes_exactly_what_the_lambda_would_store(tmp_path: Path) -> None:
     assert line["original"] == {"format": "JPEG", "width": 2400, "height": 1600, "bytes": len(data)}
 
     # The local stage's settings, as the deployed handler reads them, rendered in-process.
-    lambda_settings = Settings.from_env(ENV)
+    lambda_settings = Settings.from_env(ENV).imaging
     limits = DecodeLimits(lambda_settings.allowed_decoders, lambda_settings.max_pixels, lambda_settings.max_side)
     expected = {v.name: v for v in render_variants(data, lambda_settings.variants, limits).variants}
     assert list(line["outputs"]) == list(expected) == ["web", "thumb"]
@@ -145,3 +148,19 @@ def test_profile_option_runs_a_shipped_profile(tmp_path: Path) -> None:
     }
     unknown = run_imgpress("compress", str(source), "-o", str(tmp_path), "--profile", "nope")
     assert unknown.returncode == 2 and "thumbnail200" in unknown.stderr
+
+
+def test_compress_and_the_benchmark_never_load_the_aws_sdk(tmp_path: Path) -> None:
+    """They use the image core's settings only: no bucket names to fake, no botocore to import."""
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(images.jpeg(400, 300))
+    probe = (
+        "import sys\n"
+        "from imgpress_cli.main import main\n"
+        "import bench.__main__, bench.run, bench.engines, bench.worker\n"
+        f"try:\n    main(['compress', {str(source)!r}, '-o', {str(tmp_path / 'out')!r}])\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr

@@ -26,14 +26,15 @@ from moto import mock_aws
 from chalicelib import services
 from infra import stages
 from tests import images
-from tests.conftest import use_fake_account
+from tests.conftest import invoke, use_fake_account
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLE_SERVICES = {"s3": "s3", "table": "dynamodb", "sns": "sns"}
+HANDLE_SERVICES = {"s3": "s3", "table": "dynamodb", "dynamodb": "dynamodb", "sns": "sns"}
 # Operations AWS authorizes under another action name.
 IAM_ACTION_OF = {
     ("s3", "ListObjectsV2"): "s3:ListBucket",
     ("s3", "DeleteObjects"): "s3:DeleteObject",
+    ("s3", "HeadObject"): "s3:GetObject",
     # A copy is authorized as PutObject on the target (+ GetObject on the source, see below).
     ("s3", "CopyObject"): "s3:PutObject",
 }
@@ -105,7 +106,7 @@ def granted_actions(document: dict[str, Any]) -> set[str]:
 
 def test_the_scan_finds_the_calls_the_code_is_known_to_make() -> None:
     calls = code_calls()
-    assert {("s3", "GetObject"), ("s3", "PutObject"), ("dynamodb", "UpdateItem"), ("sns", "Publish")} <= calls
+    assert {("s3", "GetObject"), ("s3", "PutObject"), ("dynamodb", "PutItem"), ("sns", "Publish")} <= calls
     assert ("s3", "ListObjectsV2") in calls  # through get_paginator("list_objects_v2")
 
 
@@ -146,6 +147,8 @@ def _request_resources(service: str, operation: str, params: dict[str, Any]) -> 
         keys = [o["Key"] for o in params["Delete"]["Objects"]] if operation == "DeleteObjects" else [params["Key"]]
         return [f"arn:aws:s3:::{params['Bucket']}/{key}" for key in keys]
     if service == "dynamodb":
+        if operation == "BatchGetItem":
+            return [f"arn:aws:dynamodb:us-east-1:123456789012:table/{name}" for name in params["RequestItems"]]
         table = f"arn:aws:dynamodb:us-east-1:123456789012:table/{params['TableName']}"
         return [f"{table}/index/{params['IndexName']}" if "IndexName" in params else table]
     assert service == "sns", service
@@ -211,7 +214,7 @@ def test_every_request_of_an_image_lifecycle_is_allowed_by_the_policy(dev_stage:
             etag = arrange.client("s3").put_object(Bucket=dev_stage["INPUT_BUCKET"], Key=key, Body=data)["ETag"]
             event = client.events.generate_s3_event(bucket=dev_stage["INPUT_BUCKET"], key=key)
             event["Records"][0]["s3"]["object"].update(eTag=etag.strip('"'), size=len(data))
-            client.lambda_.invoke("handle_upload", event)
+            invoke(client, "handle_upload", event)
             ids.append(image_id)
         assert json.loads(client.http.get(f"/images/{ids[0]}").body)["status"] == "done"
         assert json.loads(client.http.get(f"/images/{ids[1]}").body)["status"] == "failed"

@@ -29,8 +29,8 @@ import boto3, app
 clients = [boto3.client(s, region_name="us-east-1") for s in ("s3", "sns")] + [boto3.resource("dynamodb", region_name="us-east-1")]
 from chalicelib.imaging.decode import DecodeLimits
 from chalicelib.imaging.render import render_variants
-from chalicelib.settings import Settings
-settings = Settings.from_env({"INPUT_BUCKET": "i", "OUTPUT_BUCKET": "o", "TABLE_NAME": "t", "TOPIC_ARN": "arn"})
+from chalicelib.imaging.settings import ImagingSettings
+settings = ImagingSettings.from_env({})
 data = open(sys.argv[1], "rb").read()
 start = time.perf_counter()
 rendering = render_variants(data, settings.variants, DecodeLimits(settings.allowed_decoders, settings.max_pixels, settings.max_side))

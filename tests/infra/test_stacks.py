@@ -16,7 +16,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.records import ImageRecords
+from chalicelib.domain import ImageRecord, Status, utc_now
+from chalicelib.ports import ListQuery
+from chalicelib.records import INDEX_KEYS, DynamoRecordStore
 from infra import stacks, stages
 from infra.__main__ import main
 from tests.conftest import use_fake_account
@@ -106,30 +108,29 @@ def test_the_deployed_buckets_are_encrypted_and_the_table_is_on_demand(account: 
         assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     table = boto3.client("dynamodb").describe_table(TableName=env["TABLE_NAME"])["Table"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert sorted(index["IndexName"] for index in table["GlobalSecondaryIndexes"]) == [
-        "by-created",
-        "by-sha256",
-        "by-status",
-    ]
+    assert sorted(index["IndexName"] for index in table["GlobalSecondaryIndexes"]) == sorted(INDEX_KEYS)
 
 
 def test_the_records_code_works_on_the_deployed_table(account: None, project: Path) -> None:
     main(["resources", "--stage", "dev", "--project", str(project)])
     env = stages.stage_environment(read(project / ".chalice" / "config.json"), "dev")
-    records = ImageRecords(boto3.resource("dynamodb").Table(env["TABLE_NAME"]))
+    records = DynamoRecordStore(boto3.resource("dynamodb").Table(env["TABLE_NAME"]))
     for image_id in ("a" * 32, "b" * 32):
-        records.create_pending(
-            image_id,
-            filename="f.jpg",
-            content_type="image/jpeg",
-            profile="default",
-            declared_size=1,
-            input_bucket=env["INPUT_BUCKET"],
-            input_key=f"uploads/{image_id}",
+        records.create(
+            ImageRecord.pending(
+                image_id,
+                owner="alice",
+                profile="default",
+                content_type="image/jpeg",
+                input_bucket=env["INPUT_BUCKET"],
+                input_key=f"uploads/{image_id}",
+                now=utc_now(),
+            )
         )
-    newest, _cursor = records.list_page(None, 10, None)
-    pending, _cursor = records.list_page("pending", 10, None)
-    assert {r["id"] for r in newest} == {r["id"] for r in pending} == {"a" * 32, "b" * 32}
+    mine = records.list_page(ListQuery("alice", 10)).items
+    pending = records.list_page(ListQuery("alice", 10, status=Status.PENDING)).items
+    everyone = records.list_page(ListQuery(None, 10)).items
+    assert {r.id for r in mine} == {r.id for r in pending} == {r.id for r in everyone} == {"a" * 32, "b" * 32}
 
 
 def test_attach_gives_the_handler_stack_the_failure_queue(account: None, project: Path) -> None:

@@ -1,0 +1,401 @@
+"""The image record and its lifecycle. Pure: imports neither boto3 nor Pillow.
+
+    pending --claim--> processing --complete--> done
+                           |      --fail------> failed
+                           '-- a newer upload, or an expired lease: claimed again
+
+Every change returns a new record; a store writes it only if the stored version is still the
+one it was read at, and bumps the version (optimistic concurrency). That one rule is the whole
+idempotency mechanism: two deliveries, a stale worker, a DELETE and the sweeper can race, and
+exactly one of them moves the record on from any given version.
+
+A lease marks a record someone is working on: the claim's holder while it processes and until
+its notification is out, or whoever ends an abandoned image. Nobody else finishes, notifies or
+deletes a record under a live lease.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+FINAL = frozenset({Status.DONE, Status.FAILED})
+PENDING_TTL_SECONDS = 7 * 24 * 3600  # an upload slot nobody used expires from the table
+TOMBSTONE_TTL_SECONDS = 24 * 3600  # a deleted image's id stays reserved (late events, stale workers)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """Millisecond ISO 8601 in UTC with a Z: sortable as a string (index sort keys)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_image_id() -> str:
+    """122 random bits (uuid4), hex: unguessable, URL- and key-safe."""
+    return uuid.uuid4().hex
+
+
+def new_claim_token() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why an image failed: a stable `code` (see the failure codes in the docs) and a sentence."""
+
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class OriginalInfo:
+    """The uploaded file as it turned out to be; format and size are unknown until decoded."""
+
+    bytes: int
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "width": self.width, "height": self.height, "bytes": self.bytes}
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """One stored variant. `key` is versioned by the attempt that wrote it (see `output_revision`)."""
+
+    format: str
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+    bucket: str
+    key: str
+    method: str = "reencoded"  # or "original_stripped": the source's own JPEG data, metadata removed
+    quality: int | None = None  # chosen by a target_ssim search, with the SSIM it reached
+    ssim: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = {
+            "format": self.format,
+            "content_type": self.content_type,
+            "width": self.width,
+            "height": self.height,
+            "bytes": self.bytes,
+            "bucket": self.bucket,
+            "key": self.key,
+            "method": self.method,
+        }
+        if self.ssim is not None:
+            fields.update(quality=self.quality, ssim=self.ssim)
+        return fields
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an attempt produced, ready to become a final record."""
+
+    original: OriginalInfo | None
+    outputs: Mapping[str, OutputInfo] = field(default_factory=dict)
+    sha256: str | None = None
+    type_mismatch: bool = False
+    placeholders: Mapping[str, str] | None = None
+    deduplicated_from: str | None = None
+
+
+class Decision(enum.Enum):
+    """What a worker should do with an upload of `etag`, given the record as it stands."""
+
+    CLAIM = "claim"  # new work: claim it (pending, a newer upload, or a dead worker's lease)
+    BUSY = "busy"  # another delivery is processing these very bytes: retry later
+    FINISHED = "finished"  # these bytes were already processed: at most re-send the notification
+    GONE = "gone"  # the image was deleted
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: str
+    owner: str
+    status: Status
+    profile: str
+    content_type: str  # as declared by the client
+    input_bucket: str
+    input_key: str
+    created_at: str
+    updated_at: str
+    version: int = 1  # set by the store: the number of writes so far
+    filename: str | None = None
+    declared_size: int | None = None
+    expires_at: int | None = None  # DynamoDB TTL (epoch seconds): unused slots and tombstones
+    # The upload being (or last) processed, and the attempt working on it.
+    source_etag: str | None = None
+    object_size: int | None = None
+    claim_token: str | None = None
+    lease_until: float | None = None  # epoch seconds; a claim past it belongs to a dead worker
+    attempts: int = 0  # claims of the current upload; the stage's last one always ends the image
+    redriven_at: str | None = None  # the sweeper re-sent a missing S3 event once
+    # The outcome, once final.
+    completed_at: str | None = None
+    notified: bool = False
+    original: OriginalInfo | None = None
+    outputs: Mapping[str, OutputInfo] = field(default_factory=dict)
+    sha256: str | None = None
+    type_mismatch: bool = False
+    placeholders: Mapping[str, str] | None = None
+    deduplicated_from: str | None = None
+    error: Failure | None = None
+    deleted_at: str | None = None  # a tombstone: gone for readers, kept briefly for late writers
+
+    @classmethod
+    def pending(
+        cls,
+        image_id: str,
+        *,
+        owner: str,
+        profile: str,
+        content_type: str,
+        input_bucket: str,
+        input_key: str,
+        now: datetime,
+        filename: str | None = None,
+        declared_size: int | None = None,
+    ) -> ImageRecord:
+        stamp = iso(now)
+        return cls(
+            id=image_id,
+            owner=owner,
+            status=Status.PENDING,
+            profile=profile,
+            content_type=content_type,
+            input_bucket=input_bucket,
+            input_key=input_key,
+            created_at=stamp,
+            updated_at=stamp,
+            filename=filename,
+            declared_size=declared_size,
+            expires_at=int(now.timestamp()) + PENDING_TTL_SECONDS,
+        )
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def lease_live(self, epoch: float) -> bool:
+        return self.lease_until is not None and self.lease_until > epoch
+
+    def decide(self, etag: str, epoch: float) -> Decision:
+        """The idempotency rule for an upload whose current bytes have `etag`.
+
+        The bytes last uploaded to the slot always win: a newer upload takes over even a live
+        claim on older bytes (the older worker's writes then fail their version check).
+        """
+        if self.is_deleted:
+            return Decision.GONE
+        if self.status == Status.PENDING:
+            return Decision.CLAIM
+        if self.source_etag != etag:
+            return Decision.CLAIM
+        if self.is_final:
+            return Decision.FINISHED
+        return Decision.BUSY if self.lease_live(epoch) else Decision.CLAIM
+
+    def _next(self, now: datetime, **changes: Any) -> ImageRecord:
+        return replace(self, updated_at=iso(now), **changes)
+
+    def claimed(self, token: str, etag: str, size: int, lease_until: float, now: datetime) -> ImageRecord:
+        """processing, for the holder of `token`. Attempts count per upload: new bytes start at 1."""
+        attempts = self.attempts + 1 if etag == self.source_etag else 1
+        return self._next(
+            now,
+            status=Status.PROCESSING,
+            claim_token=token,
+            lease_until=lease_until,
+            source_etag=etag,
+            object_size=size,
+            attempts=attempts,
+            expires_at=None,
+            notified=False,
+        )
+
+    def released(self, now: datetime) -> ImageRecord:
+        """Give the claim back after a transient fault so the retry can take it at once."""
+        return self._next(now, lease_until=0.0)
+
+    def leased(self, lease_until: float, now: datetime) -> ImageRecord:
+        """Take a lease without a new claim: to send a final record's missing notification, or to
+        end an abandoned record, without anyone else doing the same meanwhile."""
+        return self._next(now, lease_until=lease_until)
+
+    def completed(self, outcome: Outcome, now: datetime) -> ImageRecord:
+        return self._finished(Status.DONE, outcome, None, now)
+
+    def failed(self, failure: Failure, outcome: Outcome, now: datetime) -> ImageRecord:
+        return self._finished(Status.FAILED, replace(outcome, outputs={}, placeholders=None), failure, now)
+
+    def _finished(self, status: Status, outcome: Outcome, failure: Failure | None, now: datetime) -> ImageRecord:
+        return self._next(
+            now,
+            status=status,
+            completed_at=iso(now),
+            notified=False,
+            error=failure,
+            original=outcome.original,
+            outputs=dict(outcome.outputs),
+            sha256=outcome.sha256,
+            type_mismatch=outcome.type_mismatch,
+            placeholders=outcome.placeholders,
+            deduplicated_from=outcome.deduplicated_from,
+        )
+
+    def marked_notified(self, now: datetime) -> ImageRecord:
+        """The outcome is published: the lease held since the claim ends here."""
+        return self._next(now, notified=True, lease_until=None)
+
+    def marked_redriven(self, now: datetime) -> ImageRecord:
+        return self._next(now, redriven_at=iso(now))
+
+    def tombstone(self, now: datetime) -> ImageRecord:
+        """Deleted: invisible to readers, stripped of what described the image; kept until its TTL
+        so late events and in-flight writers find it (their version checks fail) and clean up."""
+        return self._next(
+            now,
+            deleted_at=iso(now),
+            expires_at=int(now.timestamp()) + TOMBSTONE_TTL_SECONDS,
+            lease_until=None,
+            filename=None,
+            original=None,
+            outputs={},
+            sha256=None,
+            placeholders=None,
+            error=None,
+        )
+
+
+def output_revision(claim_token: str) -> str:
+    """The path segment that versions one attempt's outputs: a stale or superseded worker can
+    never overwrite another attempt's files, and a CDN never serves old bytes under a new record."""
+    return claim_token[:12]
+
+
+class Measured(Protocol):
+    """Anything with a size in pixels and bytes: a stored output, or a file `imgpress compress` wrote."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def bytes(self) -> int: ...
+
+
+M = TypeVar("M", bound=Measured)
+
+
+def largest_output(outputs: Mapping[str, M]) -> M | None:
+    """The output with the most pixels: the one that replaces the original on a page."""
+    if not outputs:
+        return None
+    return max(outputs.values(), key=lambda o: (o.width * o.height, o.bytes))
+
+
+def savings(original_bytes: int | None, outputs: Mapping[str, Measured]) -> dict[str, Any] | None:
+    """Bytes saved by the largest output, and the share of the original that is."""
+    largest = largest_output(outputs)
+    if original_bytes is None or largest is None:
+        return None
+    original = OriginalInfo(original_bytes)
+    saved = original.bytes - largest.bytes
+    return {"bytes": saved, "percent": round(100.0 * saved / original.bytes, 1) if original.bytes else 0.0}
+
+
+UrlFor = Callable[[OutputInfo], str]
+
+
+def markup(outputs: Mapping[str, OutputInfo], url_for: UrlFor) -> dict[str, Any] | None:
+    """What `<img srcset>` / `<picture>` need: per format, the variants of the largest one's shape.
+
+    Cropped variants of another aspect ratio (avatars) are left out: a srcset must show one picture.
+    """
+    largest = largest_output(outputs)
+    if largest is None:
+        return None
+    aspect = largest.width / largest.height
+    srcset: dict[str, list[OutputInfo]] = {}
+    for output in outputs.values():
+        if abs(output.width / output.height - aspect) <= 0.02 * aspect:
+            srcset.setdefault(output.format, []).append(output)
+    return {
+        "width": largest.width,
+        "height": largest.height,
+        "srcset": {
+            fmt: ", ".join(f"{url_for(o)} {o.width}w" for o in sorted(items, key=lambda o: o.width))
+            for fmt, items in srcset.items()
+        },
+    }
+
+
+def public_view(record: ImageRecord, url_for: UrlFor | None = None) -> dict[str, Any]:
+    """The image as clients see it: the API's image object, the SNS message and the CLI's JSON.
+
+    With `url_for`, each output gets a download URL and the view gets `<img>` markup; the SNS
+    message is built without (subscribers get bucket and key, never a signed URL).
+    """
+    outputs = {name: output.to_dict() for name, output in record.outputs.items()}
+    if url_for is not None:
+        for name, output in record.outputs.items():
+            outputs[name]["url"] = url_for(output)
+    original = None
+    if record.original is not None:
+        original = {**record.original.to_dict(), "bucket": record.input_bucket, "key": record.input_key}
+    return {
+        "id": record.id,
+        "owner": record.owner,
+        "status": str(record.status),
+        "filename": record.filename,
+        "content_type": record.content_type,
+        "declared_content_type": record.content_type,
+        "type_mismatch": record.type_mismatch,
+        "sha256": record.sha256,
+        "deduplicated_from": record.deduplicated_from,
+        "profile": record.profile,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "completed_at": record.completed_at,
+        "attempts": record.attempts,
+        "original": original,
+        "outputs": outputs,
+        "savings": savings(record.original.bytes if record.original else None, record.outputs),
+        "placeholders": dict(record.placeholders) if record.placeholders is not None else None,
+        "markup": markup(record.outputs, url_for) if url_for is not None else None,
+        "error": record.error.to_dict() if record.error else None,
+        "links": {"self": f"/images/{record.id}"},
+    }
+
+
+def result_message(record: ImageRecord) -> dict[str, Any]:
+    """The SNS message of a final image: its public view (no URLs), typed for filter policies."""
+    return {"type": f"image.{record.status}", **public_view(record)}

@@ -1,0 +1,47 @@
+"""Each port's fake and its AWS adapter, as one parametrized fixture: the same tests run on both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib.notify import SnsNotifier
+from chalicelib.records import DynamoRecordStore
+from chalicelib.storage import S3ObjectStore
+from tests.conftest import ENV
+from tests.fakes import InMemoryObjectStore, InMemoryRecordStore, RecordingNotifier
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def record_store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        yield InMemoryRecordStore()
+    else:
+        aws = request.getfixturevalue("aws")
+        yield DynamoRecordStore(aws.table)
+
+
+@pytest.fixture(params=["memory", "s3"])
+def object_store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        yield InMemoryObjectStore(ENV["OUTPUT_BUCKET"])
+    else:
+        aws = request.getfixturevalue("aws")
+        yield S3ObjectStore(aws.s3, ENV["OUTPUT_BUCKET"], "public, max-age=60")
+
+
+@pytest.fixture(params=["memory", "sns"])
+def notifier(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any]]:
+    """(notifier, a function returning the message bodies published so far)."""
+    if request.param == "memory":
+        from chalicelib.domain import result_message
+
+        fake = RecordingNotifier()
+        yield fake, lambda: [result_message(r) for r in fake.published]
+    else:
+        import boto3
+
+        aws = request.getfixturevalue("aws")
+        yield SnsNotifier(boto3.client("sns"), ENV["TOPIC_ARN"]), aws.notifications

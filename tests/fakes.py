@@ -1,0 +1,234 @@
+"""In-memory stand-ins for the ports (chalicelib/ports.py): the same contract as the AWS adapters,
+proven by tests/contract/, at the speed of a dict. The pipeline's state-machine tests run on them.
+
+Each fake can be told to fail an operation once (`fail_next`), the way AWS fails after its retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from chalicelib.domain import ImageRecord, Status
+from chalicelib.errors import BadRequest, StorageError
+from chalicelib.ports import ListQuery, Page, RecordExists, StoredObject
+
+
+class InjectedFault(Exception):
+    """What a fake raises when told to fail: an AWS error after the SDK's own retries."""
+
+
+class _Faults:
+    def __init__(self) -> None:
+        self._pending: dict[str, list[int]] = {}
+        self.calls: dict[str, int] = {}
+
+    def fail_next(self, operation: str, skip: int = 0) -> None:
+        """Make the (skip + 1)-th next call of `operation` raise InjectedFault."""
+        self._pending.setdefault(operation, []).append(self.calls.get(operation, 0) + skip + 1)
+
+    def call(self, operation: str) -> None:
+        self.calls[operation] = self.calls.get(operation, 0) + 1
+        due = self._pending.get(operation, [])
+        if self.calls[operation] in due:
+            due.remove(self.calls[operation])
+            raise InjectedFault(f"injected failure of {operation}")
+
+
+def _invalid_cursor() -> BadRequest:
+    return BadRequest("cursor is not a next_cursor value issued for this query", "invalid_cursor")
+
+
+class InMemoryRecordStore(_Faults):
+    def __init__(self) -> None:
+        super().__init__()
+        self._records: dict[str, ImageRecord] = {}
+        self._lock = threading.Lock()  # each write is atomic, as a DynamoDB conditional write is
+
+    def create(self, record: ImageRecord) -> None:
+        self.call("create")
+        with self._lock:
+            if record.id in self._records:
+                raise RecordExists(record.id)
+            self._records[record.id] = record
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        self.call("get")
+        return self._records.get(image_id)
+
+    def save(self, record: ImageRecord) -> ImageRecord | None:
+        self.call("save")
+        with self._lock:
+            current = self._records.get(record.id)
+            if current is None or current.version != record.version:
+                return None
+            saved = replace(record, version=record.version + 1)
+            self._records[record.id] = saved
+            return saved
+
+    def list_page(self, query: ListQuery) -> Page:
+        self.call("list_page")
+        scope = json.dumps([query.owner, query.status, query.sha256])
+        matching = sorted(
+            (
+                r
+                for r in self._records.values()
+                if not r.is_deleted
+                and (query.owner is None or r.owner == query.owner)
+                and (query.status is None or r.status == query.status)
+                and (query.sha256 is None or r.sha256 == query.sha256)
+            ),
+            key=lambda r: (r.created_at, r.id),
+            reverse=True,
+        )
+        if query.cursor is not None:
+            after = self._decode(query.cursor, scope)
+            matching = [r for r in matching if (r.created_at, r.id) < after]
+        page = matching[: query.limit]
+        more = len(matching) > query.limit
+        cursor = self._encode(scope, (page[-1].created_at, page[-1].id)) if more else None
+        return Page(page, cursor)
+
+    @staticmethod
+    def _encode(scope: str, position: tuple[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps([scope, *position]).encode()).decode()
+
+    @staticmethod
+    def _decode(cursor: str, scope: str) -> tuple[str, str]:
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        except (binascii.Error, ValueError) as exc:
+            raise _invalid_cursor() from exc
+        if not isinstance(decoded, list) or len(decoded) != 3 or decoded[0] != scope:
+            raise _invalid_cursor()
+        if not all(isinstance(part, str) for part in decoded[1:]):
+            raise _invalid_cursor()
+        return decoded[1], decoded[2]
+
+    def find_done_twin(self, owner: str, sha256: str, profile: str, exclude_id: str) -> ImageRecord | None:
+        self.call("find_done_twin")
+        twins = [
+            r
+            for r in self._records.values()
+            if r.owner == owner
+            and r.sha256 == sha256
+            and r.profile == profile
+            and r.status == Status.DONE
+            and r.id != exclude_id
+            and not r.is_deleted
+        ]
+        return max(twins, key=lambda r: r.created_at, default=None)
+
+    def open_records(self, updated_before: str) -> list[ImageRecord]:
+        self.call("open_records")
+        return [
+            r for r in self._records.values() if not r.is_final and not r.is_deleted and r.updated_at < updated_before
+        ]
+
+
+@dataclass
+class _Object:
+    data: bytes
+    etag: str
+    content_type: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class InMemoryObjectStore(_Faults):
+    """Buckets as dicts. `redriven` records what the sweeper asked S3 to announce again;
+    `keep` makes delete_keys fail for those keys (as DeleteObjects reports per-key errors)."""
+
+    def __init__(self, output_bucket: str = "output") -> None:
+        super().__init__()
+        self._output_bucket = output_bucket
+        self.objects: dict[tuple[str, str], _Object] = {}
+        self.bytes_read = 0
+        self.redriven: list[tuple[str, str]] = []
+        self.keep: set[str] = set()
+        self.on_redrive: Callable[[str, str], None] | None = None
+
+    @property
+    def output_bucket(self) -> str:
+        return self._output_bucket
+
+    def put_original(self, bucket: str, key: str, data: bytes, content_type: str = "image/jpeg") -> str:
+        """What a client's presigned POST does; returns the ETag S3 would give a one-part upload."""
+        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        self.objects[(bucket, key)] = _Object(data, etag, content_type)
+        return etag
+
+    def read_original(self, bucket: str, key: str, max_bytes: int) -> StoredObject | None:
+        self.call("read_original")
+        obj = self.objects.get((bucket, key))
+        if obj is None:
+            return None
+        if len(obj.data) > max_bytes:
+            return StoredObject(obj.etag, len(obj.data), None)
+        self.bytes_read += len(obj.data)
+        return StoredObject(obj.etag, len(obj.data), obj.data)
+
+    def head_original(self, bucket: str, key: str) -> StoredObject | None:
+        self.call("head_original")
+        obj = self.objects.get((bucket, key))
+        return None if obj is None else StoredObject(obj.etag, len(obj.data), None)
+
+    def redrive(self, bucket: str, key: str) -> None:
+        self.call("redrive")
+        self.redriven.append((bucket, key))
+        if self.on_redrive is not None:
+            self.on_redrive(bucket, key)
+
+    def put_output(self, key: str, data: bytes, content_type: str, tags: dict[str, str]) -> None:
+        self.call("put_output")
+        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        self.objects[(self._output_bucket, key)] = _Object(data, etag, content_type, dict(tags))
+
+    def copy_output(self, source_key: str, key: str, tags: dict[str, str]) -> None:
+        self.call("copy_output")
+        source = self.objects[(self._output_bucket, source_key)]
+        self.objects[(self._output_bucket, key)] = replace(source, tags=dict(tags))
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        self.call("list_keys")
+        return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
+
+    def delete_keys(self, bucket: str, keys: Sequence[str]) -> None:
+        self.call("delete_keys")
+        kept = [k for k in keys if k in self.keep]
+        for key in keys:
+            if key not in self.keep:
+                self.objects.pop((bucket, key), None)
+        if kept:
+            raise StorageError(f"{len(kept)} object(s) could not be deleted: {', '.join(kept[:5])}")
+
+    def presign_get(self, bucket: str, key: str, ttl_seconds: int) -> str:
+        return f"https://{bucket}.example/{key}?expires={ttl_seconds}"
+
+    def keys(self, bucket: str) -> list[str]:
+        return sorted(k for b, k in self.objects if b == bucket)
+
+
+class RecordingNotifier(_Faults):
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[ImageRecord] = []
+
+    def publish(self, record: ImageRecord) -> str:
+        self.call("publish")
+        self.published.append(record)
+        return f"message-{len(self.published)}"
+
+    def messages_for(self, image_id: str) -> list[ImageRecord]:
+        return [r for r in self.published if r.id == image_id]
+
+
+def no_faults(*fakes: Any) -> None:
+    """Assert nothing scheduled to fail was left unused (a test that set a fault must trigger it)."""
+    for fake in fakes:
+        assert not any(fake._pending.values()), fake._pending
