@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 STAGE  ?= dev
 
-.PHONY: install run test lint format corpus clean
+.PHONY: install run test lint format docs corpus clean
 .PHONY: deploy teardown package
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -33,6 +33,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## Build the documentation site (mkdocs.yml, docs/) strictly into build/site/: open build/site/index.html
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 ## Deploy stage $(STAGE) (default dev) to the AWS account of your credentials: resources stack, chalice deploy, handler stack
 deploy: $(STAMP)

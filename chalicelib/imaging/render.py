@@ -1,29 +1,10 @@
 """Render configured variants from one uploaded image.
 
-The fast path decodes once, as small as the largest variant allows (JPEG DCT scaling via
-`draft`), and rotates that reduced image rather than the full-size original. That master is
-converted to sRGB once (colour.py); each variant is resampled from the next larger one when that
-is at least twice its size, then cropped, watermarked and encoded on its own, small, copy.
-
-Fidelity is judged against one LANCZOS resize from the full-size decode (bench/quality.py), so
-resampling is LANCZOS except where a shortcut pays for itself. Measured on the bench corpus with
-the default job (WebP 2048 px q80 + 320 px q75), SSIM against that reference:
-- JPEG draft: a 20 MP baseline JPEG decodes in 64 ms instead of 106 and resizes in 58 ms instead
-  of 244. The DCT-scaled pixels cost 0.0001-0.008 SSIM on the 2048 px variant even with LANCZOS
-  after them (the most on fine-detail art), at 2-5 % fewer bytes.
-- After a draft the reduction left is under 2x. On baseline JPEGs it uses Hamming (a
-  windowed triangle, two taps a side like bilinear): 20 ms instead of bicubic's 58 on the 20 MP
-  job, at the same rate-distortion (SSIM at naive's bytes -0.0005 vs -0.0006, -0.0001 vs -0.0000
-  and -0.0004 vs -0.0001 on the three drafted baseline photos; 1.5-3 % fewer bytes at q80).
-  That saving is what keeps the 20 MP job within its budget (<= 0.5x naive, <= pyvips); LANCZOS
-  would add ~25 ms over bicubic for no better rate-distortion, and bilinear loses 0.0003-0.0005.
-  A progressive decode costs 2-9x as much per megapixel, so there LANCZOS (+10 to +26 ms, <= 7 %
-  of the job) is affordable, and buys +0.0008 to +0.012 SSIM at +2 to +5 % bytes.
-- libjpeg-turbo can also scale by 3/8 (scale_denom 3), leaving less to resample. Its 3x3 IDCT
-  aliases, though: -0.001 to -0.05 SSIM at naive's bytes. So draft stays at Pillow's 1/2, 1/4, 1/8.
-- Chained variants (e.g. 320 px from the 2048 px master) use plain LANCZOS: Pillow's box
-  pre-reduce (`reducing_gap`) saved 13-23 ms there but aliases fine texture, and cost up to
-  0.0005 SSIM on a class's mean (-0.001 to +0.001 per image).
+Decode once, as small as the largest variant allows (JPEG DCT scaling via `draft`), rotate and
+convert that reduced master to sRGB once, then resample each variant from the next larger one when
+that is at least twice its size, and crop, watermark and encode it on its own copy. Resampling is
+LANCZOS, except Hamming for the mild (< 2x) reduction left after a baseline JPEG's draft. Why, with
+the measurements: docs/decisions/ (records 0001-0006).
 """
 
 from __future__ import annotations
