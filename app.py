@@ -10,10 +10,11 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice, Response
+from chalice import AuthResponse, Chalice, Response
+from chalice.app import AuthRequest
 
 from chalicelib import images, services, uploads, webpage
-from chalicelib.access import route_access
+from chalicelib.access import JWT_AUTHORIZER_TTL_SECONDS, route_access
 from chalicelib.errors import ImgpressError
 from chalicelib.s3events import UploadNotification
 from chalicelib.settings import get_settings
@@ -24,11 +25,23 @@ app.log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))  # "imgpress" and its chil
 # Read at import because Chalice wires these when it packages the app (stage env is set then).
 _ACCESS = route_access(os.environ)
 
+if _ACCESS.mode == "jwt":  # only then: Chalice deploys a Lambda function for every registered authorizer
+
+    @app.authorizer(ttl_seconds=JWT_AUTHORIZER_TTL_SECONDS)
+    def jwt_authorizer(auth_request: AuthRequest) -> AuthResponse:
+        from chalicelib.auth import tokens  # PyJWT and cryptography: the authorizer function only
+
+        return tokens.authorize(auth_request.token)
+
+    _ACCESS = _ACCESS.with_authorizer(jwt_authorizer)
+_ACCESS.install_cors(app)
+
 
 def route(path: str, method: str, public: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """app.route, plus the one mapping of domain errors to `{"error": {code, message}}` + status.
 
-    Every route gets the stage's auth (API_AUTH) and CORS; `public` ones only CORS.
+    Every route gets the stage's auth (API_AUTH) and CORS; `public` ones only CORS. A protected
+    route first reads the caller (a refused token becomes a 401 here, see chalicelib/access.py).
 
     (Chalice catches view exceptions before any middleware sees them, hence a decorator.)
     """
@@ -37,11 +50,14 @@ def route(path: str, method: str, public: bool = False) -> Callable[[Callable[..
         @functools.wraps(view)
         def json_errors(**params: Any) -> Any:
             try:
+                if not public:
+                    _ACCESS.principal(_request().context)
                 return view(**params)
             except ImgpressError as error:
                 return Response({"error": error.to_dict()}, status_code=error.http_status)
 
         app.route(path, methods=[method], **_ACCESS.route_options(public))(json_errors)
+        _ACCESS.add_preflight(app, path)
         return view
 
     return register

@@ -10,19 +10,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = (
     "import json, sys, time\n"
+    "HEAVY = ('PIL', 'boto3', 'jwt', 'cryptography')\n"
     "start = time.perf_counter()\n"
     "import app\n"
     "elapsed = time.perf_counter() - start\n"
-    "print(json.dumps({'ms': elapsed * 1000, 'heavy': sorted(m for m in ('PIL', 'boto3') if m in sys.modules)}))"
+    "print(json.dumps({'ms': elapsed * 1000, 'heavy': sorted(m for m in HEAVY if m in sys.modules)}))"
 )
 
 
-def test_importing_the_app_loads_neither_boto3_nor_pillow() -> None:
+def test_importing_the_app_loads_neither_boto3_nor_pillow_nor_pyjwt() -> None:
+    """A jwt stage: PyJWT and cryptography load in the authorizer function only."""
     env = {
         "PATH": "/usr/bin:/bin",
-        "API_AUTH": "cognito",
-        "CORS_ALLOW_ORIGIN": "*",
-        "COGNITO_USER_POOL_ARN": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_EXAMPLE",
+        "API_AUTH": "jwt",
+        "OIDC_ISSUER": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE",
+        "OIDC_AUDIENCE": "EXAMPLEappclientid",
+        "CORS_ALLOW_ORIGINS": "https://images.example.com,https://admin.images.example.com",
     }
     runs = [
         json.loads(
