@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 STAGE  ?= dev
 
-.PHONY: install run test lint format docs corpus clean
+.PHONY: install run token test lint format docs corpus clean
 .PHONY: deploy teardown package
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -20,6 +20,10 @@ install: $(STAMP)
 ## Run the whole system locally (moto's server as AWS) on http://127.0.0.1:$${PORT:-8000}
 run: $(STAMP)
 	$(BIN)/python -m devstack
+
+## Print a JWT for USER (default: you) that the local stack run with `API_AUTH=jwt make run` accepts; ADMIN=1, GROUPS=a,b, TTL=seconds
+token: $(STAMP)
+	@$(BIN)/python -m devstack.token "$(USER)" $(if $(filter 1 yes true,$(ADMIN)),--admin) $(if $(GROUPS),--groups "$(GROUPS)") $(if $(TTL),--ttl $(TTL))
 
 ## Run the test suite
 test: $(STAMP)
@@ -48,6 +52,7 @@ teardown: $(STAMP)
 
 ## Terraform configuration and deployment zip for $(STAGE) in build/terraform-$(STAGE)/
 package: $(STAMP)
+	$(BIN)/python -m infra check --stage $(STAGE)
 	rm -rf build/terraform-$(STAGE)
 	$(BIN)/chalice package --pkg-format terraform --stage $(STAGE) build/terraform-$(STAGE)
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from chalice import Chalice, Rate, Response
-from chalice.app import CloudWatchEvent, SQSEvent
+from chalice import AuthResponse, Chalice, Rate, Response
+from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 
 from chalicelib import images, services, uploads, webpage
-from chalicelib.access import route_access
+from chalicelib.access import JWT_AUTHORIZER_TTL_SECONDS, route_access
+from chalicelib.auth.principal import Principal
 from chalicelib.errors import ImgpressError
 from chalicelib.pipeline import ClaimHeld
 from chalicelib.s3events import UploadNotification, abandoned_uploads
@@ -27,11 +27,23 @@ app.log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))  # "imgpress" and its chil
 # Read at import because Chalice wires these when it packages the app (stage env is set then).
 _ACCESS = route_access(os.environ)
 
+if _ACCESS.mode == "jwt":  # only then: Chalice deploys a Lambda function for every registered authorizer
+
+    @app.authorizer(ttl_seconds=JWT_AUTHORIZER_TTL_SECONDS)
+    def jwt_authorizer(auth_request: AuthRequest) -> AuthResponse:
+        from chalicelib.auth import tokens  # PyJWT and cryptography: the authorizer function only
+
+        return tokens.authorize(auth_request.token)
+
+    _ACCESS = _ACCESS.with_authorizer(jwt_authorizer)
+_ACCESS.install_cors(app)
+
 
 def route(path: str, method: str, public: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """app.route, plus the one mapping of domain errors to `{"error": {code, message}}` + status.
 
-    Every route gets the stage's auth (API_AUTH) and CORS; `public` ones only CORS.
+    Every route gets the stage's auth (API_AUTH) and CORS; `public` ones only CORS. A protected
+    route first reads the caller (a refused token becomes a 401 here, see chalicelib/access.py).
 
     (Chalice catches view exceptions before any middleware sees them, hence a decorator.)
     """
@@ -40,11 +52,14 @@ def route(path: str, method: str, public: bool = False) -> Callable[[Callable[..
         @functools.wraps(view)
         def json_errors(**params: Any) -> Any:
             try:
+                if not public:
+                    _ACCESS.principal(_request().context)
                 return view(**params)
             except ImgpressError as error:
                 return Response({"error": error.to_dict()}, status_code=error.http_status)
 
         app.route(path, methods=[method], **_ACCESS.route_options(public))(json_errors)
+        _ACCESS.add_preflight(app, path)
         return view
 
     return register
@@ -54,6 +69,11 @@ def _request() -> Any:
     """The request being handled (Chalice sets it before calling a view)."""
     assert app.current_request is not None
     return app.current_request
+
+
+def _caller() -> Principal:
+    """Who is calling: the owner their images are filed under (already checked by `route`)."""
+    return _ACCESS.principal(_request().context)
 
 
 @route("/", "GET", public=True)
@@ -66,18 +86,6 @@ def upload_page() -> Response:
 def health() -> dict[str, str]:
     get_settings()
     return {"status": "ok"}
-
-
-@dataclass(frozen=True)
-class _Caller:
-    owner: str
-    is_admin: bool = False
-
-
-def _caller() -> _Caller:
-    """Who is calling: the authenticated principal's subject, or the local stack's one user."""
-    claims = (_request().context.get("authorizer") or {}).get("claims") or {}
-    return _Caller(str(claims.get("sub") or "anonymous"))
 
 
 @route("/uploads", "POST")

@@ -28,6 +28,14 @@ class InvalidId(BadRequest):
     code = "invalid_id"
 
 
+class Unauthorized(ImgpressError):
+    """No credentials, or credentials that do not verify. Codes: missing_token, invalid_token,
+    token_expired, keys_unavailable (the issuer's signing keys could not be fetched)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
 class NotFound(ImgpressError):
     code = "not_found"
     http_status = 404

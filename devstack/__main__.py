@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 
+from devstack.issuer import issuer_for_local_stack
 from devstack.stack import LocalStack
 
 
@@ -30,6 +31,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    issuer = issuer_for_local_stack(os.environ, args.port)  # API_AUTH=jwt: a local OIDC issuer (docs/security.md)
+    if issuer is not None:
+        os.environ.update(issuer.app_env())
+        print(f"OIDC issuer (local): {issuer.url}  tokens: `make token USER=alice`", flush=True)
     stack = LocalStack(args.host, args.port, args.aws_port, args.workers).start()
     print(f"imgpress API:        {stack.api_url}", flush=True)
     print(f"AWS stand-in (moto): {stack.aws_url}", flush=True)
@@ -40,6 +45,8 @@ def main() -> None:
         pass
     finally:
         stack.stop()
+        if issuer is not None:
+            issuer.stop()
 
 
 if __name__ == "__main__":

@@ -110,7 +110,8 @@ class LocalStack:
 
     def _start_api(self) -> None:
         from chalice.config import Config
-        from chalice.local import create_local_server
+
+        from devstack.gateway import create_local_server  # API Gateway's error bodies, as deployed
 
         assert self.app_module is not None
         self._api = create_local_server(self.app_module.app, Config(chalice_stage="local"), self.host, self.api_port)

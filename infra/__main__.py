@@ -3,9 +3,14 @@
 resources  create/update the stage's resources stack (infra/resources.json), then write its
            outputs into .chalice/config.json and .chalice/policy-<stage>.json
 attach     create/update the handler stack (infra/handler.json): async retries and the
-           on-failure queue of the S3 handler, and the API key when API_AUTH=api_key
+           on-failure queue of the S3 handler, and the API key when API_AUTH=api_key; then
+           API Gateway's own error answers in our JSON shape (infra/gateway_responses.json)
 deploy     resources, then `chalice deploy`, then attach
 teardown   everything deploy made, including the buckets' contents (asks for --yes)
+check      refuse a stage that must not be deployed (no AWS call; `make package` runs it)
+
+A stage with API_AUTH=none (or CORS_ALLOW_ORIGINS=*) is refused unless its environment sets
+IMGPRESS_ALLOW_PUBLIC_API=i-understand-anyone-can-upload (docs/security.md).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra import stacks, stages
+from infra import gateway, stacks, stages
 
 
 class Deployment:
@@ -33,6 +38,7 @@ class Deployment:
         if not session.region_name:
             raise SystemExit("No AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or use a profile with a region.")
         self.cfn: Any = session.client("cloudformation")
+        self.apigateway: Any = session.client("apigateway")
         self.s3: Any = session.client("s3")
         self.resources_stack = stages.stack_name(self.config, stage, "resources")
         self.handler_stack = stages.stack_name(self.config, stage, "handler")
@@ -73,6 +79,12 @@ class Deployment:
                 f"API key id {outputs['ApiKeyId']}: `aws apigateway get-api-key --include-value "
                 f"--api-key {outputs['ApiKeyId']}` shows the value clients send as x-api-key."
             )
+        if rest_api_id:
+            api_stage = parameters["ApiGatewayStage"]
+            kinds = gateway.put_responses(self.apigateway, rest_api_id, api_stage)
+            print(f"Gateway responses {', '.join(kinds)} answer in JSON; stage {api_stage} redeployed.")
+        else:
+            print(f"No API deployed yet: run `chalice deploy --stage {self.stage}`, then attach, for JSON 401s.")
         return outputs
 
     def teardown(self) -> None:
@@ -90,11 +102,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m infra", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["resources", "attach", "deploy", "teardown"])
+    parser.add_argument("command", choices=["resources", "attach", "deploy", "teardown", "check"])
     parser.add_argument("--stage", required=True, help="a stage of .chalice/config.json with an iam_policy_file")
     parser.add_argument("--project", type=Path, default=stages.PROJECT, help=argparse.SUPPRESS)
     parser.add_argument("--yes", action="store_true", help="confirm teardown (deletes all images of the stage)")
     args = parser.parse_args(argv)
+    if args.command != "teardown":  # refused before any AWS call; an open stage may still be torn down
+        config = stages.load_config(args.project)
+        stages.stage_config(config, args.stage)
+        stages.check_deployable(config, args.stage)
+    if args.command == "check":
+        print(f"stage {args.stage}: API_AUTH={stages.stage_environment(config, args.stage).get('API_AUTH', 'none')}")
+        return
     deployment = Deployment(args.project, args.stage)
     if args.command == "resources":
         deployment.resources()

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 RESOURCES_TEMPLATE = Path(__file__).resolve().parent / "resources.json"
+# One log group per Lambda function; the JWT authorizer's exists only on API_AUTH=jwt stages.
+LOG_GROUP_OUTPUTS = ("ApiLogGroupArn", "UploadHandlerLogGroupArn", "AuthorizerLogGroupArn")
 
 
 def table_index_names() -> list[str]:
@@ -32,7 +34,7 @@ def _log_streams(log_group_arn: str) -> str:
 
 
 def lambda_policy(env: Mapping[str, str], outputs: Mapping[str, str]) -> dict[str, Any]:
-    """Both functions of a stage share this role. `env` is the stage's environment (prefixes)."""
+    """Every function of a stage shares this role. `env` is the stage's environment (prefixes)."""
     partition = outputs["ImagesTableArn"].split(":")[1]
     s3 = f"arn:{partition}:s3:::"
     upload_prefix = env.get("UPLOAD_PREFIX", "uploads/")
@@ -45,7 +47,7 @@ def lambda_policy(env: Mapping[str, str], outputs: Mapping[str, str]) -> dict[st
             _statement(
                 "WriteLogs",
                 ["logs:CreateLogStream", "logs:PutLogEvents"],
-                [_log_streams(outputs["ApiLogGroupArn"]), _log_streams(outputs["UploadHandlerLogGroupArn"])],
+                [_log_streams(outputs[name]) for name in LOG_GROUP_OUTPUTS if name in outputs],
             ),
             # PutObject: the presigned POST is signed with this role. GetObject: the handler reads
             # the original. DeleteObject: DELETE /images/{id}.

@@ -11,22 +11,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from chalicelib.access import PUBLIC_API_CONSENT, PUBLIC_API_OPT_IN, parse_origins, public_api_allowed, route_access
+from chalicelib.errors import ConfigError
 from infra.policy import lambda_policy
 
 PROJECT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent
 STAGE_PARAMETERS = TEMPLATES / "stages.json"
 
-# Stack output -> the environment variable the app reads it from. The last two exist only on
-# stages whose template conditions create them (Cognito auth, the CDN).
+# Stack output -> the environment variable the app reads it from. The last four exist only on
+# stages whose template conditions create them (a user pool, API_AUTH=jwt against it, the CDN).
 OUTPUT_VARIABLES = {
     "InputBucket": "INPUT_BUCKET",
     "OutputBucket": "OUTPUT_BUCKET",
     "ImagesTable": "TABLE_NAME",
     "EventsTopic": "TOPIC_ARN",
     "UserPoolArn": "COGNITO_USER_POOL_ARN",
+    "UserPoolIssuer": "OIDC_ISSUER",
+    "UserPoolAudience": "OIDC_AUDIENCE",
     "OutputBaseUrl": "OUTPUT_BASE_URL",
 }
+# Without the stack's user pool these name another issuer (Auth0, Clerk...): set by hand, never removed.
+HAND_SET_WITHOUT_OUTPUT = {"OIDC_ISSUER", "OIDC_AUDIENCE"}
 
 
 def config_path(project: Path) -> Path:
@@ -54,6 +60,22 @@ def stage_environment(config: Mapping[str, Any], stage: str) -> dict[str, str]:
     return {**config.get("environment_variables", {}), **stage_config(config, stage).get("environment_variables", {})}
 
 
+def check_deployable(config: Mapping[str, Any], stage: str) -> None:
+    """Refuse a stage the app would refuse on Lambda (an open API without the opt-in, bad auth or CORS
+    settings) and `*` CORS without the same opt-in. Run before anything reaches AWS."""
+    env = stage_environment(config, stage)
+    try:
+        route_access({**env, "AWS_LAMBDA_FUNCTION_NAME": function_name(config, stage)})
+        origins = parse_origins(env.get("CORS_ALLOW_ORIGINS", ""))
+    except ConfigError as error:
+        raise SystemExit(f"stage {stage!r} cannot be deployed: {error}") from error
+    if "*" in origins and not public_api_allowed(env):
+        raise SystemExit(
+            f"stage {stage!r} cannot be deployed: CORS_ALLOW_ORIGINS=* lets every web page call the API; list the "
+            f"front-end origins, or set {PUBLIC_API_OPT_IN}={PUBLIC_API_CONSENT} in the stage's environment"
+        )
+
+
 def function_name(config: Mapping[str, Any], stage: str, handler: str | None = None) -> str:
     """Chalice's naming: `<app>-<stage>` for the API handler, `<app>-<stage>-<handler>` for the others."""
     base = f"{config['app_name']}-{stage}"
@@ -76,7 +98,7 @@ def resources_parameters(config: Mapping[str, Any], stage: str) -> dict[str, str
     return {
         "Stage": stage,
         "ApiAuth": env.get("API_AUTH", "none"),
-        "CorsAllowOrigin": env.get("CORS_ALLOW_ORIGIN") or "*",
+        "CorsAllowOrigins": ",".join(parse_origins(env.get("CORS_ALLOW_ORIGINS", ""))),
         "UploadPrefix": env.get("UPLOAD_PREFIX", "uploads/"),
         "OutputPrefix": env.get("OUTPUT_PREFIX", "processed/"),
         **extra_parameters(stage, "resources"),
@@ -109,7 +131,7 @@ def record_outputs(project: Path, stage: str, outputs: Mapping[str, str]) -> Non
     for output, variable in OUTPUT_VARIABLES.items():
         if output in outputs:
             env[variable] = outputs[output]
-        else:
+        elif variable not in HAND_SET_WITHOUT_OUTPUT:
             env.pop(variable, None)
     config["stages"][stage] = stage_body
     save_json(config_path(project), config)

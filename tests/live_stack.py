@@ -29,7 +29,7 @@ class LiveStack:
 
 @contextmanager
 def running_stack(settings: Mapping[str, str] | None = None) -> Iterator[LiveStack]:
-    """Yields once GET /health answers; the stack is terminated on exit. `settings` adds env (CORS_ALLOW_ORIGIN…).
+    """Yields once GET /health answers; the stack is terminated on exit. `settings` adds env (CORS_ALLOW_ORIGINS…).
 
     Its output goes to a temporary file, not a pipe nobody reads (a full pipe would block the stack).
     """

@@ -191,7 +191,7 @@ def elsewhere() -> Iterator[str]:
     server.server_close()
 
 
-def test_a_page_on_another_origin_needs_cors_allow_origin(browser: Browser, live: LiveStack, elsewhere: str) -> None:
+def test_a_page_on_another_origin_needs_cors_allow_origins(browser: Browser, live: LiveStack, elsewhere: str) -> None:
     context = browser.new_context()
     page = context.new_page()
     data = images.jpeg(640, 480)
@@ -200,9 +200,9 @@ def test_a_page_on_another_origin_needs_cors_allow_origin(browser: Browser, live
     page.set_input_files("#files", {"name": "blocked.jpg", "mimeType": "image/jpeg", "buffer": data})
     wait_until_settled(page, 1)
     assert card(page, "blocked.jpg").locator(".error code").inner_text() == "unreachable"
-    assert "CORS_ALLOW_ORIGIN" in card(page, "blocked.jpg").locator(".error").inner_text()
+    assert "CORS_ALLOW_ORIGINS" in card(page, "blocked.jpg").locator(".error").inner_text()
 
-    with running_stack({"CORS_ALLOW_ORIGIN": elsewhere}) as allowed:
+    with running_stack({"CORS_ALLOW_ORIGINS": elsewhere}) as allowed:
         page.goto(f"{elsewhere}/index.html?api={allowed.api}")
         assert page.locator("#api-url").inner_text() == allowed.api
         page.set_input_files("#files", {"name": "allowed.jpg", "mimeType": "image/jpeg", "buffer": data})

@@ -9,15 +9,22 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBE = "import json, sys\nimport app\nprint(json.dumps(sorted(m for m in ('PIL', 'boto3', 'botocore') if m in sys.modules)))"
+PROBE = (
+    "import json, sys\n"
+    "import app\n"
+    "HEAVY = ('PIL', 'boto3', 'botocore', 'jwt', 'cryptography')\n"
+    "print(json.dumps(sorted(m for m in HEAVY if m in sys.modules)))"
+)
 
 
-def test_importing_the_app_loads_no_aws_sdk_and_no_image_library() -> None:
+def test_importing_the_app_loads_no_aws_sdk_no_image_library_and_no_jwt_library() -> None:
+    """A jwt stage: PyJWT and cryptography load in the authorizer function only."""
     env = {
         "PATH": "/usr/bin:/bin",
-        "API_AUTH": "cognito",
-        "CORS_ALLOW_ORIGIN": "*",
-        "COGNITO_USER_POOL_ARN": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_EXAMPLE",
+        "API_AUTH": "jwt",
+        "OIDC_ISSUER": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE",
+        "OIDC_AUDIENCE": "EXAMPLEappclientid",
+        "CORS_ALLOW_ORIGINS": "https://images.example.com,https://admin.images.example.com",
     }
     probe = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert json.loads(probe.stdout) == []

@@ -46,25 +46,29 @@ def terraform(out: Path) -> dict[str, Any]:
     return dict(json.loads((out / "chalice.tf.json").read_text()))
 
 
-def test_the_zip_carries_pillow_built_for_the_lambda_runtime(package: tuple[str, Path]) -> None:
-    """Chalice silently compiles an sdist when no wheel fits; that zip would not import on Lambda."""
+def test_the_zip_carries_native_code_built_for_the_lambda_runtime(package: tuple[str, Path]) -> None:
+    """Chalice silently compiles an sdist when no wheel fits; that zip would not import on Lambda.
+
+    Pillow, pi-heif, cryptography (abi3: one build for every CPython 3) and cffi all carry native code."""
     _stage, out = package
     runtimes = {f["runtime"] for f in terraform(out)["resource"]["aws_lambda_function"].values()}
     assert runtimes == {f"python{sys.version_info.major}.{sys.version_info.minor}"}
     cp = f"cp{sys.version_info.major}{sys.version_info.minor}"
     with zipfile.ZipFile(out / "deployment.zip") as bundle:
         names = bundle.namelist()
-        for distribution in ("pillow-", "pi_heif-"):  # both carry native code: both must be Lambda wheels
+        for distribution, abi in (("pillow-", cp), ("pi_heif-", cp), ("cryptography-", "abi3"), ("cffi-", cp)):
             wheel = next(n for n in names if n.startswith(distribution) and n.endswith(".dist-info/WHEEL"))
             tags = [
                 line.split(": ", 1)[1] for line in bundle.read(wheel).decode().splitlines() if line.startswith("Tag: ")
             ]
-            assert tags and all(tag.startswith(f"{cp}-{cp}-manylinux") and tag.endswith("_x86_64") for tag in tags), (
-                tags
+            assert tags and all(tag.startswith(f"{cp}-{abi}-manylinux") and tag.endswith("_x86_64") for tag in tags), (
+                distribution,
+                tags,
             )
     assert any(n.startswith("PIL/_imaging.") and n.endswith("-x86_64-linux-gnu.so") for n in names)
     assert any(n.startswith("pillow.libs/libwebp") for n in names), "the wheel's bundled codecs are missing"
     assert any(n.startswith("pi_heif.libs/libheif") for n in names), "pi-heif's libheif is missing"
+    assert "cryptography/hazmat/bindings/_rust.abi3.so" in names and "jwt/jwks_client.py" in names
     assert "app.py" in names and "chalicelib/pipeline.py" in names and "chalicelib/access.py" in names
     assert not any(n.split("/")[0] in ("devstack", "infra", "tests") for n in names), "dev tooling shipped"
 
@@ -75,10 +79,13 @@ def test_functions_get_the_stage_sizes_names_and_policy(package: tuple[str, Path
     functions = resources["aws_lambda_function"]
     stage_body = CONFIG["stages"][stage]
     env = stages.stage_environment(CONFIG, stage)
-    for handler, name in (
-        ("api_handler", stages.function_name(CONFIG, stage)),
-        ("handle_upload", stages.function_name(CONFIG, stage, "handle_upload")),
-    ):
+    handlers = [("api_handler", stages.function_name(CONFIG, stage))] + [
+        (handler, stages.function_name(CONFIG, stage, handler))
+        for handler in ("handle_upload", "jwt_authorizer")
+        if handler != "jwt_authorizer" or env["API_AUTH"] == "jwt"
+    ]
+    assert set(functions) == {handler for handler, _name in handlers}  # no authorizer function but on jwt stages
+    for handler, name in handlers:
         function = functions[handler]
         sizes = stage_body["lambda_functions"][handler]
         assert function["function_name"] == name
@@ -92,23 +99,28 @@ def test_functions_get_the_stage_sizes_names_and_policy(package: tuple[str, Path
     assert notification["lambda_function"][0]["filter_prefix"] == env["UPLOAD_PREFIX"]
 
 
-def test_the_api_has_the_stage_auth_and_cors_origin(package: tuple[str, Path]) -> None:
+def test_the_api_has_the_stage_auth_and_answers_preflights_itself(package: tuple[str, Path]) -> None:
     stage, out = package
     swagger = json.loads(terraform(out)["locals"]["chalice_api_swagger"])
     env = stages.stage_environment(CONFIG, stage)
     secured = swagger["paths"]["/images"]["get"].get("security")
     assert "security" not in swagger["paths"]["/health"]["get"]
+    ((name, definition),) = swagger["securityDefinitions"].items()
+    assert secured == [{name: []}]
+    authorizer = definition["x-amazon-apigateway-authorizer"]
     if env["API_AUTH"] == "cognito":
-        ((name, definition),) = swagger["securityDefinitions"].items()
-        assert secured == [{name: []}]
-        assert definition["x-amazon-apigateway-authorizer"]["providerARNs"] == [env["COGNITO_USER_POOL_ARN"]]
+        assert authorizer["providerARNs"] == [env["COGNITO_USER_POOL_ARN"]]
     else:
-        assert env["API_AUTH"] == "none" and secured is None
-    options = swagger["paths"]["/images"]["options"]["x-amazon-apigateway-integration"]["responses"]["default"]
-    assert (
-        options["responseParameters"]["method.response.header.Access-Control-Allow-Origin"]
-        == f"'{env['CORS_ALLOW_ORIGIN']}'"
-    )
+        assert env["API_AUTH"] == "jwt" and name == "jwt_authorizer"
+        assert (definition["name"], authorizer["type"]) == ("Authorization", "token")
+        assert authorizer["authorizerUri"] == "${aws_lambda_function.jwt_authorizer.invoke_arn}"
+        assert authorizer["authorizerResultTtlInSeconds"] == 300
+    # Several origins: no static Access-Control-Allow-Origin in API Gateway; the app echoes the Origin.
+    for path, methods in swagger["paths"].items():
+        options = methods["options"]
+        assert "security" not in options, path  # browsers send no token with a preflight
+        assert options["x-amazon-apigateway-integration"]["type"] == "aws_proxy", path
+        assert "Access-Control-Allow-Origin" not in json.dumps(methods), path
 
 
 def test_cloudformation_packaging_cannot_express_the_s3_trigger(tmp_path: Path) -> None:

@@ -28,9 +28,42 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
 
+COMMITTED = stages.load_config(ROOT)
+
+
+def deploy_without_what_moto_lacks(real_deploy: Any) -> Any:
+    """stacks.deploy with the user pool and the CDN switched off for moto, and their outputs supplied
+    from the committed stage config, so every other part of `python -m infra` runs for real."""
+
+    def deploy(cfn: Any, name: str, template: Path, parameters: dict[str, str], tags: dict[str, str]) -> Any:
+        if template.name != "resources.json":
+            return real_deploy(cfn, name, template, parameters, tags)
+        pool = parameters.get("ApiAuth") == "cognito" or parameters.get("CreateUserPool") == "true"
+        jwt_pool = pool and parameters.get("ApiAuth") == "jwt"
+        cdn = parameters.get("Cdn") == "true"
+        moto_parameters = {
+            **parameters,
+            "ApiAuth": "none" if parameters.get("ApiAuth") == "cognito" else parameters.get("ApiAuth", "none"),
+            "CreateUserPool": "false",
+            "Cdn": "false",
+        }
+        outputs = dict(real_deploy(cfn, name, template, moto_parameters, tags))
+        env = stages.stage_environment(COMMITTED, parameters["Stage"])
+        if pool:
+            outputs["UserPoolArn"] = env["COGNITO_USER_POOL_ARN"]
+        if jwt_pool:
+            outputs.update(UserPoolIssuer=env["OIDC_ISSUER"], UserPoolAudience=env["OIDC_AUDIENCE"])
+        if cdn:
+            outputs["OutputBaseUrl"] = env["OUTPUT_BASE_URL"]
+        return outputs
+
+    return deploy
+
+
 @pytest.fixture
 def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     use_fake_account(monkeypatch)
+    monkeypatch.setattr(stacks, "deploy", deploy_without_what_moto_lacks(stacks.deploy))
     with mock_aws():
         yield
 
@@ -55,18 +88,8 @@ def test_resources_writes_the_committed_dev_config_and_policy(account: None, pro
 
 def test_committed_prod_config_is_what_its_stack_outputs_give(account: None, project: Path) -> None:
     """moto's CloudFormation has neither Cognito nor CloudFront (it fails on the distribution's
-    GetAtt), so the pool ARN and the CDN's base URL are the two outputs supplied by hand."""
-    config = stages.load_config(ROOT)
-    parameters = {**stages.resources_parameters(config, "prod"), "ApiAuth": "none", "Cdn": "false"}
-    outputs = stacks.deploy(
-        boto3.client("cloudformation"), "imgpress-prod-resources", stages.TEMPLATES / "resources.json", parameters, {}
-    )
-    env = stages.stage_environment(config, "prod")
-    stages.record_outputs(
-        project,
-        "prod",
-        {**outputs, "UserPoolArn": env["COGNITO_USER_POOL_ARN"], "OutputBaseUrl": env["OUTPUT_BASE_URL"]},
-    )
+    GetAtt): the pool and CDN outputs come by hand (deploy_without_what_moto_lacks)."""
+    main(["resources", "--stage", "prod", "--project", str(project)])
     assert (project / ".chalice" / "config.json").read_text() == (ROOT / ".chalice" / "config.json").read_text()
     assert (project / ".chalice" / "policy-prod.json").read_text() == (
         ROOT / ".chalice" / "policy-prod.json"
@@ -177,3 +200,36 @@ def test_unknown_and_local_stages_are_refused(account: None, project: Path) -> N
     for stage in ("local", "staging"):
         with pytest.raises(SystemExit, match="not a deployable stage"):
             main(["resources", "--stage", stage, "--project", str(project)])
+
+
+def test_attach_gives_a_deployed_api_our_json_401_and_redeploys_it(account: None, project: Path) -> None:
+    """`chalice deploy` re-imports the API and drops gateway responses: attach puts them back each time."""
+    apigateway = boto3.client("apigateway")
+    api_id = apigateway.create_rest_api(name="imgpress")["id"]
+    root = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
+    apigateway.put_method(restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    apigateway.put_integration(restApiId=api_id, resourceId=root, httpMethod="GET", type="MOCK")
+    deployed = project / ".chalice" / "deployed"
+    deployed.mkdir()
+    (deployed / "dev.json").write_text(
+        json.dumps({"resources": [{"resource_type": "rest_api", "rest_api_id": api_id}]})
+    )
+    main(["resources", "--stage", "dev", "--project", str(project)])
+    main(["attach", "--stage", "dev", "--project", str(project)])
+    response = apigateway.get_gateway_response(restApiId=api_id, responseType="UNAUTHORIZED")
+    assert json.loads(response["responseTemplates"]["application/json"])["error"]["code"] == "unauthorized"
+    assert len(apigateway.get_deployments(restApiId=api_id)["items"]) == 1
+
+
+def test_an_issuer_set_by_hand_survives_a_stack_without_a_user_pool(account: None, project: Path) -> None:
+    """CreateUserPool=false with Auth0 (say): OIDC_* are the stage's own, the pool ARN is gone."""
+    main(["resources", "--stage", "dev", "--project", str(project)])
+    config = read(project / ".chalice" / "config.json")
+    config["stages"]["dev"]["environment_variables"].update(
+        OIDC_ISSUER="https://tenant.eu.auth0.com/", OIDC_AUDIENCE="https://api.images.example.com"
+    )
+    stages.save_json(project / ".chalice" / "config.json", config)
+    outputs = stacks.outputs(boto3.client("cloudformation"), "imgpress-dev-resources")
+    stages.record_outputs(project, "dev", {k: v for k, v in outputs.items() if not k.startswith("UserPool")})
+    env = read(project / ".chalice" / "config.json")["stages"]["dev"]["environment_variables"]
+    assert env["OIDC_ISSUER"] == "https://tenant.eu.auth0.com/" and "COGNITO_USER_POOL_ARN" not in env

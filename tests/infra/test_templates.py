@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.access import API_AUTH_MODES
 from chalicelib.records import INDEX_KEYS
 from devstack.resources import table_definition
 from infra import stages
@@ -69,11 +70,11 @@ def test_buckets_are_private_encrypted_and_drop_abandoned_uploads(bucket: str) -
     assert any(p["Bucket"] == {"Ref": bucket} for p in policy.values()), "plain-HTTP access is not denied"
 
 
-def test_only_the_input_bucket_takes_browser_posts_from_the_stage_origin() -> None:
-    assert RESOURCES["InputBucket"]["Properties"]["CorsConfiguration"]["CorsRules"] == [
+def test_only_the_input_bucket_takes_browser_posts_from_the_stage_origins() -> None:
+    assert RESOURCES["InputBucket"]["Properties"]["CorsConfiguration"]["Fn::If"][1]["CorsRules"] == [
         {
             "AllowedMethods": ["POST"],
-            "AllowedOrigins": [{"Ref": "CorsAllowOrigin"}],
+            "AllowedOrigins": {"Fn::Split": [",", {"Ref": "CorsAllowOrigins"}]},
             "AllowedHeaders": ["*"],
             "ExposedHeaders": ["ETag", "Location"],
             "MaxAge": 3600,
@@ -82,10 +83,43 @@ def test_only_the_input_bucket_takes_browser_posts_from_the_stage_origin() -> No
     assert "CorsConfiguration" not in RESOURCES["OutputBucket"]["Properties"]
 
 
+def test_the_bucket_cors_origins_are_the_stage_list_and_none_without_one() -> None:
+    """The same origins the API echoes (CORS_ALLOW_ORIGINS); never `*` unless a stage says so."""
+    config = stages.load_config(stages.PROJECT)
+    for stage in ("dev", "prod"):
+        origins = stages.stage_environment(config, stage)["CORS_ALLOW_ORIGINS"]
+        assert stages.resources_parameters(config, stage)["CorsAllowOrigins"] == origins.replace(" ", "")
+        assert "*" not in origins
+        assert "CorsConfiguration" in deployed(stage)["Resources"]["InputBucket"]["Properties"]
+    config["stages"]["dev"]["environment_variables"].pop("CORS_ALLOW_ORIGINS")
+    assert stages.resources_parameters(config, "dev")["CorsAllowOrigins"] == ""
+    assert TEMPLATE["Parameters"]["CorsAllowOrigins"]["Default"] == ""
+    assert TEMPLATE["Conditions"]["HasCors"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CorsAllowOrigins"}, ""]}]}
+
+
+def test_every_api_auth_mode_is_a_template_value() -> None:
+    assert set(TEMPLATE["Parameters"]["ApiAuth"]["AllowedValues"]) == set(API_AUTH_MODES)
+
+
+def test_jwt_stages_get_the_authorizer_log_group_and_the_pool_issuer() -> None:
+    dev, prod = deployed("dev"), deployed("prod")
+    assert dev["Resources"]["AuthorizerLogGroup"]["Properties"]["LogGroupName"] == {
+        "Fn::Sub": "/aws/lambda/imgpress-${Stage}-jwt_authorizer"
+    }
+    assert {"AuthorizerLogGroupArn", "UserPoolArn", "UserPoolIssuer", "UserPoolAudience"} <= set(dev["Outputs"])
+    assert dev["Outputs"]["UserPoolIssuer"]["Value"] == {"Fn::Sub": "https://${UserPool.ProviderURL}"}
+    assert "AuthorizerLogGroup" not in prod["Resources"]  # prod: API Gateway's own Cognito authorizer
+    assert "UserPoolArn" in prod["Outputs"] and "UserPoolIssuer" not in prod["Outputs"]
+
+
 def test_log_groups_are_the_ones_chalice_functions_write_to() -> None:
     config = stages.load_config(stages.PROJECT)
     names = {p["LogGroupName"]["Fn::Sub"] for p in of_type(RESOURCES, "AWS::Logs::LogGroup").values()}
-    expected = {stages.function_name(config, "STAGE"), stages.function_name(config, "STAGE", "handle_upload")}
+    expected = {
+        stages.function_name(config, "STAGE"),
+        stages.function_name(config, "STAGE", "handle_upload"),
+        stages.function_name(config, "STAGE", "jwt_authorizer"),  # API_AUTH=jwt only
+    }
     assert {name.replace("${Stage}", "STAGE") for name in names} == {f"/aws/lambda/{n}" for n in expected}
 
 
@@ -105,7 +139,7 @@ def test_stage_knobs_are_template_parameters_and_never_derived_ones() -> None:
     derived = {
         "Stage",
         "ApiAuth",
-        "CorsAllowOrigin",
+        "CorsAllowOrigins",
         "UploadPrefix",
         "OutputPrefix",
         "UploadFailureQueueArn",
@@ -134,6 +168,9 @@ def _condition(expression: Any, parameters: dict[str, str]) -> bool:
         return _condition(TEMPLATE["Conditions"][arguments], parameters)
     if function == "Fn::Not":
         return not _condition(arguments[0], parameters)
+    if function in ("Fn::And", "Fn::Or"):
+        results = [_condition(argument, parameters) for argument in arguments]
+        return all(results) if function == "Fn::And" else any(results)
     assert function == "Fn::Equals", function
     values = [str(parameters[a["Ref"]]) if isinstance(a, dict) else str(a) for a in arguments]
     return values[0] == values[1]
@@ -148,7 +185,8 @@ def _resolve_ifs(node: Any, conditions: dict[str, bool]) -> Any:
         if set(node) == {"Fn::If"}:
             name, when_true, when_false = node["Fn::If"]
             return _resolve_ifs(when_true if conditions[name] else when_false, conditions)
-        return {key: _resolve_ifs(value, conditions) for key, value in node.items()}
+        resolved = {key: _resolve_ifs(value, conditions) for key, value in node.items()}
+        return {key: value for key, value in resolved.items() if value != {"Ref": "AWS::NoValue"}}
     return node
 
 
