@@ -239,7 +239,7 @@ class SqsMapping(EventSource):
 
     def describe(self) -> str:
         window = self.trigger.maximum_batching_window_in_seconds
-        reporting = "ReportBatchItemFailures" if self.report_batch_item_failures else "whole batches only"
+        reporting = "batchItemFailures honoured" if self.report_batch_item_failures else "batchItemFailures ignored"
         return (
             f"SQS {self.queue_name}, batches of {self.trigger.batch_size} (window {window} s), "
             f"{len(self._threads)} at a time, {reporting}"

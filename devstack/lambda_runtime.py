@@ -108,6 +108,7 @@ class Sandbox:
         )
         child.close()
         self._ready = False
+        self._peak_mb = 0.0
         self._request_id = "init"
         threading.Thread(target=self._forward_logs, name=f"log-{function.name}", daemon=True).start()
 
@@ -123,7 +124,7 @@ class Sandbox:
         finally:
             self._request_id = "-"
         duration = (time.monotonic() - started) * 1000
-        peak = _memory_mb(self.process.pid, "VmHWM")
+        peak = _memory_mb(self.process.pid, "VmHWM") if self.alive else self._peak_mb
         log.info(
             "[%s] REPORT RequestId: %s Duration: %.2f ms Memory Size: %d MB Max Memory Used: %.0f MB",
             self.function.name,
@@ -185,6 +186,7 @@ class Sandbox:
     def kill(self) -> None:
         """SIGKILL to the sandbox's whole process group, as Lambda ends a sandbox: nothing gets to clean up."""
         if self.alive:
+            self._peak_mb = _memory_mb(self.process.pid, "VmHWM")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
