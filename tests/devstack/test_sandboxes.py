@@ -57,7 +57,7 @@ def test_the_context_is_lambdas_and_its_remaining_time_counts_down_from_the_time
     result = invoke(pool, "uploads/ok-context", "request-1")
     assert not result.failed, result.payload
     first, second = result.payload["remaining_ms"]
-    assert 1500 < first <= 2000 and 200 <= first - second <= 600  # the handler slept 0.3 s between the two
+    assert 1500 < first <= 2000 and 290 <= first - second < 1000  # the handler slept 0.3 s between the two
     (attempt,) = attempts(journal, "uploads/ok-context")
     context = attempt["context"]
     assert context["aws_request_id"] == "request-1"
