@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,10 +34,9 @@ from devstack.event_sources import (
     SqsMapping,
     sqs_concurrency,
 )
-from devstack.functions import ACCOUNT, REGION, STAGE, Registration, event_invoke_config, registrations
+from devstack.functions import ACCOUNT, REGION, ROOT, STAGE, Registration, event_invoke_config, registrations
 from devstack.lambda_runtime import FunctionPool
 
-ROOT = Path(__file__).resolve().parent.parent
 NOTIFICATIONS_QUEUE = "imgpress-local-notifications"
 log = logging.getLogger("imgpress.devstack")
 
@@ -69,7 +68,7 @@ class RuntimeSettings:
     schedule_seconds: float = 10.0
     report_batch_item_failures: bool = True
     memory_watchdog: bool = True
-    resources_template: Path = field(default=ROOT / "infra" / "resources.json")
+    resources_template: Path = ROOT / "infra" / "resources.json"
 
     @classmethod
     def from_env(cls, environ: dict[str, str]) -> RuntimeSettings:
