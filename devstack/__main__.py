@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import sys
 import threading
+from dataclasses import replace
 
 from devstack.issuer import issuer_for_local_stack
-from devstack.stack import LocalStack
+from devstack.stack import LocalStack, RuntimeSettings
 
 
 def main() -> None:
@@ -25,7 +28,12 @@ def main() -> None:
         "--workers",
         type=int,
         default=int(os.environ.get("WORKERS", "4")),
-        help="concurrent S3-event handler invocations",
+        help="sandboxes of the S3 event handler: how many uploads are processed at once",
+    )
+    parser.add_argument(
+        "--app",
+        default=os.environ.get("LOCAL_APP_MODULE", "app"),
+        help="module holding the Chalice app (tests point this at a sample app)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -35,11 +43,18 @@ def main() -> None:
     if issuer is not None:
         os.environ.update(issuer.app_env())
         print(f"OIDC issuer (local): {issuer.url}  tokens: `make token USER=alice`", flush=True)
-    stack = LocalStack(args.host, args.port, args.aws_port, args.workers).start()
-    print(f"imgpress API:        {stack.api_url}", flush=True)
-    print(f"AWS stand-in (moto): {stack.aws_url}", flush=True)
-    print(f"Ready: open {stack.api_url}/health or run `curl -X POST {stack.api_url}/uploads ...`", flush=True)
+    # `terminate()` (tests) ends the stack like Ctrl-C does: through stop(), which ends the sandboxes too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    settings = replace(RuntimeSettings.from_env(dict(os.environ)), app_module=args.app)
+    stack = LocalStack(args.host, args.port, args.aws_port, args.workers, settings)
     try:
+        stack.start()
+        print("Lambda functions (local runtime):", flush=True)
+        for line in stack.describe():
+            print(f"  {line}", flush=True)
+        print(f"imgpress API:        {stack.api_url}", flush=True)
+        print(f"AWS stand-in (moto): {stack.aws_url}", flush=True)
+        print(f"Ready: open {stack.api_url}/health or run `curl -X POST {stack.api_url}/uploads ...`", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

@@ -1,13 +1,15 @@
 """Create imgpress's buckets, table and topic in whatever AWS endpoint boto3 points at.
 
 Used by the local stack (moto's server) and by the tests (moto in-process). The table
-is the one infra/resources.json defines.
+is the one infra/resources.json defines, and so are the SQS queues.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,25 +46,33 @@ def queue_arn(sqs: Any, queue_url: str) -> str:
     return str(sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
 
-def wire_upload_events(env: Mapping[str, str], queue_name: str) -> str:
-    """S3 ObjectCreated under the upload prefix -> an SQS queue (as a Lambda trigger would). Returns its URL."""
+@dataclass(frozen=True)
+class QueueNotification:
+    """S3 events of a bucket, filtered by key, sent to an SQS queue (what a Lambda trigger would receive)."""
+
+    queue_name: str
+    events: list[str]
+    prefix: str | None = None
+    suffix: str | None = None
+
+
+def notify_queues(bucket: str, notifications: list[QueueNotification]) -> dict[str, str]:
+    """Creates each queue and points the bucket's notifications at them (replacing any). Returns name -> URL."""
     sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName=queue_name, Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+    urls: dict[str, str] = {}
+    configurations = []
+    for notification in notifications:
+        url = urls[notification.queue_name] = str(sqs.create_queue(QueueName=notification.queue_name)["QueueUrl"])
+        rules = [{"Name": "prefix", "Value": notification.prefix}] if notification.prefix else []
+        rules += [{"Name": "suffix", "Value": notification.suffix}] if notification.suffix else []
+        configuration: dict[str, Any] = {"QueueArn": queue_arn(sqs, url), "Events": notification.events}
+        if rules:
+            configuration["Filter"] = {"Key": {"FilterRules": rules}}
+        configurations.append(configuration)
     boto3.client("s3").put_bucket_notification_configuration(
-        Bucket=env["INPUT_BUCKET"],
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": queue_arn(sqs, url),
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {
-                        "Key": {"FilterRules": [{"Name": "prefix", "Value": env.get("UPLOAD_PREFIX", "uploads/")}]}
-                    },
-                }
-            ]
-        },
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configurations}
     )
-    return str(url)
+    return urls
 
 
 def subscribe_queue(env: Mapping[str, str], queue_name: str) -> str:
@@ -94,3 +104,111 @@ def allow_public_reads(env: Mapping[str, str]) -> None:
         ],
     }
     boto3.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+
+# The queue properties a local queue takes from the template; encryption and tags mean nothing to moto.
+QUEUE_ATTRIBUTES = (
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "ReceiveMessageWaitTimeSeconds",
+    "MaximumMessageSize",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+)
+QUEUE_PROPERTIES_IGNORED = {"QueueName", "RedrivePolicy", "SqsManagedSseEnabled", "KmsMasterKeyId", "Tags"}
+
+
+def create_queues(template_path: Path, stage: str, account: str, region: str) -> list[str]:
+    """The SQS queues a CloudFormation template defines (infra/resources.json), created for `stage`.
+
+    Dead-letter queues first, so each RedrivePolicy can name its target. Only the template's plain
+    forms are understood (literals, Ref to a parameter default, Fn::Sub, Fn::GetAtt of a queue's Arn);
+    anything else fails loudly, naming the queue, rather than creating something different from AWS.
+    """
+    template = json.loads(template_path.read_text())
+    queues = {
+        rid: body.get("Properties", {})
+        for rid, body in template["Resources"].items()
+        if body["Type"] == "AWS::SQS::Queue"
+    }
+    resolve = _Resolver(template, stage, account, region)
+    sqs = boto3.client("sqs")
+    arns: dict[str, str] = {}
+    names: list[str] = []
+    while pending := [rid for rid in queues if rid not in arns]:
+        ready = [rid for rid in pending if _dead_letter_target(queues[rid]) in (None, *arns)]
+        if not ready:
+            raise ValueError(
+                f"{template_path.name}: queues {pending} have a RedrivePolicy naming no queue of the template"
+            )
+        for rid in ready:
+            properties = queues[rid]
+            unknown = set(properties) - set(QUEUE_ATTRIBUTES) - QUEUE_PROPERTIES_IGNORED
+            if unknown:
+                raise ValueError(
+                    f"{template_path.name}: queue {rid} has properties the local stack ignores: {sorted(unknown)}"
+                )
+            attributes = {
+                key: _attribute_text(resolve(properties[key], rid)) for key in QUEUE_ATTRIBUTES if key in properties
+            }
+            if "RedrivePolicy" in properties:
+                policy = properties["RedrivePolicy"]
+                attributes["RedrivePolicy"] = json.dumps(
+                    {
+                        "deadLetterTargetArn": arns[str(_dead_letter_target(properties))],
+                        "maxReceiveCount": int(resolve(policy["maxReceiveCount"], rid)),
+                    }
+                )
+            name = str(resolve(properties.get("QueueName", rid), rid))
+            arns[rid] = queue_arn(sqs, sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+            names.append(name)
+    return names
+
+
+def _dead_letter_target(properties: Mapping[str, Any]) -> str | None:
+    target = properties.get("RedrivePolicy", {}).get("deadLetterTargetArn")
+    if target is None:
+        return None
+    if isinstance(target, dict) and list(target) == ["Fn::GetAtt"] and target["Fn::GetAtt"][1] == "Arn":
+        return str(target["Fn::GetAtt"][0])
+    raise ValueError(f"a RedrivePolicy's deadLetterTargetArn must be Fn::GetAtt [<queue>, Arn], not {target!r}")
+
+
+def _attribute_text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+class _Resolver:
+    """The template's intrinsic functions, as far as queue properties use them."""
+
+    def __init__(self, template: Mapping[str, Any], stage: str, account: str, region: str) -> None:
+        defaults = {name: body.get("Default") for name, body in template.get("Parameters", {}).items()}
+        self.values = {**defaults, "Stage": stage, "AWS::AccountId": account, "AWS::Region": region}
+
+    def __call__(self, value: Any, where: str) -> Any:
+        if not isinstance(value, dict):
+            return value
+        if list(value) == ["Ref"] and self.values.get(value["Ref"]) is not None:
+            return self.values[value["Ref"]]
+        if list(value) == ["Fn::Sub"] and isinstance(value["Fn::Sub"], str):
+            return re.sub(r"\$\{([^}]+)\}", lambda match: str(self._value(match.group(1), where)), value["Fn::Sub"])
+        raise ValueError(f"queue {where}: the local stack cannot resolve {value!r}")
+
+    def _value(self, name: str, where: str) -> Any:
+        if self.values.get(name) is None:
+            raise ValueError(f"queue {where}: the local stack cannot resolve ${{{name}}}")
+        return self.values[name]
+
+
+def missing_queues(env: Mapping[str, str]) -> list[str]:
+    """Stage variables named *_QUEUE whose queue does not exist: the app would fail on them."""
+    sqs = boto3.client("sqs")
+    missing = []
+    for variable, name in sorted(env.items()):
+        if variable.endswith("_QUEUE"):
+            try:
+                sqs.get_queue_url(QueueName=name)
+            except sqs.exceptions.QueueDoesNotExist:
+                missing.append(f"{variable}={name}")
+    return missing

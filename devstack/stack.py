@@ -1,10 +1,12 @@
-"""Run imgpress locally, no AWS account: moto's server stands in for S3, DynamoDB, SNS and SQS.
+"""Run imgpress locally, no AWS account: moto's server stands in for S3, DynamoDB, SNS and SQS,
+and devstack's own runtime for Lambda.
 
-Real HTTP end to end: clients get presigned POSTs pointing at the moto server, upload with
-ordinary multipart requests, and S3 notifications (to an SQS queue, since moto cannot invoke
-Lambda) are delivered by worker threads to the decorated handler exactly as Lambda calls it:
-`handle_upload({"Records": [record]}, context)`. A handler exception leaves the message on
-the queue, so it is redelivered after the visibility timeout, like Lambda's async retries.
+Real HTTP end to end: clients get presigned POSTs pointing at the moto server and upload with
+ordinary multipart requests. The routes are served by chalice.local in this process. Every other
+function the Chalice app registers (S3 events, SQS consumers, schedules) runs in warm worker
+processes with its stage's timeout and memory, invoked with Lambda's semantics: async retries and
+an on-failure queue for S3 events, batches and partial failures for SQS, short-interval schedules.
+docs/local-stack.md describes what is emulated and the knobs.
 """
 
 from __future__ import annotations
@@ -15,17 +17,31 @@ import logging
 import os
 import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-EVENTS_QUEUE = "imgpress-local-upload-events"
+from chalice.app import S3EventConfig, ScheduledEventConfig, SQSEventConfig
+
+from devstack import resources
+from devstack.async_invoke import AsyncInvoker
+from devstack.event_sources import (
+    ConfigurationError,
+    EventSource,
+    S3Notifications,
+    Schedule,
+    SqsMapping,
+    sqs_concurrency,
+)
+from devstack.functions import ACCOUNT, REGION, ROOT, STAGE, Registration, event_invoke_config, registrations
+from devstack.lambda_runtime import FunctionPool
+
 NOTIFICATIONS_QUEUE = "imgpress-local-notifications"
 log = logging.getLogger("imgpress.devstack")
 
 
-def stage_environment(stage: str = "local") -> dict[str, str]:
+def stage_environment(stage: str = STAGE) -> dict[str, str]:
     """The env a deployed stage would get: config.json's globals, then the stage's, then overrides."""
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     env: dict[str, str] = dict(config.get("environment_variables", {}))
@@ -40,18 +56,66 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _flag(environ: dict[str, str], name: str, default: bool) -> bool:
+    return environ.get(name, "1" if default else "0").strip().lower() not in ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """The local runtime's knobs, from the environment (docs/local-stack.md lists them)."""
+
+    app_module: str = "app"
+    schedule_seconds: float = 10.0
+    report_batch_item_failures: bool = True
+    memory_watchdog: bool = True
+    resources_template: Path = ROOT / "infra" / "resources.json"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str]) -> RuntimeSettings:
+        return cls(
+            app_module=environ.get("LOCAL_APP_MODULE", "app"),
+            schedule_seconds=float(environ.get("LOCAL_SCHEDULE_SECONDS", "10")),
+            report_batch_item_failures=_flag(environ, "LOCAL_SQS_REPORT_BATCH_ITEM_FAILURES", True),
+            memory_watchdog=_flag(environ, "LOCAL_LAMBDA_MEMORY_WATCHDOG", True),
+            resources_template=Path(environ.get("LOCAL_RESOURCES_TEMPLATE", ROOT / "infra" / "resources.json")),
+        )
+
+
+@dataclass
+class LocalFunction:
+    """One function as the stack runs it: its sandboxes, its async queue if any, its trigger."""
+
+    registration: Registration
+    pool: FunctionPool
+    source: EventSource
+    invoker: AsyncInvoker | None = None
+
+    def describe(self) -> str:
+        function = self.pool.function
+        sizes = f"{function.timeout:g} s, {function.memory_mb} MB, {self.pool.size} sandbox(es)"
+        return f"{function.name}: {sizes}; {self.source.describe()}"
+
+
 class LocalStack:
     """Start with `start()`; `api_url` is then live. `stop()` tears everything down."""
 
-    def __init__(self, host: str = "127.0.0.1", api_port: int = 8000, aws_port: int = 0, workers: int = 4) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        api_port: int = 8000,
+        aws_port: int = 0,
+        workers: int = 4,
+        settings: RuntimeSettings | None = None,
+    ) -> None:
         self.host = host
         self.api_port = api_port or free_port(host)
         self.aws_port = aws_port or free_port(host)
         self.workers = workers
+        self.settings = settings or RuntimeSettings.from_env(dict(os.environ))
         self.env = stage_environment()
         self.notifications_queue_url = ""
-        self._events_queue_url = ""
-        self._stopping = threading.Event()
+        self.functions: list[LocalFunction] = []
+        self.skipped: list[str] = []
         self._threads: list[threading.Thread] = []
         self._moto: Any = None
         self._api: Any = None
@@ -66,6 +130,14 @@ class LocalStack:
         return f"http://{self.host}:{self.aws_port}"
 
     def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         from moto.server import ThreadedMotoServer
 
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
@@ -76,8 +148,8 @@ class LocalStack:
             AWS_ENDPOINT_URL=self.aws_url,
             AWS_ACCESS_KEY_ID="imgpress-local",
             AWS_SECRET_ACCESS_KEY="imgpress-local",
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_REGION="us-east-1",
+            AWS_DEFAULT_REGION=REGION,
+            AWS_REGION=REGION,
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
@@ -86,27 +158,90 @@ class LocalStack:
             # The moto server plays the CDN: public, stable links straight to the output objects.
             os.environ["OUTPUT_BASE_URL"] = f"{self.aws_url}/{self.env['OUTPUT_BUCKET']}"
 
-        from devstack import resources
-
         resources.create_resources(self.env)
         if stable_urls:
             resources.allow_public_reads(self.env)
-        self._events_queue_url = resources.wire_upload_events(self.env, EVENTS_QUEUE)
+        resources.create_queues(self.settings.resources_template, STAGE, ACCOUNT, REGION)
+        missing = resources.missing_queues(self.env)
+        if missing:
+            raise ConfigurationError(
+                f"the stage names queues {self.settings.resources_template.name} does not define: {', '.join(missing)}"
+            )
         self.notifications_queue_url = resources.subscribe_queue(self.env, NOTIFICATIONS_QUEUE)
 
-        self.app_module = importlib.import_module("app")
+        self.app_module = importlib.import_module(self.settings.app_module)
         from chalicelib import services
 
         services.reset()
-        for n in range(self.workers):
-            self._spawn(self._deliver_events, f"s3-events-{n}")
+        self._start_functions()
         self._start_api()
-        return self
 
-    def _spawn(self, target: Any, name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+    def _start_functions(self) -> None:
+        """A pool of sandboxes and a trigger for every function the app registers."""
+        assert self.app_module is not None
+        found = registrations(self.app_module.app, self.settings.app_module)
+        transports = self._notify_transport_queues([r for r in found if isinstance(r.trigger, S3EventConfig)])
+        for registration in found:
+            local = self._local_function(registration, transports)
+            if local is None:
+                self.skipped.append(
+                    f"{registration.function.name}: {type(registration.trigger).__name__} is not run locally"
+                )
+                continue
+            self.functions.append(local)
+        for local in self.functions:
+            if local.invoker is not None:
+                local.invoker.start()
+            local.source.start()
+
+    def _local_function(self, registration: Registration, transports: dict[str, str]) -> LocalFunction | None:
+        """Sandboxes get this process's environment: the stage's variables, fake credentials, the caller's extras."""
+        function, trigger = registration.function, registration.trigger
+        env, watchdog = dict(os.environ), self.settings.memory_watchdog
+        if isinstance(trigger, S3EventConfig):
+            pool = FunctionPool(function, self.workers, env, watchdog)
+            invoker = AsyncInvoker(pool, event_invoke_config(function.name, self.env))
+            return LocalFunction(
+                registration, pool, S3Notifications(invoker, trigger, transports[function.name]), invoker
+            )
+        if isinstance(trigger, ScheduledEventConfig):
+            pool = FunctionPool(function, 1, env, watchdog)
+            invoker = AsyncInvoker(pool, event_invoke_config(function.name, self.env))
+            return LocalFunction(
+                registration, pool, Schedule(invoker, trigger, self.settings.schedule_seconds), invoker
+            )
+        if isinstance(trigger, SQSEventConfig):
+            pool = FunctionPool(function, sqs_concurrency(trigger), env, watchdog)
+            try:
+                return LocalFunction(
+                    registration, pool, SqsMapping(pool, trigger, self.settings.report_batch_item_failures)
+                )
+            except BaseException:
+                pool.stop()
+                raise
+        return None
+
+    @staticmethod
+    def _notify_transport_queues(s3_functions: list[Registration]) -> dict[str, str]:
+        """moto cannot invoke Lambda: each S3 function's events go to its own queue. Function name -> URL."""
+        by_bucket: dict[str, list[resources.QueueNotification]] = {}
+        names: dict[str, str] = {}
+        for registration in s3_functions:
+            trigger = registration.trigger
+            assert isinstance(trigger, S3EventConfig)
+            queue = names[registration.function.name] = f"{registration.function.deployed_name}-s3-events"
+            by_bucket.setdefault(trigger.bucket, []).append(
+                resources.QueueNotification(queue, trigger.events, trigger.prefix, trigger.suffix)
+            )
+        urls: dict[str, str] = {}
+        for bucket, notifications in by_bucket.items():
+            urls.update(resources.notify_queues(bucket, notifications))
+        return {function: urls[queue] for function, queue in names.items()}
+
+    def describe(self) -> list[str]:
+        """What runs, one line each (printed on start)."""
+        api = "api_handler: routes served in this process by chalice.local (its timeout is not enforced)"
+        return [api, *(local.describe() for local in self.functions), *self.skipped]
 
     def _start_api(self) -> None:
         from chalice.config import Config
@@ -114,48 +249,32 @@ class LocalStack:
         from devstack.gateway import create_local_server  # API Gateway's error bodies, as deployed
 
         assert self.app_module is not None
-        self._api = create_local_server(self.app_module.app, Config(chalice_stage="local"), self.host, self.api_port)
-        self._spawn(self._api.serve_forever, "api")
-
-    def _deliver_events(self) -> None:
-        """Long-poll the S3 event queue and invoke the handler the way Lambda does."""
-        import boto3
-
-        sqs = boto3.client("sqs")
-        assert self.app_module is not None
-        handler = self.app_module.handle_upload
-        while not self._stopping.is_set():
-            try:
-                messages = sqs.receive_message(
-                    QueueUrl=self._events_queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=1
-                ).get("Messages", [])
-            except Exception:
-                if self._stopping.is_set():
-                    return
-                log.exception("receiving S3 events failed")
-                continue
-            for message in messages:
-                if self._invoke(handler, json.loads(message["Body"])):
-                    sqs.delete_message(QueueUrl=self._events_queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-    @staticmethod
-    def _invoke(handler: Any, body: dict[str, Any]) -> bool:
-        if body.get("Event") == "s3:TestEvent":
-            return True  # S3 sends one when a notification is configured; Lambda never sees it.
-        try:
-            for record in body.get("Records", []):
-                handler({"Records": [record]}, None)
-        except Exception:
-            log.exception("handler raised; the event will be redelivered")
-            return False
-        return True
+        self._api = create_local_server(self.app_module.app, Config(chalice_stage=STAGE), self.host, self.api_port)
+        thread = threading.Thread(target=self._api.serve_forever, name="api", daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._api is not None:
-            self._api.server.shutdown()
-            self._api.server.server_close()
+        """Triggers first, then sandboxes (a long invocation is killed, not awaited), then the servers.
+
+        Safe to call twice, and after a failed start."""
+        functions, self.functions = self.functions, []
+        for local in functions:
+            local.source.request_stop()
+            if local.invoker is not None:
+                local.invoker.request_stop()
+        for local in functions:
+            local.pool.stop()
+        for local in functions:
+            local.source.stop()
+            if local.invoker is not None:
+                local.invoker.stop()
+        api, self._api = self._api, None
+        if api is not None:
+            api.server.shutdown()
+            api.server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
-        if self._moto is not None:
-            self._moto.stop()
+        moto, self._moto = self._moto, None
+        if moto is not None:
+            moto.stop()

@@ -25,6 +25,10 @@ STARTUP_SECONDS = 60
 class LiveStack:
     api: str  # http://127.0.0.1:<port> of the chalice local server
     aws: str  # http://127.0.0.1:<port> of the moto server behind it
+    log: Path  # everything the stack printed so far, its functions' logs included
+
+    def output(self) -> str:
+        return self.log.read_text()
 
 
 @contextmanager
@@ -36,13 +40,13 @@ def running_stack(settings: Mapping[str, str] | None = None) -> Iterator[LiveSta
     api_port, aws_port = free_port(), free_port()
     env = {**os.environ, **(settings or {}), "PORT": str(api_port), "AWS_PORT": str(aws_port)}
     api = f"http://127.0.0.1:{api_port}"
-    with tempfile.TemporaryFile("w+") as log:
+    with tempfile.TemporaryDirectory() as directory, open(Path(directory) / "devstack.log", "w+") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "devstack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
         )
         try:
             _wait_until_healthy(api, process, log)
-            yield LiveStack(api, f"http://127.0.0.1:{aws_port}")
+            yield LiveStack(api, f"http://127.0.0.1:{aws_port}", Path(log.name))
         finally:
             process.terminate()
             process.wait(timeout=10)
