@@ -25,9 +25,14 @@ run: $(STAMP)
 token: $(STAMP)
 	@$(BIN)/python -m devstack.token "$(USER)" $(if $(filter 1 yes true,$(ADMIN)),--admin) $(if $(GROUPS),--groups "$(GROUPS)") $(if $(TTL),--ttl $(TTL))
 
-## Run the test suite
+## Run the test suite: every tier (what CI runs)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## One tier of it (pytest.ini): unit (under 30 s, run it on every save), integration, e2e, slow
+.PHONY: test-unit test-integration test-e2e test-slow
+test-unit test-integration test-e2e test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m $(patsubst test-%,%,$@) $(PYTEST_ARGS)
 
 ## Lint and check formatting (ruff, configured in pyproject.toml); `make format` rewrites
 lint: $(STAMP)

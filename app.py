@@ -126,7 +126,7 @@ def handle_upload(event: UploadNotification) -> None:
     if not upload_events:
         app.log.info("ignored a notification without records: %s", event.to_dict().get("Event"))
     for upload_event in upload_events:
-        processor.process(upload_event, deadline)
+        processor.process(upload_event, deadline, getattr(event.context, "aws_request_id", None))
 
 
 # Chalice builds the handler's event with S3Event, which cannot parse s3:TestEvent.
@@ -139,7 +139,7 @@ def end_abandoned_uploads(event: SQSEvent) -> None:
     processor = services.processor()
     for message in event:
         for upload in abandoned_uploads(message.body):
-            if processor.end_abandoned(upload.bucket, upload.key, upload.reason) == "in_progress":
+            if processor.end_abandoned(upload.bucket, upload.key, upload.reason, upload.request_id) == "in_progress":
                 # A live lease: raising returns the message to the queue for a later look.
                 raise ClaimHeld(f"{upload.key} is still being worked on")
 

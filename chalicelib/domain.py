@@ -150,6 +150,9 @@ class ImageRecord:
     object_size: int | None = None
     claim_token: str | None = None
     lease_until: float | None = None  # epoch seconds; a claim past it belongs to a dead worker
+    # The Lambda invocation holding the lease. Lambda retries an event under the same request id
+    # only once the previous attempt has ended, so a lease held by it is dead to its own retries.
+    claim_request: str | None = None
     attempts: int = 0  # claims of the current upload; the stage's last one always ends the image
     redriven_at: str | None = None  # the sweeper re-sent a missing S3 event once
     # The outcome, once final.
@@ -205,7 +208,11 @@ class ImageRecord:
     def lease_live(self, epoch: float) -> bool:
         return self.lease_until is not None and self.lease_until > epoch
 
-    def decide(self, etag: str, epoch: float) -> Decision:
+    def held_by_another(self, epoch: float, request_id: str | None) -> bool:
+        """A live lease, not left behind by an earlier attempt of the invocation `request_id`."""
+        return self.lease_live(epoch) and (request_id is None or self.claim_request != request_id)
+
+    def decide(self, etag: str, epoch: float, request_id: str | None = None) -> Decision:
         """The idempotency rule for an upload whose current bytes have `etag`.
 
         The bytes last uploaded to the slot always win: a newer upload takes over even a live
@@ -219,12 +226,14 @@ class ImageRecord:
             return Decision.CLAIM
         if self.is_final:
             return Decision.FINISHED
-        return Decision.BUSY if self.lease_live(epoch) else Decision.CLAIM
+        return Decision.BUSY if self.held_by_another(epoch, request_id) else Decision.CLAIM
 
     def _next(self, now: datetime, **changes: Any) -> ImageRecord:
         return replace(self, updated_at=iso(now), **changes)
 
-    def claimed(self, token: str, etag: str, size: int, lease_until: float, now: datetime) -> ImageRecord:
+    def claimed(
+        self, token: str, etag: str, size: int, lease_until: float, now: datetime, request_id: str | None = None
+    ) -> ImageRecord:
         """processing, for the holder of `token`. Attempts count per upload: new bytes start at 1."""
         attempts = self.attempts + 1 if etag == self.source_etag else 1
         return self._next(
@@ -232,6 +241,7 @@ class ImageRecord:
             status=Status.PROCESSING,
             claim_token=token,
             lease_until=lease_until,
+            claim_request=request_id,
             source_etag=etag,
             object_size=size,
             attempts=attempts,
@@ -243,10 +253,10 @@ class ImageRecord:
         """Give the claim back after a transient fault so the retry can take it at once."""
         return self._next(now, lease_until=0.0)
 
-    def leased(self, lease_until: float, now: datetime) -> ImageRecord:
+    def leased(self, lease_until: float, now: datetime, request_id: str | None = None) -> ImageRecord:
         """Take a lease without a new claim: to send a final record's missing notification, or to
         end an abandoned record, without anyone else doing the same meanwhile."""
-        return self._next(now, lease_until=lease_until)
+        return self._next(now, lease_until=lease_until, claim_request=request_id)
 
     def completed(self, outcome: Outcome, now: datetime) -> ImageRecord:
         return self._finished(Status.DONE, outcome, None, now)

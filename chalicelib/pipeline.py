@@ -119,11 +119,12 @@ class UploadProcessor:
 
     # -- one S3 event ---------------------------------------------------------------------------
 
-    def process(self, event: UploadEvent, deadline: Deadline) -> str:
+    def process(self, event: UploadEvent, deadline: Deadline, request_id: str | None = None) -> str:
         """Handle one ObjectCreated event; returns the outcome name (for logs and tests).
 
-        Returns normally when the upload is handled (done, failed, or nothing to do); raises
-        (ClaimHeld, AWS faults) only when a retry can still do better.
+        `request_id` is the Lambda invocation's (the same for its retries). Returns normally when
+        the upload is handled (done, failed, or nothing to do); raises (ClaimHeld, AWS faults)
+        only when a retry can still do better.
         """
         image_id = self.image_id_for(event.bucket, event.key)
         if image_id is None:
@@ -134,14 +135,14 @@ class UploadProcessor:
             _log("ignored_no_record", image_id)
             return "ignored"
         # The record and the event alone settle repeats without reading S3.
-        early = record.decide(event.etag, self._epoch())
+        early = record.decide(event.etag, self._epoch(), request_id)
         if early is not Decision.CLAIM:
-            return self._settle(record, early)
+            return self._settle(record, early, request_id)
         stored = self._store.read_original(event.bucket, event.key, self._settings.imaging.max_upload_bytes)
         if stored is None:
             _log("ignored_missing_object", image_id)
             return "ignored"
-        claimed = self._claim(record, stored.etag, stored.size, deadline)
+        claimed = self._claim(record, stored.etag, stored.size, deadline, request_id)
         if not isinstance(claimed, ImageRecord):
             return claimed
         _log("claimed", image_id, attempt=claimed.attempts, etag=stored.etag)
@@ -153,7 +154,7 @@ class UploadProcessor:
             )
         return self._attempt(claimed, stored.data, deadline)
 
-    def _settle(self, record: ImageRecord, decision: Decision) -> str:
+    def _settle(self, record: ImageRecord, decision: Decision, request_id: str | None) -> str:
         """An event that brings no new work: busy elsewhere, already finished, or deleted."""
         if decision is Decision.BUSY:
             raise ClaimHeld(f"image {record.id} is being processed by another delivery")
@@ -161,17 +162,20 @@ class UploadProcessor:
             remove_objects(record, self._store, self._settings)  # a late upload or attempt
             _log("ignored_deleted", record.id)
             return "ignored"
-        return self._renotify(record)
+        return self._renotify(record, request_id)
 
-    def _claim(self, record: ImageRecord, etag: str, size: int, deadline: Deadline) -> ImageRecord | str:
+    def _claim(
+        self, record: ImageRecord, etag: str, size: int, deadline: Deadline, request_id: str | None
+    ) -> ImageRecord | str:
         """The claimed record, or the outcome name if there is nothing (more) to do."""
         for _ in range(_CONTENDED_TRIES):
-            decision = record.decide(etag, self._epoch())
+            decision = record.decide(etag, self._epoch(), request_id)
             if decision is not Decision.CLAIM:
-                return self._settle(record, decision)
+                return self._settle(record, decision, request_id)
             # The claim lasts as long as this attempt can: past it, the worker is surely gone.
             lease_until = self._epoch() + deadline.remaining() + self._settings.deadline_margin_seconds
-            saved = self._records.save(record.claimed(new_claim_token(), etag, size, lease_until, self._clock()))
+            claim = record.claimed(new_claim_token(), etag, size, lease_until, self._clock(), request_id)
+            saved = self._records.save(claim)
             if saved is not None:
                 return saved
             current = self._records.get(record.id)
@@ -322,15 +326,16 @@ class UploadProcessor:
         except Exception:  # The message is out; raising would only get it sent twice.
             log.warning("published %s but could not mark it notified", record.id, exc_info=True)
 
-    def _renotify(self, record: ImageRecord) -> str:
+    def _renotify(self, record: ImageRecord, request_id: str | None) -> str:
         """These bytes were already processed. Publish only if that attempt could not."""
         if record.notified:
             _log("ignored_duplicate", record.id)
             return "duplicate"
-        if record.lease_live(self._epoch()):
+        if record.held_by_another(self._epoch(), request_id):
             _log("ignored_duplicate_being_notified", record.id)
             return "duplicate"
-        leased = self._records.save(record.leased(self._epoch() + _NOTIFY_LEASE_SECONDS, self._clock()))
+        lease_until = self._epoch() + _NOTIFY_LEASE_SECONDS
+        leased = self._records.save(record.leased(lease_until, self._clock(), request_id))
         if leased is None:
             _log("ignored_duplicate_record_moved_on", record.id)
             return "duplicate"
@@ -340,9 +345,10 @@ class UploadProcessor:
 
     # -- ending what the attempts could not -----------------------------------------------------
 
-    def end_abandoned(self, bucket: str, key: str, reason: str) -> str:
-        """An event whose every attempt failed (from Lambda's on-failure queue). Ends the image
-        `failed` unless it finished after all or a live worker still has it."""
+    def end_abandoned(self, bucket: str, key: str, reason: str, request_id: str | None = None) -> str:
+        """An event whose every attempt failed (from Lambda's on-failure queue, `request_id` being
+        the failed invocation's). Ends the image `failed` unless it finished after all or another
+        invocation's live worker still has it."""
         image_id = self.image_id_for(bucket, key)
         if image_id is None:
             return "ignored"
@@ -350,12 +356,12 @@ class UploadProcessor:
         if record is None:
             return "ignored"
         if record.is_deleted:
-            return self._settle(record, Decision.GONE)
-        if record.lease_live(self._epoch()):
+            return self._settle(record, Decision.GONE, request_id)
+        if record.held_by_another(self._epoch(), request_id):
             _log("abandoned_event_but_lease_live", image_id)
             return "in_progress"  # the caller has the event redelivered later
         if record.is_final:
-            return self._renotify(record)
+            return self._renotify(record, request_id)
         return self._end_for_good(record, Failure("processing_error", f"Every attempt failed ({reason})."))
 
     def sweep(self, deadline: Deadline) -> dict[str, int]:

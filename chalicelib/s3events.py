@@ -46,6 +46,7 @@ class AbandonedUpload:
     bucket: str
     key: str  # URL-decoded once
     reason: str  # Lambda's condition: RetriesExhausted, EventAgeExceeded
+    request_id: str | None  # the failed invocation's (its retries shared it)
 
 
 def abandoned_uploads(body: str) -> list[AbandonedUpload]:
@@ -56,10 +57,13 @@ def abandoned_uploads(body: str) -> list[AbandonedUpload]:
     """
     try:
         record = json.loads(body)
-        reason = str(record.get("requestContext", {}).get("condition", "unknown"))
+        context = record.get("requestContext", {})
+        reason, request_id = str(context.get("condition", "unknown")), context.get("requestId")
         s3_records = record.get("requestPayload", {}).get("Records", [])
         return [
-            AbandonedUpload(str(r["s3"]["bucket"]["name"]), unquote_plus(str(r["s3"]["object"]["key"])), reason)
+            AbandonedUpload(
+                str(r["s3"]["bucket"]["name"]), unquote_plus(str(r["s3"]["object"]["key"])), reason, request_id
+            )
             for r in s3_records
         ]
     except (ValueError, AttributeError, KeyError, TypeError):

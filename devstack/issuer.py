@@ -151,7 +151,9 @@ class LocalIssuer:
         self.port = int(self._server.server_address[1])
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "issuer.json").write_text(json.dumps({"issuer": self.url, "audience": self.audience}) + "\n")
-        self._thread = threading.Thread(target=self._server.serve_forever, name="oidc-issuer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="oidc-issuer", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from chalicelib import services
 from devstack.stack import stage_environment
+from tests.live_stack import StackClient, running_stack
 
 # The `local` stage of .chalice/config.json: chalice.test.Client applies a stage's env too.
 ENV = stage_environment("local")
@@ -85,6 +86,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     services.reset()
 
 
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackClient]:
+    """The local stack as `make run` starts it, shared by a module's tests (e2e tier)."""
+    with running_stack() as live:
+        yield StackClient(live.api, live.aws)
+
+
 @pytest.fixture
 def client(aws: Aws) -> Iterator[Client]:
     from app import app
@@ -112,3 +120,18 @@ def invoke(_client: Client, function: str, event: dict[str, Any], timeout_second
 
     handler = app.handler_map[function]
     return handler(event, LambdaContext(function, memory_size=1769, max_runtime_ms=timeout_seconds * 1000))
+
+
+TIERS = ("unit", "integration", "e2e", "slow")
+_MOTO_FIXTURES = {"aws", "client"}
+_AWS_ADAPTERS = {"dynamodb", "s3", "sns"}  # the adapter side of tests/contract/
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test exactly one tier: its module's mark, else integration if it uses moto, else unit."""
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        uses_moto = _MOTO_FIXTURES & set(item.fixturenames) or _AWS_ADAPTERS & set(map(str, params.values()))
+        item.add_marker(pytest.mark.integration if uses_moto else pytest.mark.unit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,11 +12,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+import boto3
 import requests
 
-from devstack.stack import free_port
+from devstack.stack import NOTIFICATIONS_QUEUE, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 60
@@ -65,3 +67,65 @@ def _wait_until_healthy(api: str, process: subprocess.Popen[str], log: IO[str]) 
             pass
         time.sleep(0.2)
     raise AssertionError(f"devstack did not answer {api}/health within {STARTUP_SECONDS}s")
+
+
+class StackClient:
+    """A front end's view of a running stack: slots, browser-style uploads, polling, and the SNS
+    messages (read from the queue devstack subscribes to the topic)."""
+
+    def __init__(self, api: str, aws: str) -> None:
+        self.api = api
+        self.sqs = boto3.client(
+            "sqs",
+            endpoint_url=aws,
+            region_name="us-east-1",
+            aws_access_key_id="imgpress-local",
+            aws_secret_access_key="imgpress-local",
+        )
+        self.queue = self.sqs.get_queue_url(QueueName=NOTIFICATIONS_QUEUE)["QueueUrl"]
+        self.s3 = boto3.client(
+            "s3",
+            endpoint_url=aws,
+            region_name="us-east-1",
+            aws_access_key_id="imgpress-local",
+            aws_secret_access_key="imgpress-local",
+        )
+
+    def notifications(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while batch := self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages"
+        ):
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+    def slot(self, content_type: str = "image/jpeg", filename: str = "photo.jpg", size: int | None = None) -> Any:
+        body = {"filename": filename, "content_type": content_type, **({"size": size} if size else {})}
+        slot = requests.post(f"{self.api}/uploads", json=body, timeout=10)
+        assert slot.status_code == 201, slot.text
+        return slot.json()
+
+    @staticmethod
+    def send(slot: Any, data: bytes, content_type: str = "image/jpeg", filename: str = "photo.jpg") -> None:
+        """Exactly what a browser's FormData POST does: the policy fields, then the file last."""
+        upload = slot["upload"]
+        sent = requests.post(
+            upload["url"], data=upload["fields"], files={"file": (filename, data, content_type)}, timeout=60
+        )
+        assert sent.status_code in (200, 201, 204), sent.text
+
+    def upload(self, data: bytes, content_type: str, filename: str) -> str:
+        slot = self.slot(content_type, filename, len(data))
+        self.send(slot, data, content_type, filename)
+        return str(slot["id"])
+
+    def wait(self, image_id: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = requests.get(f"{self.api}/images/{image_id}", timeout=10).json()
+            if record["status"] in ("done", "failed"):
+                return dict(record)
+            time.sleep(0.2)
+        raise AssertionError(f"{image_id} still {record['status']} after {timeout}s")

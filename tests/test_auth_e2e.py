@@ -22,6 +22,8 @@ from devstack.stack import free_port
 from tests.auth.issuers import SigningKey, hs256_with_public_key, unsigned_token
 from tests.live_stack import running_stack
 
+pytestmark = pytest.mark.e2e
+
 ORIGIN = "http://127.0.0.1:5173"
 
 

@@ -24,6 +24,8 @@ from chalicelib import webpage
 from tests import images
 from tests.live_stack import LiveStack, running_stack
 
+pytestmark = pytest.mark.e2e
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -184,7 +186,7 @@ def elsewhere() -> Iterator[str]:
     """The page's file served by a plain static server on another origin, like a front end on a CDN."""
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(webpage.STATIC))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()

@@ -18,24 +18,25 @@ from jsonschema import Draft202012Validator
 from devstack.stack import free_port, stage_environment
 from examples.sns_webhook import SignatureVerifier, fetch_from, make_server
 from tests import images
-from tests.live_stack import ROOT, running_stack
-from tests.test_e2e import Stack
+from tests.live_stack import ROOT, StackClient, running_stack
+
+pytestmark = pytest.mark.e2e
 
 SCHEMA = json.loads((ROOT / "docs" / "schemas" / "image-event.schema.json").read_text())
 TOPIC_ARN = stage_environment("local")["TOPIC_ARN"]
 
 
 @pytest.fixture(scope="module")
-def contract_stack() -> Iterator[Stack]:
+def contract_stack() -> Iterator[StackClient]:
     with running_stack({"STABLE_URLS": "1", "DEDUPE": "true"}) as live:
-        yield Stack(live.api, live.aws)
+        yield StackClient(live.api, live.aws)
 
 
-def upload(live: Stack, data: bytes, content_type: str) -> dict[str, Any]:
+def upload(live: StackClient, data: bytes, content_type: str) -> dict[str, Any]:
     return live.wait(live.upload(data, content_type, "x"))
 
 
-def test_schema_is_valid_and_real_messages_match_it(contract_stack: Stack) -> None:
+def test_schema_is_valid_and_real_messages_match_it(contract_stack: StackClient) -> None:
     Draft202012Validator.check_schema(SCHEMA)
     photo = images.jpeg(1600, 1000)
     done = upload(contract_stack, photo, "image/jpeg")
@@ -56,7 +57,7 @@ def test_schema_is_valid_and_real_messages_match_it(contract_stack: Stack) -> No
     assert list(validator.iter_errors(broken))
 
 
-def test_stable_urls_are_the_same_on_every_request_and_cacheable_forever(contract_stack: Stack) -> None:
+def test_stable_urls_are_the_same_on_every_request_and_cacheable_forever(contract_stack: StackClient) -> None:
     record = upload(contract_stack, images.jpeg(2400, 1600), "image/jpeg")
     again = requests.get(f"{contract_stack.api}/images/{record['id']}", timeout=10).json()
     for name, output in record["outputs"].items():
@@ -69,14 +70,14 @@ def test_stable_urls_are_the_same_on_every_request_and_cacheable_forever(contrac
     assert srcset == f"{record['outputs']['thumb']['url']} 320w, {record['outputs']['web']['url']} 2048w"
 
 
-def test_a_webhook_subscribed_to_the_topic_gets_each_event_once(contract_stack: Stack, tmp_path: Path) -> None:
+def test_a_webhook_subscribed_to_the_topic_gets_each_event_once(contract_stack: StackClient, tmp_path: Path) -> None:
     received: list[dict[str, Any]] = []
     port = free_port()
     endpoint = contract_stack.sqs.meta.endpoint_url
     # moto signs every message with its own certificate, which it serves at the SigningCertURL's path.
     verifier = SignatureVerifier(fetch_from(endpoint))
     server = make_server("127.0.0.1", port, TOPIC_ARN, received.append, verifier)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         sns = boto3.client(
             "sns",

@@ -16,6 +16,8 @@ import pytest
 
 from tests.live_stack import ROOT
 
+pytestmark = pytest.mark.integration
+
 README_MAX_LINES = 200
 # What a browser would fetch by itself when showing a page: scripts, stylesheets, fonts, images.
 EXTERNAL_ASSET = re.compile(

@@ -19,6 +19,8 @@ from chalicelib.auth.tokens import TokenVerifier
 from devstack.issuer import AUDIENCE, LocalIssuer, b64url
 from tests.live_stack import ROOT
 
+pytestmark = pytest.mark.integration
+
 REDIRECT = "http://127.0.0.1:8000/callback"
 VERIFIER = "v" * 20 + "-the-code-verifier-of-this-test-" + "x" * 10
 

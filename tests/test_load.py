@@ -7,15 +7,18 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests import images
-from tests.live_stack import ROOT
-from tests.test_e2e import Stack, stack  # noqa: F401  (module-scoped local stack fixture)
+from tests.live_stack import ROOT, StackClient
+
+pytestmark = pytest.mark.slow
 
 UPLOADS = 200
 CLIENT_THREADS = 8
 
 
-def test_200_concurrent_uploads_all_finish_once(stack: Stack) -> None:  # noqa: F811
+def test_200_concurrent_uploads_all_finish_once(stack: StackClient) -> None:
     stack.notifications()  # start from an empty queue
     distinct = [images.jpeg(1200 + 8 * i, 800) for i in range(10)]
     photos = [distinct[i % 10] for i in range(UPLOADS)]

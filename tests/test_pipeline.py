@@ -496,3 +496,28 @@ def test_another_owners_image_is_not_found_and_not_deleted(rig: Rig) -> None:
         with pytest.raises(NotFound):
             action()
     assert get_record(image_id, Viewer("root", is_admin=True), rig.records).id == image_id
+
+
+def test_a_retry_of_the_same_invocation_takes_over_the_lease_its_killed_attempt_left(rig: Rig) -> None:
+    """Lambda retries an event (same request id) only after the attempt ended: its lease is dead,
+    whereas a different invocation (a duplicate S3 delivery) must still wait for it."""
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    record = rig.record(image_id)
+    lease_until = rig.clock().timestamp() + 60
+    rig.records.save(record.claimed("k" * 32, event.etag, event.size, lease_until, rig.clock(), "request-1"))
+    with pytest.raises(ClaimHeld):
+        rig.processor.process(event, Deadline(60), "request-2")
+    assert rig.processor.process(event, Deadline(60), "request-1") == "done"
+    assert rig.record(image_id).attempts == 2 and len(rig.notifier.published) == 1
+
+
+def test_the_failure_queue_ends_an_image_its_own_killed_attempts_left_leased(rig: Rig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    record = rig.record(image_id)
+    lease_until = rig.clock().timestamp() + 60
+    rig.records.save(record.claimed("k" * 32, event.etag, event.size, lease_until, rig.clock(), "request-1"))
+    assert rig.processor.end_abandoned(INPUT, event.key, "RetriesExhausted", "request-2") == "in_progress"
+    assert rig.processor.end_abandoned(INPUT, event.key, "RetriesExhausted", "request-1") == "failed"
+    assert len(rig.notifier.published) == 1

@@ -10,8 +10,9 @@ import pytest
 import requests
 
 from tests import images
-from tests.live_stack import running_stack
-from tests.test_e2e import Stack, stack  # noqa: F401  (module-scoped local stack fixture)
+from tests.live_stack import StackClient, running_stack
+
+pytestmark = pytest.mark.e2e
 
 PHOTO = images.jpeg(1600, 1200)
 EXPECTED: dict[str, dict[str, tuple[str, int, int]]] = {
@@ -25,7 +26,7 @@ EXPECTED: dict[str, dict[str, tuple[str, int, int]]] = {
 }
 
 
-def upload_with_profile(live: Stack, profile: str, data: bytes) -> dict[str, Any]:
+def upload_with_profile(live: StackClient, profile: str, data: bytes) -> dict[str, Any]:
     slot = requests.post(f"{live.api}/uploads", json={"content_type": "image/jpeg", "profile": profile}, timeout=10)
     assert slot.status_code == 201, slot.text
     upload = slot.json()["upload"]
@@ -37,7 +38,7 @@ def upload_with_profile(live: Stack, profile: str, data: bytes) -> dict[str, Any
 
 
 @pytest.mark.parametrize("profile", sorted(EXPECTED))
-def test_profile_end_to_end(stack: Stack, profile: str) -> None:  # noqa: F811
+def test_profile_end_to_end(stack: StackClient, profile: str) -> None:
     record = upload_with_profile(stack, profile, PHOTO)
     assert record["status"] == "done" and record["profile"] == profile
     got = {name: (o["format"], o["width"], o["height"]) for name, o in record["outputs"].items()}
@@ -54,12 +55,12 @@ def test_profile_end_to_end(stack: Stack, profile: str) -> None:  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def one_bucket() -> Iterator[Stack]:
+def one_bucket() -> Iterator[StackClient]:
     with running_stack({"OUTPUT_BUCKET": "imgpress-local-input"}) as live:
-        yield Stack(live.api, live.aws)
+        yield StackClient(live.api, live.aws)
 
 
-def test_one_bucket_outputs_never_trigger_processing(one_bucket: Stack) -> None:
+def test_one_bucket_outputs_never_trigger_processing(one_bucket: StackClient) -> None:
     record = upload_with_profile(one_bucket, "default", PHOTO)
     assert record["status"] == "done"
     assert all(

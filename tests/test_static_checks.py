@@ -9,6 +9,8 @@ import pytest
 
 from tests.live_stack import ROOT
 
+pytestmark = pytest.mark.integration
+
 TYPED = ["app.py", "chalicelib", "devstack", "infra", "cli/imgpress_cli", "examples"]
 
 

@@ -12,6 +12,8 @@ from bench.targets import ClassCheck, class_verdicts, paired_ratio, with_pairing
 from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON
 from tests import images
 
+pytestmark = pytest.mark.slow
+
 
 def test_the_engines_take_turns_in_one_worker_and_every_round_is_timed(tmp_path: Path) -> None:
     path = tmp_path / "png_screenshot__generated.png"

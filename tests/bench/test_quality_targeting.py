@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from bench import quality_targeting
@@ -13,6 +14,8 @@ from chalicelib.imaging.quality import encode_for_ssim, ssim_against
 from chalicelib.imaging.render import encode
 from chalicelib.imaging.specs import VariantSpec
 from tests import images
+
+pytestmark = pytest.mark.slow
 
 
 def test_a_size_that_would_repeat_a_smaller_ones_pixels_is_left_out(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from tests import images
 from tests.cli.conftest import run_imgpress
 from tests.live_stack import LiveStack, running_stack
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveStack]:

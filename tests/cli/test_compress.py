@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from chalicelib.imaging.decode import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.settings import Settings
@@ -15,6 +17,8 @@ from tests import images
 from tests.cli.conftest import run_imgpress
 from tests.conftest import ENV
 from tests.live_stack import ROOT
+
+pytestmark = pytest.mark.integration
 
 SEED_RECIPES = json.dumps(
     [

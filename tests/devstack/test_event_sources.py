@@ -17,6 +17,8 @@ from devstack.functions import EventInvokeConfig, FunctionConfig
 from devstack.lambda_runtime import Invocation
 from tests.conftest import use_fake_account
 
+pytestmark = pytest.mark.integration
+
 BATCH = ["m1", "m2", "m3"]
 
 

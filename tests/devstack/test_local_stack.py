@@ -20,6 +20,8 @@ import pytest
 from tests.devstack.sample_app import read_journal
 from tests.live_stack import LiveStack, running_stack
 
+pytestmark = pytest.mark.e2e
+
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:sample-local-handle_upload"
 SETTINGS = {
     "LOCAL_APP_MODULE": "tests.devstack.sample_app",

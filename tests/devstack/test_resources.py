@@ -15,6 +15,8 @@ from devstack.functions import ROOT
 from devstack.resources import create_queues, missing_queues
 from tests.conftest import use_fake_account
 
+pytestmark = pytest.mark.integration
+
 SAMPLE_TEMPLATE = Path(__file__).parent / "resources.json"
 
 

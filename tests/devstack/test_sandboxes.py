@@ -14,6 +14,8 @@ from devstack.functions import FunctionConfig
 from devstack.lambda_runtime import FunctionPool, Invocation
 from tests.devstack.sample_app import read_journal
 
+pytestmark = pytest.mark.integration
+
 SAMPLE = FunctionConfig(
     name="handle_upload",
     app_module="tests.devstack.sample_app",

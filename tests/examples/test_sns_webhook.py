@@ -140,7 +140,7 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     server = make_server(
         "127.0.0.1", port, TOPIC_ARN, received.append, SignatureVerifier(FakeAws({CERT_URL: certificate(KEY)}))
     )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{port}/", received
     finally:

@@ -47,6 +47,7 @@ def test_same_string_as_the_python_port_on_generated_photos(size: tuple[int, int
     assert encode(image, components) == port(image, components)
 
 
+@pytest.mark.integration  # the shared corpus of real files
 @pytest.mark.skipif(not CORPUS_FILES, reason="no corpus: `make corpus` builds it")
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=[p.name for p in CORPUS_FILES])
 def test_same_string_as_the_python_port_on_the_corpus(path: Path) -> None:

@@ -63,6 +63,7 @@ _MEASURE = textwrap.dedent(
 )
 
 
+@pytest.mark.integration  # one subprocess per file, to measure its peak memory alone
 @pytest.mark.parametrize(
     "name", ["zero-png-9000x9000", "ztxt-bomb", "iccp-bomb", "gif-300-frames-1mp", "webp-120-frames-1mp"]
 )

@@ -92,7 +92,7 @@ def test_thumbnail200() -> None:
 
 @pytest.mark.parametrize(
     "builder, fmt",
-    [(lambda: images.jpeg(3000, 2000), "JPEG"), (lambda: images.png(2400, 1600), "PNG"), (images.webp, "WEBP")],
+    [(lambda: images.jpeg(3000, 2000), "JPEG"), (lambda: images.png(1200, 800), "PNG"), (images.webp, "WEBP")],
 )
 def test_resize_keeps_the_format(builder: object, fmt: str) -> None:
     out, _, _ = only(run_profile("resize", builder()))  # type: ignore[operator]
@@ -179,6 +179,7 @@ def test_lossless_webp_and_custom_background() -> None:
     assert r > 240 and g < 15 and b < 15
 
 
+@pytest.mark.integration  # the shared corpus of real files
 def test_real_heic_and_avif_phone_uploads() -> None:
     for name, fmt in (("derived_heic__sunset_12mp.heic", "HEIF"), ("derived_avif__sunset_12mp.avif", "AVIF")):
         rendering = run_profile("default", images.corpus_file(name))

@@ -55,6 +55,7 @@ def test_same_bytes_as_the_python_port_on_generated_photos(size: tuple[int, int]
     assert encode(image) == port(image)
 
 
+@pytest.mark.integration  # the shared corpus of real files
 @pytest.mark.skipif(not OPAQUE_CORPUS, reason="no corpus: `make corpus` builds it")
 @pytest.mark.parametrize("path", OPAQUE_CORPUS, ids=[p.name for p in OPAQUE_CORPUS])
 def test_same_bytes_as_the_python_port_on_the_corpus(path: Path) -> None:

@@ -21,7 +21,7 @@ from infra.__main__ import main
 from tests.conftest import use_fake_account
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
 
 
 @pytest.fixture

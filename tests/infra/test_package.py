@@ -18,6 +18,8 @@ import pytest
 
 from infra import stages
 
+pytestmark = pytest.mark.integration
+
 ROOT = stages.PROJECT
 CONFIG = stages.load_config(ROOT)
 PACKAGE_ENV = {

@@ -28,6 +28,8 @@ from infra import stages
 from tests import images
 from tests.conftest import invoke, use_fake_account
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 HANDLE_SERVICES = {"s3": "s3", "table": "dynamodb", "dynamodb": "dynamodb", "sns": "sns"}
 # Operations AWS authorizes under another action name.

@@ -1,8 +1,9 @@
 """The S3 handler's Lambda size, checked against what rendering a 50 MP image really takes here.
 
 Each worst case runs in a fresh interpreter that holds what a warm handler holds (the app,
-boto3 clients), reads the upload and renders the default variants; its peak RSS and wall time
-must leave headroom inside every deployable stage's `handle_upload` memory and timeout.
+boto3 clients), reads the upload and renders the default variants; its peak RSS must leave
+headroom inside every deployable stage's `handle_upload` memory. (Time is the benchmark's to
+measure; at run time each attempt's deadline ends an overlong render as `processing_timeout`.)
 A 50 MP RGBA WebP is the worst accepted input (libwebp decodes into its own buffer, then
 Pillow copies it); JPEGs are cheap because they are decoded at reduced size.
 """
@@ -15,16 +16,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from infra import stages
+from tests import images
+
+pytestmark = pytest.mark.slow
 
 ROOT = stages.PROJECT
 WIDTH, HEIGHT = 8660, 5773  # 49.99 MP: just under MAX_PIXELS, within MAX_SIDE
 MEMORY_HEADROOM = 1.5  # configured memory >= 1.5 x measured peak
-TIME_HEADROOM = 5  # configured timeout >= 5 x measured render time on one core here
 PROBE = """
-import json, re, sys, time
+import json, re, sys
 import boto3, app
 clients = [boto3.client(s, region_name="us-east-1") for s in ("s3", "sns")] + [boto3.resource("dynamodb", region_name="us-east-1")]
 from chalicelib.imaging.decode import DecodeLimits
@@ -32,21 +34,15 @@ from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.settings import ImagingSettings
 settings = ImagingSettings.from_env({})
 data = open(sys.argv[1], "rb").read()
-start = time.perf_counter()
 rendering = render_variants(data, settings.variants, DecodeLimits(settings.allowed_decoders, settings.max_pixels, settings.max_side))
-seconds = time.perf_counter() - start
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent (pytest) across exec.
 peak_kib = int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
-print(json.dumps({"seconds": seconds, "peak_mib": peak_kib / 1024, "size": [rendering.source.width, rendering.source.height]}))
+print(json.dumps({"peak_mib": peak_kib / 1024, "size": [rendering.source.width, rendering.source.height]}))
 """
 
 
 def fifty_megapixels(path: Path, mode: str) -> Path:
-    """Smooth gradients in every channel (alpha too): real decode work, small files, fast to make."""
-    ramp = Image.linear_gradient("L").resize((WIDTH, HEIGHT))
-    disc = Image.radial_gradient("L").resize((WIDTH, HEIGHT))
-    bands = [ramp, disc, ramp.transpose(Image.Transpose.ROTATE_180), disc.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
-    image = Image.merge(mode, bands[: len(mode)])
+    image = images.gradients(WIDTH, HEIGHT, mode)
     if path.suffix == ".webp":
         image.save(path, quality=80, method=0)
     else:
@@ -55,7 +51,7 @@ def fifty_megapixels(path: Path, mode: str) -> Path:
 
 
 @pytest.mark.parametrize("name, mode", [("rgba.webp", "RGBA"), ("progressive.jpg", "RGB")])
-def test_rendering_50_megapixels_fits_the_handler_memory_and_timeout(tmp_path: Path, name: str, mode: str) -> None:
+def test_rendering_50_megapixels_fits_the_handler_memory(tmp_path: Path, name: str, mode: str) -> None:
     upload = fifty_megapixels(tmp_path / name, mode)
     result = subprocess.run(
         [sys.executable, "-c", PROBE, str(upload)], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300
@@ -66,14 +62,4 @@ def test_rendering_50_megapixels_fits_the_handler_memory_and_timeout(tmp_path: P
     for stage in ("dev", "prod"):
         handler = config["stages"][stage]["lambda_functions"]["handle_upload"]
         assert measured["peak_mib"] * MEMORY_HEADROOM <= handler["lambda_memory_size"], (stage, measured)
-        assert measured["seconds"] * TIME_HEADROOM <= handler["lambda_timeout"], (stage, measured)
-    print(f"{name}: peak {measured['peak_mib']:.0f} MiB, {measured['seconds']:.2f} s")
-
-
-def test_a_claim_outlives_the_handler_timeout() -> None:
-    """A lease shorter than the timeout would let a second delivery take over a live render."""
-    config = stages.load_config(ROOT)
-    for stage in ("dev", "prod"):
-        env = stages.stage_environment(config, stage)
-        timeout = config["stages"][stage]["lambda_functions"]["handle_upload"]["lambda_timeout"]
-        assert int(env["PROCESSING_LEASE_SECONDS"]) >= timeout, stage
+    print(f"{name}: peak {measured['peak_mib']:.0f} MiB")

@@ -25,7 +25,7 @@ from tests.conftest import use_fake_account
 
 ROOT = Path(__file__).resolve().parents[2]
 # moto's CloudFormation skips resource types it does not model (bucket policies, Lambda invoke configs).
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
 
 
 COMMITTED = stages.load_config(ROOT)

@@ -20,6 +20,8 @@ from chalicelib.records import INDEX_KEYS
 from devstack.resources import table_definition
 from infra import stages
 
+pytestmark = pytest.mark.integration
+
 RESOURCES = json.loads((stages.TEMPLATES / "resources.json").read_text())["Resources"]
 HANDLER = json.loads((stages.TEMPLATES / "handler.json").read_text())["Resources"]
 
