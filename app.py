@@ -13,7 +13,7 @@ from typing import Any
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 
-from chalicelib import images, services, uploads, webpage
+from chalicelib import images, reprocess, services, uploads, webpage
 from chalicelib.access import JWT_AUTHORIZER_TTL_SECONDS, route_access
 from chalicelib.auth.principal import Principal
 from chalicelib.errors import ImgpressError
@@ -114,6 +114,27 @@ def delete_image(image_id: str) -> Response:
     return Response(body="", status_code=204)
 
 
+@route("/images/{image_id}/reprocess", "POST")
+def reprocess_image(image_id: str) -> Response:
+    record = reprocess.request_reprocess(image_id, _request().raw_body, _caller(), _reprocess_stores(), get_settings())
+    return Response(images.image_view(record, services.store(), get_settings()), status_code=202)
+
+
+@route("/backfills", "POST")
+def enqueue_backfill_page() -> dict[str, Any]:
+    page = reprocess.parse_backfill_page(_request().raw_body, _caller(), get_settings())
+    return reprocess.enqueue_backfill_page(page, _caller(), _reprocess_stores(), services.backfills())
+
+
+@route("/backfills/{backfill_id}", "GET")
+def backfill_progress(backfill_id: str) -> dict[str, Any]:
+    return reprocess.backfill_progress(backfill_id, _caller(), services.reprocess_queue(), services.backfills())
+
+
+def _reprocess_stores() -> reprocess.Stores:
+    return reprocess.Stores(services.records(), services.store(), services.reprocess_queue())
+
+
 @app.on_s3_event(
     bucket=os.environ.get("INPUT_BUCKET", ""),
     events=["s3:ObjectCreated:*"],
@@ -142,6 +163,18 @@ def end_abandoned_uploads(event: SQSEvent) -> None:
             if processor.end_abandoned(upload.bucket, upload.key, upload.reason, upload.request_id) == "in_progress":
                 # A live lease: raising returns the message to the queue for a later look.
                 raise ClaimHeld(f"{upload.key} is still being worked on")
+
+
+@app.on_sqs_message(
+    queue=os.environ.get("REPROCESS_QUEUE", "imgpress-reprocess"),
+    batch_size=int(os.environ.get("REPROCESS_BATCH_SIZE", "5")),
+    maximum_batching_window_in_seconds=int(os.environ.get("REPROCESS_BATCHING_WINDOW_SECONDS", "1")),
+    maximum_concurrency=int(os.environ.get("REPROCESS_MAX_CONCURRENCY", "2")),
+)
+def reprocess_images(event: SQSEvent) -> dict[str, Any]:
+    """Renders images again from their originals (POST /images/{id}/reprocess, backfills); reports
+    the messages to retry as batchItemFailures, so one bad image does not retry its neighbours."""
+    return reprocess.consume_batch(event, services.processor(), event.context, services.backfills())
 
 
 @app.schedule(Rate(int(os.environ.get("SWEEP_EVERY_MINUTES", "5")), unit=Rate.MINUTES))

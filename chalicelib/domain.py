@@ -12,6 +12,14 @@ exactly one of them moves the record on from any given version.
 A lease marks a record someone is working on: the claim's holder while it processes and until
 its notification is out, or whoever ends an abandoned image. Nobody else finishes, notifies or
 deletes a record under a live lease.
+
+Reprocessing renders a final image again from its kept original (docs: reprocessing). The record
+keeps its status and advertised outputs meanwhile and carries a `Reprocess` request beside them:
+
+    done|failed + reprocess(queued) --claim--> reprocess(processing) --complete--> done, new outputs
+                                                                     --fail------> unchanged, reprocess(failed)
+
+A newer upload to the slot takes over a pending request (its profile applies to the new bytes).
 """
 
 from __future__ import annotations
@@ -121,6 +129,53 @@ class Outcome:
     deduplicated_from: str | None = None
 
 
+class ReprocessStatus(enum.StrEnum):
+    QUEUED = "queued"  # asked for; a message is on the reprocess queue
+    PROCESSING = "processing"  # claimed by a consumer, under its lease
+    FAILED = "failed"  # every attempt failed: the previous outputs stayed
+
+
+@dataclass(frozen=True)
+class Reprocess:
+    """A request to render a final image again, possibly with another profile.
+
+    `id` names the request: queue messages carry it, so a message for an older request, or one
+    delivered twice, finds nothing to do. `backfill` names the batch job that asked, if any.
+    """
+
+    id: str
+    profile: str
+    requested_at: str
+    status: ReprocessStatus = ReprocessStatus.QUEUED
+    backfill: str | None = None
+    attempts: int = 0
+    error: Failure | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not ReprocessStatus.FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "profile": self.profile,
+            "requested_at": self.requested_at,
+            "status": str(self.status),
+            "backfill": self.backfill,
+            "attempts": self.attempts,
+            "error": self.error.to_dict() if self.error else None,
+        }
+
+
+class ReprocessDecision(enum.Enum):
+    """What a consumer should do with a queue message for reprocess request `id`."""
+
+    CLAIM = "claim"  # the request is open and nobody else is working on it
+    BUSY = "busy"  # another consumer holds the lease: return the message for later
+    FINISHED = "finished"  # it already ended: at most re-send its notification
+    STALE = "stale"  # superseded (a newer request, a new upload) or deleted: drop the message
+
+
 class Decision(enum.Enum):
     """What a worker should do with an upload of `etag`, given the record as it stands."""
 
@@ -166,6 +221,12 @@ class ImageRecord:
     deduplicated_from: str | None = None
     error: Failure | None = None
     deleted_at: str | None = None  # a tombstone: gone for readers, kept briefly for late writers
+    # Reprocessing: how often the outputs were rendered again, the request that did it last (and
+    # the backfill that asked for it), and the request under way or last failed, if any.
+    generation: int = 0
+    reprocessed_by: str | None = None
+    backfill: str | None = None
+    reprocess: Reprocess | None = None
 
     @classmethod
     def pending(
@@ -236,9 +297,13 @@ class ImageRecord:
     ) -> ImageRecord:
         """processing, for the holder of `token`. Attempts count per upload: new bytes start at 1."""
         attempts = self.attempts + 1 if etag == self.source_etag else 1
+        # New bytes take over an open reprocess request: its profile is the owner's latest wish.
+        pending = self.reprocess if self.reprocess is not None and self.reprocess.is_open else None
         return self._next(
             now,
             status=Status.PROCESSING,
+            profile=pending.profile if pending else self.profile,
+            reprocess=None,
             claim_token=token,
             lease_until=lease_until,
             claim_request=request_id,
@@ -258,11 +323,66 @@ class ImageRecord:
         end an abandoned record, without anyone else doing the same meanwhile."""
         return self._next(now, lease_until=lease_until, claim_request=request_id)
 
+    @property
+    def is_reprocessing(self) -> bool:
+        """The claim this record is under renders a final image again (not a new upload)."""
+        return self.reprocess is not None and self.reprocess.status is ReprocessStatus.PROCESSING
+
+    @property
+    def target_profile(self) -> str:
+        """The profile the current claim renders with."""
+        return self.reprocess.profile if self.is_reprocessing and self.reprocess else self.profile
+
     def completed(self, outcome: Outcome, now: datetime) -> ImageRecord:
-        return self._finished(Status.DONE, outcome, None, now)
+        """done with `outcome`'s outputs; a reprocess claim also moves to its profile and generation."""
+        done = self._finished(Status.DONE, outcome, None, now)
+        if not self.is_reprocessing or self.reprocess is None:
+            return done
+        request = self.reprocess
+        return replace(
+            done,
+            profile=request.profile,
+            generation=self.generation + 1,
+            reprocessed_by=request.id,
+            backfill=request.backfill,
+            reprocess=None,
+        )
 
     def failed(self, failure: Failure, outcome: Outcome, now: datetime) -> ImageRecord:
+        """failed; for a reprocess claim only the request fails: status and outputs stay as they were."""
+        if self.is_reprocessing and self.reprocess is not None:
+            request = replace(self.reprocess, status=ReprocessStatus.FAILED, error=failure)
+            return self._next(now, reprocess=request, notified=False)
         return self._finished(Status.FAILED, replace(outcome, outputs={}, placeholders=None), failure, now)
+
+    # -- reprocessing ---------------------------------------------------------------------------
+
+    def reprocess_requested(self, request: Reprocess, now: datetime) -> ImageRecord:
+        """Record a new request. It replaces an open one: that one's claim (if any) is fenced off by
+        this write's version, so its lease is dropped and the new request can be claimed at once."""
+        lease = None if self.reprocess is not None and self.reprocess.is_open else self.lease_until
+        return self._next(now, reprocess=request, lease_until=lease)
+
+    def decide_reprocess(self, request_id: str, epoch: float, holder: str | None = None) -> ReprocessDecision:
+        """The idempotency rule for a queue message naming request `request_id` (`holder`: the
+        message's id, the same on every redelivery of it)."""
+        if self.is_deleted:
+            return ReprocessDecision.STALE
+        request = self.reprocess
+        if request is None or request.id != request_id:
+            return ReprocessDecision.FINISHED if self.reprocessed_by == request_id else ReprocessDecision.STALE
+        if not request.is_open:
+            return ReprocessDecision.FINISHED
+        return ReprocessDecision.BUSY if self.held_by_another(epoch, holder) else ReprocessDecision.CLAIM
+
+    def reprocess_claimed(
+        self, token: str, lease_until: float, now: datetime, holder: str | None = None
+    ) -> ImageRecord:
+        """The open request, claimed by the holder of `token`. Status and outputs stay: readers
+        keep getting the previous outputs until the new ones replace them in one write."""
+        assert self.reprocess is not None
+        request = replace(self.reprocess, status=ReprocessStatus.PROCESSING, attempts=self.reprocess.attempts + 1)
+        return self._next(now, reprocess=request, claim_token=token, lease_until=lease_until, claim_request=holder)
 
     def _finished(self, status: Status, outcome: Outcome, failure: Failure | None, now: datetime) -> ImageRecord:
         return self._next(
@@ -300,6 +420,7 @@ class ImageRecord:
             sha256=None,
             placeholders=None,
             error=None,
+            reprocess=None,
         )
 
 
@@ -402,10 +523,21 @@ def public_view(record: ImageRecord, url_for: UrlFor | None = None) -> dict[str,
         "placeholders": dict(record.placeholders) if record.placeholders is not None else None,
         "markup": markup(record.outputs, url_for) if url_for is not None else None,
         "error": record.error.to_dict() if record.error else None,
+        "generation": record.generation,
+        "backfill": record.backfill,
+        "reprocess": record.reprocess.to_dict() if record.reprocess else None,
         "links": {"self": f"/images/{record.id}"},
     }
 
 
+def message_type(record: ImageRecord) -> str:
+    """image.done / image.failed; image.reprocess_failed when a reprocess failed and the previous
+    outcome (status, outputs) still stands."""
+    if record.reprocess is not None and record.reprocess.status is ReprocessStatus.FAILED:
+        return "image.reprocess_failed"
+    return f"image.{record.status}"
+
+
 def result_message(record: ImageRecord) -> dict[str, Any]:
     """The SNS message of a final image: its public view (no URLs), typed for filter policies."""
-    return {"type": f"image.{record.status}", **public_view(record)}
+    return {"type": message_type(record), **public_view(record)}

@@ -41,6 +41,20 @@ class NotFound(ImgpressError):
     http_status = 404
 
 
+class Conflict(ImgpressError):
+    """The image is not in a state that allows this (e.g. reprocessing one still being processed)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class Gone(ImgpressError):
+    """What the request needs no longer exists (e.g. the original, expired by the retention rule)."""
+
+    code = "gone"
+    http_status = 410
+
+
 class UnsupportedType(ImgpressError):
     code = "unsupported_type"
     http_status = 415

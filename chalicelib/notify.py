@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib.domain import ImageRecord, result_message
+from chalicelib.domain import ImageRecord, message_type, result_message
 
 
 class SnsNotifier:
@@ -14,11 +14,12 @@ class SnsNotifier:
         self._topic_arn = topic_arn
 
     def publish(self, record: ImageRecord) -> str:
-        """Publish and return the SNS message id. `status` and `owner` attributes allow filter policies."""
+        """Publish and return the SNS message id. `type`, `status` and `owner` attributes allow filter policies."""
         response = self._sns.publish(
             TopicArn=self._topic_arn,
             Message=json.dumps(result_message(record), separators=(",", ":")),
             MessageAttributes={
+                "type": {"DataType": "String", "StringValue": message_type(record)},
                 "status": {"DataType": "String", "StringValue": str(record.status)},
                 "owner": {"DataType": "String", "StringValue": record.owner},
             },

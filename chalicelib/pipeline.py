@@ -13,6 +13,9 @@ Guarantees (docs: guarantees):
   process, a lost event) is ended by the failure-queue consumer and the sweeper.
 - One SNS message per outcome: a record is published under a lease, then marked notified.
 - Outputs are written under a per-attempt revision, so no attempt overwrites another's files.
+
+Reprocessing (a queue message naming a request on a final record) goes through the same claim,
+render, store, record and notify steps; only its claim and its failure differ (domain.py).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from chalicelib.domain import (
     OriginalInfo,
     Outcome,
     OutputInfo,
+    ReprocessDecision,
     Status,
     iso,
     new_claim_token,
@@ -46,7 +50,7 @@ from chalicelib.images import remove_objects
 from chalicelib.imaging.results import Rendering
 from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.specs import VariantSpec
-from chalicelib.ports import Notifier, ObjectStore, RecordStore
+from chalicelib.ports import Notifier, ObjectStore, RecordStore, ReprocessMessage
 from chalicelib.settings import Settings
 
 log = logging.getLogger("imgpress.pipeline")
@@ -112,10 +116,14 @@ class UploadProcessor:
         candidate = key[len(prefix) :]
         return candidate if _ID.match(candidate) else None
 
-    def deadline(self, context: Any) -> Deadline:
-        """This attempt's deadline, from the Lambda context (or the lease when there is none)."""
+    def deadline(self, context: Any, share: int = 1) -> Deadline:
+        """This attempt's deadline, from the Lambda context (or the lease when there is none).
+
+        With `share` > 1 the attempt gets that fraction of the time left: the first of `share`
+        images still to do in one invocation, so every message of a batch gets its try."""
         margin = self._settings.deadline_margin_seconds
-        return Deadline.for_attempt(context, margin, self._settings.processing_lease_seconds - margin)
+        whole = Deadline.for_attempt(context, margin, self._settings.processing_lease_seconds - margin)
+        return whole if share <= 1 else Deadline(whole.remaining() / share)
 
     # -- one S3 event ---------------------------------------------------------------------------
 
@@ -199,22 +207,28 @@ class UploadProcessor:
             result = Failure("processing_timeout", message)
         except Exception as error:
             self._delete_quietly(written)
-            if claimed.attempts < self._settings.max_attempts:
+            if not self._is_last_attempt(claimed):
                 self._release_quietly(claimed)
                 raise
-            log.exception("last attempt (%s) on %s failed", claimed.attempts, claimed.id)
+            log.exception("last attempt on %s failed", claimed.id)
             result = Failure("processing_error", f"Every attempt failed; the last one with {type(error).__name__}.")
         if isinstance(result, Failure):
             return self._end_failed(claimed, result, unread)
         return self._end_done(claimed, result, written)
 
+    def _is_last_attempt(self, claimed: ImageRecord) -> bool:
+        if claimed.is_reprocessing and claimed.reprocess is not None:
+            return claimed.reprocess.attempts >= self._settings.reprocess_max_attempts
+        return claimed.attempts >= self._settings.max_attempts
+
     def _outcome(
         self, claimed: ImageRecord, data: bytes, sha256: str, deadline: Deadline, written: list[str]
     ) -> Outcome | Failure:
-        profile = self._settings.imaging.profiles.get(claimed.profile)
+        profile = self._settings.imaging.profiles.get(claimed.target_profile)
         if profile is None:
-            return Failure("unknown_profile", f"The profile {claimed.profile!r} is no longer configured.")
-        if self._settings.dedupe:
+            return Failure("unknown_profile", f"The profile {claimed.target_profile!r} is no longer configured.")
+        # Not for a reprocess: it exists to render anew (a twin may predate the profile's change).
+        if self._settings.dedupe and not claimed.is_reprocessing:
             twin = self._records.find_done_twin(claimed.owner, sha256, profile.name, claimed.id)
             if twin is not None:
                 return self._copy_twin(claimed, twin, sha256, deadline, written)
@@ -274,6 +288,66 @@ class UploadProcessor:
             placeholders=twin.placeholders,
             deduplicated_from=twin.id,
         )
+
+    # -- one reprocess request ------------------------------------------------------------------
+
+    def reprocess(self, message: ReprocessMessage, deadline: Deadline, holder: str | None = None) -> str:
+        """Render a final image again under the request `message` names; returns the outcome name.
+
+        `holder` is the queue message's id (the same on every redelivery of it). Returns normally
+        when the message is handled; raises (ClaimHeld, AWS faults) when it should come back later.
+        """
+        record = self._records.get(message.image_id)
+        if record is None:
+            _log("ignored_no_record", message.image_id)
+            return "ignored"
+        decision = record.decide_reprocess(message.request_id, self._epoch(), holder)
+        if decision is not ReprocessDecision.CLAIM:
+            return self._settle_reprocess(record, decision, holder)
+        stored = self._store.read_original(
+            record.input_bucket, record.input_key, self._settings.imaging.max_upload_bytes
+        )
+        if stored is not None and stored.etag != record.source_etag:
+            # A newer upload is in the slot: its own S3 event takes the request over (domain.claimed).
+            _log("reprocess_left_to_new_upload", record.id)
+            return "stale"
+        claimed = self._claim_reprocess(record, message.request_id, deadline, holder)
+        if not isinstance(claimed, ImageRecord):
+            return claimed
+        _log("claimed_reprocess", record.id, request=message.request_id, profile=claimed.target_profile)
+        if stored is None:
+            gone = "The original is no longer stored (expired by the retention rule, or removed)."
+            return self._end_failed(claimed, Failure("original_gone", gone), Outcome(None))
+        if stored.data is None:
+            limit = self._settings.imaging.max_upload_bytes
+            too_large = Failure("too_large", f"The original is {stored.size} bytes; at most {limit} are accepted.")
+            return self._end_failed(claimed, too_large, Outcome(OriginalInfo(stored.size)))
+        return self._attempt(claimed, stored.data, deadline)
+
+    def _settle_reprocess(self, record: ImageRecord, decision: ReprocessDecision, holder: str | None) -> str:
+        if decision is ReprocessDecision.BUSY:
+            raise ClaimHeld(f"image {record.id} is being reprocessed by another delivery")
+        if decision is ReprocessDecision.STALE:
+            _log("ignored_stale_reprocess", record.id)
+            return "stale"
+        return self._renotify(record, holder)
+
+    def _claim_reprocess(
+        self, record: ImageRecord, request_id: str, deadline: Deadline, holder: str | None
+    ) -> ImageRecord | str:
+        for _ in range(_CONTENDED_TRIES):
+            decision = record.decide_reprocess(request_id, self._epoch(), holder)
+            if decision is not ReprocessDecision.CLAIM:
+                return self._settle_reprocess(record, decision, holder)
+            lease_until = self._epoch() + deadline.remaining() + self._settings.deadline_margin_seconds
+            saved = self._records.save(record.reprocess_claimed(new_claim_token(), lease_until, self._clock(), holder))
+            if saved is not None:
+                return saved
+            current = self._records.get(record.id)
+            if current is None:
+                return "ignored"
+            record = current
+        raise ClaimHeld(f"image {record.id} changed under {_CONTENDED_TRIES} claims in a row")
 
     # -- ending an image ------------------------------------------------------------------------
 
@@ -384,11 +458,13 @@ class UploadProcessor:
 
     def _sweep_one(self, record: ImageRecord, now: datetime, epoch: float) -> str | None:
         stuck_after = self._settings.stuck_after_seconds
-        if record.status == Status.PROCESSING:
+        if record.status == Status.PROCESSING or record.is_reprocessing:
             if record.lease_live(epoch) or epoch - (record.lease_until or 0) < stuck_after:
                 return None
             self._end_for_good(record, Failure("processing_error", "The attempt stopped and no retry finished it."))
             return "failed"
+        if record.is_final:
+            return None
         if self._store.head_original(record.input_bucket, record.input_key) is None:
             return None  # nobody uploaded: the slot expires by itself
         if record.redriven_at is None:

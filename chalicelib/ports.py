@@ -1,12 +1,13 @@
-"""The interfaces the pipeline and the API need from AWS. Adapters: records.py (DynamoDB),
-storage.py (S3), notify.py (SNS); in-memory fakes with the same contract live in tests/fakes.py,
+"""The interfaces the pipeline and the API need from AWS. Adapters: records.py (DynamoDB: images
+and backfill progress), storage.py (S3), notify.py (SNS), queue.py (SQS); in-memory fakes with the same contract live in tests/fakes.py,
 and tests/contract/ runs one suite against both."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from chalicelib.domain import ImageRecord, Status
 
@@ -51,7 +52,8 @@ class RecordStore(Protocol):
         """The newest done image of `owner` with these bytes and profile (dedupe never crosses owners)."""
 
     def open_records(self, updated_before: str) -> Sequence[ImageRecord]:
-        """Pending and processing records last changed before the ISO time (for the sweeper)."""
+        """Pending and processing records, and final ones with a claimed reprocess, last changed
+        before the ISO time (for the sweeper)."""
 
 
 @dataclass(frozen=True)
@@ -91,3 +93,81 @@ class ObjectStore(Protocol):
 class Notifier(Protocol):
     def publish(self, record: ImageRecord) -> str:
         """Publish the final record's message; returns the message id."""
+
+
+@dataclass(frozen=True)
+class ReprocessMessage:
+    """One queued reprocess request: which image, which request of it (ImageRecord.reprocess.id),
+    and the backfill that asked, whose progress the consumer counts."""
+
+    image_id: str
+    request_id: str
+    backfill: str | None = None
+
+    def to_body(self) -> str:
+        body = {"image_id": self.image_id, "request_id": self.request_id, "backfill": self.backfill}
+        return json.dumps(body, separators=(",", ":"))
+
+    @classmethod
+    def from_body(cls, body: str) -> ReprocessMessage | None:
+        """None for anything that is not a message of ours (it is dropped, not retried)."""
+        try:
+            data = json.loads(body)
+            image_id, request_id, backfill = data["image_id"], data["request_id"], data.get("backfill")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        if not (isinstance(image_id, str) and isinstance(request_id, str) and image_id and request_id):
+            return None
+        return cls(image_id, request_id, backfill if isinstance(backfill, str) and backfill else None)
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """How much is left: waiting to be received, being worked on, and given up (dead-letter queue)."""
+
+    waiting: int
+    in_flight: int
+    dead_letters: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"waiting": self.waiting, "in_flight": self.in_flight, "dead_letters": self.dead_letters}
+
+
+class ReprocessQueue(Protocol):
+    def send(self, messages: Sequence[ReprocessMessage]) -> list[ReprocessMessage]:
+        """Enqueue; returns the messages that could not be sent (the caller leaves their requests
+        for a re-run). Raises only when nothing could be sent at all."""
+
+    def depth(self) -> QueueDepth: ...
+
+
+@dataclass(frozen=True)
+class BackfillProgress:
+    """What a backfill has done so far: requests queued, and outcomes counted by the consumer."""
+
+    id: str
+    owner: str
+    profile: str
+    queued: int = 0
+    done: int = 0
+    failed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "profile": self.profile,
+            "queued": self.queued,
+            "done": self.done,
+            "failed": self.failed,
+        }
+
+
+class BackfillLog(Protocol):
+    def start(self, backfill: BackfillProgress) -> bool:
+        """Record a new backfill; False if that id exists already."""
+
+    def get(self, backfill_id: str) -> BackfillProgress | None: ...
+
+    def count(self, backfill_id: str, counter: str, amount: int = 1) -> None:
+        """Add `amount` to `queued`, `done` or `failed` (an atomic increment; no read first)."""

@@ -13,14 +13,15 @@ import base64
 import binascii
 import heapq
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.domain import FINAL, Failure, ImageRecord, OriginalInfo, OutputInfo, Status
+from chalicelib.domain import FINAL, Failure, ImageRecord, OriginalInfo, OutputInfo, Reprocess, ReprocessStatus, Status
 from chalicelib.errors import BadRequest
-from chalicelib.ports import ListQuery, Page, RecordExists
+from chalicelib.ports import BackfillProgress, ListQuery, Page, RecordExists
 
 # Index name -> (partition attribute, sort attribute). Every index is KEYS_ONLY or INCLUDEs a
 # few small attributes, so a status change writes a few dozen bytes to each, not the whole item.
@@ -58,7 +59,9 @@ def index_attributes(record: ImageRecord) -> dict[str, str]:
     }
     if record.sha256:
         attributes["owner_sha256"] = f"{record.owner}#{record.sha256}"
-    if record.status not in FINAL:
+    if record.status not in FINAL or record.is_reprocessing:
+        # A claimed reprocess is open work too (the sweeper ends it if its consumer vanished);
+        # a merely queued one is not: a backfill may queue millions, and the queue retries them.
         attributes["open_shard"] = shard_of(record.id)
     return attributes
 
@@ -95,6 +98,10 @@ def to_item(record: ImageRecord) -> dict[str, Any]:
         "deduplicated_from": record.deduplicated_from,
         "error": record.error.to_dict() if record.error else None,
         "deleted_at": record.deleted_at,
+        "generation": record.generation,
+        "reprocessed_by": record.reprocessed_by,
+        "backfill": record.backfill,
+        "reprocess": record.reprocess.to_dict() if record.reprocess else None,
         **index_attributes(record),
     }
     return {name: _stored(value) for name, value in item.items() if value is not None}
@@ -135,6 +142,25 @@ def from_item(item: Mapping[str, Any]) -> ImageRecord:
         deduplicated_from=data.get("deduplicated_from"),
         error=Failure(**error) if error else None,
         deleted_at=data.get("deleted_at"),
+        generation=data.get("generation", 0),
+        reprocessed_by=data.get("reprocessed_by"),
+        backfill=data.get("backfill"),
+        reprocess=_reprocess(data.get("reprocess")),
+    )
+
+
+def _reprocess(data: Mapping[str, Any] | None) -> Reprocess | None:
+    if not data:
+        return None
+    error = data.get("error")
+    return Reprocess(
+        id=data["id"],
+        profile=data["profile"],
+        requested_at=data["requested_at"],
+        status=ReprocessStatus(data.get("status", "queued")),
+        backfill=data.get("backfill"),
+        attempts=data.get("attempts", 0),
+        error=Failure(**error) if error else None,
     )
 
 
@@ -305,7 +331,59 @@ class DynamoRecordStore:
                 start = response.get("LastEvaluatedKey")
                 if not start:
                     break
-        return [r for r in self._read_all(keys) if not r.is_final]
+        return [r for r in self._read_all(keys) if not r.is_final or r.is_reprocessing]
+
+
+BACKFILL_KEY_PREFIX = "backfill#"  # never an image id (32 hex digits), so never read as an image
+BACKFILL_TTL_SECONDS = 90 * 24 * 3600
+BACKFILL_COUNTERS = frozenset({"queued", "done", "failed"})
+
+
+class DynamoBackfillLog:
+    """Backfill progress as one small item per backfill in the images table. It carries none of the
+    index attributes, so no listing, lookup or sweep ever sees it; it expires by TTL."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def start(self, backfill: BackfillProgress) -> bool:
+        from botocore.exceptions import ClientError
+
+        item = {
+            "id": BACKFILL_KEY_PREFIX + backfill.id,
+            "owner": backfill.owner,
+            "profile": backfill.profile,
+            "queued": backfill.queued,
+            "done": backfill.done,
+            "failed": backfill.failed,
+            "expires_at": int(time.time()) + BACKFILL_TTL_SECONDS,
+        }
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(id)")
+        except ClientError as error:
+            if _conditional_check_failed(error):
+                return False
+            raise
+        return True
+
+    def get(self, backfill_id: str) -> BackfillProgress | None:
+        item = self._table.get_item(Key={"id": BACKFILL_KEY_PREFIX + backfill_id}, ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        data = _plain(dict(item))
+        counters = {name: int(data.get(name, 0)) for name in BACKFILL_COUNTERS}
+        return BackfillProgress(backfill_id, str(data["owner"]), str(data["profile"]), **counters)
+
+    def count(self, backfill_id: str, counter: str, amount: int = 1) -> None:
+        if counter not in BACKFILL_COUNTERS:
+            raise ValueError(f"no backfill counter {counter!r}")
+        self._table.update_item(
+            Key={"id": BACKFILL_KEY_PREFIX + backfill_id},
+            UpdateExpression="ADD #c :n",
+            ConditionExpression="attribute_exists(id)",
+            ExpressionAttributeNames={"#c": counter},
+            ExpressionAttributeValues={":n": amount},
+        )
 
 
 def _matches(record: ImageRecord, query: ListQuery) -> bool:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from functools import cache, lru_cache
 from typing import Any
 
+from chalicelib.errors import ConfigError
 from chalicelib.notify import SnsNotifier
 from chalicelib.pipeline import UploadProcessor
-from chalicelib.records import DynamoRecordStore
+from chalicelib.queue import SqsReprocessQueue
+from chalicelib.records import DynamoBackfillLog, DynamoRecordStore
 from chalicelib.settings import get_settings
 from chalicelib.storage import S3ObjectStore
 
@@ -31,6 +33,10 @@ def s3() -> Any:
 
 def sns() -> Any:
     return _client("sns")
+
+
+def sqs() -> Any:
+    return _client("sqs")
 
 
 @lru_cache(maxsize=1)
@@ -59,7 +65,20 @@ def processor() -> UploadProcessor:
     return UploadProcessor(settings, records(), store(), SnsNotifier(sns(), settings.topic_arn))
 
 
+@lru_cache(maxsize=1)
+def reprocess_queue() -> SqsReprocessQueue:
+    settings = get_settings()
+    if not settings.reprocess_queue:
+        raise ConfigError("REPROCESS_QUEUE: required to reprocess images, and not set for this stage")
+    return SqsReprocessQueue(sqs(), settings.reprocess_queue, settings.reprocess_dead_letter_queue)
+
+
+@lru_cache(maxsize=1)
+def backfills() -> DynamoBackfillLog:
+    return DynamoBackfillLog(table())
+
+
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for cached in (_client, table, records, store, processor, get_settings):
+    for cached in (_client, table, records, store, processor, reprocess_queue, backfills, get_settings):
         cached.cache_clear()

@@ -43,6 +43,11 @@ class Settings:
     kms_key_id: str | None = None
     output_base_url: str | None = None
     dedupe: bool = False
+    # Reprocessing (docs: reprocessing): the queue its consumer reads, where what keeps failing
+    # ends up, and the claims of one request before it ends failed (below the queue's maxReceiveCount).
+    reprocess_queue: str = ""
+    reprocess_dead_letter_queue: str = ""
+    reprocess_max_attempts: int = 3
 
     def upload_key(self, image_id: str) -> str:
         """The only key a client may upload to. Filenames never reach S3 keys."""
@@ -81,6 +86,9 @@ class Settings:
             kms_key_id=env.get("KMS_KEY_ID") or None,
             output_base_url=_base_url(env.get("OUTPUT_BASE_URL", "")),
             dedupe=_flag(env, "DEDUPE"),
+            reprocess_queue=env.get("REPROCESS_QUEUE", "").strip(),
+            reprocess_dead_letter_queue=env.get("REPROCESS_DEAD_LETTER_QUEUE", "").strip(),
+            reprocess_max_attempts=env_int(env, "REPROCESS_MAX_ATTEMPTS", 3, 1),
         )
         settings.check_single_bucket_layout()
         return settings

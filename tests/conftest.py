@@ -124,7 +124,7 @@ def invoke(_client: Client, function: str, event: dict[str, Any], timeout_second
 
 TIERS = ("unit", "integration", "e2e", "slow")
 _MOTO_FIXTURES = {"aws", "client"}
-_AWS_ADAPTERS = {"dynamodb", "s3", "sns"}  # the adapter side of tests/contract/
+_AWS_ADAPTERS = {"dynamodb", "s3", "sns", "sqs"}  # the adapter side of tests/contract/
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

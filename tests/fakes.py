@@ -17,7 +17,15 @@ from typing import Any
 
 from chalicelib.domain import ImageRecord, Status
 from chalicelib.errors import BadRequest, StorageError
-from chalicelib.ports import ListQuery, Page, RecordExists, StoredObject
+from chalicelib.ports import (
+    BackfillProgress,
+    ListQuery,
+    Page,
+    QueueDepth,
+    RecordExists,
+    ReprocessMessage,
+    StoredObject,
+)
 
 
 class InjectedFault(Exception):
@@ -128,7 +136,9 @@ class InMemoryRecordStore(_Faults):
     def open_records(self, updated_before: str) -> list[ImageRecord]:
         self.call("open_records")
         return [
-            r for r in self._records.values() if not r.is_final and not r.is_deleted and r.updated_at < updated_before
+            r
+            for r in self._records.values()
+            if (not r.is_final or r.is_reprocessing) and not r.is_deleted and r.updated_at < updated_before
         ]
 
 
@@ -226,6 +236,61 @@ class RecordingNotifier(_Faults):
 
     def messages_for(self, image_id: str) -> list[ImageRecord]:
         return [r for r in self.published if r.id == image_id]
+
+
+class InMemoryReprocessQueue(_Faults):
+    """A list of sent messages; `drain()` takes them off as a consumer would. `refuse` makes send
+    report those image ids as unsent (as SendMessageBatch reports failed entries)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[ReprocessMessage] = []
+        self.refuse: set[str] = set()
+        self.in_flight = 0
+        self.dead_letters = 0
+
+    def send(self, messages: Sequence[ReprocessMessage]) -> list[ReprocessMessage]:
+        self.call("send")
+        unsent = [m for m in messages if m.image_id in self.refuse]
+        self.messages.extend(m for m in messages if m.image_id not in self.refuse)
+        return unsent
+
+    def depth(self) -> QueueDepth:
+        self.call("depth")
+        return QueueDepth(len(self.messages), self.in_flight, self.dead_letters)
+
+    def drain(self) -> list[ReprocessMessage]:
+        taken, self.messages = self.messages, []
+        return taken
+
+
+class InMemoryBackfillLog(_Faults):
+    def __init__(self) -> None:
+        super().__init__()
+        self._items: dict[str, BackfillProgress] = {}
+        self._lock = threading.Lock()
+
+    def start(self, backfill: BackfillProgress) -> bool:
+        self.call("start")
+        with self._lock:
+            if backfill.id in self._items:
+                return False
+            self._items[backfill.id] = backfill
+            return True
+
+    def get(self, backfill_id: str) -> BackfillProgress | None:
+        self.call("get")
+        return self._items.get(backfill_id)
+
+    def count(self, backfill_id: str, counter: str, amount: int = 1) -> None:
+        self.call("count")
+        if counter not in ("queued", "done", "failed"):
+            raise ValueError(f"no backfill counter {counter!r}")
+        with self._lock:
+            current = self._items.get(backfill_id)
+            if current is None:
+                raise KeyError(backfill_id)  # DynamoDB: the condition attribute_exists(id) fails
+            self._items[backfill_id] = replace(current, **{counter: getattr(current, counter) + amount})
 
 
 def no_faults(*fakes: Any) -> None:

@@ -8,10 +8,18 @@ from typing import Any
 import pytest
 
 from chalicelib.notify import SnsNotifier
-from chalicelib.records import DynamoRecordStore
+from chalicelib.ports import ReprocessMessage
+from chalicelib.queue import SqsReprocessQueue
+from chalicelib.records import DynamoBackfillLog, DynamoRecordStore
 from chalicelib.storage import S3ObjectStore
 from tests.conftest import ENV
-from tests.fakes import InMemoryObjectStore, InMemoryRecordStore, RecordingNotifier
+from tests.fakes import (
+    InMemoryBackfillLog,
+    InMemoryObjectStore,
+    InMemoryRecordStore,
+    InMemoryReprocessQueue,
+    RecordingNotifier,
+)
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
@@ -45,3 +53,42 @@ def notifier(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any]]:
 
         aws = request.getfixturevalue("aws")
         yield SnsNotifier(boto3.client("sns"), ENV["TOPIC_ARN"]), aws.notifications
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def backfill_log(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        yield InMemoryBackfillLog()
+    else:
+        aws = request.getfixturevalue("aws")
+        yield DynamoBackfillLog(aws.table)
+
+
+@pytest.fixture(params=["memory", "sqs"])
+def reprocess_queue(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any]]:
+    """(queue, a function taking the messages sent so far off it, as the consumer would)."""
+    if request.param == "memory":
+        fake = InMemoryReprocessQueue()
+        yield fake, fake.drain
+    else:
+        import boto3
+
+        from devstack.functions import ACCOUNT, REGION
+        from devstack.resources import RESOURCES_TEMPLATE, create_queues
+
+        request.getfixturevalue("aws")
+        create_queues(RESOURCES_TEMPLATE, "local", ACCOUNT, REGION)
+        sqs = boto3.client("sqs")
+        url = sqs.get_queue_url(QueueName=ENV["REPROCESS_QUEUE"])["QueueUrl"]
+
+        def receive() -> list[ReprocessMessage]:
+            taken: list[ReprocessMessage] = []
+            while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+                for message in batch:
+                    parsed = ReprocessMessage.from_body(message["Body"])
+                    assert parsed is not None
+                    taken.append(parsed)
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            return taken
+
+        yield SqsReprocessQueue(sqs, ENV["REPROCESS_QUEUE"], ENV["REPROCESS_DEAD_LETTER_QUEUE"]), receive

@@ -1,0 +1,359 @@
+"""Reprocessing: ask for final images to be rendered again from their kept originals, one at a time
+(`POST /images/{id}/reprocess`) or a page of a backfill at a time (`POST /backfills`), and consume
+the queue those requests go to (the `reprocess_images` function).
+
+The API only records a request on the image (domain.Reprocess) and queues a message naming it;
+the consumer does the work through the upload pipeline's own claim, render, store, record and
+notify steps (pipeline.UploadProcessor.reprocess). docs: reprocessing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.domain import ImageRecord, Reprocess, Status, iso, utc_now
+from chalicelib.errors import BadRequest, Busy, Conflict, Gone, NotFound, StorageError
+from chalicelib.images import MAX_PAGE, Viewer, get_record
+from chalicelib.pipeline import UploadProcessor
+from chalicelib.ports import (
+    BackfillLog,
+    BackfillProgress,
+    ListQuery,
+    ObjectStore,
+    RecordStore,
+    ReprocessMessage,
+    ReprocessQueue,
+)
+from chalicelib.settings import Settings
+
+log = logging.getLogger("imgpress.reprocess")
+MAX_BODY_BYTES = 4096
+_REQUEST_TRIES = 3  # re-reads after losing a version race to the pipeline
+_BACKFILL_STATUSES = (Status.DONE, Status.FAILED)
+
+
+@dataclass(frozen=True)
+class Stores:
+    """What requesting a reprocess touches."""
+
+    records: RecordStore
+    store: ObjectStore
+    queue: ReprocessQueue
+    clock: Callable[[], datetime] = utc_now
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def _json_object(body: bytes | str | None) -> dict[str, Any]:
+    if not body:
+        return {}
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequest(f"The request body exceeds {MAX_BODY_BYTES} bytes.", "body_too_large")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("The request body is not valid JSON.", "invalid_json") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.", "invalid_json")
+    return data
+
+
+def _known_fields(data: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise BadRequest(
+            f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}.", "unknown_field"
+        )
+
+
+def _profile(value: Any, settings: Settings) -> str:
+    if not isinstance(value, str) or value not in settings.imaging.profiles.profiles:
+        raise BadRequest(
+            f"Unknown profile {value!r}; valid profiles: {', '.join(settings.imaging.profiles.names)}.",
+            "unknown_profile",
+        )
+    return value
+
+
+# -- one image ----------------------------------------------------------------------------------
+
+
+def request_reprocess(
+    image_id: str, body: bytes | str | None, viewer: Viewer, stores: Stores, settings: Settings
+) -> ImageRecord:
+    """Record a request to render the image again (with `profile`, default its own) and queue it.
+
+    404 for an image the caller may not see; 409 `not_final` while it is pending or processing;
+    410 `original_gone` when the original has expired or was removed (nothing is changed then).
+    Asking again for the same profile while a request is open sends its message again (harmless:
+    the consumer acts on a request once), so a lost message is recovered by repeating the call.
+    """
+    data = _json_object(body)
+    _known_fields(data, {"profile"})
+    record = get_record(image_id, viewer, stores.records)
+    profile = _profile(data.get("profile", record.profile), settings)
+    for _ in range(_REQUEST_TRIES):
+        _check_reprocessable(record, stores.store)
+        request = _reusable(record, profile, None) or Reprocess(new_request_id(), profile, iso(stores.clock()))
+        saved = record if request is record.reprocess else _save_request(record, request, stores)
+        if saved is not None:
+            if stores.queue.send([ReprocessMessage(saved.id, request.id)]):
+                raise StorageError("The reprocess queue did not take the request; ask again.", "queue_unavailable")
+            return saved
+        record = get_record(image_id, viewer, stores.records)
+    raise Busy(f"Image {image_id} kept changing; ask again in a few seconds.")
+
+
+def _check_reprocessable(record: ImageRecord, store: ObjectStore) -> None:
+    if not record.is_final:
+        raise Conflict(f"Image {record.id} is {record.status}; reprocess it once it is done or failed.", "not_final")
+    head = store.head_original(record.input_bucket, record.input_key)
+    if head is None:
+        raise Gone(
+            f"The original of image {record.id} is no longer stored (retention expired or removed).", "original_gone"
+        )
+    if head.etag != record.source_etag:
+        raise Conflict(f"A new upload to image {record.id} is about to be processed.", "upload_in_progress")
+
+
+def _reusable(record: ImageRecord, profile: str, backfill: str | None) -> Reprocess | None:
+    """The open request to send again instead of making a new one, if it asks for the same thing."""
+    open_request = record.reprocess if record.reprocess is not None and record.reprocess.is_open else None
+    if open_request is not None and open_request.profile == profile and open_request.backfill == backfill:
+        return open_request
+    return None
+
+
+def _save_request(record: ImageRecord, request: Reprocess, stores: Stores) -> ImageRecord | None:
+    return stores.records.save(record.reprocess_requested(request, stores.clock()))
+
+
+# -- a backfill, one page at a time ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackfillPage:
+    """One `POST /backfills` call: which images, for which backfill, and from where."""
+
+    profile: str
+    status: Status
+    since: str | None
+    owner: str | None
+    backfill: str | None
+    cursor: str | None
+    limit: int
+    dry_run: bool
+
+
+_BACKFILL_FIELDS = {"profile", "status", "since", "owner", "backfill", "cursor", "limit", "dry_run"}
+
+
+def parse_backfill_page(body: bytes | str | None, viewer: Viewer, settings: Settings) -> BackfillPage:
+    data = _json_object(body)
+    _known_fields(data, _BACKFILL_FIELDS)
+    if "profile" not in data:
+        raise BadRequest("profile is required: the profile every selected image is rendered with.", "missing_field")
+    status = data.get("status", "done")
+    if status not in {str(s) for s in _BACKFILL_STATUSES}:
+        raise BadRequest("status must be done or failed.", "invalid_field")
+    limit = data.get("limit", MAX_PAGE)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}.", "invalid_field")
+    owner: str | None = viewer.owner
+    if "owner" in data:
+        if not viewer.is_admin:
+            raise BadRequest("owner may only be given by an admin; others backfill their own images.", "invalid_field")
+        owner = data["owner"] or None
+    elif viewer.is_admin:
+        owner = None  # an admin's backfill covers every owner unless narrowed
+    return BackfillPage(
+        profile=_profile(data["profile"], settings),
+        status=Status(status),
+        since=_since(data.get("since")),
+        owner=owner,
+        backfill=_optional_text(data, "backfill"),
+        cursor=_optional_text(data, "cursor"),
+        limit=limit,
+        dry_run=_boolean(data, "dry_run"),
+    )
+
+
+def _since(value: Any) -> str | None:
+    """A date or ISO time: images created at or after it (compared as the record's ISO strings)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest("since must be an ISO date or time, e.g. 2026-11-01.", "invalid_field") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=utc_now().tzinfo)
+    return iso(moment)
+
+
+def _optional_text(data: Mapping[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 2048):
+        raise BadRequest(f"{name} must be a string as returned by an earlier call.", "invalid_field")
+    return value or None
+
+
+def _boolean(data: Mapping[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} must be true or false.", "invalid_field")
+    return value
+
+
+def enqueue_backfill_page(page: BackfillPage, viewer: Viewer, stores: Stores, backfills: BackfillLog) -> dict[str, Any]:
+    """Select one page of the caller's images (every owner's for an admin), record a request on
+    each that this backfill has not finished, and queue them. Returns counts and the next cursor.
+
+    Idempotent by backfill id: an image this backfill already reprocessed is skipped; one with an
+    open request of this backfill has its message sent again (a stopped run may have lost it);
+    one whose request failed is asked again.
+    """
+    progress = _backfill(page, viewer, backfills)
+    listing = stores.records.list_page(ListQuery(page.owner, page.limit, page.cursor, page.status))
+    counts: Counter[str] = Counter()
+    to_send: list[ReprocessMessage] = []
+    new_requests: set[str] = set()
+    reached_since = False
+    for record in listing.items:
+        if page.since is not None and record.created_at < page.since:
+            reached_since = True  # newest first: every later image is older still
+            break
+        counts["selected"] += 1
+        verdict, message = _backfill_one(record, progress, page.dry_run, stores)
+        counts[verdict] += 1
+        if message is not None:
+            to_send.append(message)
+            if verdict == "queued":
+                new_requests.add(record.id)
+    # Unsent requests stay open on their records: a re-run of the backfill sends them again.
+    unsent = {m.image_id for m in stores.queue.send(to_send)} if to_send else set()
+    counts["queued"] -= len(unsent & new_requests)
+    counts["requeued"] -= len(unsent - new_requests)
+    counts["unsent"] += len(unsent)
+    if counts["queued"] > 0:
+        backfills.count(progress.id, "queued", counts["queued"])
+    skipped = {name: counts[name] for name in ("already_done", "not_final", "original_gone", "changed") if counts[name]}
+    return {
+        "backfill": progress.id,
+        "profile": progress.profile,
+        "dry_run": page.dry_run,
+        "selected": counts["selected"],
+        "queued": counts["queued"] + counts["would_queue"],
+        "requeued": counts["requeued"] + counts["would_requeue"],
+        "unsent": counts["unsent"],
+        "skipped": skipped,
+        "next_cursor": None if reached_since else listing.next_cursor,
+    }
+
+
+def _backfill(page: BackfillPage, viewer: Viewer, backfills: BackfillLog) -> BackfillProgress:
+    """The backfill this page belongs to: a new one (its id minted here), or the one named."""
+    if page.backfill is None:
+        progress = BackfillProgress(f"bf-{uuid.uuid4().hex[:12]}", viewer.owner, page.profile)
+        if not page.dry_run and not backfills.start(progress):
+            raise Busy("A backfill id collided; ask again.")
+        return progress
+    found = backfills.get(page.backfill)
+    if found is None or not (viewer.is_admin or found.owner == viewer.owner):
+        raise NotFound(f"No backfill {page.backfill}.")
+    if found.profile != page.profile:
+        raise BadRequest(f"Backfill {found.id} renders with profile {found.profile!r}.", "invalid_field")
+    return found
+
+
+def _backfill_one(
+    record: ImageRecord, progress: BackfillProgress, dry_run: bool, stores: Stores
+) -> tuple[str, ReprocessMessage | None]:
+    """What the backfill does with one image: a verdict to count, and the message to send, if any."""
+    if record.backfill == progress.id and (record.reprocess is None or record.reprocess.backfill != progress.id):
+        return "already_done", None
+    open_request = _reusable(record, progress.profile, progress.id)
+    if open_request is not None:
+        if dry_run:
+            return "would_requeue", None
+        return "requeued", ReprocessMessage(record.id, open_request.id, progress.id)
+    try:
+        _check_reprocessable(record, stores.store)
+    except Gone:
+        return "original_gone", None
+    except Conflict:
+        return "not_final", None
+    if dry_run:
+        return "would_queue", None
+    request = Reprocess(new_request_id(), progress.profile, iso(stores.clock()), backfill=progress.id)
+    saved = _save_request(record, request, stores)
+    if saved is None:
+        return "changed", None  # the pipeline moved it on meanwhile: a re-run picks it up
+    return "queued", ReprocessMessage(record.id, request.id, progress.id)
+
+
+def backfill_progress(
+    backfill_id: str, viewer: Viewer, queue: ReprocessQueue, backfills: BackfillLog
+) -> dict[str, Any]:
+    """The counters of one backfill and the queue's depth (which every reprocess request shares)."""
+    found = backfills.get(backfill_id)
+    if found is None or not (viewer.is_admin or found.owner == viewer.owner):
+        raise NotFound(f"No backfill {backfill_id}.")
+    return {**found.to_dict(), "queue": queue.depth().to_dict()}
+
+
+# -- the consumer ---------------------------------------------------------------------------------
+
+
+class QueueRecord(Protocol):
+    """What the consumer needs of one SQS record (chalice.app.SQSRecord has both)."""
+
+    @property
+    def body(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def consume_batch(
+    records: Iterable[QueueRecord], processor: UploadProcessor, context: Any, backfills: BackfillLog
+) -> dict[str, list[dict[str, str]]]:
+    """Process a batch of reprocess messages; report the ones to retry as `batchItemFailures`.
+
+    Each message gets an equal share of the invocation's time left, so all are tried; one that
+    fails (a held claim, an AWS fault) is retried alone, its neighbours are not. What keeps failing
+    ends failed on its request's last claim, or reaches the dead-letter queue.
+    """
+    items = list(records)
+    failures: list[dict[str, str]] = []
+    for position, item in enumerate(items):
+        message_id = str(item.to_dict().get("messageId", ""))
+        message = ReprocessMessage.from_body(item.body)
+        if message is None:
+            log.warning("dropped a message that is no reprocess request: %s", message_id)
+            continue
+        deadline = processor.deadline(context, share=len(items) - position)
+        try:
+            outcome = processor.reprocess(message, deadline, message_id)
+        except Exception:
+            log.warning("reprocess of %s will be retried", message.image_id, exc_info=True)
+            failures.append({"itemIdentifier": message_id})
+            continue
+        if message.backfill and outcome in ("done", "failed"):
+            _count_quietly(backfills, message.backfill, outcome)
+    return {"batchItemFailures": failures}
+
+
+def _count_quietly(backfills: BackfillLog, backfill_id: str, outcome: str) -> None:
+    try:
+        backfills.count(backfill_id, outcome)
+    except Exception:  # Progress is advisory; the record is what counts.
+        log.warning("could not count %s for backfill %s", outcome, backfill_id, exc_info=True)
