@@ -60,6 +60,7 @@ package: $(STAMP)
 	$(BIN)/python -m infra check --stage $(STAGE)
 	rm -rf build/terraform-$(STAGE)
 	$(BIN)/chalice package --pkg-format terraform --stage $(STAGE) build/terraform-$(STAGE)
+	$(BIN)/python -m infra terraform --stage $(STAGE) --dir build/terraform-$(STAGE)
 
 ## Benchmark imgpress vs the naive seed recipe vs pyvips on the corpus -> bench/RESULTS.md (BENCH_ARGS=--help)
 .PHONY: bench

@@ -4,10 +4,12 @@ resources  create/update the stage's resources stack (infra/resources.json), the
            outputs into .chalice/config.json and .chalice/policy-<stage>.json
 attach     create/update the handler stack (infra/handler.json): async retries and the
            on-failure queue of the S3 handler, and the API key when API_AUTH=api_key; then
-           API Gateway's own error answers in our JSON shape (infra/gateway_responses.json)
+           API Gateway's own error answers in our JSON shape (infra/gateway_responses.json),
+           and ReportBatchItemFailures on the SQS mappings Chalice made (infra/eventsources.py)
 deploy     resources, then `chalice deploy`, then attach
 teardown   everything deploy made, including the buckets' contents (asks for --yes)
 check      refuse a stage that must not be deployed (no AWS call; `make package` runs it)
+terraform  add what Chalice leaves out to the Terraform it generated: --dir build/terraform-<stage>
 
 A stage with API_AUTH=none (or CORS_ALLOW_ORIGINS=*) is refused unless its environment sets
 IMGPRESS_ALLOW_PUBLIC_API=i-understand-anyone-can-upload (docs/security.md).
@@ -16,12 +18,13 @@ IMGPRESS_ALLOW_PUBLIC_API=i-understand-anyone-can-upload (docs/security.md).
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from infra import gateway, stacks, stages
+from infra import eventsources, gateway, stacks, stages
 
 
 class Deployment:
@@ -39,6 +42,7 @@ class Deployment:
             raise SystemExit("No AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or use a profile with a region.")
         self.cfn: Any = session.client("cloudformation")
         self.apigateway: Any = session.client("apigateway")
+        self.lambda_: Any = session.client("lambda")
         self.s3: Any = session.client("s3")
         self.resources_stack = stages.stack_name(self.config, stage, "resources")
         self.handler_stack = stages.stack_name(self.config, stage, "handler")
@@ -85,7 +89,13 @@ class Deployment:
             print(f"Gateway responses {', '.join(kinds)} answer in JSON; stage {api_stage} redeployed.")
         else:
             print(f"No API deployed yet: run `chalice deploy --stage {self.stage}`, then attach, for JSON 401s.")
+        self.report_batch_item_failures()
         return outputs
+
+    def report_batch_item_failures(self) -> None:
+        functions = [stages.function_name(self.config, self.stage, h) for h in eventsources.PARTIAL_BATCH_CONSUMERS]
+        changed = eventsources.report_batch_item_failures(self.lambda_, functions)
+        print(f"ReportBatchItemFailures on the SQS mappings of {', '.join(functions)} ({len(changed)} changed).")
 
     def teardown(self) -> None:
         stacks.delete(self.cfn, self.handler_stack)
@@ -98,11 +108,21 @@ class Deployment:
         stacks.delete(self.cfn, self.resources_stack)
 
 
+def patch_terraform_dir(directory: Path) -> None:
+    path = directory / "chalice.tf.json"
+    document = json.loads(path.read_text())
+    stages.save_json(path, eventsources.patch_terraform(document))
+    print(
+        f"{path}: function_response_types = [ReportBatchItemFailures] on {', '.join(eventsources.PARTIAL_BATCH_CONSUMERS)}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m infra", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["resources", "attach", "deploy", "teardown", "check"])
+    parser.add_argument("command", choices=["resources", "attach", "deploy", "teardown", "check", "terraform"])
+    parser.add_argument("--dir", type=Path, help="terraform: the directory `chalice package` wrote")
     parser.add_argument("--stage", required=True, help="a stage of .chalice/config.json with an iam_policy_file")
     parser.add_argument("--project", type=Path, default=stages.PROJECT, help=argparse.SUPPRESS)
     parser.add_argument("--yes", action="store_true", help="confirm teardown (deletes all images of the stage)")
@@ -111,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         config = stages.load_config(args.project)
         stages.stage_config(config, args.stage)
         stages.check_deployable(config, args.stage)
+    if args.command == "terraform":
+        patch_terraform_dir(args.dir or args.project / "build" / f"terraform-{args.stage}")
+        return
     if args.command == "check":
         print(f"stage {args.stage}: API_AUTH={stages.stage_environment(config, args.stage).get('API_AUTH', 'none')}")
         return

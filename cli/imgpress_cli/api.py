@@ -78,6 +78,18 @@ class ImgpressApi:
     def delete(self, image_id: str) -> None:
         self._call("DELETE", f"/images/{image_id}")
 
+    def reprocess(self, image_id: str, profile: str | None = None) -> dict[str, Any]:
+        """POST /images/<id>/reprocess: render again from the original (202; the image stays as it is meanwhile)."""
+        return dict(self._call("POST", f"/images/{image_id}/reprocess", json={"profile": profile} if profile else {}))
+
+    def enqueue_backfill_page(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /backfills: one page of a backfill selected and queued."""
+        return dict(self._call("POST", "/backfills", json=body))
+
+    def backfill(self, backfill_id: str) -> dict[str, Any]:
+        """GET /backfills/<id>: its counters and the reprocess queue's depth."""
+        return dict(self._call("GET", f"/backfills/{backfill_id}"))
+
     def wait(
         self,
         image_id: str,
@@ -96,6 +108,18 @@ class ImgpressApi:
             if time.monotonic() >= deadline:
                 raise ApiError("timeout", f"image {image_id} is still {image['status']} after {timeout:g}s")
             time.sleep(interval)
+
+    def wait_for_reprocess(self, image_id: str, request_id: str, timeout: float = 300.0) -> dict[str, Any]:
+        """Poll until request `request_id` of the image ended: replaced (done) or failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            image = self.image(image_id)
+            request = image.get("reprocess")
+            if request is None or request["id"] != request_id or request["status"] == "failed":
+                return image
+            if time.monotonic() >= deadline:
+                raise ApiError("timeout", f"reprocess of {image_id} is still {request['status']} after {timeout:g}s")
+            time.sleep(0.5)
 
 
 def _api_error(response: requests.Response) -> ApiError:

@@ -1,4 +1,5 @@
-"""`imgpress`: upload, status, list, delete (against an imgpress API) and compress (locally).
+"""`imgpress`: upload, status, list, delete, reprocess and backfill (against an imgpress API) and
+compress (locally).
 
 Exit codes: 0 all good; 1 an image failed or the API said no; 2 bad usage or configuration.
 """
@@ -108,6 +109,48 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    api = ImgpressApi(args.api)
+    image = api.reprocess(args.id, args.profile)
+    if args.wait:
+        request = image["reprocess"]["id"]
+        image = api.wait_for_reprocess(args.id, request, args.timeout)
+    if args.json:
+        _print_json(image)
+    else:
+        print(image_details(image))
+    failed = image.get("reprocess") and image["reprocess"]["status"] == "failed"
+    return FAILED if failed else OK
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from imgpress_cli.backfill import BackfillOptions, enqueue, watch
+
+    api = ImgpressApi(args.api)
+    options = BackfillOptions(
+        args.profile, args.status, args.since, args.owner, args.backfill, args.page_size, args.dry_run
+    )
+    try:
+        totals = enqueue(api, options)
+    except KeyboardInterrupt:
+        print("\nstopped; nothing is lost: run again with the same --backfill id to go on", file=sys.stderr)
+        return FAILED
+    if args.dry_run or args.no_wait or totals.backfill is None:
+        result: dict[str, Any] = {"backfill": totals.backfill, "dry_run": args.dry_run, **totals.counts}
+    else:
+        print(f"watching backfill {totals.backfill} (Ctrl-C stops watching, not the work)", file=sys.stderr)
+        try:
+            result = {"backfill": totals.backfill, **watch(api, totals.backfill, args.interval)}
+        except KeyboardInterrupt:
+            print(f"\nstill running; see `imgpress backfill --backfill {totals.backfill} ...`", file=sys.stderr)
+            return OK
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"backfill {totals.backfill}: {totals.summary()}")
+    return FAILED if result.get("failed") else OK
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     # Pillow and chalicelib load only for this command: the API commands stay quick to start.
     from chalicelib.errors import ConfigError
@@ -168,6 +211,36 @@ def build_parser() -> argparse.ArgumentParser:
     delete = commands.add_parser("delete", parents=[api], help="delete images: original, outputs and record")
     delete.add_argument("ids", nargs="+", metavar="ID")
     delete.set_defaults(run=cmd_delete)
+
+    again = commands.add_parser(
+        "reprocess", parents=[api, as_json], help="render one image again from its original, maybe with another profile"
+    )
+    again.add_argument("id")
+    again.add_argument("--profile", metavar="NAME", help="profile to render with (default: the image's own)")
+    again.add_argument("--wait", action="store_true", help="wait until the new outputs replace the old ones")
+    again.add_argument(
+        "--timeout", type=float, default=300.0, metavar="SECONDS", help="for --wait (default %(default)g)"
+    )
+    again.set_defaults(run=cmd_reprocess)
+
+    backfill = commands.add_parser(
+        "backfill",
+        parents=[api, as_json],
+        help="reprocess many images with a profile, then show progress until the queue drains",
+        description="Ask the API, one page at a time, to queue every selected image (yours; every owner's "
+        "for an admin) for rendering with PROFILE, then show queued, done, failed, rate and ETA. Stopping "
+        "loses nothing: run again with --backfill ID and finished images are skipped.",
+    )
+    backfill.add_argument("--profile", required=True, metavar="NAME", help="the profile to render with")
+    backfill.add_argument("--status", choices=("done", "failed"), default="done", help="which images (default done)")
+    backfill.add_argument("--since", metavar="DATE", help="only images created at or after this ISO date/time")
+    backfill.add_argument("--owner", help="admins: only this owner's images")
+    backfill.add_argument("--backfill", metavar="ID", help="continue (or re-run) this backfill")
+    backfill.add_argument("--page-size", type=int, default=100, metavar="N", help="images per API call (1-100)")
+    backfill.add_argument("--dry-run", action="store_true", help="count what would be queued; change nothing")
+    backfill.add_argument("--no-wait", action="store_true", help="queue, then exit without watching")
+    backfill.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="between progress polls")
+    backfill.set_defaults(run=cmd_backfill)
 
     compress = commands.add_parser(
         "compress",

@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from devstack.functions import ROOT
 from devstack.resources import create_queues, missing_queues
+from devstack.stack import stage_environment
 from tests.conftest import use_fake_account
 
 pytestmark = pytest.mark.integration
@@ -33,10 +34,15 @@ def attributes(sqs: Any, name: str) -> dict[str, str]:
 
 
 def test_the_stages_queues_are_the_ones_infra_defines(sqs: Any) -> None:
-    assert create_queues(ROOT / "infra" / "resources.json", "local", "123456789012", "us-east-1") == [
-        "imgpress-local-upload-failures"
+    assert sorted(create_queues(ROOT / "infra" / "resources.json", "local", "123456789012", "us-east-1")) == [
+        "imgpress-local-reprocess",
+        "imgpress-local-reprocess-dead-letters",
+        "imgpress-local-upload-failures",
     ]
     assert attributes(sqs, "imgpress-local-upload-failures")["MessageRetentionPeriod"] == "1209600"
+    redrive = json.loads(attributes(sqs, "imgpress-local-reprocess")["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"].endswith(":imgpress-local-reprocess-dead-letters")
+    assert int(redrive["maxReceiveCount"]) > int(stage_environment("local").get("REPROCESS_MAX_ATTEMPTS", "3"))
     assert missing_queues({"UPLOAD_FAILURE_QUEUE": "imgpress-local-upload-failures", "TABLE_NAME": "x"}) == []
     assert missing_queues({"BACKFILL_QUEUE": "imgpress-local-backfill"}) == ["BACKFILL_QUEUE=imgpress-local-backfill"]
 

@@ -130,3 +130,18 @@ def test_cloudformation_packaging_cannot_express_the_s3_trigger(tmp_path: Path) 
     result = chalice("package", "--stage", "dev", str(tmp_path / "sam"))
     assert result.returncode != 0
     assert "on_s3_event" in result.stderr and "CloudFormation does not support" in result.stderr
+
+
+def test_make_package_adds_report_batch_item_failures_to_the_reprocess_mapping(package: tuple[str, Path]) -> None:
+    """Chalice's Terraform leaves it out (AWS would ignore batchItemFailures); `python -m infra terraform` adds it."""
+    from infra.__main__ import patch_terraform_dir
+
+    stage, out = package
+    before = terraform(out)["resource"]["aws_lambda_event_source_mapping"]
+    [name] = [n for n, m in before.items() if m["function_name"] == "${aws_lambda_function.reprocess_images.arn}"]
+    assert "function_response_types" not in before[name]
+    patch_terraform_dir(out)
+    mapping = terraform(out)["resource"]["aws_lambda_event_source_mapping"][name]
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    concurrency = stages.stage_environment(CONFIG, stage)["REPROCESS_MAX_CONCURRENCY"]
+    assert mapping["scaling_config"] == {"maximum_concurrency": int(concurrency)}
