@@ -14,7 +14,7 @@ from typing import Any
 
 RESOURCES_TEMPLATE = Path(__file__).resolve().parent / "resources.json"
 # One log group per Lambda function; the JWT authorizer's exists only on API_AUTH=jwt stages.
-LOG_GROUP_OUTPUTS = ("ApiLogGroupArn", "UploadHandlerLogGroupArn", "AuthorizerLogGroupArn")
+LOG_GROUP_OUTPUTS = ("ApiLogGroupArn", "UploadHandlerLogGroupArn", "ReprocessLogGroupArn", "AuthorizerLogGroupArn")
 
 
 def table_index_names() -> list[str]:
@@ -70,9 +70,10 @@ def lambda_policy(env: Mapping[str, str], outputs: Mapping[str, str]) -> dict[st
                 [f"{s3}{outputs['OutputBucket']}"],
                 Condition={"StringLike": {"s3:prefix": [f"{output_prefix}*"]}},
             ),
+            # UpdateItem: the atomic counters of a backfill's progress (ADD).
             _statement(
                 "Records",
-                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"],
+                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
                 [table],
             ),
             _statement("ListRecords", ["dynamodb:Query"], [f"{table}/index/{name}" for name in table_index_names()]),
@@ -80,6 +81,25 @@ def lambda_policy(env: Mapping[str, str], outputs: Mapping[str, str]) -> dict[st
             # Not a call in our code: Lambda sends failed S3 events to the on-failure destination
             # with the function's own role (infra/handler.json).
             _statement("UploadFailureDestination", ["sqs:SendMessage"], [outputs["UploadFailureQueueArn"]]),
+            # The API queues reprocess requests (SendMessageBatch) and reads both queues' depth for
+            # a backfill's progress. ReceiveMessage and DeleteMessage: not our code, Lambda's SQS
+            # poller for reprocess_images uses the function's role.
+            _statement(
+                "ReprocessQueue",
+                [
+                    "sqs:SendMessage",
+                    "sqs:GetQueueUrl",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                ],
+                [outputs["ReprocessQueueArn"]],
+            ),
+            _statement(
+                "ReprocessDeadLetters",
+                ["sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+                [outputs["ReprocessDeadLetterQueueArn"]],
+            ),
             *_kms_statements(env),
         ],
     }

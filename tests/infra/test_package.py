@@ -83,7 +83,7 @@ def test_functions_get_the_stage_sizes_names_and_policy(package: tuple[str, Path
     env = stages.stage_environment(CONFIG, stage)
     handlers = [("api_handler", stages.function_name(CONFIG, stage))] + [
         (handler, stages.function_name(CONFIG, stage, handler))
-        for handler in ("handle_upload", "end_abandoned_uploads", "sweep", "jwt_authorizer")
+        for handler in ("handle_upload", "end_abandoned_uploads", "reprocess_images", "sweep", "jwt_authorizer")
         if handler != "jwt_authorizer" or env["API_AUTH"] == "jwt"
     ]
     assert set(functions) == {handler for handler, _name in handlers}  # no authorizer function but on jwt stages

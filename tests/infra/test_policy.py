@@ -31,7 +31,7 @@ from tests.conftest import invoke, use_fake_account
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLE_SERVICES = {"s3": "s3", "table": "dynamodb", "dynamodb": "dynamodb", "sns": "sns"}
+HANDLE_SERVICES = {"s3": "s3", "table": "dynamodb", "dynamodb": "dynamodb", "sns": "sns", "sqs": "sqs"}
 # Operations AWS authorizes under another action name.
 IAM_ACTION_OF = {
     ("s3", "ListObjectsV2"): "s3:ListBucket",
@@ -39,14 +39,17 @@ IAM_ACTION_OF = {
     ("s3", "HeadObject"): "s3:GetObject",
     # A copy is authorized as PutObject on the target (+ GetObject on the source, see below).
     ("s3", "CopyObject"): "s3:PutObject",
+    ("sqs", "SendMessageBatch"): "sqs:SendMessage",
 }
 # Granted although no line of our code calls them, each for a reason the policy file states.
 PLATFORM_ACTIONS = {
     "logs:CreateLogStream": "Lambda writes the functions' logs with their role",
     "logs:PutLogEvents": "Lambda writes the functions' logs with their role",
-    "sqs:SendMessage": "Lambda sends failed S3 events to the on-failure queue with the function's role",
+    "sqs:ReceiveMessage": "Lambda's SQS poller reads the reprocess queue with the function's role",
+    "sqs:DeleteMessage": "Lambda's SQS poller deletes what the consumer finished with the function's role",
 }
 DEPLOY_STAGES = ("dev", "prod")
+JSON = {"Content-Type": "application/json"}
 
 
 def _operations(service: str) -> dict[str, str]:
@@ -153,6 +156,9 @@ def _request_resources(service: str, operation: str, params: dict[str, Any]) -> 
             return [f"arn:aws:dynamodb:us-east-1:123456789012:table/{name}" for name in params["RequestItems"]]
         table = f"arn:aws:dynamodb:us-east-1:123456789012:table/{params['TableName']}"
         return [f"{table}/index/{params['IndexName']}" if "IndexName" in params else table]
+    if service == "sqs":
+        name = params["QueueName"] if "QueueName" in params else params["QueueUrl"].rsplit("/", 1)[-1]
+        return [f"arn:aws:sqs:us-east-1:123456789012:{name}"]
     assert service == "sns", service
     return [params["TopicArn"]]
 
@@ -186,9 +192,10 @@ def dev_stage(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     # The AWS calls are the subject here, not auth: the routes run as on an open local stack.
     use_fake_account(monkeypatch, {k: v for k, v in env.items() if k != "API_AUTH"})
     with mock_aws():
-        from devstack.resources import create_resources
+        from devstack.resources import RESOURCES_TEMPLATE, create_queues, create_resources
 
         create_resources(env)
+        create_queues(RESOURCES_TEMPLATE, "dev", "123456789012", "us-east-1")
         services.reset()
         yield env
     services.reset()
@@ -223,6 +230,14 @@ def test_every_request_of_an_image_lifecycle_is_allowed_by_the_policy(dev_stage:
         assert json.loads(client.http.get(f"/images/{ids[1]}").body)["status"] == "failed"
         assert client.http.get("/images").status_code == 200
         assert client.http.get("/images?status=done").status_code == 200
+        reprocess = client.http.post(f"/images/{ids[0]}/reprocess", body=b"{}", headers=JSON)
+        assert reprocess.status_code == 202, reprocess.body
+        backfill = json.loads(client.http.post("/backfills", body=b'{"profile": "avatar"}', headers=JSON).body)
+        assert client.http.get(f"/backfills/{backfill['backfill']}").status_code == 200
+        queue = arrange.client("sqs").get_queue_url(QueueName=dev_stage["REPROCESS_QUEUE"])["QueueUrl"]
+        received = arrange.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        batch = [{"messageId": m["MessageId"], "body": m["Body"], "receiptHandle": "r"} for m in received]
+        assert invoke(client, "reprocess_images", {"Records": batch}) == {"batchItemFailures": []}
         assert client.http.delete(f"/images/{ids[0]}").status_code == 204
 
     document = policy("dev")
@@ -242,6 +257,8 @@ def test_kms_encrypted_outputs_add_exactly_the_key_grants() -> None:
         "OutputBucket": "out-b",
         "EventsTopic": "arn:aws:sns:us-east-1:123456789012:e",
         "UploadFailureQueueArn": "arn:aws:sqs:us-east-1:123456789012:f",
+        "ReprocessQueueArn": "arn:aws:sqs:us-east-1:123456789012:r",
+        "ReprocessDeadLetterQueueArn": "arn:aws:sqs:us-east-1:123456789012:d",
         "ApiLogGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:a",
         "UploadHandlerLogGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:h",
     }

@@ -120,6 +120,7 @@ def test_log_groups_are_the_ones_chalice_functions_write_to() -> None:
     expected = {
         stages.function_name(config, "STAGE"),
         stages.function_name(config, "STAGE", "handle_upload"),
+        stages.function_name(config, "STAGE", "reprocess_images"),
         stages.function_name(config, "STAGE", "jwt_authorizer"),  # API_AUTH=jwt only
     }
     assert {name.replace("${Stage}", "STAGE") for name in names} == {f"/aws/lambda/{n}" for n in expected}
