@@ -77,7 +77,9 @@ def render_with_pillow(data: bytes, variants: Sequence[VariantSpec], settings: I
     # Imported here, not at module level: Pillow is only paid for by the S3 handler.
     from chalicelib.imaging.render import render_variants
 
-    return render_variants(data, variants, settings.decode_limits(), settings.blurhash_components)
+    return render_variants(
+        data, variants, settings.decode_limits(), settings.blurhash_components, settings.encode_threads
+    )
 
 
 def _tags(variant: str, profile: str, source_format: str) -> dict[str, str]:

@@ -66,7 +66,7 @@ def wait_until_all_done(stack: StackClient, ids: set[str], timeout: float) -> li
 def test_a_backfill_of_500_images_changes_every_record_output_and_message_once(stack: StackClient) -> None:
     started = time.monotonic()
     stack.notifications()
-    photos = [images.jpeg(96 + n % 7, 64 + n % 5, quality=80) for n in range(IMAGES)]
+    photos = [images.jpeg(96 + n % 7, 64 + n % 5) for n in range(IMAGES)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         ids = set(pool.map(lambda data: stack.upload(data, "image/jpeg", "small.jpg"), photos))
     before = {r["id"]: r for r in wait_until_all_done(stack, ids, timeout=240)}

@@ -135,3 +135,26 @@ def test_profiles_from_the_environment_and_default_override() -> None:
     document = '{"default": "a", "profiles": {"a": {"variants": [{"name": "x", "max": 10}]}, "b": {"variants": [{"name": "y", "scale": 50}]}}}'
     settings = Settings.from_env({**REQUIRED, "PROFILES": document, "DEFAULT_PROFILE": "b"})
     assert settings.imaging.profiles.names == ["a", "b"] and settings.imaging.variants[0].name == "y"
+
+
+@pytest.mark.parametrize(
+    "env, threads",
+    [
+        ({}, 1),  # not on Lambda: one, as the benchmarks and `imgpress compress` always rendered
+        ({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769"}, 1),  # one vCPU
+        ({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3538"}, 2),
+        ({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"}, 1),
+        ({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3538", "ENCODE_THREADS": "1"}, 1),
+        ({"ENCODE_THREADS": "3"}, 3),
+    ],
+)
+def test_variants_are_encoded_in_parallel_only_with_two_vcpus_or_when_asked(
+    env: dict[str, str], threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert Settings.from_env({**REQUIRED, **env}).imaging.encode_threads == threads
+
+
+def test_encode_threads_must_be_a_positive_integer() -> None:
+    with pytest.raises(ConfigError, match="ENCODE_THREADS"):
+        Settings.from_env({**REQUIRED, "ENCODE_THREADS": "0"})

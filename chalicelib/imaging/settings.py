@@ -6,6 +6,7 @@ benchmarks render exactly what a deployed stage with those variables would.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from chalicelib.imaging.decode import DecodeLimits
 
 MIB = 1024 * 1024
+# Lambda allocates CPU in proportion to memory: one full vCPU at 1769 MB, two from 3538 MB.
+MB_PER_VCPU = 1769
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class ImagingSettings:
     max_side: int = 12_000
     max_animation_pixels: int = 100_000_000
     blurhash_components: tuple[int, int] = (4, 3)
+    encode_threads: int = 1  # > 1: variants are encoded in parallel (decision 0018)
 
     @property
     def variants(self) -> tuple[VariantSpec, ...]:
@@ -69,6 +73,7 @@ class ImagingSettings:
             max_side=env_int(env, "MAX_SIDE", 12_000, 1),
             max_animation_pixels=env_int(env, "MAX_ANIMATION_PIXELS", 100_000_000, 1),
             blurhash_components=_components(env.get("BLURHASH_COMPONENTS", "4x3")),
+            encode_threads=encode_threads(env),
         )
 
 
@@ -83,6 +88,17 @@ def env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> in
     if value < minimum:
         raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
     return value
+
+
+def encode_threads(env: Mapping[str, str]) -> int:
+    """ENCODE_THREADS if set; on Lambda, the whole vCPUs its memory size buys (1769 MB each, as many
+    as the machine shows); elsewhere 1, so local tools and the benchmarks render as they always did."""
+    if env.get("ENCODE_THREADS"):
+        return env_int(env, "ENCODE_THREADS", 1, 1)
+    memory = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    if not memory.isdigit():
+        return 1
+    return max(1, min(int(memory) // MB_PER_VCPU, os.cpu_count() or 1))
 
 
 def _components(raw: str) -> tuple[int, int]:

@@ -36,7 +36,7 @@ class EnqueueTotals:
     counts: Counter[str] = field(default_factory=Counter)
 
     def add(self, page: dict[str, Any]) -> None:
-        self.backfill = str(page["backfill"])
+        self.backfill = page.get("backfill")
         self.pages += 1
         for name in ("selected", "queued", "requeued", "unsent"):
             self.counts[name] += int(page.get(name, 0))
@@ -50,6 +50,7 @@ class EnqueueTotals:
 def enqueue(api: ImgpressApi, options: BackfillOptions, stream: TextIO = sys.stderr) -> EnqueueTotals:
     """Every page of the selection, queued (or, with dry_run, only counted)."""
     totals = EnqueueTotals(backfill=options.backfill)
+    backfill_id = options.backfill  # a dry run keeps no id: each of its pages mints a throwaway one
     cursor: str | None = None
     while True:
         body: dict[str, Any] = {
@@ -58,14 +59,15 @@ def enqueue(api: ImgpressApi, options: BackfillOptions, stream: TextIO = sys.std
             "limit": options.page_size,
             "dry_run": options.dry_run,
         }
-        optional = {"since": options.since, "owner": options.owner, "backfill": totals.backfill, "cursor": cursor}
+        optional = {"since": options.since, "owner": options.owner, "backfill": backfill_id, "cursor": cursor}
         body.update({name: value for name, value in optional.items() if value is not None})
         page = api.enqueue_backfill_page(body)
         if options.dry_run:
-            totals.backfill = options.backfill  # a dry run keeps no backfill id
-            page = {**page, "backfill": options.backfill or "(dry run)"}
+            page = {**page, "backfill": options.backfill}
+        else:
+            backfill_id = str(page["backfill"])
         totals.add(page)
-        stream.write(f"\rbackfill {totals.backfill}: {totals.summary()}")
+        stream.write(f"\rbackfill {totals.backfill or '(dry run)'}: {totals.summary()}")
         stream.flush()
         cursor = page.get("next_cursor")
         if not cursor:

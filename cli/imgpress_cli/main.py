@@ -147,7 +147,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     else:
-        print(f"backfill {totals.backfill}: {totals.summary()}")
+        print(f"backfill {totals.backfill or '(dry run)'}: {totals.summary()}")
     return FAILED if result.get("failed") else OK
 
 

@@ -306,3 +306,37 @@ def test_an_alpha_band_that_is_opaque_everywhere_is_not_carried_into_outputs() -
     for fmt in ("webp", "png"):
         out, _ = render_one(data, f'{{"name": "o", "max": 150, "format": "{fmt}"}}')
         assert out.mode == "RGB", fmt
+
+
+PARALLEL_CASES = [
+    ("jpeg, default profile", images.jpeg(2400, 1600), DEFAULT_VARIANTS_JSON),
+    ("png with alpha, two of one size", images.png(900, 600), '[{"name": "a", "max": 600, "format": "webp"},'
+     ' {"name": "b", "max": 600, "format": "png"}, {"name": "c", "max": 600, "format": "jpeg"}]'),
+    ("cropped and watermarked", images.jpeg(1600, 1200), '[{"name": "sq", "width": 300, "height": 300, "fit": "cover",'
+     ' "crop": "entropy", "format": "webp"}, {"name": "wm", "max": 800, "format": "jpeg",'
+     ' "watermark": {"image": "watermark.png", "position": "bottom-right", "opacity": 0.6, "scale": 0.25}}]'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, data, variants", PARALLEL_CASES, ids=[case[0] for case in PARALLEL_CASES])
+def test_parallel_encodes_give_the_same_bytes(name: str, data: bytes, variants: str) -> None:
+    specs = parse_variants(variants)
+    serial = render_variants(data, specs, LIMITS, (4, 3))
+    for threads in (2, 4):
+        parallel = render_variants(data, specs, LIMITS, (4, 3), encode_threads=threads)
+        assert parallel == serial, name
+
+
+def test_a_parallel_encode_that_fails_fails_the_render_like_a_serial_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.imaging import render
+
+    def broken(*_: object) -> bytes:
+        raise OSError("encoder exploded")
+
+    monkeypatch.setattr(render, "encode", broken)
+    for threads in (1, 2):
+        with pytest.raises(ImageRejected) as rejected:
+            render_variants(
+                images.jpeg(800, 600), parse_variants(DEFAULT_VARIANTS_JSON), LIMITS, encode_threads=threads
+            )
+        assert rejected.value.code == "processing_error"
