@@ -304,6 +304,14 @@ class UploadProcessor:
             _log("ignored_no_record", message.image_id)
             return "ignored"
         decision = record.decide_reprocess(message.request_id, self._epoch(), holder)
+        if decision is ReprocessDecision.CLAIM and not record.notified:
+            # The outcome standing now was never announced: its message goes first (one per outcome).
+            self._renotify(record, holder)
+            current = self._records.get(record.id)
+            if current is None:
+                return "ignored"
+            record = current
+            decision = record.decide_reprocess(message.request_id, self._epoch(), holder)
         if decision is not ReprocessDecision.CLAIM:
             return self._settle_reprocess(record, decision, holder)
         stored = self._store.read_original(

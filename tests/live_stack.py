@@ -51,7 +51,7 @@ def running_stack(settings: Mapping[str, str] | None = None) -> Iterator[LiveSta
             yield LiveStack(api, f"http://127.0.0.1:{aws_port}", Path(log.name))
         finally:
             process.terminate()
-            process.wait(timeout=10)
+            process.wait(timeout=30)  # a loaded machine may take a while to end every sandbox
 
 
 def _wait_until_healthy(api: str, process: subprocess.Popen[str], log: IO[str]) -> None:

@@ -412,3 +412,35 @@ def test_a_queue_fault_leaves_the_request_for_asking_again(rig: ReprocessRig) ->
     assert rig.record(image_id).reprocess.status == ReprocessStatus.QUEUED and rig.queue.messages == []
     rig.ask(image_id, "avatar")  # the same request, sent this time
     assert rig.consume() == {"batchItemFailures": []} and rig.record(image_id).generation == 1
+
+
+def test_reprocess_messages_follow_the_published_event_schema(rig: ReprocessRig) -> None:
+    from jsonschema import Draft202012Validator
+
+    from chalicelib.domain import result_message
+    from tests.live_stack import ROOT
+
+    schema = json.loads((ROOT / "docs" / "schemas" / "image-event.schema.json").read_text())
+    done, refused = rig.done_image(data=b"one"), rig.done_image(data=b"two")
+    rig.ask(done, "avatar")
+    rig.consume()
+    rig.ask(refused, "avatar")
+    rig.store.objects.pop((INPUT, rig.record(refused).input_key))  # expired between request and work
+    rig.consume()
+    messages = [result_message(r) for r in rig.notifier.published]
+    assert [m["type"] for m in messages[2:]] == ["image.done", "image.reprocess_failed"]
+    assert messages[3]["reprocess"]["error"]["code"] == "original_gone"
+    for message in messages:
+        assert not list(Draft202012Validator(schema).iter_errors(message)), message
+
+
+def test_an_outcome_never_announced_is_announced_before_its_reprocess(rig: ReprocessRig) -> None:
+    image_id = rig.new_image()
+    event = rig.upload(image_id, b"photo")
+    rig.notifier.fail_next("publish")
+    with pytest.raises(InjectedFault):
+        rig.deliver(event)  # done, its publish failed; the lease was given back
+    assert not rig.record(image_id).notified
+    rig.ask(image_id, "avatar")
+    assert rig.consume() == {"batchItemFailures": []}
+    assert [(m.generation, m.profile) for m in rig.notifier.messages_for(image_id)] == [(0, "default"), (1, "avatar")]
