@@ -4,7 +4,8 @@ Subscribe it with
     aws sns subscribe --topic-arn "$TOPIC_ARN" --protocol https --notification-endpoint https://example.com/imgpress
 SNS first POSTs a SubscriptionConfirmation (this server visits its SubscribeURL), then one
 Notification per image event. Delivery is at least once and unordered, so events are
-de-duplicated on (id, status, completed_at) before `on_event` sees them.
+de-duplicated on their outcome (id, type, completed_at, and the reprocess request a failed
+reprocess names) before `on_event` sees them.
 
 Anyone can POST to a public URL, so every message's signature is verified before anything in it
 is trusted: the signing certificate must come over HTTPS from an `sns.<region>.amazonaws.com`
@@ -134,10 +135,17 @@ class SignatureVerifier:
             return self._keys[cert_url]
 
 
+def outcome_key(event: dict[str, Any]) -> tuple[str, str, str, str]:
+    """One per outcome: an upload's or a reprocess's result has its own completed_at; a failed
+    reprocess keeps the standing outcome's, and is told apart by its request."""
+    request = (event.get("reprocess") or {}).get("id") or ""
+    return (str(event["id"]), str(event.get("type", event["status"])), str(event.get("completed_at") or ""), request)
+
+
 def make_server(
     host: str, port: int, topic_arn: str, on_event: EventHandler, verifier: SignatureVerifier | None = None
 ) -> ThreadingHTTPServer:
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, str, str, str]] = set()
     lock = threading.Lock()
     checker = verifier or SignatureVerifier()
 
@@ -162,7 +170,7 @@ def make_server(
                 urlopen(envelope["SubscribeURL"], timeout=10).read()
             elif kind == "Notification":
                 event = json.loads(envelope["Message"])
-                key = (event["id"], event["status"], event.get("completed_at") or "")
+                key = outcome_key(event)
                 with lock:
                     fresh = key not in seen
                     seen.add(key)

@@ -174,3 +174,14 @@ def test_a_subscription_is_confirmed_only_at_an_sns_url(webhook: tuple[str, list
     )
     assert requests.post(url, json=elsewhere, timeout=5).status_code == 403
     assert received == []
+
+
+def test_each_outcome_of_an_image_has_its_own_key() -> None:
+    from examples.sns_webhook import outcome_key
+
+    done = {"id": "i", "type": "image.done", "status": "done", "completed_at": "t1", "reprocess": None}
+    again = {**done, "completed_at": "t2"}  # reprocessed: a new outcome
+    refused = {**again, "type": "image.reprocess_failed", "reprocess": {"id": "r1"}}
+    refused_later = {**refused, "reprocess": {"id": "r2"}}
+    keys = [outcome_key(e) for e in (done, again, refused, refused_later, dict(refused))]
+    assert len(set(keys)) == 4 and keys[2] == keys[4]  # the redelivered one is a duplicate
