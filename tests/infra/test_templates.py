@@ -324,3 +324,15 @@ def test_the_readable_prefix_follows_the_stage_output_prefix() -> None:
     assert stages.resources_parameters(config, "prod")["OutputPrefix"] == "processed/"
     config["stages"]["prod"]["environment_variables"]["OUTPUT_PREFIX"] = "variants/"
     assert stages.resources_parameters(config, "prod")["OutputPrefix"] == "variants/"
+
+
+def test_the_apps_last_attempt_is_lambdas_last_retry() -> None:
+    """MAX_ATTEMPTS must be 1 + the handler's MaximumRetryAttempts: a smaller value would end images
+    while Lambda still retries; a larger one would never make an attempt the last."""
+    handler = json.loads((stages.TEMPLATES / "handler.json").read_text())
+    default_retries = handler["Parameters"]["MaximumRetryAttempts"]["Default"]
+    config = stages.load_config(stages.PROJECT)
+    for stage in ("local", "dev", "prod"):
+        env = {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+        retries = int(stages.extra_parameters(stage, "handler").get("MaximumRetryAttempts", default_retries))
+        assert int(env.get("MAX_ATTEMPTS", "3")) == 1 + retries, stage
