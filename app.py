@@ -144,7 +144,7 @@ def end_abandoned_uploads(event: SQSEvent) -> None:
                 raise ClaimHeld(f"{upload.key} is still being worked on")
 
 
-@app.schedule(Rate(int(os.environ.get("SWEEP_EVERY_MINUTES", "5")), unit=Rate.MINUTES))
+@app.schedule(Rate(max(1, int(os.environ.get("SWEEP_INTERVAL_SECONDS", "300")) // 60), unit=Rate.MINUTES))
 def sweep(event: CloudWatchEvent) -> None:
     """Ends records stuck past their lease and retries; re-sends S3 events that never came."""
     processor = services.processor()

@@ -154,6 +154,7 @@ class ImageRecord:
     # only once the previous attempt has ended, so a lease held by it is dead to its own retries.
     claim_request: str | None = None
     attempts: int = 0  # claims of the current upload; the stage's last one always ends the image
+    claimed_at: str | None = None
     redriven_at: str | None = None  # the sweeper re-sent a missing S3 event once
     # The outcome, once final.
     completed_at: str | None = None
@@ -205,6 +206,13 @@ class ImageRecord:
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
+    @property
+    def open_since(self) -> str | None:
+        """When the record entered the open status it is in (None once final or deleted)."""
+        if self.is_final or self.is_deleted:
+            return None
+        return self.claimed_at if self.status == Status.PROCESSING else self.created_at
+
     def lease_live(self, epoch: float) -> bool:
         return self.lease_until is not None and self.lease_until > epoch
 
@@ -242,6 +250,7 @@ class ImageRecord:
             claim_token=token,
             lease_until=lease_until,
             claim_request=request_id,
+            claimed_at=iso(now),
             source_etag=etag,
             object_size=size,
             attempts=attempts,
