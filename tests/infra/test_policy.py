@@ -343,11 +343,13 @@ class Lifecycle:
         self.s3.put_object(Bucket=self.env["OUTPUT_BUCKET"], Key=key, Body=b"late")
 
     def abandoned_slots(self) -> tuple[str, str]:
-        """An upload whose S3 event never came, and one whose worker died: both an hour ago."""
+        """An upload whose S3 event never came (as the sweeper first looks at one: its event is
+        overdue), and one whose worker died an hour ago."""
         records = DynamoRecordStore(self.table)
         hour_ago = utc_now() - timedelta(hours=1)
+        overdue = utc_now() - timedelta(seconds=int(self.env.get("REDRIVE_AFTER_SECONDS", "300")) + 60)
         quiet, stuck = "a" * 32, "b" * 32
-        for image_id in (quiet, stuck):
+        for image_id, created in ((quiet, overdue), (stuck, hour_ago)):
             key = self.env.get("UPLOAD_PREFIX", "uploads/") + image_id
             self.s3.put_object(Bucket=self.env["INPUT_BUCKET"], Key=key, Body=self.photo, ContentType="image/jpeg")
             pending = ImageRecord.pending(
@@ -357,7 +359,7 @@ class Lifecycle:
                 content_type="image/jpeg",
                 input_bucket=self.env["INPUT_BUCKET"],
                 input_key=key,
-                now=hour_ago,
+                now=created,
             )
             records.create(pending)
             if image_id == stuck:
