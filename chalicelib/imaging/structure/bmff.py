@@ -2,9 +2,10 @@
 derive from them.
 
 libavif and libheif parse the boxes in C, but three things cost far more than the bytes they take:
-grids and overlays decode every tile they reference; each coded item decodes at the size its codec
-header gives, whatever `ispe` says (coded.py); and pi-heif copies each image's metadata and ICC
-profile once per image that refers to it. Boxes are walked with an explicit stack (no recursion).
+grids and overlays decode every tile they reference; each coded item, and the first sample of an
+image sequence, decodes at the size its codec header gives, whatever the container declares
+(coded.py); and pi-heif copies each image's metadata and ICC profile once per image that refers to
+it. Boxes are walked with an explicit stack (no recursion).
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from dataclasses import dataclass, field
 
 from chalicelib.imaging.structure.coded import CodedStream, ShortHeader, av1_units, hevc_unit, hevc_units
 from chalicelib.imaging.structure.guards import CANVAS_FLOOR, Tally
+from chalicelib.imaging.structure.icc import check_icc
 from chalicelib.imaging.structure.tiff import check_exif
 
 _CONTAINERS = {b"iprp", b"ipco", b"dinf", b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"grpl", b"mvex"}
 _METADATA_ITEMS = {b"Exif", b"mime", b"uri "}
 _ICC_TYPES = (b"prof", b"rICC")
+_CODED = {b"av01", b"hvc1", b"hev1"}
+_CONFIGURATION = {b"av01": b"av1C", b"hvc1": b"hvcC", b"hev1": b"hvcC"}
+_TRACK_BOXES = {b"stsd", b"stsz", b"stco", b"co64"}
 _CODED_SLACK = 64  # coded sizes round up to whole coding blocks (up to 64 px) before cropping
+_VISUAL_SAMPLE_ENTRY = 78  # the fields of a VisualSampleEntry; its child boxes follow
 
 
 @dataclass
@@ -29,6 +35,15 @@ class _Item:
     kind: bytes = b""
     extents: list[tuple[int, int, int]] = field(default_factory=list)  # construction method, offset, length
     properties: list[int] = field(default_factory=list)  # 1-based indices into the ipco box
+
+
+@dataclass
+class _Track:
+    """Where an image sequence's first sample is, and the sample entry that declares its size."""
+
+    entry: tuple[bytes, int, int] | None = None  # sample entry type, its payload's start and stop
+    first_size: int | None = None
+    first_offset: int | None = None
 
 
 @dataclass
@@ -40,6 +55,7 @@ class _File:
     references: list[tuple[bytes, int, list[int]]] = field(default_factory=list)  # kind, from, to
     reference_id_size: int = 2
     idat: tuple[int, int] = (0, 0)
+    tracks: list[_Track] = field(default_factory=list)
 
     def item(self, item_id: int) -> _Item:
         return self.items.setdefault(item_id, _Item())
@@ -67,6 +83,7 @@ def walk_bmff(data: bytes, tally: Tally) -> None:
     _walk_boxes(walk)
     _check_derived_images(walk)
     _check_coded_items(walk)
+    _check_sequences(walk)
     _check_metadata(walk)
 
 
@@ -111,9 +128,14 @@ def _box(walk: _File, kind: bytes, parent: bytes, start: int, stop: int) -> int 
     if parent == b"iinf" and kind == b"infe":
         _item_info(walk, _Reader(walk.data, start, stop))
         return None
-    if kind in _CONTAINERS:
+    if kind == b"trak":
+        walk.tracks.append(_Track())
+    if kind in _CONTAINERS or kind == b"trak":
         return start
     reader = _Reader(walk.data, start, stop)
+    if kind in _TRACK_BOXES and walk.tracks:
+        _track_box(walk.tracks[-1], kind, reader)
+        return None
     if kind == b"meta":
         return start + 4
     if kind == b"iinf":
@@ -128,6 +150,20 @@ def _box(walk: _File, kind: bytes, parent: bytes, start: int, stop: int) -> int 
     elif kind == b"idat":
         walk.idat = (start, stop)
     return None
+
+
+def _track_box(track: _Track, kind: bytes, reader: _Reader) -> None:
+    if kind == b"stsd":  # version and flags, entry count, then the first entry (a box)
+        reader.uint(8)
+        size, entry = reader.uint(4), reader.fourcc()
+        track.entry = (entry, reader.pos, min(reader.pos - 8 + size, reader.end))
+    elif kind == b"stsz":  # version and flags, a size for every sample (or 0), count, then sizes
+        reader.uint(4)
+        size = reader.uint(4)
+        reader.uint(4)
+        track.first_size = size or reader.uint(4)
+    elif reader.uint(8) & 0xFFFFFFFF:  # stco or co64: version and flags, count, then chunk offsets
+        track.first_offset = reader.uint(4 if kind == b"stco" else 8)
 
 
 def _item_info(walk: _File, reader: _Reader) -> None:
@@ -228,35 +264,73 @@ def _check_derived_images(walk: _File) -> None:
 
 def _check_coded_items(walk: _File) -> None:
     for item in walk.items.values():
-        if item.kind not in (b"av01", b"hvc1", b"hev1"):
-            continue
-        declared = _size(walk, item)
-        stream = CodedStream(budget=walk.tally.remaining("bmff.units"))
-        with contextlib.suppress(ShortHeader):  # a header the decoder cannot read either
-            _read_coded(walk, item, stream)
-        walk.tally.add("bmff.units", stream.units)
-        walk.tally.peak("bmff.pictures", stream.pictures)
-        if declared is not None and (
-            stream.width > declared[0] + _CODED_SLACK or stream.height > declared[1] + _CODED_SLACK
-        ):
-            raise walk.tally.refuse(
-                f"has an image item declared {declared[0]}x{declared[1]} whose coded pictures are"
-                f" {stream.width}x{stream.height}."
-            )
+        if item.kind in _CODED:
+            configuration = _property(walk, item, _CONFIGURATION[item.kind])
+            _check_coded(walk, item.kind, _size(walk, item), configuration, _spans(walk, item))
 
 
-def _read_coded(walk: _File, item: _Item, stream: CodedStream) -> None:
+def _check_sequences(walk: _File) -> None:
+    """The first sample of each image sequence track: the one frame Pillow decodes from it."""
     data = walk.data
-    if item.kind == b"av01":
-        config = _property(walk, item, b"av1C")
-        if config is not None:
-            av1_units(data, config[0] + 4, config[1], stream)
-        for start, stop in _spans(walk, item):
+    for track in walk.tracks:
+        if track.entry is None or track.first_size is None or track.first_offset is None:
+            continue
+        kind, start, stop = track.entry
+        if kind not in _CODED or stop - start < _VISUAL_SAMPLE_ENTRY:
+            continue
+        declared = struct.unpack_from(">HH", data, start + 24)
+        configuration = _child(walk, start + _VISUAL_SAMPLE_ENTRY, stop, _CONFIGURATION[kind])
+        sample = (track.first_offset, min(len(data), track.first_offset + track.first_size))
+        _check_coded(walk, kind, declared, configuration, [sample])
+
+
+def _child(walk: _File, pos: int, end: int, kind: bytes) -> tuple[int, int] | None:
+    """The payload of the first child box of that type in [pos, end)."""
+    while pos + 8 <= end:
+        walk.tally.step()
+        walk.tally.add("bmff.boxes")
+        size, found = struct.unpack_from(">I4s", walk.data, pos)
+        if size < 8:
+            return None
+        if found == kind:
+            return pos + 8, min(pos + size, end)
+        pos += size
+    return None
+
+
+def _check_coded(
+    walk: _File,
+    kind: bytes,
+    declared: tuple[int, int] | None,
+    configuration: tuple[int, int] | None,
+    spans: list[tuple[int, int]],
+) -> None:
+    """Refuse coded data whose codec headers give a larger picture than the container declares."""
+    stream = CodedStream(budget=walk.tally.remaining("bmff.units"))
+    with contextlib.suppress(ShortHeader):  # a header the decoder cannot read either
+        _read_coded(walk.data, kind, configuration, spans, stream)
+    walk.tally.add("bmff.units", stream.units)
+    walk.tally.peak("bmff.pictures", stream.pictures)
+    if declared is not None and (
+        stream.width > declared[0] + _CODED_SLACK or stream.height > declared[1] + _CODED_SLACK
+    ):
+        raise walk.tally.refuse(
+            f"has an image declared {declared[0]}x{declared[1]} whose coded pictures are"
+            f" {stream.width}x{stream.height}."
+        )
+
+
+def _read_coded(
+    data: bytes, kind: bytes, configuration: tuple[int, int] | None, spans: list[tuple[int, int]], stream: CodedStream
+) -> None:
+    if kind == b"av01":
+        if configuration is not None:
+            av1_units(data, configuration[0] + 4, configuration[1], stream)
+        for start, stop in spans:
             av1_units(data, start, stop, stream)
         return
-    config = _property(walk, item, b"hvcC")
-    length_size = 4 if config is None else _hevc_configuration(data, *config, stream)
-    for start, stop in _spans(walk, item):
+    length_size = 4 if configuration is None else _hevc_configuration(data, *configuration, stream)
+    for start, stop in spans:
         hevc_units(data, start, stop, length_size, stream)
 
 
@@ -297,6 +371,7 @@ def _check_metadata(walk: _File) -> None:
     for index, (kind, start, stop) in enumerate(walk.properties, 1):
         if kind == b"colr" and walk.data[start : start + 4] in _ICC_TYPES:
             walk.tally.add("icc.bytes", (stop - start - 4) * max(1, users[index]))
+            check_icc(walk.data, start + 4, stop, walk.tally)
 
 
 def _check_exif_item(walk: _File, spans: list[tuple[int, int]]) -> None:

@@ -44,6 +44,8 @@ GUARDS: dict[str, Guard] = {
     "exif.entries": Guard(4096, "too_much_metadata", "EXIF directory entries"),
     "exif.value_bytes": Guard(512 * KIB, "too_much_metadata", "bytes of EXIF values read"),
     "icc.bytes": Guard(8 * MIB, "too_much_metadata", "bytes of ICC profile"),
+    # LittleCMS evaluates every pipeline stage at each of ~36,000 grid colours (icc.py).
+    "icc.elements": Guard(32, "too_much_metadata", "processing elements in ICC profile pipelines"),
     # PNG. Pillow handles every chunk in Python (~2.5 us each), and inflates every iCCP chunk.
     "png.chunks": Guard(50_000, "too_many_chunks", "chunks"),
     "png.ancillary_chunks": Guard(1000, "too_many_chunks", "ancillary chunks"),

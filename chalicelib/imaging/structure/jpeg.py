@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass, field
 
 from chalicelib.imaging.structure.guards import Tally
+from chalicelib.imaging.structure.icc import check_icc
 from chalicelib.imaging.structure.tiff import check_exif, check_tiff
 
 _FF = re.compile(rb"\xff")
@@ -42,6 +43,7 @@ class _Walk:
     tally: Tally
     frame: _Frame | None = None
     exif: list[tuple[int, int]] = field(default_factory=list)
+    icc: list[tuple[int, int]] = field(default_factory=list)
     mpf: tuple[int, int] | None = None
 
 
@@ -128,6 +130,8 @@ def _metadata_segment(walk: _Walk, marker: int, start: int, stop: int) -> None:
         walk.exif.append((start, stop))
     elif marker == 0xE2 and data.startswith(_ICC, start, stop):
         tally.add("icc.bytes", max(0, stop - start - len(_ICC) - 2))
+        if walk.frame is None:  # Pillow assembles the profile from the chunks before the frame header
+            walk.icc.append((start, stop))
     elif marker == 0xE2 and data.startswith(_MPF, start, stop):
         walk.mpf = (start + len(_MPF), stop)  # Pillow keeps the last one
     elif marker == 0xED and data.startswith(_PHOTOSHOP, start, stop):
@@ -212,7 +216,8 @@ def _huffman_tables(data: bytes, pos: int, stop: int, tally: Tally) -> int:
 
 
 def _check_metadata(walk: _Walk) -> None:
-    """EXIF as Pillow assembles it (the first segment, then the rest without their headers), and MPF."""
+    """EXIF as Pillow assembles it (the first segment, then the rest without their headers), the ICC
+    profile (chunks in sequence order, when their count is right) and MPF."""
     data, tally = walk.data, walk.tally
     if walk.exif:
         first_start, first_stop = walk.exif[0]
@@ -223,3 +228,7 @@ def _check_metadata(walk: _Walk) -> None:
             check_exif(joined, 0, len(joined), tally)
     if walk.mpf is not None:
         check_tiff(data, walk.mpf[0], walk.mpf[1], tally)
+    chunks = sorted(data[start:stop] for start, stop in walk.icc)
+    if chunks and len(chunks[0]) > 13 and chunks[0][13] == len(chunks):
+        profile = b"".join(chunk[14:] for chunk in chunks)
+        check_icc(profile, 0, len(profile), tally)

@@ -12,6 +12,7 @@ import struct
 import zlib
 
 from chalicelib.imaging.structure.guards import Tally
+from chalicelib.imaging.structure.icc import check_icc
 from chalicelib.imaging.structure.tiff import check_exif
 
 _CHUNK_TYPE = re.compile(rb"\w{4}")  # Pillow's test for a chunk type
@@ -25,6 +26,7 @@ _TEXT_CHUNK_MAX = 1024 * 1024  # Pillow's MAX_TEXT_CHUNK: it refuses text that i
 def walk_png(data: bytes, tally: Tally) -> None:
     end, pos, chunks, allowed = len(data), 8, 0, tally.remaining("png.chunks")
     raw_exif: tuple[bytes, int, int] | None = None
+    icc: tuple[int, int] | None = None
     while pos + 12 <= end and chunks <= allowed:
         length, kind = struct.unpack_from(">I4s", data, pos)
         start, stop = pos + 8, pos + 8 + length
@@ -38,13 +40,17 @@ def walk_png(data: bytes, tally: Tally) -> None:
             break
         if kind == b"fcTL":
             tally.add("png.frames")
-        else:
-            raw_exif = _ancillary(data, kind, start, stop, tally) or raw_exif
+            continue
+        if kind == b"iCCP":
+            icc = (start, stop)
+        raw_exif = _ancillary(data, kind, start, stop, tally) or raw_exif
     tally.survey.steps += chunks
     tally.add("png.chunks", chunks)
     tally.survey.frames = max(tally.survey.metrics.get("png.frames", 0), 1)
-    if raw_exif is not None:  # Pillow uses the last one
+    if raw_exif is not None:  # Pillow uses the last one, as it does the last iCCP
         _check_raw_exif(data, *raw_exif, tally)
+    if icc is not None:
+        _check_compressed_icc(data, *icc, tally)
 
 
 def _ancillary(data: bytes, kind: bytes, start: int, stop: int, tally: Tally) -> tuple[bytes, int, int] | None:
@@ -60,6 +66,16 @@ def _ancillary(data: bytes, kind: bytes, start: int, stop: int, tally: Tally) ->
     elif kind == b"eXIf":
         check_exif(data, start, stop, tally)
     return None
+
+
+def _check_compressed_icc(data: bytes, start: int, stop: int, tally: Tally) -> None:
+    """iCCP: a name, a compression method, then the profile deflated (Pillow inflates up to 1 MiB)."""
+    name_end = data.find(b"\x00", start, min(stop, start + 80))
+    if name_end < 0:
+        return
+    profile = _inflate(data[name_end + 2 : stop])
+    if profile is not None:
+        check_icc(profile, 0, len(profile), tally)
 
 
 def _check_raw_exif(data: bytes, kind: bytes, start: int, stop: int, tally: Tally) -> None:
@@ -89,6 +105,11 @@ def _text_value(data: bytes, kind: bytes, start: int, stop: int) -> bytes | None
         if not flag:
             return parts[2]
         compressed = parts[2]
+    return _inflate(compressed)
+
+
+def _inflate(compressed: bytes) -> bytes | None:
+    """What Pillow's _safe_zlib_decompress returns, or None where it raises."""
     inflater = zlib.decompressobj()
     try:
         text = inflater.decompress(compressed, _TEXT_CHUNK_MAX)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 
 from chalicelib.imaging.structure.guards import CANVAS_FLOOR, Tally
+from chalicelib.imaging.structure.icc import check_icc
 from chalicelib.imaging.structure.tiff import check_exif
 
 _HEADER = 12  # "RIFF", size, "WEBP"
@@ -55,6 +56,7 @@ class _Walk:
                 self.metadata += stop - start
                 if kind == b"ICCP":
                     self.tally.add("icc.bytes", stop - start)
+                    check_icc(data, start, stop, self.tally)
                 elif kind == b"EXIF":
                     check_exif(data, start, stop, self.tally)
             pos = start + size + (size & 1)
