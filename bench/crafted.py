@@ -147,6 +147,57 @@ def icc_segments(total: int) -> bytes:
     )
 
 
+# ---------------------------------------------------------------- ICC profiles
+
+
+def _s15(value: float) -> bytes:
+    return struct.pack(">i", round(value * 65536))
+
+
+def _icc_tag_types() -> dict[str, bytes]:
+    text = "crafted".encode("utf-16-be")
+    description = (
+        b"mluc\x00\x00\x00\x00" + struct.pack(">II", 1, 12) + b"enUS" + struct.pack(">II", len(text), 28) + text
+    )
+    white = b"XYZ \x00\x00\x00\x00" + _s15(0.9642) + _s15(1.0) + _s15(0.8249)
+    identity = b"".join(_s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    lut = b"mft2\x00\x00\x00\x00" + bytes((3, 3, 2, 0)) + identity + struct.pack(">HH", 2, 2)
+    lut += struct.pack(">HH", 0, 65535) * 3 + b"".join(
+        struct.pack(">HHH", 9000 * i, 7000 * i, 5000 * i) for i in range(8)
+    )
+    lut += struct.pack(">HH", 0, 65535) * 3
+    return {"desc": description, "wtpt": white, "A2B0": lut}
+
+
+def icc_profile(elements: int = 0) -> bytes:
+    """An RGB display profile; with `elements`, its D2B0 pipeline (which LittleCMS prefers to A2B0)
+    lists one stored 2x2x2 CLUT element that many times."""
+    tags = dict(_icc_tag_types())
+    if elements:
+        clut = b"clut\x00\x00\x00\x00" + struct.pack(">HH", 3, 3) + bytes([2, 2, 2] + [0] * 13)
+        clut += b"".join(struct.pack(">f", (i % 7) / 7) for i in range(24))
+        positions = struct.pack(">II", 16 + 8 * elements, len(clut)) * elements
+        tags["D2B0"] = b"mpet\x00\x00\x00\x00" + struct.pack(">HHI", 3, 3, elements) + positions + clut
+    table, body, offset = struct.pack(">I", len(tags)), b"", 128 + 4 + 12 * len(tags)
+    for name, data in tags.items():
+        table += name.encode() + struct.pack(">II", offset + len(body), len(data))
+        body += data + b"\x00" * (-len(data) % 4)
+    size = 128 + len(table) + len(body)
+    header = struct.pack(">I", size) + b"lcms" + bytes((4, 0x30, 0, 0)) + b"mntrRGB XYZ " + b"\x00" * 12 + b"acsp"
+    header += b"APPL" + b"\x00" * 24 + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"lcms" + b"\x00" * 44
+    return header + table + body
+
+
+def with_icc(jpeg: bytes, profile: bytes) -> bytes:
+    """`jpeg` carrying `profile` in APP2 chunks, as Pillow writes them."""
+    room = 65533 - 14
+    chunks = [profile[i : i + room] for i in range(0, len(profile), room)]
+    return after_soi(
+        jpeg,
+        b"".join(segment(0xE2, b"ICC_PROFILE\x00" + bytes((i + 1, len(chunks))) + c) for i, c in enumerate(chunks)),
+    )
+
+
 # ---------------------------------------------------------------- PNG
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -403,6 +454,32 @@ def grid(
     return iso_file(brand, [Item(b"grid", descriptor, [ispe(width, height)]), *tiles], references)
 
 
+@cache
+def avif_sequence(coded: int, declared: int | None = None) -> bytes:
+    """A two-frame AVIF sequence coded at `coded` px whose track's sample entry (and tkhd) declare
+    `declared` px; its primary item stays honest."""
+    frames = [Image.new("RGB", (coded, coded), (10 * i, 200, 30)) for i in range(2)]
+    data = bytearray(encode(frames[0], "AVIF", save_all=True, append_images=frames[1:], quality=30, speed=10))
+    if declared is not None:
+        entry = data.index(b"av01", data.index(b"stsd")) + 4  # the sample entry's payload
+        struct.pack_into(">HH", data, entry + 24, declared, declared)
+        header = data.index(b"tkhd") + 4
+        width = header + 4 + (32 if data[header] == 1 else 20) + 16 + 36
+        struct.pack_into(">II", data, width, declared << 16, declared << 16)
+    return bytes(data)
+
+
+def shared_metadata(images: int, exif_bytes: int = 0, icc_bytes: int = 0) -> bytes:
+    """A HEIF of `images` 64 px images that all refer to one Exif item and one ICC profile."""
+    config, data = coded_image(b"hvc1", 64)
+    colour = [box(b"colr", b"prof" + b"\x00" * icc_bytes)] if icc_bytes else []
+    items = [Item(b"hvc1", data, [config, ispe(64, 64), *colour]) for _ in range(images)]
+    if exif_bytes:
+        exif = Item(b"Exif", b"\x00\x00\x00\x00" + tiff([(0x0112, 3, 1, 1)]) + b"\x00" * exif_bytes)
+        return iso_file(b"heic", [*items, exif], [(b"cdsc", images + 1, list(range(1, images + 1)))])
+    return iso_file(b"heic", items)
+
+
 def nested_boxes(depth: int) -> bytes:
     """`depth` empty container boxes, each inside the one before."""
     return b"".join(struct.pack(">I4s", 8 * (depth - level), b"dinf") for level in range(depth))
@@ -419,8 +496,7 @@ class Attack:
     build: Callable[[int], bytes]
     unit: str
     scales: tuple[int, ...]
-    code: str  # what the guards answer
-    before: str  # what it cost before the walk, measured on this machine (one core)
+    code: str  # what the guards answer at the largest scale
 
 
 def _overlapping_exif(segments: int) -> bytes:
@@ -439,19 +515,14 @@ def _colour_dc_scans(scans: int) -> bytes:
 
 
 ATTACKS: dict[str, Attack] = {
-    "jpeg-repeated-scans": Attack(
-        "JPEG", _grey_scans, "scans", (200, 1000, 5000, 50_000, 500_000), "too_many_scans", "5,000 scans: 20 s"
-    ),
-    "jpeg-50mp-dc-scans": Attack(
-        "JPEG", _colour_dc_scans, "scans", (20, 45, 80), "too_many_scans", "80 scans, 23 MB: 5 s"
-    ),
+    "jpeg-repeated-scans": Attack("JPEG", _grey_scans, "scans", (200, 1000, 5000, 50_000, 500_000), "too_many_scans"),
+    "jpeg-50mp-dc-scans": Attack("JPEG", _colour_dc_scans, "scans", (20, 45, 80), "too_many_scans"),
     "jpeg-small-exif-segments": Attack(
         "JPEG",
         lambda n: after_soi(jpeg_image(), exif_segment(b"A" * 94) * n),
         "segments",
         (1000, 10_000, 20_000, 240_000),
         "too_much_metadata",
-        "2 MB: 11 s, 12.5 MB: 290 s",
     ),
     "jpeg-empty-app1": Attack(
         "JPEG",
@@ -459,15 +530,9 @@ ATTACKS: dict[str, Attack] = {
         "segments",
         (10_000, 1_000_000, 6_000_000),
         "too_much_metadata",
-        "6 M markers: 857 MiB",
     ),
     "jpeg-fill-bytes": Attack(
-        "JPEG",
-        lambda n: after_soi(jpeg_image(), b"\xff" * n),
-        "bytes",
-        (100_000, 5_000_000, 25_000_000),
-        "corrupt",
-        "5 MB: 1.3 s",
+        "JPEG", lambda n: after_soi(jpeg_image(), b"\xff" * n), "bytes", (100_000, 5_000_000, 25_000_000), "corrupt"
     ),
     "jpeg-quantization-tables": Attack(
         "JPEG",
@@ -475,7 +540,6 @@ ATTACKS: dict[str, Attack] = {
         "tables",
         (10_000, 100_000, 380_000),
         "too_many_chunks",
-        "76,000 tables: 0.3 s",
     ),
     "jpeg-long-frame-headers": Attack(
         "JPEG",
@@ -483,7 +547,6 @@ ATTACKS: dict[str, Attack] = {
         "segments",
         (76, 380),
         "corrupt",
-        "76 segments: 161 MB",
     ),
     "jpeg-photoshop-resources": Attack(
         "JPEG",
@@ -491,26 +554,24 @@ ATTACKS: dict[str, Attack] = {
         "resources",
         (540_000, 2_000_000),
         "too_much_metadata",
-        "540,000: 0.3 s",
     ),
-    "jpeg-exif-overlapping-values": Attack(
-        "JPEG", _overlapping_exif, "segments", (1, 4), "too_much_metadata", "65 KB: +80 MB; 260 KB: 2.3 s, 1.4 GB"
-    ),
+    "jpeg-exif-overlapping-values": Attack("JPEG", _overlapping_exif, "segments", (1, 4), "too_much_metadata"),
     "jpeg-mpf-overlapping-values": Attack(
         "JPEG",
         lambda n: after_soi(jpeg_image(), segment(0xE2, b"MPF\x00" + overlapping_tiff(65000, 2700))),
         "segments",
         (1,),
         "too_much_metadata",
-        "65 KB: 2.9 s, 442 MB",
+    ),
+    "icc-repeated-pipeline-elements": Attack(
+        "JPEG",
+        lambda n: with_icc(jpeg_image(), icc_profile(elements=n)),
+        "elements",
+        (200, 1000, 8000, 1_000_000),
+        "too_much_metadata",
     ),
     "png-empty-ancillary-chunks": Attack(
-        "PNG",
-        lambda n: png_image(before=chunk(b"abCd") * n),
-        "chunks",
-        (10_000, 400_000, 2_000_000),
-        "too_many_chunks",
-        "400,000: 1 s",
+        "PNG", lambda n: png_image(before=chunk(b"abCd") * n), "chunks", (10_000, 400_000, 2_000_000), "too_many_chunks"
     ),
     "png-empty-idat-chunks": Attack(
         "PNG",
@@ -518,7 +579,6 @@ ATTACKS: dict[str, Attack] = {
         "chunks",
         (10_000, 400_000, 2_000_000),
         "too_many_chunks",
-        "400,000: 0.9 s",
     ),
     "png-repeated-iccp": Attack(
         "PNG",
@@ -526,7 +586,6 @@ ATTACKS: dict[str, Attack] = {
         "chunks",
         (100, 5000, 24_000),
         "too_much_metadata",
-        "5,000 (5 MB): 10.5 s",
     ),
     "png-exif-overlapping-values": Attack(
         "PNG",
@@ -534,16 +593,14 @@ ATTACKS: dict[str, Attack] = {
         "bytes",
         (1_000_000, 20_000_000),
         "too_much_metadata",
-        "quadratic in the eXIf size",
     ),
-    "apng-many-frames": Attack("PNG", apng, "frames", (1000, 100_000), "too_many_frames", "first frame only"),
+    "apng-many-frames": Attack("PNG", apng, "frames", (1000, 100_000), "too_many_frames"),
     "gif-long-comment": Attack(
         "GIF",
         lambda n: with_gif_blocks(gif_image(), comment(b"A" * n)),
         "bytes",
         (1_000_000, 3_000_000, 24_000_000),
         "too_much_metadata",
-        "3 MB: 6.7 s",
     ),
     "gif-one-byte-sub-blocks": Attack(
         "GIF",
@@ -551,7 +608,6 @@ ATTACKS: dict[str, Attack] = {
         "sub-blocks",
         (100_000, 2_500_000, 12_000_000),
         "too_many_chunks",
-        "2.5 M: > 120 s",
     ),
     "gif-many-comments": Attack(
         "GIF",
@@ -559,26 +615,17 @@ ATTACKS: dict[str, Attack] = {
         "comments",
         (10_000, 1_000_000, 4_800_000),
         "too_much_metadata",
-        "1 M: > 120 s",
     ),
     "gif-huge-screen": Attack(
-        "GIF",
-        lambda n: with_screen(gif_image(1, 1), 12_000, n),
-        "rows",
-        (4166,),
-        "canvas_too_large",
-        "1x1 frame, 50 MP",
+        "GIF", lambda n: with_screen(gif_image(1, 1), 12_000, n), "rows", (4166,), "canvas_too_large"
     ),
-    "gif-many-tiny-frames": Attack(
-        "GIF", gif_frames, "frames", (10_000, 1_000_000), "too_many_frames", "walked in Python"
-    ),
+    "gif-many-tiny-frames": Attack("GIF", gif_frames, "frames", (10_000, 1_000_000), "too_many_frames"),
     "webp-huge-canvas": Attack(
         "WEBP",
         lambda n: animated_webp((12_000, n), [animation_frame(0, 0, 1, 1, webp_bitstream())]),
         "rows",
         (4166,),
         "canvas_too_large",
-        "96 bytes: 2.8 s, 845 MB",
     ),
     "webp-many-frames": Attack(
         "WEBP",
@@ -586,7 +633,6 @@ ATTACKS: dict[str, Attack] = {
         "frames",
         (10_000, 400_000),
         "too_many_frames",
-        "C demuxer: fast",
     ),
     "webp-many-chunks": Attack(
         "WEBP",
@@ -594,42 +640,28 @@ ATTACKS: dict[str, Attack] = {
         "chunks",
         (10_000, 3_000_000),
         "too_many_chunks",
-        "C demuxer: fast",
     ),
-    "avif-grid-many-tiles": Attack(
-        "AVIF",
-        lambda n: grid(n, n),
-        "rows of tiles",
-        (20, 110),
-        "too_many_chunks",
-        "12,100 tiles (1 MB): 2.7 s, 450 MB",
-    ),
+    "avif-grid-many-tiles": Attack("AVIF", lambda n: grid(n, n), "rows of tiles", (20, 110), "too_many_chunks"),
     "avif-grid-one-tile-repeated": Attack(
-        "AVIF",
-        lambda n: grid(n, n, distinct=1),
-        "rows of tiles",
-        (20, 32, 33, 90),
-        "too_many_tiles",
-        "one stored tile, decoded per reference",
+        "AVIF", lambda n: grid(n, n, distinct=1), "rows of tiles", (20, 32, 33, 90), "too_many_tiles"
     ),
     "avif-tiles-larger-than-declared": Attack(
-        "AVIF",
-        lambda n: grid(n, n, tile=4096, declared=64),
-        "rows of tiles",
-        (4, 16),
-        "corrupt",
-        "256 tiles (150 KB): 5.2 s",
+        "AVIF", lambda n: grid(n, n, tile=4096, declared=64), "rows of tiles", (4, 16), "corrupt"
     ),
     "heif-tiles-larger-than-declared": Attack(
-        "HEIF",
-        lambda n: grid(n, n, b"hvc1", tile=4096, declared=64),
-        "rows of tiles",
-        (4, 16),
-        "corrupt",
-        "256 tiles (2.6 MB): 40 s",
+        "HEIF", lambda n: grid(n, n, b"hvc1", tile=4096, declared=64), "rows of tiles", (4, 16), "corrupt"
+    ),
+    "avif-sequence-larger-than-declared": Attack(
+        "AVIF", lambda n: avif_sequence(n, declared=64), "px coded", (1024, 4096), "corrupt"
+    ),
+    "heif-exif-shared-by-images": Attack(
+        "HEIF", lambda n: shared_metadata(n, exif_bytes=5_000_000), "images", (2, 900), "too_much_metadata"
+    ),
+    "heif-icc-shared-by-images": Attack(
+        "HEIF", lambda n: shared_metadata(n, icc_bytes=4_000_000), "images", (2, 900), "too_much_metadata"
     ),
     "avif-deep-boxes": Attack(
-        "AVIF", lambda n: still(extra=nested_boxes(n)), "levels", (100, 100_000), "nesting_too_deep", "parsers recurse"
+        "AVIF", lambda n: still(extra=nested_boxes(n)), "levels", (100, 100_000), "nesting_too_deep"
     ),
 }
 
@@ -765,6 +797,7 @@ PROBES: dict[str, Probe] = {
     "exif.entries": Probe("JPEG", _exif_entries),
     "exif.value_bytes": Probe("JPEG", _exif_value_bytes),
     "icc.bytes": Probe("JPEG", lambda n: after_soi(jpeg_image(), icc_segments(n))),
+    "icc.elements": Probe("JPEG", lambda n: with_icc(jpeg_image(), icc_profile(elements=n))),
     "png.chunks": Probe("PNG", lambda n: png_image(idat=split_idat(64, 64, n - 2))),
     "png.ancillary_chunks": Probe("PNG", _png_extra("png.ancillary_chunks", lambda k: chunk(b"abCd") * k)),
     "png.text_chunks": Probe("PNG", lambda n: png_image(before=chunk(b"tEXt", b"k\x00v") * n)),

@@ -136,6 +136,7 @@ REJECTED: dict[str, tuple[Callable[[], bytes], str]] = {
     "jpeg-1m-empty-app1": (lambda: ATTACKS["jpeg-empty-app1"].build(1_000_000), "too_much_metadata"),
     "jpeg-mpf-overlapping-values": (lambda: ATTACKS["jpeg-mpf-overlapping-values"].build(1), "too_much_metadata"),
     "png-repeated-iccp": (lambda: ATTACKS["png-repeated-iccp"].build(100), "too_much_metadata"),
+    "icc-1000-pipeline-elements": (lambda: ATTACKS["icc-repeated-pipeline-elements"].build(1000), "too_much_metadata"),
     "gif-long-comment": (lambda: ATTACKS["gif-long-comment"].build(1_000_000), "too_much_metadata"),
     "gif-huge-screen": (lambda: ATTACKS["gif-huge-screen"].build(4166), "canvas_too_large"),
     "webp-huge-canvas": (lambda: ATTACKS["webp-huge-canvas"].build(4166), "canvas_too_large"),

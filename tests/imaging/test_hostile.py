@@ -173,6 +173,7 @@ RENDERED_AT_THE_LIMIT = [
     "jpeg.padding_bytes",
     "exif.entries",
     "exif.value_bytes",
+    "icc.elements",
     "png.chunks",
     "png.ancillary_chunks",
     "png.text_chunks",
