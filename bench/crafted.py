@@ -506,6 +506,15 @@ def _overlapping_exif(segments: int) -> bytes:
     return after_soi(jpeg_image(), b"".join(exif_segment(data[i : i + 65000]) for i in range(0, len(data), 65000)))
 
 
+def _far_away_frame(distance: int) -> bytes:
+    """A 1x1 screen whose one 1x1 frame sits `distance` px right of and below it: Pillow's canvas
+    grows to reach it."""
+    data = bytearray(gif_image(1, 1))
+    descriptor = data.index(b"\x2c", 13)
+    struct.pack_into("<HH", data, descriptor + 1, 3 * distance, distance)
+    return bytes(data)
+
+
 def _grey_scans(scans: int) -> bytes:
     return with_scans(jpeg_image(4000, 3000, "L", progressive=True), scans)
 
@@ -619,6 +628,7 @@ ATTACKS: dict[str, Attack] = {
     "gif-huge-screen": Attack(
         "GIF", lambda n: with_screen(gif_image(1, 1), 12_000, n), "rows", (4166,), "canvas_too_large"
     ),
+    "gif-far-away-frame": Attack("GIF", lambda n: _far_away_frame(n), "px to the frame", (4000,), "canvas_too_large"),
     "gif-many-tiny-frames": Attack("GIF", gif_frames, "frames", (10_000, 1_000_000), "too_many_frames"),
     "webp-huge-canvas": Attack(
         "WEBP",

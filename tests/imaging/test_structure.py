@@ -244,7 +244,8 @@ def test_gif_frames_are_counted_as_pillow_counts_them() -> None:
 
 
 def test_gif_and_webp_canvases_far_larger_than_their_frames_are_refused() -> None:
-    for data in (ATTACKS["gif-huge-screen"].build(4166), ATTACKS["webp-huge-canvas"].build(4166)):
+    attacks = {"gif-huge-screen": 4166, "gif-far-away-frame": 3999, "webp-huge-canvas": 4166}
+    for data in (ATTACKS[name].build(scale) for name, scale in attacks.items()):
         with pytest.raises(ImageRejected) as refused:
             walk(data)
         assert refused.value.code == "canvas_too_large"

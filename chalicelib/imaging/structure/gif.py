@@ -2,7 +2,8 @@
 
 Pillow reads sub-blocks one at a time in Python and builds comments by repeated concatenation
 (3 MB of comment took 7 s; the same in 1-byte sub-blocks did not finish in 2 minutes). It decodes
-the first frame onto the whole logical screen, however small the frames are.
+the first frame onto the whole logical screen (grown to hold that frame), however small the
+frames are.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def walk_gif(data: bytes, tally: Tally) -> None:
             if pos + 10 > end:
                 break
             left, top, w, h, flags = struct.unpack_from("<HHHHB", data, pos + 1)
+            if not frames:  # Pillow grows the canvas to hold the first frame
+                width, height = max(width, left + w), max(height, top + h)
             frames += 1
             covered += max(0, min(w, width - left)) * max(0, min(h, height - top))
             pos = _sub_blocks(data, pos + 11 + _table_size(flags), tally)  # + LZW minimum code size
