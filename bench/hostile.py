@@ -6,7 +6,7 @@ and the corpus, all rendered as the Lambda renders them, each in a fresh process
     python -m bench.hostile --save runs.json      # keep the measurements; --load runs.json re-renders
 
 Time and CPU are the worker's own for `render_variants`; peak RSS is the whole process's (interpreter
-and imports included, about 60 MB), from the kernel's accounting of the finished child (wait4).
+and imports included, about 60 MB: the kernel's VmHWM).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -72,36 +71,31 @@ def cases(include_corpus: bool) -> Iterator[Case]:
 
 
 def measure(data: bytes, root: Path, timeout: float) -> Measured:
-    """Render `data` in a fresh process on CPU 0; a run past `timeout` is killed and reported as such."""
+    """Render `data` in a fresh process on CPU 0; a run past `timeout` is killed and reported as such
+    (its CPU time then from the kernel's accounting of finished children)."""
     with tempfile.TemporaryDirectory() as scratch:
-        sample, output = Path(scratch) / "sample", Path(scratch) / "result"
+        sample = Path(scratch) / "sample"
         sample.write_bytes(data)
-        with output.open("w") as stdout:
-            child = subprocess.Popen(
-                [sys.executable, str(WORKER), str(root), str(sample)],
-                stdout=stdout,
-                stderr=subprocess.DEVNULL,
-                preexec_fn=lambda: os.sched_setaffinity(0, {0}),
-            )
-            started, status = time.monotonic(), 0
-            usage: resource.struct_rusage | None = None
-            while usage is None:
-                pid, status, rusage = os.wait4(child.pid, os.WNOHANG)
-                if pid:
-                    usage = rusage
-                elif time.monotonic() - started > timeout:
-                    child.kill()
-                else:
-                    time.sleep(0.02)
-            child.returncode = status  # reaped by wait4: keep Popen from waiting again
-        peak = usage.ru_maxrss
-        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9 and time.monotonic() - started > timeout:
-            return Measured(f"timeout > {timeout:.0f} s", timeout, usage.ru_utime + usage.ru_stime, peak, 0, len(data))
-        text = output.read_text().strip()
-        if not text:
-            return Measured(f"crashed ({status})", 0, 0, peak, 0, len(data))
-        result = json.loads(text)
-        return Measured(result["outcome"], result["wall"], result["cpu"], peak, result["pixels"], len(data))
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        child = subprocess.Popen(
+            [sys.executable, str(WORKER), str(root), str(sample)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+        )
+        try:
+            text, _ = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = used.ru_utime + used.ru_stime - children.ru_utime - children.ru_stime
+            return Measured(f"timeout > {timeout:.0f} s", timeout, cpu, 0, 0, len(data))
+    if not text.strip():
+        return Measured(f"crashed ({child.returncode})", 0, 0, 0, 0, len(data))
+    result = json.loads(text)
+    return Measured(result["outcome"], result["wall"], result["cpu"], result["peak_kib"], result["pixels"], len(data))
 
 
 def corpus_maxima() -> dict[str, tuple[int, str]]:
@@ -133,6 +127,10 @@ def linear_bound(runs: list[Measured]) -> tuple[float, float, float]:
 
 def _ms(seconds: float) -> str:
     return f"{1000 * seconds:,.0f}" if seconds >= 0.01 else f"{1000 * seconds:.1f}"
+
+
+def _mb(kib: int) -> str:
+    return f"{kib / 1024:,.0f}" if kib else "–"
 
 
 def _row(cells: list[str]) -> str:
@@ -274,7 +272,7 @@ def _attack_table(results: Results, before_root: str | None) -> list[str]:
         cells = [case.name, case.scale, f"{after.size:,}", after.outcome, _ms(after.wall), _ms(after.cpu)]
         cells.append(f"{after.peak_kib / 1024:,.0f}")
         if before_root:
-            cells += [before.outcome, _ms(before.cpu), f"{before.peak_kib / 1024:,.0f}"] if before else ["", "", ""]
+            cells += [before.outcome, _ms(before.cpu), _mb(before.peak_kib)] if before else ["", "", ""]
         lines.append(_row(cells))
     return lines
 

@@ -15,12 +15,12 @@ from pathlib import Path
 NO_RESOURCES = {"INPUT_BUCKET": "-", "OUTPUT_BUCKET": "-", "TABLE_NAME": "-", "TOPIC_ARN": "-"}
 
 
-def _rss_kib() -> int:
+def _status_kib(field: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def main(root: str, path: str) -> None:
@@ -31,7 +31,7 @@ def main(root: str, path: str) -> None:
 
     settings = Settings.from_env(NO_RESOURCES)  # the default profile and decode limits
     data = Path(path).read_bytes()
-    baseline = _rss_kib()
+    baseline = _status_kib("VmRSS")
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         # What pipeline._render_with_pillow calls.
@@ -40,7 +40,15 @@ def main(root: str, path: str) -> None:
     except ImageRejected as rejected:
         outcome, pixels = rejected.code, 0
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    result = {"outcome": outcome, "wall": wall, "cpu": cpu, "pixels": pixels, "baseline_kib": baseline}
+    peak = _status_kib("VmHWM")  # the process's peak RSS, imports included
+    result = {
+        "outcome": outcome,
+        "wall": wall,
+        "cpu": cpu,
+        "pixels": pixels,
+        "baseline_kib": baseline,
+        "peak_kib": peak,
+    }
     print(json.dumps(result))
 
 
