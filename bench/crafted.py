@@ -670,6 +670,20 @@ ATTACKS: dict[str, Attack] = {
     "heif-icc-shared-by-images": Attack(
         "HEIF", lambda n: shared_metadata(n, icc_bytes=4_000_000), "images", (2, 900), "too_much_metadata"
     ),
+    "avif-empty-item-locations": Attack(
+        "AVIF",
+        lambda n: still(
+            extra=full_box(
+                b"iloc",
+                2,
+                0,
+                b"\x44\x00" + struct.pack(">I", n) + b"".join(struct.pack(">IHHH", 100 + i, 0, 0, 0) for i in range(n)),
+            )
+        ),
+        "entries",
+        (1000, 2_000_000),
+        "too_many_chunks",
+    ),
     "avif-deep-boxes": Attack(
         "AVIF", lambda n: still(extra=nested_boxes(n)), "levels", (100, 100_000), "nesting_too_deep"
     ),

@@ -189,7 +189,7 @@ def _locations(walk: _File, reader: _Reader) -> None:
         method = reader.uint(2) & 15 if version in (1, 2) else 0
         reader.uint(2)  # data_reference_index
         base, extents = reader.uint(base_size), reader.uint(2)
-        walk.tally.add("bmff.references", extents)
+        walk.tally.add("bmff.references", 1 + extents)
         for _ in range(extents):
             reader.uint(index_size)
             offset, length = reader.uint(offset_size), reader.uint(length_size)
@@ -203,7 +203,7 @@ def _associations(walk: _File, reader: _Reader) -> None:
         walk.tally.step()
         properties = walk.item(reader.uint(2 if version < 1 else 4)).properties
         count = reader.uint(1)
-        walk.tally.add("bmff.references", count)
+        walk.tally.add("bmff.references", 1 + count)
         for _ in range(count):
             properties.append(reader.uint(2) & 0x7FFF if wide else reader.uint(1) & 0x7F)
 

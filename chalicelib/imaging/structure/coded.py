@@ -13,7 +13,7 @@ from dataclasses import dataclass
 _AV1_SEQUENCE_HEADER, _AV1_FRAME_HEADER, _AV1_FRAME = 1, 3, 6
 _HEVC_SPS = 33
 _HEVC_VCL_END = 32  # NAL unit types below this carry slice data
-_HEADER_BYTES = 256  # parameter sets are far shorter; a longer read would only copy more
+_HEADER_BYTES = 1024  # sequence headers and parameter sets are shorter; more would only be copied
 
 
 class ShortHeader(Exception):
