@@ -376,7 +376,7 @@ def iso_file(
             for i, item in enumerate(items, 1)
         )
         infos = b"".join(
-            full_box(b"infe", 2, int(item.hidden), struct.pack(">HH", i, 0) + item.kind + b"\x00")
+            full_box(b"infe", 2, int(item.hidden), struct.pack(">HH", i, 0) + item.kind + b"\x00" + _content_type(item))
             for i, item in enumerate(items, 1)
         )
         associations = b"".join(
@@ -407,6 +407,10 @@ def iso_file(
     head = box(b"ftyp", brand + b"\x00\x00\x00\x00" + brand + b"mif1miaf")
     start = len(head) + len(meta(0)) + len(extra)
     return head + meta(start) + extra + box(b"mdat", b"".join(blobs))
+
+
+def _content_type(item: Item) -> bytes:
+    return b"application/rdf+xml\x00" if item.kind == b"mime" else b""
 
 
 @cache
@@ -628,7 +632,7 @@ ATTACKS: dict[str, Attack] = {
     "gif-huge-screen": Attack(
         "GIF", lambda n: with_screen(gif_image(1, 1), 12_000, n), "rows", (4166,), "canvas_too_large"
     ),
-    "gif-far-away-frame": Attack("GIF", lambda n: _far_away_frame(n), "px to the frame", (4000,), "canvas_too_large"),
+    "gif-far-away-frame": Attack("GIF", _far_away_frame, "px to the frame", (3999,), "canvas_too_large"),
     "gif-many-tiny-frames": Attack("GIF", gif_frames, "frames", (10_000, 1_000_000), "too_many_frames"),
     "webp-huge-canvas": Attack(
         "WEBP",
@@ -786,7 +790,8 @@ def _coded_pictures(n: int) -> bytes:
 
 def _metadata_bytes(n: int) -> bytes:
     config, data = coded_image(b"av01", 64)
-    exif = Item(b"Exif", b"\x00" * n)
+    header = b"\x00\x00\x00\x00" + tiff([(0x0112, 3, 1, 1)])  # no offset, then the TIFF
+    exif = Item(b"Exif", header + b"\x00" * (n - len(header)))
     return iso_file(b"avif", [Item(b"av01", data, [config, ispe(64, 64)]), exif], [(b"cdsc", 2, [1])])
 
 
@@ -796,8 +801,11 @@ def _items(n: int) -> bytes:
 
 
 def _references(n: int) -> bytes:
-    base = counted(still(), "AVIF", "bmff.references")
-    return still(references=[(b"thmb", 1, [1] * (n - base))])
+    """An XMP item that describes the image over and over (a reference per mention)."""
+    config, data = coded_image(b"av01", 64)
+    items = [Item(b"av01", data, [config, ispe(64, 64)]), Item(b"mime", b"<x:xmpmeta/>")]
+    base = counted(iso_file(b"avif", items), "AVIF", "bmff.references")
+    return iso_file(b"avif", items, [(b"cdsc", 2, [1] * (n - base))])
 
 
 def _boxes(n: int) -> bytes:
@@ -898,6 +906,9 @@ WORST: dict[str, Callable[[], bytes]] = {
     "jpeg.scans": _worst_scans,
     "jpeg.scan_blocks": _worst_scan_blocks,
     "bmff.tiles": lambda: grid(31, 32, b"hvc1"),
+    # A valid grid cannot reach 4x its image with more than one tile (no tile may lie wholly
+    # outside it); a single tile can: a 4 MP tile cropped to 1 MP.
+    "bmff.tile_ratio": lambda: grid(1, 1, tile=2048, output=(1024, 1024)),
     "gif.canvas_ratio": _worst_gif_canvas,
     "webp.canvas_ratio": _worst_webp_canvas,
 }
