@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-# compress touches no AWS resource: Settings only insists that these are named (as `imgpress compress`).
+# Older checkouts (`--before`) had one Settings that insisted these were named.
 NO_RESOURCES = {"INPUT_BUCKET": "-", "OUTPUT_BUCKET": "-", "TABLE_NAME": "-", "TOPIC_ARN": "-"}
 
 
@@ -27,9 +27,15 @@ def main(root: str, path: str) -> None:
     sys.path.insert(0, root)
     from chalicelib.errors import ImageRejected
     from chalicelib.imaging.render import render_variants
-    from chalicelib.settings import Settings
 
-    settings = Settings.from_env(NO_RESOURCES)  # the default profile and decode limits
+    try:
+        from chalicelib.imaging.settings import ImagingSettings
+
+        settings = ImagingSettings.from_env({})  # the default profile and decode limits
+    except ImportError:  # a checkout from before the settings split (`--before`)
+        from chalicelib.settings import Settings
+
+        settings = Settings.from_env(NO_RESOURCES)
     data = Path(path).read_bytes()
     baseline = _status_kib("VmRSS")
     wall, cpu = time.perf_counter(), time.process_time()
