@@ -78,6 +78,12 @@ bench: $(BENCH_STAMP)
 corpus:
 	bash ../shared/corpus/make_corpus.sh
 
+## Render every crafted hostile file and the worst file each structure guard accepts -> bench/HOSTILE.md (HOSTILE_ARGS=--help)
+.PHONY: bench-hostile
+HOSTILE_ARGS ?=
+bench-hostile: $(STAMP)
+	$(BIN)/python -m bench.hostile $(HOSTILE_ARGS)
+
 ## Time the front-end placeholders over the corpus (results in bench/PLACEHOLDERS.md)
 .PHONY: bench-placeholders
 bench-placeholders: $(STAMP)

@@ -177,7 +177,7 @@ def reprocess_images(event: SQSEvent) -> dict[str, Any]:
     return reprocess.consume_batch(event, services.processor(), event.context, services.backfills())
 
 
-@app.schedule(Rate(int(os.environ.get("SWEEP_EVERY_MINUTES", "5")), unit=Rate.MINUTES))
+@app.schedule(Rate(max(1, int(os.environ.get("SWEEP_INTERVAL_SECONDS", "300")) // 60), unit=Rate.MINUTES))
 def sweep(event: CloudWatchEvent) -> None:
     """Ends records stuck past their lease and retries; re-sends S3 events that never came."""
     processor = services.processor()

@@ -209,6 +209,7 @@ class ImageRecord:
     # only once the previous attempt has ended, so a lease held by it is dead to its own retries.
     claim_request: str | None = None
     attempts: int = 0  # claims of the current upload; the stage's last one always ends the image
+    claimed_at: str | None = None
     redriven_at: str | None = None  # the sweeper re-sent a missing S3 event once
     # The outcome, once final.
     completed_at: str | None = None
@@ -266,6 +267,25 @@ class ImageRecord:
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
+    @property
+    def open_status(self) -> Status | None:
+        """The open status the sweeper finds the record under: pending, processing (an upload's
+        claim, or a claimed reprocess of a final image), or None. A merely queued reprocess is not
+        the sweeper's: the queue retries it, and a backfill may queue millions."""
+        if self.is_deleted:
+            return None
+        if self.is_reprocessing:
+            return Status.PROCESSING
+        return None if self.is_final else self.status
+
+    @property
+    def open_since(self) -> str | None:
+        """When the record entered its open status (None once final or deleted)."""
+        status = self.open_status
+        if status is None:
+            return None
+        return self.claimed_at if status == Status.PROCESSING else self.created_at
+
     def lease_live(self, epoch: float) -> bool:
         return self.lease_until is not None and self.lease_until > epoch
 
@@ -307,6 +327,7 @@ class ImageRecord:
             claim_token=token,
             lease_until=lease_until,
             claim_request=request_id,
+            claimed_at=iso(now),
             source_etag=etag,
             object_size=size,
             attempts=attempts,
@@ -382,7 +403,14 @@ class ImageRecord:
         keep getting the previous outputs until the new ones replace them in one write."""
         assert self.reprocess is not None
         request = replace(self.reprocess, status=ReprocessStatus.PROCESSING, attempts=self.reprocess.attempts + 1)
-        return self._next(now, reprocess=request, claim_token=token, lease_until=lease_until, claim_request=holder)
+        return self._next(
+            now,
+            reprocess=request,
+            claim_token=token,
+            lease_until=lease_until,
+            claim_request=holder,
+            claimed_at=iso(now),
+        )
 
     def _finished(self, status: Status, outcome: Outcome, failure: Failure | None, now: datetime) -> ImageRecord:
         return self._next(

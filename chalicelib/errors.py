@@ -84,6 +84,12 @@ class ImageRejected(ImgpressError):
 
     Codes: empty, not_an_image, unsupported_format, too_large, too_many_pixels,
     dimensions_too_large, too_many_frames, truncated, corrupt.
+    From the structure walk before decoding (imaging/structure/guards.py, docs/guards.md):
+    too_many_scans (progressive JPEG scans, or the blocks they decode), too_much_metadata
+    (metadata segments, chunks or items: their number or bytes), too_many_chunks (segments,
+    chunks, blocks, boxes, items or references), too_many_tiles (grid tiles and overlay inputs),
+    canvas_too_large (a canvas far larger than the frames drawn on it), nesting_too_deep
+    (boxes within boxes); too_many_frames and corrupt are used by the walk too.
     """
 
     code = "corrupt"

@@ -57,6 +57,7 @@ log = logging.getLogger("imgpress.pipeline")
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _CONTENDED_TRIES = 3  # re-reads after losing a version race before handing the event back
 _NOTIFY_LEASE_SECONDS = 30.0  # long enough to publish once and mark the record
+_SWEEP_LOOKBACK = timedelta(days=7)  # processing records older than this are the sweeper's too (it was down)
 
 Renderer = Callable[[bytes, Sequence[VariantSpec], ImagingSettings], Rendering]
 
@@ -452,40 +453,57 @@ class UploadProcessor:
         """Ends records stuck past their lease and retries, and re-sends S3 events that never came.
 
         Runs on a schedule; every action is a version-checked write, so overlapping runs are safe.
+        Each run reads a bounded slice: records in `processing` (few: they are in flight), and the
+        `pending` slots created in a few windows of their life (`_SWEEP_CHECKPOINTS`), so a slot
+        nobody uses costs a handful of HEADs in all, not one per run.
         """
-        now, epoch = self._clock(), self._epoch()
-        quiet_for = min(self._settings.stuck_after_seconds, self._settings.redrive_after_seconds)
+        now = self._clock()
         counts = {"checked": 0, "failed": 0, "redriven": 0}
-        for record in self._records.open_records(iso(now - timedelta(seconds=quiet_for))):
+        stuck = iso(now - timedelta(seconds=self._settings.stuck_after_seconds))
+        candidates = list(self._records.open_records(Status.PROCESSING, iso(now - _SWEEP_LOOKBACK), stuck))
+        width = timedelta(seconds=2 * self._settings.sweep_interval_seconds)  # runs may be late or overlap
+        for age in self._pending_checkpoints():
+            newest = now - timedelta(seconds=age)
+            candidates.extend(self._records.open_records(Status.PENDING, iso(newest - width), iso(newest)))
+        for record in {r.id: r for r in candidates}.values():
             if deadline.remaining() <= 0:
                 break
             counts["checked"] += 1
-            action = self._sweep_one(record, now, epoch)
+            action = self._sweep_one(record, now)
             if action:
                 counts[action] += 1
         _log("swept", None, **counts)
         return counts
 
-    def _sweep_one(self, record: ImageRecord, now: datetime, epoch: float) -> str | None:
+    def _pending_checkpoints(self) -> list[int]:
+        """Ages (seconds since the slot was created) at which a pending slot is looked at: when its
+        event should long have come; when a re-sent one should have; and the same once its upload
+        URL has expired (the last moment anyone could have uploaded)."""
+        redrive, stuck, expiry = (
+            self._settings.redrive_after_seconds,
+            self._settings.stuck_after_seconds,
+            self._settings.upload_url_ttl,
+        )
+        return sorted({redrive, redrive + stuck, expiry + redrive, expiry + redrive + stuck})
+
+    def _sweep_one(self, record: ImageRecord, now: datetime) -> str | None:
         stuck_after = self._settings.stuck_after_seconds
-        if record.status == Status.PROCESSING or record.is_reprocessing:
-            if record.lease_live(epoch) or epoch - (record.lease_until or 0) < stuck_after:
+        if record.open_status == Status.PROCESSING:  # an upload's claim, or a reprocess's
+            if record.lease_live(now.timestamp()) or now.timestamp() - (record.lease_until or 0) < stuck_after:
                 return None
             self._end_for_good(record, Failure("processing_error", "The attempt stopped and no retry finished it."))
             return "failed"
         if record.is_final:
             return None
         if self._store.head_original(record.input_bucket, record.input_key) is None:
-            return None  # nobody uploaded: the slot expires by itself
+            return None  # nobody uploaded (yet): the slot expires by itself
         if record.redriven_at is None:
-            if _age(record.updated_at, now) < self._settings.redrive_after_seconds:
-                return None
             saved = self._records.save(record.marked_redriven(now))
-            if saved is not None:
-                self._store.redrive(record.input_bucket, record.input_key)
-                _log("redriven", record.id)
-                return "redriven"
-            return None
+            if saved is None:
+                return None
+            self._store.redrive(record.input_bucket, record.input_key)
+            _log("redriven", record.id)
+            return "redriven"
         if _age(record.redriven_at, now) < stuck_after:
             return None
         self._end_for_good(record, Failure("processing_error", "No S3 event arrived for the upload."))

@@ -51,9 +51,10 @@ class RecordStore(Protocol):
     def find_done_twin(self, owner: str, sha256: str, profile: str, exclude_id: str) -> ImageRecord | None:
         """The newest done image of `owner` with these bytes and profile (dedupe never crosses owners)."""
 
-    def open_records(self, updated_before: str) -> Sequence[ImageRecord]:
-        """Pending and processing records, and final ones with a claimed reprocess, last changed
-        before the ISO time (for the sweeper)."""
+    def open_records(self, status: Status, since: str, before: str) -> Sequence[ImageRecord]:
+        """Records in the open `status` (pending, or processing: an upload's claim or a claimed
+        reprocess) that entered it in [since, before) (ISO times; the sweeper's windows, so each
+        run reads a bounded slice). See ImageRecord.open_status."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.domain import FINAL, Failure, ImageRecord, OriginalInfo, OutputInfo, Reprocess, ReprocessStatus, Status
+from chalicelib.domain import Failure, ImageRecord, OriginalInfo, OutputInfo, Reprocess, ReprocessStatus, Status
 from chalicelib.errors import BadRequest
 from chalicelib.ports import BackfillProgress, ListQuery, Page, RecordExists
 
@@ -35,11 +35,10 @@ INDEX_KEYS: dict[str, tuple[str, str]] = {
     BY_OWNER_STATUS: ("owner_status", "created_at"),
     BY_OWNER_SHA256: ("owner_sha256", "created_at"),
     BY_CREATED_SHARD: ("created_shard", "created_at"),
-    BY_OPEN_SHARD: ("open_shard", "updated_at"),
+    BY_OPEN_SHARD: ("open_shard", "open_since"),
 }
 # Writes to the admin listing and the sweeper's index are spread over this many partition keys.
 SHARDS = 16
-_INDEX_ATTRIBUTES = {attribute for keys in INDEX_KEYS.values() for attribute in keys} - {"created_at", "updated_at"}
 _BATCH_GET_LIMIT = 100
 
 
@@ -59,10 +58,11 @@ def index_attributes(record: ImageRecord) -> dict[str, str]:
     }
     if record.sha256:
         attributes["owner_sha256"] = f"{record.owner}#{record.sha256}"
-    if record.status not in FINAL or record.is_reprocessing:
-        # A claimed reprocess is open work too (the sweeper ends it if its consumer vanished);
-        # a merely queued one is not: a backfill may queue millions, and the queue retries them.
-        attributes["open_shard"] = shard_of(record.id)
+    if record.open_since is not None:
+        # open_status: pending, or processing (an upload's claim or a claimed reprocess; a merely
+        # queued reprocess is not the sweeper's: the queue retries it, a backfill may queue millions).
+        attributes["open_shard"] = f"{record.open_status}#{shard_of(record.id)}"
+        attributes["open_since"] = record.open_since
     return attributes
 
 
@@ -87,6 +87,7 @@ def to_item(record: ImageRecord) -> dict[str, Any]:
         "lease_until": record.lease_until,
         "claim_request": record.claim_request,
         "attempts": record.attempts,
+        "claimed_at": record.claimed_at,
         "redriven_at": record.redriven_at,
         "completed_at": record.completed_at,
         "notified": record.notified,
@@ -131,6 +132,7 @@ def from_item(item: Mapping[str, Any]) -> ImageRecord:
         lease_until=_float(data.get("lease_until")),
         claim_request=data.get("claim_request"),
         attempts=data.get("attempts", 0),
+        claimed_at=data.get("claimed_at"),
         redriven_at=data.get("redriven_at"),
         completed_at=data.get("completed_at"),
         notified=bool(data.get("notified")),
@@ -314,15 +316,15 @@ class DynamoRecordStore:
                 return record
         return None
 
-    def open_records(self, updated_before: str) -> list[ImageRecord]:
+    def open_records(self, status: Status, since: str, before: str) -> list[ImageRecord]:
         keys: list[dict[str, Any]] = []
         for shard in range(SHARDS):
             start: dict[str, Any] | None = None
             while True:
                 request: dict[str, Any] = {
                     "IndexName": BY_OPEN_SHARD,
-                    "KeyConditionExpression": "open_shard = :s AND updated_at < :t",
-                    "ExpressionAttributeValues": {":s": str(shard), ":t": updated_before},
+                    "KeyConditionExpression": "open_shard = :s AND open_since BETWEEN :since AND :before",
+                    "ExpressionAttributeValues": {":s": f"{status}#{shard}", ":since": since, ":before": before},
                 }
                 if start:
                     request["ExclusiveStartKey"] = start
@@ -331,7 +333,7 @@ class DynamoRecordStore:
                 start = response.get("LastEvaluatedKey")
                 if not start:
                     break
-        return [r for r in self._read_all(keys) if not r.is_final or r.is_reprocessing]
+        return [r for r in self._read_all(keys) if r.open_status == status and r.open_since and r.open_since < before]
 
 
 BACKFILL_KEY_PREFIX = "backfill#"  # never an image id (32 hex digits), so never read as an image

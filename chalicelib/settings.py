@@ -38,6 +38,7 @@ class Settings:
     # S3 never delivered for uploads that exist.
     stuck_after_seconds: int = 600
     redrive_after_seconds: int = 300
+    sweep_interval_seconds: int = 300  # the sweeper's schedule (app.py reads the same variable)
     output_cache_control: str = "public, max-age=31536000, immutable"
     output_sse: str = "AES256"
     kms_key_id: str | None = None
@@ -81,6 +82,7 @@ class Settings:
             deadline_margin_seconds=env_int(env, "DEADLINE_MARGIN_SECONDS", 5, 1),
             stuck_after_seconds=env_int(env, "STUCK_AFTER_SECONDS", 600, 1),
             redrive_after_seconds=env_int(env, "REDRIVE_AFTER_SECONDS", 300, 1),
+            sweep_interval_seconds=env_int(env, "SWEEP_INTERVAL_SECONDS", 300, 1),
             output_cache_control=env.get("OUTPUT_CACHE_CONTROL", "public, max-age=31536000, immutable"),
             output_sse=sse,
             kms_key_id=env.get("KMS_KEY_ID") or None,

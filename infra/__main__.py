@@ -1,7 +1,7 @@
 """`python -m infra <command> --stage <stage>`: deploy imgpress to the AWS account boto3 is configured for.
 
 resources  create/update the stage's resources stack (infra/resources.json), then write its
-           outputs into .chalice/config.json and .chalice/policy-<stage>.json
+           outputs into .chalice/config.json and each function's .chalice/policy-<stage>-<function>.json
 attach     create/update the handler stack (infra/handler.json): async retries and the
            on-failure queue of the S3 handler, and the API key when API_AUTH=api_key; then
            API Gateway's own error answers in our JSON shape (infra/gateway_responses.json),
@@ -59,7 +59,9 @@ class Deployment:
         )
         stages.record_outputs(self.project, self.stage, outputs)
         self.config = stages.load_config(self.project)
-        print(f"Recorded the stack outputs in .chalice/config.json (stage {self.stage}) and its policy file.")
+        print(
+            f"Recorded the stack outputs in .chalice/config.json (stage {self.stage}) and its functions' policy files."
+        )
         if "OutputBaseUrl" in outputs:
             print(f"Outputs are served by CloudFront from {outputs['OutputBaseUrl']} (OUTPUT_BASE_URL).")
         return outputs
@@ -123,7 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("command", choices=["resources", "attach", "deploy", "teardown", "check", "terraform"])
     parser.add_argument("--dir", type=Path, help="terraform: the directory `chalice package` wrote")
-    parser.add_argument("--stage", required=True, help="a stage of .chalice/config.json with an iam_policy_file")
+    parser.add_argument(
+        "--stage", required=True, help="a stage of .chalice/config.json whose functions name an iam_policy_file"
+    )
     parser.add_argument("--project", type=Path, default=stages.PROJECT, help=argparse.SUPPRESS)
     parser.add_argument("--yes", action="store_true", help="confirm teardown (deletes all images of the stage)")
     args = parser.parse_args(argv)

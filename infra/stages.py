@@ -1,7 +1,7 @@
 """The Chalice stage configuration in .chalice/: read it, and record stack outputs into it.
 
 `python -m infra resources` writes the resource names into the stage's environment variables
-and the stage's least-privilege policy file, so `chalice deploy` needs no hand edits.
+and one least-privilege policy file per Lambda function, so `chalice deploy` needs no hand edits.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib.access import PUBLIC_API_CONSENT, PUBLIC_API_OPT_IN, parse_origins, public_api_allowed, route_access
 from chalicelib.errors import ConfigError
-from infra.policy import lambda_policy
+from infra.policy import FUNCTIONS, function_policies, policy_file
 
 PROJECT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent
@@ -47,10 +47,15 @@ def save_json(path: Path, document: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
+def _deployable(stage_body: Mapping[str, Any]) -> bool:
+    """A stage whose functions name their policy files (the local stage names none)."""
+    return any("iam_policy_file" in function for function in stage_body.get("lambda_functions", {}).values())
+
+
 def stage_config(config: Mapping[str, Any], stage: str) -> dict[str, Any]:
     stages = config.get("stages", {})
-    if stage not in stages or "iam_policy_file" not in stages[stage]:
-        deployable = sorted(name for name, body in stages.items() if "iam_policy_file" in body)
+    if stage not in stages or not _deployable(stages[stage]):
+        deployable = sorted(name for name, body in stages.items() if _deployable(body))
         raise SystemExit(f"stage {stage!r} is not a deployable stage of .chalice/config.json; try one of {deployable}")
     return dict(stages[stage])
 
@@ -120,10 +125,11 @@ def handler_parameters(
 
 
 def record_outputs(project: Path, stage: str, outputs: Mapping[str, str]) -> None:
-    """Write resource names into the stage's environment and regenerate its IAM policy file.
+    """Write resource names into the stage's environment and regenerate each function's IAM policy.
 
     A variable whose output the stack no longer has (the CDN or the user pool was switched off)
-    is removed, so the app stops pointing at a resource CloudFormation has just deleted.
+    is removed, so the app stops pointing at a resource CloudFormation has just deleted. So is the
+    policy of a function the stage no longer has (the JWT authorizer of a stage moved off `jwt`).
     """
     config = load_config(project)
     stage_body = stage_config(config, stage)
@@ -134,9 +140,17 @@ def record_outputs(project: Path, stage: str, outputs: Mapping[str, str]) -> Non
         elif variable not in HAND_SET_WITHOUT_OUTPUT:
             env.pop(variable, None)
     config["stages"][stage] = stage_body
+    policies = function_policies(stage_environment(config, stage), outputs)
+    functions = stage_body.setdefault("lambda_functions", {})
+    for function in FUNCTIONS:
+        if function in policies:
+            functions.setdefault(function, {})["iam_policy_file"] = policy_file(stage, function)
+        else:
+            functions.get(function, {}).pop("iam_policy_file", None)
+            (project / ".chalice" / policy_file(stage, function)).unlink(missing_ok=True)
     save_json(config_path(project), config)
-    policy = lambda_policy(stage_environment(config, stage), outputs)
-    save_json(project / ".chalice" / stage_body["iam_policy_file"], policy)
+    for function, policy in policies.items():
+        save_json(project / ".chalice" / policy_file(stage, function), policy)
 
 
 def deployed_rest_api_id(project: Path, stage: str) -> str:

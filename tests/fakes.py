@@ -133,12 +133,12 @@ class InMemoryRecordStore(_Faults):
         ]
         return max(twins, key=lambda r: r.created_at, default=None)
 
-    def open_records(self, updated_before: str) -> list[ImageRecord]:
+    def open_records(self, status: Status, since: str, before: str) -> list[ImageRecord]:
         self.call("open_records")
         return [
             r
             for r in self._records.values()
-            if (not r.is_final or r.is_reprocessing) and not r.is_deleted and r.updated_at < updated_before
+            if r.open_status == status and r.open_since is not None and since <= r.open_since < before
         ]
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from PIL import Image
 
+from bench.crafted import ATTACKS, apng
 from tests import images
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -121,6 +122,7 @@ REJECTED: dict[str, tuple[Callable[[], bytes], str]] = {
     "truncated-jpeg": (lambda: images.jpeg(800, 600)[:5000], "truncated"),
     "corrupt-idat": (corrupt_idat, "corrupt"),
     "gif-300-frames-1mp": (lambda: many_frame_gif(300), "too_many_frames"),
+    "apng-150-frames-1mp": (lambda: apng(150, 1000), "too_many_frames"),
     "webp-120-frames-1mp": (lambda: many_frame_webp(120), "too_many_frames"),
     "tiff": (tiff, "unsupported_format"),
     "bmp": (bmp, "unsupported_format"),
@@ -128,4 +130,14 @@ REJECTED: dict[str, tuple[Callable[[], bytes], str]] = {
     "psd": (psd, "unsupported_format"),
     "eps": (eps, "unsupported_format"),
     "svg-with-script": (svg_with_script, "unsupported_format"),
+    # Refused by the structure walk, before Pillow parses them (bench/crafted.py, docs/guards.md).
+    "jpeg-5000-scans": (lambda: ATTACKS["jpeg-repeated-scans"].build(5000), "too_many_scans"),
+    "jpeg-2mb-of-small-exif-segments": (lambda: ATTACKS["jpeg-small-exif-segments"].build(20_000), "too_much_metadata"),
+    "jpeg-1m-empty-app1": (lambda: ATTACKS["jpeg-empty-app1"].build(1_000_000), "too_much_metadata"),
+    "jpeg-mpf-overlapping-values": (lambda: ATTACKS["jpeg-mpf-overlapping-values"].build(1), "too_much_metadata"),
+    "png-repeated-iccp": (lambda: ATTACKS["png-repeated-iccp"].build(100), "too_much_metadata"),
+    "icc-1000-pipeline-elements": (lambda: ATTACKS["icc-repeated-pipeline-elements"].build(1000), "too_much_metadata"),
+    "gif-long-comment": (lambda: ATTACKS["gif-long-comment"].build(1_000_000), "too_much_metadata"),
+    "gif-huge-screen": (lambda: ATTACKS["gif-huge-screen"].build(4166), "canvas_too_large"),
+    "webp-huge-canvas": (lambda: ATTACKS["webp-huge-canvas"].build(4166), "canvas_too_large"),
 }

@@ -1,4 +1,5 @@
-"""Open untrusted bytes safely: sniff, restrict decoders, check size before any pixel is decoded."""
+"""Open untrusted bytes safely: sniff, restrict decoders, walk the container's structure, check size
+before any pixel is decoded."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import sniff_format
-from chalicelib.imaging.gifframes import count_gif_frames
+from chalicelib.imaging.structure import check_structure
 
 # Pillow warns between 1x and 2x MAX_IMAGE_PIXELS; check_dimensions rejects those files itself.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -23,13 +24,15 @@ class DecodeLimits:
     allowed_decoders: tuple[str, ...]
     max_pixels: int = 50_000_000
     max_side: int = 12_000
-    max_animation_pixels: int = 100_000_000  # frames x width x height, for GIF and animated WebP
+    max_animation_pixels: int = 100_000_000  # frames x width x height, for every animated format
 
 
 def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
-    """Return a lazily-decoded image whose header passed every limit.
+    """Return a lazily-decoded image whose structure and header passed every limit.
 
-    Nothing but the header has been read when this returns: callers may still `draft()`.
+    The container is walked (imaging/structure/) before Pillow parses a byte of it: some of Pillow's
+    parsers cost far more than the bytes they read. Nothing but headers has been read when this
+    returns: callers may still `draft()`.
     """
     if not data:
         raise ImageRejected("The uploaded file is empty.", "empty")
@@ -38,6 +41,7 @@ def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
         raise ImageRejected("The file is not an image.", "not_an_image")
     if sniffed not in limits.allowed_decoders:
         raise ImageRejected(f"{sniffed} images are not accepted.", "unsupported_format")
+    survey = check_structure(data, sniffed)
     if sniffed == "HEIF":
         _register_heif()
     # Pillow's own bomb guard as a second line; our check below is the first.
@@ -53,7 +57,7 @@ def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
     except Exception as exc:  # Pillow plugins raise many types on hostile headers.
         raise _decode_failure(exc) from exc
     check_dimensions(image.size, limits)
-    check_frames(image, data, limits)
+    check_frames(image, survey.frames, limits)
     return image
 
 
@@ -81,19 +85,19 @@ def check_dimensions(size: tuple[int, int], limits: DecodeLimits) -> None:
         )
 
 
-def check_frames(image: Image.Image, data: bytes, limits: DecodeLimits) -> None:
+def check_frames(image: Image.Image, counted: int, limits: DecodeLimits) -> None:
     """Reject animations whose frames add up to too many pixels, from headers alone.
 
     Only the first frame is ever decoded, but a file of hundreds of large frames is an attack,
-    not a photo. WebP, HEIF and TIFF report their frame count from the container; GIF frames are
-    counted by walking block headers without decompressing them.
+    not a photo. The structure walk `counted` GIF and APNG frames (Pillow would parse every block
+    in Python to count them); WebP, AVIF, HEIF and TIFF report their count from C parsers.
     """
-    if image.format not in ("GIF", "WEBP", "HEIF", "TIFF"):
+    if image.format not in ("GIF", "PNG", "WEBP", "AVIF", "HEIF", "TIFF"):
         return
     frame_pixels = image.size[0] * image.size[1]
     try:
-        if image.format == "GIF":
-            frames = count_gif_frames(data, stop_after=limits.max_animation_pixels // frame_pixels)
+        if image.format in ("GIF", "PNG"):
+            frames = counted
         else:
             frames = int(getattr(image, "n_frames", 1))
             image.seek(0)

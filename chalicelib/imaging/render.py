@@ -8,7 +8,7 @@ the measurements: docs/decisions/ (records 0001-0006).
 
 With `encode_threads` > 1 each variant's crop, watermark and encode runs on a thread pool while the
 next variant is resized (Pillow releases the GIL in resampling and in its encoders): same bytes,
-less wall time on a Lambda with two or more vCPUs (decision 0018).
+less wall time on a Lambda with two or more vCPUs (decision 0020).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class ImagingSettings:
     max_side: int = 12_000
     max_animation_pixels: int = 100_000_000
     blurhash_components: tuple[int, int] = (4, 3)
-    encode_threads: int = 1  # > 1: variants are encoded in parallel (decision 0018)
+    encode_threads: int = 1  # > 1: variants are encoded in parallel (decision 0020)
 
     @property
     def variants(self) -> tuple[VariantSpec, ...]:

@@ -59,7 +59,7 @@ def test_every_engine_ran_on_every_image_with_sane_numbers(run: tuple[Results, P
         for engine in engines()
     }
     for m in raw["matrix"]:
-        assert m["seconds"] > 0 and m["peak_rss_mib"] > 10  # Python and Pillow alone hold more
+        assert m["seconds"] > 0 and m["peak_rss_mib"] > 0  # what the render added to the worker's memory
         assert [o["name"] for o in m["outputs"]] == ["web", "thumb"]
         for output in m["outputs"]:
             assert 0 < output["ssim"] <= 1 and output["bytes"] > 0 and Path(output["path"]).is_file()

@@ -171,13 +171,17 @@ def test_the_done_twin_is_the_owners_newest_with_the_same_bytes_and_profile(reco
     assert record_store.find_done_twin("carol", "ab" * 32, "default", "x" * 32) is None
 
 
-def test_open_records_are_the_unfinished_ones_quiet_since_the_cutoff(record_store: Any) -> None:
-    old_pending, new_pending = pending(at=T0), pending(at=T0 + timedelta(minutes=30))
-    for record in (old_pending, new_pending):
+def test_open_records_are_those_that_entered_their_open_status_in_the_window(record_store: Any) -> None:
+    early, late = pending(at=T0), pending(at=T0 + timedelta(minutes=30))
+    for record in (early, late):
         record_store.create(record)
     finished = done(record_store, at=T0)
-    stuck = pending(at=T0)
+    stuck = pending(at=T0 - timedelta(hours=1))
     record_store.create(stuck)
-    record_store.save(stuck.claimed("d" * 32, "e", 1, 5.0, T0))
-    found = {r.id for r in record_store.open_records("2026-11-29T12:10:00.000Z")}
-    assert found == {old_pending.id, stuck.id} and finished.id not in found
+    record_store.save(stuck.claimed("d" * 32, "e", 1, 5.0, T0 + timedelta(minutes=1)))  # processing since 12:01
+    window = ("2026-11-29T11:00:00.000Z", "2026-11-29T12:10:00.000Z")
+    assert {r.id for r in record_store.open_records(Status.PENDING, *window)} == {early.id}
+    assert {r.id for r in record_store.open_records(Status.PROCESSING, *window)} == {stuck.id}
+    redriven = record_store.save(record_store.get(early.id).marked_redriven(T0 + timedelta(hours=2)))
+    assert {r.id for r in record_store.open_records(Status.PENDING, *window)} == {redriven.id}  # still since creation
+    assert finished.id not in {r.id for r in record_store.open_records(Status.PROCESSING, *window)}

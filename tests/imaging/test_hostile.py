@@ -6,15 +6,19 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.crafted import ATTACKS, PROBES, WORST
 from chalicelib.errors import ImageRejected
+from chalicelib.imaging import decode
 from chalicelib.imaging.decode import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON, parse_variants
+from chalicelib.imaging.structure import GUARDS
 from tests import hostile, images
 
 LIMITS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF"))
@@ -132,3 +136,52 @@ def test_fake_iso_media_headers_are_corrupt_not_crashes(brand: bytes) -> None:
     with pytest.raises(ImageRejected) as raised:
         render_variants(fake, SPECS, DecodeLimits(("AVIF", "HEIF")))
     assert raised.value.code == "corrupt"
+
+
+# Issue #14, measured on this code before the structure walk: 20 s, 11 s, and 857 MiB.
+ISSUE_14 = {
+    "jpeg-5000-repeated-scans": (5000, "jpeg-repeated-scans", "too_many_scans"),
+    "jpeg-2mb-of-small-exif-segments": (20_000, "jpeg-small-exif-segments", "too_much_metadata"),
+    "jpeg-6m-empty-app1-markers": (6_000_000, "jpeg-empty-app1", "too_much_metadata"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ISSUE_14))
+def test_issue_14_files_are_refused_before_pillow_reads_a_byte(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    scale, attack, code = ISSUE_14[name]
+    data = ATTACKS[attack].build(scale)
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("Pillow was asked to open a file the structure walk refuses")
+
+    monkeypatch.setattr(decode.Image, "open", never)
+    started = time.perf_counter()
+    with pytest.raises(ImageRejected) as refused:
+        render_variants(data, SPECS, LIMITS)
+    assert refused.value.code == code
+    assert time.perf_counter() - started < 1.0  # milliseconds in fact; the bound is for slow machines
+
+
+ALL_FORMATS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF", "AVIF", "HEIF"))
+# Probes whose file at the limit no decoder takes, the count being all they are: scans over a frame
+# of 64 MP; a grid naming one tile many times; tiles declaring more pixels than they code.
+WALK_ONLY = {"jpeg.scan_blocks", "bmff.tiles", "bmff.tile_ratio"}
+
+
+@pytest.mark.parametrize("metric", sorted(set(PROBES) - WALK_ONLY))
+def test_a_file_at_a_guards_limit_still_renders(metric: str) -> None:
+    rendering = render_variants(PROBES[metric].build(GUARDS[metric].limit), SPECS, ALL_FORMATS)
+    assert [v.name for v in rendering.variants] == ["web", "thumb"]
+
+
+@pytest.mark.parametrize(("metric", "size"), [("bmff.tiles", (32 * 64, 31 * 64)), ("bmff.tile_ratio", (1024, 1024))])
+def test_the_largest_grids_decoders_accept_render(metric: str, size: tuple[int, int]) -> None:
+    rendering = render_variants(WORST[metric](), SPECS, ALL_FORMATS)
+    assert (rendering.source.width, rendering.source.height) == size
+
+
+def test_apng_frames_count_towards_the_animation_limit() -> None:
+    with pytest.raises(ImageRejected) as refused:
+        render_variants(hostile.apng(150, 1000), SPECS, LIMITS)
+    assert refused.value.code == "too_many_frames"
+    assert "150 frames" in refused.value.message

@@ -93,12 +93,56 @@ def test_functions_get_the_stage_sizes_names_and_policy(package: tuple[str, Path
         assert function["function_name"] == name
         assert (function["memory_size"], function["timeout"]) == (sizes["lambda_memory_size"], sizes["lambda_timeout"])
         assert function["environment"]["variables"] == env
-    policy = json.loads((ROOT / ".chalice" / stage_body["iam_policy_file"]).read_text())
-    for role_policy in resources["aws_iam_role_policy"].values():
-        assert json.loads(role_policy["policy"]) == policy
     (notification,) = resources["aws_s3_bucket_notification"].values()
     assert notification["bucket"] == env["INPUT_BUCKET"]
     assert notification["lambda_function"][0]["filter_prefix"] == env["UPLOAD_PREFIX"]
+
+
+def test_each_function_has_its_own_role_with_its_own_policy(package: tuple[str, Path]) -> None:
+    stage, out = package
+    resources = terraform(out)["resource"]
+    functions = CONFIG["stages"][stage]["lambda_functions"]
+    roles = {name: function["role"] for name, function in resources["aws_lambda_function"].items()}
+    assert len(set(roles.values())) == len(roles), "two functions share a role"
+    for name, role in roles.items():
+        role_resource = role.removeprefix("${aws_iam_role.").removesuffix(".arn}")
+        assert resources["aws_iam_role"][role_resource]["name"] == stages.function_name(CONFIG, stage, name)
+        (role_policy,) = [
+            p for p in resources["aws_iam_role_policy"].values() if p["role"] == f"${{aws_iam_role.{role_resource}.id}}"
+        ]
+        committed = json.loads((ROOT / ".chalice" / functions[name]["iam_policy_file"]).read_text())
+        assert json.loads(role_policy["policy"]) == committed, name
+    assert len(resources["aws_iam_role_policy"]) == len(roles)
+
+
+def test_queues_hide_a_message_for_longer_than_its_consumer_runs(package: tuple[str, Path]) -> None:
+    """Lambda refuses an SQS event source whose queue's VisibilityTimeout is below the function's
+    timeout (a message would reappear while still being handled). The queues are the resources
+    stack's; the consumer's policy names the same queue."""
+    stage, out = package
+    resources = terraform(out)["resource"]
+    template = json.loads((stages.TEMPLATES / "resources.json").read_text())["Resources"]
+    queues = {
+        body["Properties"]["QueueName"]["Fn::Sub"].replace("${Stage}", stage): body["Properties"]
+        for body in template.values()
+        if body["Type"] == "AWS::SQS::Queue"
+    }
+    mappings = [
+        m for m in resources.get("aws_lambda_event_source_mapping", {}).values() if ":sqs:" in m["event_source_arn"]
+    ]
+    assert mappings, "the failure-queue consumer has no SQS event source"
+    for mapping in mappings:
+        function = mapping["function_name"].removeprefix("${aws_lambda_function.").removesuffix(".arn}")
+        queue = mapping["event_source_arn"].rsplit(":", 1)[1]
+        timeout = resources["aws_lambda_function"][function]["timeout"]
+        variable = {"end_abandoned_uploads": "UPLOAD_FAILURE_QUEUE", "reprocess_images": "REPROCESS_QUEUE"}[function]
+        assert queue == stages.stage_environment(CONFIG, stage)[variable]
+        assert queues[queue]["VisibilityTimeout"] >= timeout, (function, queue)
+        policy = json.loads(
+            (ROOT / ".chalice" / CONFIG["stages"][stage]["lambda_functions"][function]["iam_policy_file"]).read_text()
+        )
+        (consume,) = [s for s in policy["Statement"] if "sqs:ReceiveMessage" in s["Action"]]
+        assert [arn.rsplit(":", 1)[1] for arn in consume["Resource"]] == [queue]
 
 
 def test_the_api_has_the_stage_auth_and_answers_preflights_itself(package: tuple[str, Path]) -> None:

@@ -79,10 +79,16 @@ def read(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
-def test_resources_writes_the_committed_dev_config_and_policy(account: None, project: Path) -> None:
+def policy_files(project: Path, stage: str) -> dict[str, str]:
+    return {path.name: path.read_text() for path in sorted((project / ".chalice").glob(f"policy-{stage}-*.json"))}
+
+
+def test_resources_writes_the_committed_dev_config_and_policies(account: None, project: Path) -> None:
     main(["resources", "--stage", "dev", "--project", str(project)])
     assert (project / ".chalice" / "config.json").read_text() == (ROOT / ".chalice" / "config.json").read_text()
-    assert (project / ".chalice" / "policy-dev.json").read_text() == (ROOT / ".chalice" / "policy-dev.json").read_text()
+    assert policy_files(project, "dev") == policy_files(ROOT, "dev")
+    # the API, the S3 handler, the failure consumer, the sweeper, the reprocess consumer, the authorizer
+    assert len(policy_files(ROOT, "dev")) == 6
     main(["resources", "--stage", "dev", "--project", str(project)])  # nothing changed: a no-op update
 
 
@@ -91,13 +97,30 @@ def test_committed_prod_config_is_what_its_stack_outputs_give(account: None, pro
     GetAtt): the pool and CDN outputs come by hand (deploy_without_what_moto_lacks)."""
     main(["resources", "--stage", "prod", "--project", str(project)])
     assert (project / ".chalice" / "config.json").read_text() == (ROOT / ".chalice" / "config.json").read_text()
-    assert (project / ".chalice" / "policy-prod.json").read_text() == (
-        ROOT / ".chalice" / "policy-prod.json"
-    ).read_text()
+    assert policy_files(project, "prod") == policy_files(ROOT, "prod")
+    assert len(policy_files(ROOT, "prod")) == 5  # no authorizer function: API Gateway checks Cognito tokens
 
 
-def test_the_cdn_url_is_recorded_and_the_lambda_policy_needs_nothing_for_it(account: None, project: Path) -> None:
-    """The mapping from the CDN's stack output to OUTPUT_BASE_URL, on dev's real moto outputs."""
+def test_a_stage_leaving_jwt_loses_its_authorizer_policy(account: None, project: Path) -> None:
+    config = read(project / ".chalice" / "config.json")
+    config["stages"]["dev"]["environment_variables"]["API_AUTH"] = "cognito"
+    stages.save_json(project / ".chalice" / "config.json", config)
+    main(["resources", "--stage", "dev", "--project", str(project)])
+    functions = read(project / ".chalice" / "config.json")["stages"]["dev"]["lambda_functions"]
+    assert "iam_policy_file" not in functions["jwt_authorizer"]
+    assert not (project / ".chalice" / "policy-dev-jwt_authorizer.json").exists()
+    assert {name for name, body in functions.items() if "iam_policy_file" in body} == {
+        "api_handler",
+        "handle_upload",
+        "end_abandoned_uploads",
+        "sweep",
+        "reprocess_images",
+    }
+
+
+def test_the_cdn_url_is_recorded_and_the_api_stops_presigning(account: None, project: Path) -> None:
+    """The mapping from the CDN's stack output to OUTPUT_BASE_URL, on dev's real moto outputs; with
+    it, download links are plain URLs, so the API's role loses GetObject on outputs and nothing else changes."""
     main(["resources", "--stage", "dev", "--project", str(project)])
     outputs = stacks.outputs(boto3.client("cloudformation"), "imgpress-dev-resources")
     assert "OutputBaseUrl" not in outputs
@@ -109,7 +132,13 @@ def test_the_cdn_url_is_recorded_and_the_lambda_policy_needs_nothing_for_it(acco
     env = read(project / ".chalice" / "config.json")["stages"]["dev"]["environment_variables"]
     assert env["OUTPUT_BASE_URL"] == "https://d2abcdefghijkl.cloudfront.net"
     assert "E2QWRUHAPOMQZL" not in json.dumps(env)  # only outputs named in OUTPUT_VARIABLES are recorded
-    assert (project / ".chalice" / "policy-dev.json").read_text() == (ROOT / ".chalice" / "policy-dev.json").read_text()
+    written, committed = policy_files(project, "dev"), policy_files(ROOT, "dev")
+    api = "policy-dev-api_handler.json"
+    assert {name: text for name, text in written.items() if name != api} == {
+        name: text for name, text in committed.items() if name != api
+    }
+    (outputs_grant,) = [s for s in json.loads(written[api])["Statement"] if s["Sid"] == "Outputs"]
+    assert outputs_grant["Action"] == ["s3:DeleteObject"]
 
 
 def test_resources_removes_the_cdn_url_of_a_stage_without_the_cdn(account: None, project: Path) -> None:

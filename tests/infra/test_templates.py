@@ -19,6 +19,7 @@ from chalicelib.access import API_AUTH_MODES
 from chalicelib.records import INDEX_KEYS
 from devstack.resources import table_definition
 from infra import stages
+from infra.policy import LOG_GROUP_OUTPUTS
 
 pytestmark = pytest.mark.integration
 
@@ -114,16 +115,23 @@ def test_jwt_stages_get_the_authorizer_log_group_and_the_pool_issuer() -> None:
     assert "UserPoolArn" in prod["Outputs"] and "UserPoolIssuer" not in prod["Outputs"]
 
 
-def test_log_groups_are_the_ones_chalice_functions_write_to() -> None:
+def test_every_function_has_the_log_group_chalice_names_and_its_policy_reads() -> None:
+    """One group per function (the authorizer's on API_AUTH=jwt stages only), each an output that
+    infra/policy.py names in that function's WriteLogs grant alone."""
     config = stages.load_config(stages.PROJECT)
-    names = {p["LogGroupName"]["Fn::Sub"] for p in of_type(RESOURCES, "AWS::Logs::LogGroup").values()}
-    expected = {
-        stages.function_name(config, "STAGE"),
-        stages.function_name(config, "STAGE", "handle_upload"),
-        stages.function_name(config, "STAGE", "reprocess_images"),
-        stages.function_name(config, "STAGE", "jwt_authorizer"),  # API_AUTH=jwt only
-    }
-    assert {name.replace("${Stage}", "STAGE") for name in names} == {f"/aws/lambda/{n}" for n in expected}
+    outputs = TEMPLATE["Outputs"]
+    for function, output in LOG_GROUP_OUTPUTS.items():
+        (group,) = outputs[output]["Value"]["Fn::GetAtt"][:1]
+        name = RESOURCES[group]["Properties"]["LogGroupName"]["Fn::Sub"].replace("${Stage}", "STAGE")
+        assert name == "/aws/lambda/" + stages.function_name(
+            config, "STAGE", None if function == "api_handler" else function
+        )
+        assert (
+            RESOURCES[group].get("Condition")
+            == outputs[output].get("Condition")
+            == ("UseJwt" if function == "jwt_authorizer" else None)
+        )
+    assert len(of_type(RESOURCES, "AWS::Logs::LogGroup")) == len(LOG_GROUP_OUTPUTS)
 
 
 def test_the_s3_handler_gets_async_retries_and_an_on_failure_queue() -> None:
@@ -325,3 +333,15 @@ def test_the_readable_prefix_follows_the_stage_output_prefix() -> None:
     assert stages.resources_parameters(config, "prod")["OutputPrefix"] == "processed/"
     config["stages"]["prod"]["environment_variables"]["OUTPUT_PREFIX"] = "variants/"
     assert stages.resources_parameters(config, "prod")["OutputPrefix"] == "variants/"
+
+
+def test_the_apps_last_attempt_is_lambdas_last_retry() -> None:
+    """MAX_ATTEMPTS must be 1 + the handler's MaximumRetryAttempts: a smaller value would end images
+    while Lambda still retries; a larger one would never make an attempt the last."""
+    handler = json.loads((stages.TEMPLATES / "handler.json").read_text())
+    default_retries = handler["Parameters"]["MaximumRetryAttempts"]["Default"]
+    config = stages.load_config(stages.PROJECT)
+    for stage in ("local", "dev", "prod"):
+        env = {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+        retries = int(stages.extra_parameters(stage, "handler").get("MaximumRetryAttempts", default_retries))
+        assert int(env.get("MAX_ATTEMPTS", "3")) == 1 + retries, stage
