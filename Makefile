@@ -89,5 +89,10 @@ bench-hostile: $(STAMP)
 bench-placeholders: $(STAMP)
 	$(BIN)/python -m bench.placeholders_bench
 
+## What an image costs on AWS, per corpus class, and parallel encodes on two vCPUs (results in bench/COST.md)
+.PHONY: bench-cost
+bench-cost: $(STAMP)
+	$(BIN)/python -m bench.cost
+
 clean:
 	rm -rf $(VENV) .pytest_cache
