@@ -47,6 +47,7 @@ from chalicelib.imaging.results import Rendering
 from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.specs import VariantSpec
 from chalicelib.ports import Notifier, ObjectStore, RecordStore
+from chalicelib.quota import Quotas
 from chalicelib.settings import Settings
 
 log = logging.getLogger("imgpress.pipeline")
@@ -93,6 +94,7 @@ class UploadProcessor:
         notifier: Notifier,
         render: Renderer = render_with_pillow,
         clock: Callable[[], datetime] = utc_now,
+        quotas: Quotas | None = None,
     ) -> None:
         self._settings = settings
         self._records = records
@@ -100,6 +102,7 @@ class UploadProcessor:
         self._notifier = notifier
         self._render = render
         self._clock = clock
+        self._quotas = quotas
 
     def _epoch(self) -> float:
         return self._clock().timestamp()
@@ -177,12 +180,23 @@ class UploadProcessor:
             claim = record.claimed(new_claim_token(), etag, size, lease_until, self._clock(), request_id)
             saved = self._records.save(claim)
             if saved is not None:
+                if record.status == Status.PENDING:
+                    self._slot_used(saved)
                 return saved
             current = self._records.get(record.id)
             if current is None:
                 return "ignored"
             record = current
         raise ClaimHeld(f"image {record.id} changed under {_CONTENDED_TRIES} claims in a row")
+
+    def _slot_used(self, claimed: ImageRecord) -> None:
+        """The slot's first upload is claimed (exactly once: from `pending`): no longer an open slot."""
+        if self._quotas is None:
+            return
+        try:
+            self._quotas.release_slot(claimed.owner, claimed.created_at, self._clock())
+        except Exception:  # It stops counting by itself when its upload URL's bucket ends.
+            log.warning("could not release the upload slot of %s", claimed.id, exc_info=True)
 
     def _attempt(self, claimed: ImageRecord, data: bytes, deadline: Deadline) -> str:
         """Render and store under the claim, then end the image, unless a retry can do better."""

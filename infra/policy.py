@@ -70,9 +70,11 @@ def lambda_policy(env: Mapping[str, str], outputs: Mapping[str, str]) -> dict[st
                 [f"{s3}{outputs['OutputBucket']}"],
                 Condition={"StringLike": {"s3:prefix": [f"{output_prefix}*"]}},
             ),
+            # UpdateItem: the per-owner quota counters (chalicelib/quota_store.py), also inside a
+            # TransactWriteItems, which IAM authorizes as the actions it is made of.
             _statement(
                 "Records",
-                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"],
+                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
                 [table],
             ),
             _statement("ListRecords", ["dynamodb:Query"], [f"{table}/index/{name}" for name in table_index_names()]),

@@ -39,6 +39,8 @@ IAM_ACTION_OF = {
     ("s3", "HeadObject"): "s3:GetObject",
     # A copy is authorized as PutObject on the target (+ GetObject on the source, see below).
     ("s3", "CopyObject"): "s3:PutObject",
+    # A transaction is authorized as the actions it is made of: ours are all updates.
+    ("dynamodb", "TransactWriteItems"): "dynamodb:UpdateItem",
 }
 # Granted although no line of our code calls them, each for a reason the policy file states.
 PLATFORM_ACTIONS = {
@@ -149,6 +151,9 @@ def _request_resources(service: str, operation: str, params: dict[str, Any]) -> 
         keys = [o["Key"] for o in params["Delete"]["Objects"]] if operation == "DeleteObjects" else [params["Key"]]
         return [f"arn:aws:s3:::{params['Bucket']}/{key}" for key in keys]
     if service == "dynamodb":
+        if operation == "TransactWriteItems":
+            names = {next(iter(item.values()))["TableName"] for item in params["TransactItems"]}
+            return [f"arn:aws:dynamodb:us-east-1:123456789012:table/{name}" for name in sorted(names)]
         if operation == "BatchGetItem":
             return [f"arn:aws:dynamodb:us-east-1:123456789012:table/{name}" for name in params["RequestItems"]]
         table = f"arn:aws:dynamodb:us-east-1:123456789012:table/{params['TableName']}"
@@ -210,7 +215,7 @@ def test_every_request_of_an_image_lifecycle_is_allowed_by_the_policy(dev_stage:
             created = client.http.post(
                 "/uploads",
                 headers={"Content-Type": "application/json"},
-                body=json.dumps({"content_type": "image/jpeg"}).encode(),
+                body=json.dumps({"content_type": "image/jpeg", "size": len(data)}).encode(),
             )
             image_id = json.loads(created.body)["id"]
             key = f"uploads/{image_id}"
