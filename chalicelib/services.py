@@ -11,6 +11,8 @@ from typing import Any
 
 from chalicelib.notify import SnsNotifier
 from chalicelib.pipeline import UploadProcessor
+from chalicelib.quota import Quotas
+from chalicelib.quota_store import DynamoQuotaStore
 from chalicelib.records import DynamoRecordStore
 from chalicelib.settings import get_settings
 from chalicelib.storage import S3ObjectStore
@@ -46,6 +48,11 @@ def records() -> DynamoRecordStore:
 
 
 @lru_cache(maxsize=1)
+def quotas() -> Quotas:
+    return Quotas(get_settings().quotas, DynamoQuotaStore(table()))
+
+
+@lru_cache(maxsize=1)
 def store() -> S3ObjectStore:
     settings = get_settings()
     return S3ObjectStore(
@@ -56,10 +63,10 @@ def store() -> S3ObjectStore:
 @lru_cache(maxsize=1)
 def processor() -> UploadProcessor:
     settings = get_settings()
-    return UploadProcessor(settings, records(), store(), SnsNotifier(sns(), settings.topic_arn))
+    return UploadProcessor(settings, records(), store(), SnsNotifier(sns(), settings.topic_arn), quotas=quotas())
 
 
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for cached in (_client, table, records, store, processor, get_settings):
+    for cached in (_client, table, records, quotas, store, processor, get_settings):
         cached.cache_clear()

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from chalicelib.notify import SnsNotifier
+from chalicelib.quota_store import DynamoQuotaStore
 from chalicelib.records import DynamoRecordStore
 from chalicelib.storage import S3ObjectStore
 from tests.conftest import ENV
-from tests.fakes import InMemoryObjectStore, InMemoryRecordStore, RecordingNotifier
+from tests.fakes import InMemoryObjectStore, InMemoryQuotaStore, InMemoryRecordStore, RecordingNotifier
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
@@ -21,6 +22,15 @@ def record_store(request: pytest.FixtureRequest) -> Iterator[Any]:
     else:
         aws = request.getfixturevalue("aws")
         yield DynamoRecordStore(aws.table)
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def quota_store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        yield InMemoryQuotaStore()
+    else:
+        aws = request.getfixturevalue("aws")
+        yield DynamoQuotaStore(aws.table)
 
 
 @pytest.fixture(params=["memory", "s3"])
