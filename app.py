@@ -40,7 +40,7 @@ _ACCESS.install_cors(app)
 
 
 def route(path: str, method: str, public: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """app.route, plus the one mapping of domain errors to `{"error": {code, message}}` + status.
+    """app.route, plus the one mapping of domain errors to `{"error": {code, message}}` + status (+ headers).
 
     Every route gets the stage's auth (API_AUTH) and CORS; `public` ones only CORS. A protected
     route first reads the caller (a refused token becomes a 401 here, see chalicelib/access.py).
@@ -56,7 +56,8 @@ def route(path: str, method: str, public: bool = False) -> Callable[[Callable[..
                     _ACCESS.principal(_request().context)
                 return view(**params)
             except ImgpressError as error:
-                return Response({"error": error.to_dict()}, status_code=error.http_status)
+                headers: dict[str, str | list[str]] = {**error.headers}  # Retry-After of a 429
+                return Response({"error": error.to_dict()}, status_code=error.http_status, headers=headers)
 
         app.route(path, methods=[method], **_ACCESS.route_options(public))(json_errors)
         _ACCESS.add_preflight(app, path)
@@ -92,7 +93,7 @@ def health() -> dict[str, str]:
 def create_upload() -> Response:
     settings = get_settings()
     request = uploads.parse_upload_request(_request().raw_body, settings)
-    body = uploads.create_upload(request, _caller().owner, settings, services.records(), services.s3())
+    body = uploads.create_upload(request, _caller(), settings, services.records(), services.s3(), services.quotas())
     return Response(body, status_code=201, headers={"Location": body["links"]["self"]})
 
 

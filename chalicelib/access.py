@@ -29,7 +29,7 @@ PUBLIC_API_OPT_IN = "IMGPRESS_ALLOW_PUBLIC_API"
 PUBLIC_API_CONSENT = "i-understand-anyone-can-upload"
 JWT_AUTHORIZER_TTL_SECONDS = 300  # API Gateway caches a token's verdict this long (expiry is re-checked per request)
 ALLOW_HEADERS = "Authorization,Content-Type,X-Amz-Date,X-Amz-Security-Token,X-Api-Key"
-EXPOSE_HEADERS = "Location"
+EXPOSE_HEADERS = "Location,Retry-After"  # not CORS-safelisted: a browser reads them only if exposed
 PREFLIGHT_MAX_AGE_SECONDS = 600
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ImgpressError(Exception):
     """Base for every error a client or an image record may see."""
@@ -15,8 +17,13 @@ class ImgpressError(Exception):
         if code is not None:
             self.code = code
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the body (Retry-After for a 429)."""
+        return {}
 
 
 class BadRequest(ImgpressError):
@@ -65,6 +72,26 @@ class TooLarge(ImgpressError):
     http_status = 413
 
 
+class QuotaExceeded(ImgpressError):
+    """One of the owner's upload quotas is used up (docs: quotas). `limit` names it; `retry_after`
+    is the number of seconds until it has room again if nothing else is uploaded meanwhile."""
+
+    code = "quota_exceeded"
+    http_status = 429
+
+    def __init__(self, message: str, limit: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after = retry_after
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "limit": self.limit, "retry_after": self.retry_after}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class StorageError(ImgpressError):
     """S3 did not do all it was asked (e.g. DeleteObjects reported keys it kept). Safe to retry."""
 
@@ -73,7 +100,8 @@ class StorageError(ImgpressError):
 
 
 class Busy(ImgpressError):
-    """The image is between two steps that must not be interleaved; retry in a moment."""
+    """Something the request needs is changing too fast under it (an image between two steps that
+    must not be interleaved, an owner's quota counters under contention); retry in a moment."""
 
     code = "busy"
     http_status = 503

@@ -51,6 +51,7 @@ from chalicelib.imaging.results import Rendering
 from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.specs import VariantSpec
 from chalicelib.ports import Notifier, ObjectStore, RecordStore, ReprocessMessage
+from chalicelib.quota import Quotas
 from chalicelib.settings import Settings
 
 log = logging.getLogger("imgpress.pipeline")
@@ -100,6 +101,7 @@ class UploadProcessor:
         notifier: Notifier,
         render: Renderer = render_with_pillow,
         clock: Callable[[], datetime] = utc_now,
+        quotas: Quotas | None = None,
     ) -> None:
         self._settings = settings
         self._records = records
@@ -107,6 +109,7 @@ class UploadProcessor:
         self._notifier = notifier
         self._render = render
         self._clock = clock
+        self._quotas = quotas
 
     def _epoch(self) -> float:
         return self._clock().timestamp()
@@ -149,7 +152,8 @@ class UploadProcessor:
         early = record.decide(event.etag, self._epoch(), request_id)
         if early is not Decision.CLAIM:
             return self._settle(record, early, request_id)
-        stored = self._store.read_original(event.bucket, event.key, self._settings.imaging.max_upload_bytes)
+        limit = self._upload_limit(record)
+        stored = self._store.read_original(event.bucket, event.key, limit)
         if stored is None:
             _log("ignored_missing_object", image_id)
             return "ignored"
@@ -158,12 +162,17 @@ class UploadProcessor:
             return claimed
         _log("claimed", image_id, attempt=claimed.attempts, etag=stored.etag)
         if stored.data is None:
-            limit = self._settings.imaging.max_upload_bytes
-            rejected = ImageRejected(f"The upload is {stored.size} bytes; at most {limit} are accepted.", "too_large")
-            return self._end_failed(
-                claimed, Failure(rejected.code, rejected.message), Outcome(OriginalInfo(stored.size))
-            )
+            failure = Failure("too_large", f"The upload is {stored.size} bytes; at most {limit} are accepted.")
+            return self._end_failed(claimed, failure, Outcome(OriginalInfo(stored.size)))
         return self._attempt(claimed, stored.data, deadline)
+
+    def _upload_limit(self, record: ImageRecord) -> int:
+        """The most bytes this slot accepts: with a bytes quota its presigned POST allowed only the
+        declared size (S3 enforces it; the stand-in does not, so the handler checks it too)."""
+        limit = self._settings.imaging.max_upload_bytes
+        if self._settings.quotas.bytes_per_day and record.declared_size:
+            return min(limit, record.declared_size)
+        return limit
 
     def _settle(self, record: ImageRecord, decision: Decision, request_id: str | None) -> str:
         """An event that brings no new work: busy elsewhere, already finished, or deleted."""
@@ -188,12 +197,23 @@ class UploadProcessor:
             claim = record.claimed(new_claim_token(), etag, size, lease_until, self._clock(), request_id)
             saved = self._records.save(claim)
             if saved is not None:
+                if record.status == Status.PENDING:
+                    self._slot_used(saved)
                 return saved
             current = self._records.get(record.id)
             if current is None:
                 return "ignored"
             record = current
         raise ClaimHeld(f"image {record.id} changed under {_CONTENDED_TRIES} claims in a row")
+
+    def _slot_used(self, claimed: ImageRecord) -> None:
+        """The slot's first upload is claimed (exactly once: from `pending`): no longer an open slot."""
+        if self._quotas is None:
+            return
+        try:
+            self._quotas.release_slot(claimed.owner, claimed.created_at, self._clock())
+        except Exception:  # It stops counting by itself when its upload URL's bucket ends.
+            log.warning("could not release the upload slot of %s", claimed.id, exc_info=True)
 
     def _attempt(self, claimed: ImageRecord, data: bytes, deadline: Deadline) -> str:
         """Render and store under the claim, then end the image, unless a retry can do better."""

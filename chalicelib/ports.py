@@ -1,5 +1,6 @@
-"""The interfaces the pipeline and the API need from AWS. Adapters: records.py (DynamoDB: images
-and backfill progress), storage.py (S3), notify.py (SNS), queue.py (SQS); in-memory fakes with the same contract live in tests/fakes.py,
+"""The interfaces the pipeline and the API need from AWS. Adapters: records.py (DynamoDB: images and
+backfill progress), quota_store.py (DynamoDB), storage.py (S3), notify.py (SNS), queue.py (SQS);
+in-memory fakes with the same contract live in tests/fakes.py,
 and tests/contract/ runs one suite against both."""
 
 from __future__ import annotations
@@ -172,3 +173,35 @@ class BackfillLog(Protocol):
 
     def count(self, backfill_id: str, counter: str, amount: int = 1) -> None:
         """Add `amount` to `queued`, `done` or `failed` (an atomic increment; no read first)."""
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One change to one of an owner's quota counters: `attribute` of the item of UTC day `window`
+    moves by `amount`. A rise may not take it above `limit` (0: no ceiling); a fall may not take
+    it below 0."""
+
+    window: str  # "2026-11-29": the UTC day whose item holds the counter
+    attribute: str
+    amount: int
+    limit: int = 0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.window, self.attribute)
+
+    def allows(self, current: int) -> bool:
+        after = current + self.amount
+        if self.amount < 0:
+            return after >= 0
+        return self.limit == 0 or after <= self.limit
+
+
+class QuotaStore(Protocol):
+    def apply(
+        self, owner: str, changes: Sequence[Counter], expired: Sequence[tuple[str, str]] = ()
+    ) -> dict[tuple[str, str], int] | None:
+        """Make every change of `owner`'s counters, atomically, or none. None when made; else the
+        values before, keyed like `Counter.key` (0 for an absent counter), of every change in each
+        item that refused. `expired` keys (counters nobody reads any more) are removed on the way,
+        only from items that `changes` write."""

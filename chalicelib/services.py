@@ -13,6 +13,8 @@ from chalicelib.errors import ConfigError
 from chalicelib.notify import SnsNotifier
 from chalicelib.pipeline import UploadProcessor
 from chalicelib.queue import SqsReprocessQueue
+from chalicelib.quota import Quotas
+from chalicelib.quota_store import DynamoQuotaStore
 from chalicelib.records import DynamoBackfillLog, DynamoRecordStore
 from chalicelib.settings import get_settings
 from chalicelib.storage import S3ObjectStore
@@ -52,6 +54,11 @@ def records() -> DynamoRecordStore:
 
 
 @lru_cache(maxsize=1)
+def quotas() -> Quotas:
+    return Quotas(get_settings().quotas, DynamoQuotaStore(table()))
+
+
+@lru_cache(maxsize=1)
 def store() -> S3ObjectStore:
     settings = get_settings()
     return S3ObjectStore(
@@ -62,7 +69,7 @@ def store() -> S3ObjectStore:
 @lru_cache(maxsize=1)
 def processor() -> UploadProcessor:
     settings = get_settings()
-    return UploadProcessor(settings, records(), store(), SnsNotifier(sns(), settings.topic_arn))
+    return UploadProcessor(settings, records(), store(), SnsNotifier(sns(), settings.topic_arn), quotas=quotas())
 
 
 @lru_cache(maxsize=1)
@@ -80,5 +87,5 @@ def backfills() -> DynamoBackfillLog:
 
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for cached in (_client, table, records, store, processor, reprocess_queue, backfills, get_settings):
+    for cached in (_client, table, records, quotas, store, processor, reprocess_queue, backfills, get_settings):
         cached.cache_clear()

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from chalicelib.errors import ConfigError
 from chalicelib.imaging.settings import ImagingSettings, env_int
+from chalicelib.quota import QuotaLimits
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Settings:
     kms_key_id: str | None = None
     output_base_url: str | None = None
     dedupe: bool = False
+    quotas: QuotaLimits = field(default_factory=QuotaLimits)  # per-owner limits of POST /uploads (none by default)
     # Reprocessing (docs: reprocessing): the queue its consumer reads, where what keeps failing
     # ends up, and the claims of one request before it ends failed (below the queue's maxReceiveCount).
     reprocess_queue: str = ""
@@ -67,15 +69,17 @@ class Settings:
         sse = env.get("OUTPUT_SSE", "AES256")
         if sse not in ("AES256", "aws:kms"):
             raise ConfigError(f"OUTPUT_SSE: must be AES256 or aws:kms, got {sse!r}")
+        imaging = ImagingSettings.from_env(env)
+        upload_url_ttl = env_int(env, "UPLOAD_URL_TTL_SECONDS", 900, 60)
         settings = cls(
-            imaging=ImagingSettings.from_env(env),
+            imaging=imaging,
             input_bucket=_required(env, "INPUT_BUCKET"),
             output_bucket=_required(env, "OUTPUT_BUCKET"),
             table_name=_required(env, "TABLE_NAME"),
             topic_arn=_required(env, "TOPIC_ARN"),
             upload_prefix=_prefix(env, "UPLOAD_PREFIX", "uploads/"),
             output_prefix=_prefix(env, "OUTPUT_PREFIX", "processed/"),
-            upload_url_ttl=env_int(env, "UPLOAD_URL_TTL_SECONDS", 900, 60),
+            upload_url_ttl=upload_url_ttl,
             download_url_ttl=env_int(env, "DOWNLOAD_URL_TTL_SECONDS", 3600, 60),
             processing_lease_seconds=env_int(env, "PROCESSING_LEASE_SECONDS", 90, 5),
             max_attempts=env_int(env, "MAX_ATTEMPTS", 3, 1),
@@ -88,6 +92,7 @@ class Settings:
             kms_key_id=env.get("KMS_KEY_ID") or None,
             output_base_url=_base_url(env.get("OUTPUT_BASE_URL", "")),
             dedupe=_flag(env, "DEDUPE"),
+            quotas=QuotaLimits.from_env(env, imaging.max_upload_bytes, upload_url_ttl),
             reprocess_queue=env.get("REPROCESS_QUEUE", "").strip(),
             reprocess_dead_letter_queue=env.get("REPROCESS_DEAD_LETTER_QUEUE", "").strip(),
             reprocess_max_attempts=env_int(env, "REPROCESS_MAX_ATTEMPTS", 3, 1),

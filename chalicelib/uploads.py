@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.auth.principal import Principal
 from chalicelib.domain import ImageRecord, iso, new_image_id, utc_now
 from chalicelib.errors import BadRequest, TooLarge, UnsupportedType
 from chalicelib.ports import RecordStore
+from chalicelib.quota import Quotas
 from chalicelib.settings import Settings
 
 MAX_FILENAME_CHARS = 255
@@ -99,18 +101,33 @@ def _size(value: Any, settings: Settings) -> int | None:
     return value
 
 
+def upload_limit(request: UploadRequest, settings: Settings) -> int:
+    """The most bytes S3 accepts for the slot. Where bytes are counted per day, the declared size:
+    what was counted is all that may be sent."""
+    if settings.quotas.bytes_per_day and request.size is not None:
+        return request.size
+    return settings.imaging.max_upload_bytes
+
+
 def create_upload(
     request: UploadRequest,
-    owner: str,
+    caller: Principal,
     settings: Settings,
     records: RecordStore,
     s3: Any,
+    quotas: Quotas | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> dict[str, Any]:
-    """Presign first (local, cannot half-fail), then record the pending image."""
+    """Take the caller's quotas, presign (local, cannot half-fail), then record the pending image.
+
+    The slot is counted at the very instant its record is created at, which its release reads.
+    """
+    now = clock()
+    if quotas is not None:
+        quotas.take(caller, request.size, now)
     image_id = new_image_id()
     key = settings.upload_key(image_id)
-    limit = settings.imaging.max_upload_bytes
+    limit = upload_limit(request, settings)
     presigned = s3.generate_presigned_post(
         Bucket=settings.input_bucket,
         Key=key,
@@ -118,11 +135,10 @@ def create_upload(
         Conditions=[{"Content-Type": request.content_type}, ["content-length-range", 1, limit]],
         ExpiresIn=settings.upload_url_ttl,
     )
-    now = clock()
     records.create(
         ImageRecord.pending(
             image_id,
-            owner=owner,
+            owner=caller.owner,
             profile=request.profile,
             content_type=request.content_type,
             input_bucket=settings.input_bucket,

@@ -113,6 +113,17 @@ def _backfill_counters(arns: _Arns) -> Statement:
     )
 
 
+def _quota_counters(arns: _Arns) -> Statement:
+    """UpdateItem (alone or in a TransactWriteItems) on the per-owner quota counters only: their ids
+    start with `quota#`, so this grant can never change an image record."""
+    return _statement(
+        "QuotaCounters",
+        ["dynamodb:UpdateItem"],
+        [arns.table],
+        Condition={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["quota#*"]}},
+    )
+
+
 def _output_encryption_key(settings: Settings, actions: list[str]) -> list[Statement]:
     """With OUTPUT_SSE=aws:kms and a key: writing an output needs a data key, reading one Decrypt.
     (Originals are SSE-S3, the bucket default; the AWS-managed aws/s3 key needs no grant.)"""
@@ -136,6 +147,7 @@ def _api_handler(arns: _Arns, settings: Settings) -> list[Statement]:
         # reprocess request, a new backfill. BatchGetItem: listings.
         _statement("Records", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"], [arns.table]),
         _backfill_counters(arns),
+        *([_quota_counters(arns)] if settings.quotas.enabled else []),
         _statement("ListRecords", ["dynamodb:Query"], arns.indexes(*API_INDEXES)),
         # SendMessage (SendMessageBatch): reprocess requests. GetQueueUrl, GetQueueAttributes: the
         # queues' depth in a backfill's progress.
@@ -176,6 +188,8 @@ def _handle_upload(arns: _Arns, settings: Settings) -> list[Statement]:
             ["dynamodb:GetItem", "dynamodb:PutItem", *(["dynamodb:BatchGetItem"] if dedupe else [])],
             [arns.table],
         ),
+        # A first claim frees the owner's open upload slot.
+        *([_quota_counters(arns)] if settings.quotas.open_slots else []),
         *([_statement("FindTwins", ["dynamodb:Query"], arns.indexes(BY_OWNER_SHA256))] if dedupe else []),
         _statement("PublishResults", ["sns:Publish"], [arns.topic]),
         # Not a call in our code: Lambda sends failed S3 events to the on-failure destination

@@ -19,6 +19,7 @@ from chalicelib.domain import ImageRecord, Status
 from chalicelib.errors import BadRequest, StorageError
 from chalicelib.ports import (
     BackfillProgress,
+    Counter,
     ListQuery,
     Page,
     QueueDepth,
@@ -140,6 +141,32 @@ class InMemoryRecordStore(_Faults):
             for r in self._records.values()
             if r.open_status == status and r.open_since is not None and since <= r.open_since < before
         ]
+
+
+class InMemoryQuotaStore(_Faults):
+    """Counters as a dict keyed (owner, window, attribute); `apply` is atomic under one lock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counters: dict[tuple[str, str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def apply(
+        self, owner: str, changes: Sequence[Counter], expired: Sequence[tuple[str, str]] = ()
+    ) -> dict[tuple[str, str], int] | None:
+        self.call("apply")
+        with self._lock:
+            before = {c.key: self.counters.get((owner, *c.key), 0) for c in changes}
+            refused = {c.window for c in changes if not c.allows(before[c.key])}
+            if refused:
+                return {key: value for key, value in before.items() if key[0] in refused}
+            written = {c.window for c in changes}
+            for window, attribute in expired:
+                if window in written:
+                    self.counters.pop((owner, window, attribute), None)
+            for change in changes:
+                self.counters[(owner, *change.key)] = before[change.key] + change.amount
+            return None
 
 
 @dataclass

@@ -10,12 +10,14 @@ import pytest
 from chalicelib.notify import SnsNotifier
 from chalicelib.ports import ReprocessMessage
 from chalicelib.queue import SqsReprocessQueue
+from chalicelib.quota_store import DynamoQuotaStore
 from chalicelib.records import DynamoBackfillLog, DynamoRecordStore
 from chalicelib.storage import S3ObjectStore
 from tests.conftest import ENV
 from tests.fakes import (
     InMemoryBackfillLog,
     InMemoryObjectStore,
+    InMemoryQuotaStore,
     InMemoryRecordStore,
     InMemoryReprocessQueue,
     RecordingNotifier,
@@ -29,6 +31,15 @@ def record_store(request: pytest.FixtureRequest) -> Iterator[Any]:
     else:
         aws = request.getfixturevalue("aws")
         yield DynamoRecordStore(aws.table)
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def quota_store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        yield InMemoryQuotaStore()
+    else:
+        aws = request.getfixturevalue("aws")
+        yield DynamoQuotaStore(aws.table)
 
 
 @pytest.fixture(params=["memory", "s3"])

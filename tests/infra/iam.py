@@ -80,8 +80,18 @@ def dynamodb_needs(operation: str, params: Mapping[str, Any]) -> list[Need]:
     action = f"dynamodb:{operation}"
     if operation == "BatchGetItem":
         return [Need(action, f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}") for name in params["RequestItems"]]
+    if operation == "TransactWriteItems":  # authorized as the writes it is made of: ours are updates
+        return [
+            Need(
+                f"dynamodb:{kind}Item",
+                f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{request['TableName']}",
+                {"dynamodb:LeadingKeys": str(request["Key"]["id"])},
+            )
+            for item in params["TransactItems"]
+            for kind, request in item.items()
+        ]
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{params['TableName']}"
-    if operation == "UpdateItem":  # the partition key it touches, for dynamodb:LeadingKeys conditions
+    if operation == "UpdateItem":
         return [Need(action, table, {"dynamodb:LeadingKeys": str(params["Key"]["id"])})]
     return [Need(action, f"{table}/index/{params['IndexName']}" if "IndexName" in params else table)]
 
@@ -145,8 +155,8 @@ class Recorder:
 
 def _conditions_hold(statement: Mapping[str, Any], context: Mapping[str, str]) -> bool:
     for operator, keys in statement.get("Condition", {}).items():
-        # ForAllValues: every value of a multivalued key must match; a request here has one value.
-        assert operator in ("StringLike", "ForAllValues:StringLike"), f"this evaluator knows no {operator}"
+        # One value per key in our requests, so ForAllValues:StringLike reads like StringLike.
+        assert operator in ("StringLike", "ForAllValues:StringLike"), f"this evaluator does not know {operator}"
         for key, patterns in keys.items():
             if key not in context or not any(fnmatch.fnmatchcase(context[key], p) for p in patterns):
                 return False

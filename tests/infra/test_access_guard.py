@@ -119,7 +119,12 @@ def rest_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
 
 def test_attach_puts_json_gateway_responses_and_redeploys(rest_api: tuple[Any, str]) -> None:
     client, api_id = rest_api
-    assert gateway.put_responses(client, api_id, "api") == ["UNAUTHORIZED", "ACCESS_DENIED"]
+    assert gateway.put_responses(client, api_id, "api") == [
+        "UNAUTHORIZED",
+        "ACCESS_DENIED",
+        "THROTTLED",
+        "QUOTA_EXCEEDED",
+    ]
     unauthorized = client.get_gateway_response(restApiId=api_id, responseType="UNAUTHORIZED")
     assert unauthorized["statusCode"] == "401"
     body = json.loads(unauthorized["responseTemplates"]["application/json"])
@@ -129,6 +134,8 @@ def test_attach_puts_json_gateway_responses_and_redeploys(rest_api: tuple[Any, s
         "gatewayresponse.header.Vary": "'Origin'",
     }
     assert client.get_gateway_response(restApiId=api_id, responseType="ACCESS_DENIED")["statusCode"] == "403"
+    for usage_plan_limit in ("THROTTLED", "QUOTA_EXCEEDED"):  # API keys: the usage plan is the outer limit
+        assert client.get_gateway_response(restApiId=api_id, responseType=usage_plan_limit)["statusCode"] == "429"
     assert [d["description"] for d in client.get_deployments(restApiId=api_id)["items"]] == [
         "imgpress gateway responses"
     ]
