@@ -41,6 +41,13 @@ class NotFound(ImgpressError):
     http_status = 404
 
 
+class Gone(ImgpressError):
+    """Something that existed has ended for good, e.g. an upload slot past its expiry (upload_expired)."""
+
+    code = "gone"
+    http_status = 410
+
+
 class UnsupportedType(ImgpressError):
     code = "unsupported_type"
     http_status = 415

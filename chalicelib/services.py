@@ -13,7 +13,7 @@ from chalicelib.notify import SnsNotifier
 from chalicelib.pipeline import UploadProcessor
 from chalicelib.records import DynamoRecordStore
 from chalicelib.settings import get_settings
-from chalicelib.storage import S3ObjectStore
+from chalicelib.storage import S3ObjectStore, S3PartUploads
 
 
 @cache
@@ -54,6 +54,11 @@ def store() -> S3ObjectStore:
 
 
 @lru_cache(maxsize=1)
+def part_uploads() -> S3PartUploads:
+    return S3PartUploads(s3(), get_settings().input_bucket)
+
+
+@lru_cache(maxsize=1)
 def processor() -> UploadProcessor:
     settings = get_settings()
     return UploadProcessor(settings, records(), store(), SnsNotifier(sns(), settings.topic_arn))
@@ -61,5 +66,5 @@ def processor() -> UploadProcessor:
 
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for cached in (_client, table, records, store, processor, get_settings):
+    for cached in (_client, table, records, store, part_uploads, processor, get_settings):
         cached.cache_clear()

@@ -1,15 +1,19 @@
-"""POST /uploads: validate the request, mint an id, presign the S3 upload, record it as pending."""
+"""Upload slots: validate the request, mint an id, record the image as pending, presign the upload.
+
+POST /uploads and Uppy's GET /s3/params get a presigned POST; POST /s3/multipart (multipart.py)
+an S3 multipart upload. All three open the slot through `open_slot`.
+"""
 
 from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.domain import ImageRecord, iso, new_image_id, utc_now
+from chalicelib.domain import ImageRecord, iso, new_image_id, parse_iso, utc_now
 from chalicelib.errors import BadRequest, TooLarge, UnsupportedType
 from chalicelib.ports import RecordStore
 from chalicelib.settings import Settings
@@ -29,16 +33,7 @@ class UploadRequest:
 
 def parse_upload_request(body: bytes | str | None, settings: Settings) -> UploadRequest:
     """Validate the JSON body. Errors say which field is wrong and why."""
-    if not body:
-        raise BadRequest("The request body must be a JSON object.", "invalid_json")
-    if len(body) > MAX_BODY_BYTES:
-        raise TooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.", "body_too_large")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("The request body is not valid JSON.", "invalid_json") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("The request body must be a JSON object.", "invalid_json")
+    data = json_object(body)
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise BadRequest(
@@ -50,6 +45,20 @@ def parse_upload_request(body: bytes | str | None, settings: Settings) -> Upload
         filename=_filename(data.get("filename")),
         size=_size(data.get("size"), settings),
     )
+
+
+def json_object(body: bytes | str | None) -> dict[str, Any]:
+    if not body:
+        raise BadRequest("The request body must be a JSON object.", "invalid_json")
+    if len(body) > MAX_BODY_BYTES:
+        raise TooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.", "body_too_large")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("The request body is not valid JSON.", "invalid_json") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.", "invalid_json")
+    return data
 
 
 def _content_type(value: Any, settings: Settings) -> str:
@@ -99,6 +108,51 @@ def _size(value: Any, settings: Settings) -> int | None:
     return value
 
 
+def open_slot(
+    request: UploadRequest,
+    owner: str,
+    settings: Settings,
+    records: RecordStore,
+    clock: Callable[[], datetime] = utc_now,
+) -> ImageRecord:
+    """The one way an upload slot is opened, whatever the client then uploads with (a presigned
+    POST, Uppy's /s3/params, or S3 multipart): mint an id, record the image as pending."""
+    image_id = new_image_id()
+    record = ImageRecord.pending(
+        image_id,
+        owner=owner,
+        profile=request.profile,
+        content_type=request.content_type,
+        input_bucket=settings.input_bucket,
+        input_key=settings.upload_key(image_id),
+        now=clock(),
+        filename=request.filename,
+        declared_size=request.size,
+    )
+    records.create(record)
+    return record
+
+
+def slot_expires_at(record: ImageRecord, settings: Settings) -> datetime:
+    """Uploads into a slot may start until then (UPLOAD_URL_TTL_SECONDS after it was opened)."""
+    return parse_iso(record.created_at) + timedelta(seconds=settings.upload_url_ttl)
+
+
+def presign_post(record: ImageRecord, settings: Settings, s3: Any) -> dict[str, Any]:
+    """The browser form for the slot: exactly its key, its declared type, 1 byte to the size limit."""
+    presigned: dict[str, Any] = s3.generate_presigned_post(
+        Bucket=settings.input_bucket,
+        Key=record.input_key,
+        Fields={"Content-Type": record.content_type},
+        Conditions=[
+            {"Content-Type": record.content_type},
+            ["content-length-range", 1, settings.imaging.max_upload_bytes],
+        ],
+        ExpiresIn=settings.upload_url_ttl,
+    )
+    return presigned
+
+
 def create_upload(
     request: UploadRequest,
     owner: str,
@@ -107,41 +161,96 @@ def create_upload(
     s3: Any,
     clock: Callable[[], datetime] = utc_now,
 ) -> dict[str, Any]:
-    """Presign first (local, cannot half-fail), then record the pending image."""
-    image_id = new_image_id()
-    key = settings.upload_key(image_id)
-    limit = settings.imaging.max_upload_bytes
-    presigned = s3.generate_presigned_post(
-        Bucket=settings.input_bucket,
-        Key=key,
-        Fields={"Content-Type": request.content_type},
-        Conditions=[{"Content-Type": request.content_type}, ["content-length-range", 1, limit]],
-        ExpiresIn=settings.upload_url_ttl,
-    )
-    now = clock()
-    records.create(
-        ImageRecord.pending(
-            image_id,
-            owner=owner,
-            profile=request.profile,
-            content_type=request.content_type,
-            input_bucket=settings.input_bucket,
-            input_key=key,
-            now=now,
-            filename=request.filename,
-            declared_size=request.size,
-        )
-    )
+    """POST /uploads: a slot and the presigned POST that fills it."""
+    record = open_slot(request, owner, settings, records, clock)
+    presigned = presign_post(record, settings, s3)
     return {
-        "id": image_id,
+        "id": record.id,
         "status": "pending",
         "profile": request.profile,
         "upload": {
             "method": "POST",
             "url": presigned["url"],
             "fields": presigned["fields"],
-            "expires_at": iso(now + timedelta(seconds=settings.upload_url_ttl)),
-            "max_bytes": limit,
+            "expires_at": iso(slot_expires_at(record, settings)),
+            "max_bytes": settings.imaging.max_upload_bytes,
         },
-        "links": {"self": f"/images/{image_id}"},
+        "links": {"self": f"/images/{record.id}"},
+    }
+
+
+# -- Uppy's @uppy/aws-s3 (companionEndpoint): the same slot, asked for in Uppy's words ----------
+
+_UPPY_FIELDS = {"filename", "type", "metadata", "size", "profile"}
+MAX_METADATA_ENTRIES = 50
+
+
+def parse_uppy_request(data: Mapping[str, Any], settings: Settings) -> UploadRequest:
+    """`{filename, type, metadata}` as Uppy sends it (POST /s3/multipart, GET /s3/params).
+
+    `profile` and `size` may come at the top level or inside `metadata` (Uppy sends a file's
+    meta fields there, as strings from /s3/params); other metadata is ignored.
+    """
+    unknown = sorted(set(data) - _UPPY_FIELDS)
+    if unknown:
+        raise BadRequest(
+            f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(_UPPY_FIELDS))}.", "unknown_field"
+        )
+    metadata = data.get("metadata")
+    metadata = {} if metadata is None else metadata
+    if not isinstance(metadata, Mapping):
+        raise BadRequest("metadata must be an object.", "invalid_field")
+    if len(metadata) > MAX_METADATA_ENTRIES:
+        raise BadRequest(f"metadata may have at most {MAX_METADATA_ENTRIES} entries.", "invalid_field")
+    size = data.get("size", metadata.get("size"))
+    if isinstance(size, str):
+        size = int(size) if size.isdigit() and len(size) <= 20 else size
+    if data.get("type") is None:
+        raise BadRequest('type is required, for example "image/jpeg".', "missing_field")
+    return UploadRequest(
+        content_type=_content_type(data.get("type"), settings),
+        profile=_profile(data.get("profile", metadata.get("profile")), settings),
+        filename=_filename(data.get("filename")),
+        size=_size(size, settings),
+    )
+
+
+def parse_uppy_json(body: bytes | str | None, settings: Settings) -> UploadRequest:
+    return parse_uppy_request(json_object(body), settings)
+
+
+def parse_uppy_query(params: Mapping[str, str] | None, settings: Settings) -> UploadRequest:
+    """GET /s3/params?filename=&type=&metadata[name]=value"""
+    data: dict[str, Any] = {}
+    metadata: dict[str, str] = {}
+    for name, value in (params or {}).items():
+        if name.startswith("metadata[") and name.endswith("]"):
+            metadata[name[len("metadata[") : -1]] = value
+        else:
+            data[name] = value
+    if metadata:
+        data["metadata"] = metadata
+    return parse_uppy_request(data, settings)
+
+
+def uppy_params(
+    request: UploadRequest,
+    owner: str,
+    settings: Settings,
+    records: RecordStore,
+    s3: Any,
+    clock: Callable[[], datetime] = utc_now,
+) -> dict[str, Any]:
+    """GET /s3/params: Uppy's `{method, url, fields}` for a one-request upload; the image id too."""
+    record = open_slot(request, owner, settings, records, clock)
+    presigned = presign_post(record, settings, s3)
+    return {
+        "method": "POST",
+        "url": presigned["url"],
+        "fields": presigned["fields"],
+        "headers": {},
+        "id": record.id,
+        "key": record.input_key,
+        "expires_at": iso(slot_expires_at(record, settings)),
+        "links": {"self": f"/images/{record.id}"},
     }
