@@ -49,11 +49,18 @@ def lambda_policy(env: Mapping[str, str], outputs: Mapping[str, str]) -> dict[st
                 ["logs:CreateLogStream", "logs:PutLogEvents"],
                 [_log_streams(outputs[name]) for name in LOG_GROUP_OUTPUTS if name in outputs],
             ),
-            # PutObject: the presigned POST is signed with this role. GetObject: the handler reads
-            # the original. DeleteObject: DELETE /images/{id}.
+            # PutObject: the presigned POST and the multipart upload (create, part URLs, complete) are
+            # signed with this role. GetObject: the handler reads the original. DeleteObject: DELETE
+            # /images/{id}. ListMultipartUploadParts, AbortMultipartUpload: the /s3/multipart routes.
             _statement(
                 "Originals",
-                ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                [
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:DeleteObject",
+                    "s3:ListMultipartUploadParts",
+                    "s3:AbortMultipartUpload",
+                ],
                 [f"{s3}{outputs['InputBucket']}/{upload_prefix}*"],
             ),
             # PutObject(+Tagging): the handler writes tagged variants. GetObject: presigned download

@@ -39,6 +39,11 @@ IAM_ACTION_OF = {
     ("s3", "HeadObject"): "s3:GetObject",
     # A copy is authorized as PutObject on the target (+ GetObject on the source, see below).
     ("s3", "CopyObject"): "s3:PutObject",
+    # Multipart uploads are authorized as PutObject, but for listing and aborting them.
+    ("s3", "CreateMultipartUpload"): "s3:PutObject",
+    ("s3", "UploadPart"): "s3:PutObject",
+    ("s3", "CompleteMultipartUpload"): "s3:PutObject",
+    ("s3", "ListParts"): "s3:ListMultipartUploadParts",
 }
 # Granted although no line of our code calls them, each for a reason the policy file states.
 PLATFORM_ACTIONS = {
