@@ -85,10 +85,12 @@ def upload_page() -> Response:
 
 @route("/openapi.json", "GET", public=True)
 def openapi_document() -> Response:
-    """The OpenAPI 3.1 description of this API, with the security scheme of this stage's API_AUTH."""
-    return Response(
-        apidoc.document(_ACCESS.mode), headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
+    """The OpenAPI 3.1 description of this API as this stage configures it (auth scheme, types, profiles)."""
+    imaging = get_settings().imaging
+    stage = apidoc.StageFacts(
+        _ACCESS.mode, tuple(imaging.allowed_content_types), tuple(imaging.profiles.names), imaging.max_upload_bytes
     )
+    return Response(apidoc.document(stage), headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
 
 
 @route("/docs", "GET", public=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,48 @@ def _source() -> dict[str, Any]:
     return document
 
 
+@dataclass(frozen=True)
+class StageFacts:
+    """What a stage's configuration decides about requests: the document states it exactly."""
+
+    auth_mode: str
+    content_types: tuple[str, ...]
+    profiles: tuple[str, ...]
+    max_upload_bytes: int
+
+
 @lru_cache(maxsize=8)
-def document(mode: str) -> dict[str, Any]:
-    """The description for a stage whose API_AUTH is `mode`: its protected operations require that
-    mode's scheme (none at all when the mode is `none`); public ones say `security: []` themselves."""
+def document(stage: StageFacts) -> dict[str, Any]:
+    """The description for this stage: its protected operations require the scheme of its API_AUTH
+    mode (none at all for `none`; public ones say `security: []` themselves), and the accepted
+    content types, profile names and size limit are the stage's."""
     described = copy.deepcopy(_source())
+    _security(described, stage.auth_mode)
+    schemas = described["components"]["schemas"]
+    types = {"enum": list(stage.content_types)}
+    profiles = {"enum": list(stage.profiles)}
+    schemas["UploadRequest"]["properties"]["content_type"].update(types)
+    schemas["MultipartRequest"]["properties"]["type"].update(types)
+    for request in ("UploadRequest", "MultipartRequest"):
+        schemas[request]["properties"]["profile"].update(profiles)
+        schemas[request]["properties"]["size"]["maximum"] = stage.max_upload_bytes
+    for parameter in described["paths"]["/s3/params"]["get"]["parameters"]:
+        if parameter["name"] == "type":
+            parameter["schema"].update(types)
+        elif parameter["name"] == "profile":
+            parameter["schema"].update(profiles)
+        elif parameter["name"] == "size":
+            parameter["schema"]["maximum"] = stage.max_upload_bytes
+    return described
+
+
+def _security(described: dict[str, Any], mode: str) -> None:
     scheme = SCHEME_OF_MODE.get(mode)
     described["security"] = [{scheme: []}] if scheme else []
     if scheme:
         described["components"]["securitySchemes"] = {scheme: described["components"]["securitySchemes"][scheme]}
     else:
         del described["components"]["securitySchemes"]
-    return described
 
 
 def schemas() -> dict[str, Any]:
