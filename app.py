@@ -96,9 +96,12 @@ def openapi_document() -> Response:
 @route("/docs", "GET", public=True)
 def api_reference() -> Response:
     """The API reference, rendered from /openapi.json by Redoc (served from chalicelib/static)."""
-    return Response(
-        apidoc.reference_page(), headers={"Content-Type": webpage.CONTENT_TYPE, "Cache-Control": "no-cache"}
-    )
+    headers = {
+        "Content-Type": webpage.CONTENT_TYPE,
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": apidoc.REFERENCE_PAGE_POLICY,
+    }
+    return Response(apidoc.reference_page(), headers=headers)
 
 
 @route("/docs/redoc.standalone.js", "GET", public=True)

@@ -83,7 +83,7 @@ REFERENCE_PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>imgpress API reference</title>
-<style>body { margin: 0; }</style>
+<style>body { margin: 0; } a[href*="redocly.com"] { display: none; }</style>
 </head>
 <body>
 <redoc spec-url="openapi.json" hide-download-button="false"></redoc>
@@ -91,6 +91,13 @@ REFERENCE_PAGE = """<!doctype html>
 </body>
 </html>
 """
+
+
+# Everything the page loads comes from this API: Redoc's own "powered by" logo on its CDN is refused.
+REFERENCE_PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
 
 
 def reference_page() -> str:

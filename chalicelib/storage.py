@@ -131,6 +131,12 @@ class S3PartUploads:
     part URLs with SigV4, the only signature S3 checks a signed Content-Length with."""
 
     def __init__(self, s3: Any, bucket: str) -> None:
+        # boto3 presigns S3 with SigV2 unless the client asks for SigV4, and SigV2 cannot sign a length.
+        probe = s3.generate_presigned_url(
+            "upload_part", Params={"Bucket": bucket, "Key": "k", "UploadId": "u", "PartNumber": 1}
+        )
+        if "X-Amz-Algorithm=AWS4-HMAC-SHA256" not in probe:
+            raise ValueError('S3PartUploads needs an S3 client made with Config(signature_version="s3v4")')
         self._s3 = s3
         self._bucket = bucket
 

@@ -9,9 +9,9 @@ import pytest
 
 from chalicelib.notify import SnsNotifier
 from chalicelib.records import DynamoRecordStore
-from chalicelib.storage import S3ObjectStore
+from chalicelib.storage import S3ObjectStore, S3PartUploads
 from tests.conftest import ENV
-from tests.fakes import InMemoryObjectStore, InMemoryRecordStore, RecordingNotifier
+from tests.fakes import InMemoryObjectStore, InMemoryPartUploads, InMemoryRecordStore, RecordingNotifier
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
@@ -45,3 +45,15 @@ def notifier(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any]]:
 
         aws = request.getfixturevalue("aws")
         yield SnsNotifier(boto3.client("sns"), ENV["TOPIC_ARN"]), aws.notifications
+
+
+@pytest.fixture(params=["memory", "s3"])
+def part_uploads(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        yield InMemoryPartUploads()
+    else:
+        import boto3
+        from botocore.config import Config
+
+        request.getfixturevalue("aws")
+        yield S3PartUploads(boto3.client("s3", config=Config(signature_version="s3v4")), ENV["INPUT_BUCKET"])
