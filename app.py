@@ -96,7 +96,7 @@ def openapi_document() -> Response:
 @route("/docs", "GET", public=True)
 def api_reference() -> Response:
     """The API reference, rendered from /openapi.json by Redoc (served from chalicelib/static)."""
-    headers = {
+    headers: dict[str, str | list[str]] = {
         "Content-Type": webpage.CONTENT_TYPE,
         "Cache-Control": "no-cache",
         "Content-Security-Policy": apidoc.REFERENCE_PAGE_POLICY,
