@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chalicelib import uploads as slots
 from chalicelib.domain import ImageRecord, Status, iso, utc_now
 from chalicelib.errors import BadRequest, Gone, NotFound, TooLarge
 from chalicelib.images import Viewer
 from chalicelib.ports import InvalidPart, NoSuchUpload, PartUploads, RecordStore, UploadedPart
 from chalicelib.settings import Settings
-from chalicelib.uploads import UploadRequest, open_slot, slot_expires_at
+from chalicelib.uploads import UploadRequest, slot_expires_at
 
 # S3's minimum for every part but the last, and what Uppy 6 cuts a file into up to 48 GiB.
 PART_BYTES = 5 * 1024 * 1024
@@ -80,7 +81,7 @@ def start(
     clock: Callable[[], datetime] = utc_now,
 ) -> dict[str, Any]:
     """POST /s3/multipart: a slot (as POST /uploads opens it) and an S3 multipart upload into it."""
-    record = open_slot(request, owner, settings, records, clock)
+    record = slots.open_slot(request, owner, settings, records, clock)  # as POST /uploads: one place for quotas
     upload_id = uploads.start(record.input_key, record.content_type)
     plan = PartPlan.of(record, settings)
     return {

@@ -251,3 +251,24 @@ def test_wait_answers_at_once_for_a_final_image_and_at_the_deadline_otherwise(cl
         refused = client.http.get(f"/images/{started['id']}?wait={bad}")
         assert refused.status_code == 400 and body(refused)["error"]["code"] == "invalid_field"
     assert client.http.get(f"/images/{'0' * 32}?wait=5").status_code == 404  # at once, not after 5 s
+
+
+def test_every_kind_of_upload_opens_its_slot_through_one_function(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST /uploads, GET /s3/params and POST /s3/multipart all go through uploads.open_slot, so
+    whatever it enforces (quotas) holds for every kind of upload."""
+    from chalicelib import uploads
+    from chalicelib.errors import TooLarge
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise TooLarge("refused by open_slot", "too_large")
+
+    monkeypatch.setattr(uploads, "open_slot", refuse)
+    json_body = {"headers": {"Content-Type": "application/json"}}
+    answers = [
+        client.http.post("/uploads", body=b'{"content_type": "image/jpeg"}', **json_body),
+        client.http.get("/s3/params?filename=a.jpg&type=image%2Fjpeg"),
+        client.http.post("/s3/multipart", body=b'{"type": "image/jpeg"}', **json_body),
+    ]
+    assert [(a.status_code, body(a)["error"]["message"]) for a in answers] == [(413, "refused by open_slot")] * 3
