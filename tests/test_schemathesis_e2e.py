@@ -36,7 +36,7 @@ def live() -> Iterator[LiveStack]:
         yield stack
 
 
-def test_every_operation_survives_generated_and_mutated_requests(live: LiveStack) -> None:
+def test_every_operation_survives_generated_and_mutated_requests(live: LiveStack, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     report = ARTIFACTS / "schemathesis-junit.xml"
     command = [
@@ -68,7 +68,8 @@ def test_every_operation_survives_generated_and_mutated_requests(live: LiveStack
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks", "PYTHONPATH": str(ROOT)}
     began = time.monotonic()
-    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)
+    # Run from a scratch directory: Schemathesis keeps a cache (.schemathesis/) where it runs.
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540)
     summary = run.stdout[-6000:]
     print(f"schemathesis: {time.monotonic() - began:.0f} s\n{summary}")
     assert run.returncode == 0, f"{summary}\n{run.stderr[-3000:]}"
