@@ -14,6 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from chalicelib.multipart import PART_BYTES
+
 STATIC = Path(__file__).resolve().parent / "static"
 DOCUMENT = Path(__file__).resolve().parent / "openapi.json"
 REDOC = STATIC / "vendor" / "redoc.standalone.js"
@@ -46,17 +48,20 @@ def document(stage: StageFacts) -> dict[str, Any]:
     _security(described, stage.auth_mode)
     schemas = described["components"]["schemas"]
     types = {"enum": list(stage.content_types)}
-    profiles = {"enum": list(stage.profiles)}
+    profiles = {"enum": [*stage.profiles, None]}  # null: the default profile
     schemas["UploadRequest"]["properties"]["content_type"].update(types)
     schemas["MultipartRequest"]["properties"]["type"].update(types)
     for request in ("UploadRequest", "MultipartRequest"):
         schemas[request]["properties"]["profile"].update(profiles)
         schemas[request]["properties"]["size"]["maximum"] = stage.max_upload_bytes
+    for parameter in described["paths"]["/s3/multipart/{upload_id}/{part_number}"]["get"]["parameters"]:
+        if parameter["name"] == "part_number":  # no upload of this stage has more parts
+            parameter["schema"]["maximum"] = max(1, -(-stage.max_upload_bytes // PART_BYTES))
     for parameter in described["paths"]["/s3/params"]["get"]["parameters"]:
         if parameter["name"] == "type":
             parameter["schema"].update(types)
         elif parameter["name"] == "profile":
-            parameter["schema"].update(profiles)
+            parameter["schema"]["enum"] = list(stage.profiles)
         elif parameter["name"] == "size":
             parameter["schema"]["maximum"] = stage.max_upload_bytes
     return described

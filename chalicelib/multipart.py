@@ -238,6 +238,8 @@ def _requested_parts(body: Any, plan: PartPlan) -> list[tuple[int, str]]:
     for part in parts:
         number = part.get("PartNumber") if isinstance(part, dict) else None
         etag = part.get("ETag") if isinstance(part, dict) else None
+        if isinstance(number, float) and number.is_integer():
+            number = int(number)  # 2.0 is the integer 2 in JSON
         if isinstance(number, bool) or not isinstance(number, int) or not isinstance(etag, str) or number in wanted:
             raise BadRequest("Each part needs a distinct integer PartNumber and a string ETag.", "invalid_field")
         wanted[number] = etag.strip('"')

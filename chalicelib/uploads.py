@@ -101,6 +101,8 @@ def _filename(value: Any) -> str | None:
 def _size(value: Any, settings: Settings) -> int | None:
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type: 463.0 is the integer 463 (found by Schemathesis)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BadRequest("size must be a positive integer number of bytes.", "invalid_field")
     if value > settings.imaging.max_upload_bytes:

@@ -272,3 +272,14 @@ def test_every_kind_of_upload_opens_its_slot_through_one_function(
         client.http.post("/s3/multipart", body=b'{"type": "image/jpeg"}', **json_body),
     ]
     assert [(a.status_code, body(a)["error"]["message"]) for a in answers] == [(413, "refused by open_slot")] * 3
+
+
+def test_json_numbers_with_an_integral_value_are_integers(client: Client, aws: Aws) -> None:
+    """JSON has one number type; JSON Schema's integer includes 463.0 (found by Schemathesis)."""
+    slot = client.http.post(
+        "/uploads", headers={"Content-Type": "application/json"}, body=b'{"content_type": "image/jpeg", "size": 463.0}'
+    )
+    assert slot.status_code == 201 and aws.table.get_item(Key={"id": body(slot)["id"]})["Item"]["declared_size"] == 463
+    started = start(client, size=100.0, profile=None, filename=None, metadata=None)
+    etag = put_part(client, started, 1, b"x" * 100)
+    assert complete(client, started, [{"PartNumber": 1.0, "ETag": etag}]).status_code == 200
