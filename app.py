@@ -13,7 +13,7 @@ from typing import Any
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 
-from chalicelib import images, reprocess, services, uploads, webpage
+from chalicelib import apidoc, images, multipart, reprocess, services, uploads, webpage
 from chalicelib.access import JWT_AUTHORIZER_TTL_SECONDS, route_access
 from chalicelib.auth.principal import Principal
 from chalicelib.errors import ImgpressError
@@ -37,6 +37,7 @@ if _ACCESS.mode == "jwt":  # only then: Chalice deploys a Lambda function for ev
 
     _ACCESS = _ACCESS.with_authorizer(jwt_authorizer)
 _ACCESS.install_cors(app)
+WAIT_MARGIN_SECONDS = 2.0  # ?wait ends this long before the Lambda's timeout, to answer in time
 
 
 def route(path: str, method: str, public: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -83,6 +84,35 @@ def upload_page() -> Response:
     return Response(webpage.upload_page(), headers={"Content-Type": webpage.CONTENT_TYPE, "Cache-Control": "no-cache"})
 
 
+@route("/openapi.json", "GET", public=True)
+def openapi_document() -> Response:
+    """The OpenAPI 3.1 description of this API as this stage configures it (auth scheme, types, profiles)."""
+    imaging = get_settings().imaging
+    stage = apidoc.StageFacts(
+        _ACCESS.mode, tuple(imaging.allowed_content_types), tuple(imaging.profiles.names), imaging.max_upload_bytes
+    )
+    return Response(apidoc.document(stage), headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
+
+
+@route("/docs", "GET", public=True)
+def api_reference() -> Response:
+    """The API reference, rendered from /openapi.json by Redoc (served from chalicelib/static)."""
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": webpage.CONTENT_TYPE,
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": apidoc.REFERENCE_PAGE_POLICY,
+    }
+    return Response(apidoc.reference_page(), headers=headers)
+
+
+@route("/docs/redoc.standalone.js", "GET", public=True)
+def api_reference_script() -> Response:
+    return Response(
+        apidoc.redoc_script(),
+        headers={"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=86400"},
+    )
+
+
 @route("/health", "GET", public=True)
 def health() -> dict[str, str]:
     get_settings()
@@ -97,6 +127,59 @@ def create_upload() -> Response:
     return Response(body, status_code=201, headers={"Location": body["links"]["self"]})
 
 
+@route("/s3/params", "GET")
+def uppy_params() -> dict[str, Any]:
+    """Uppy's one-request upload (files it does not send in parts): a slot and its presigned POST."""
+    settings = get_settings()
+    request = uploads.parse_uppy_query(_request().query_params, settings)
+    return uploads.uppy_params(request, _caller(), settings, services.records(), services.s3(), services.quotas())
+
+
+@route("/s3/multipart", "POST")
+def start_multipart() -> Response:
+    settings = get_settings()
+    request = uploads.parse_uppy_json(_request().raw_body, settings)
+    body = multipart.start(request, _caller(), settings, services.records(), services.part_uploads(), services.quotas())
+    return Response(body, status_code=201, headers={"Location": body["links"]["self"]})
+
+
+@route("/s3/multipart/{upload_id}/{part_number}", "GET")
+def sign_part(upload_id: str, part_number: str) -> dict[str, Any]:
+    return multipart.sign_part(
+        upload_id,
+        part_number,
+        _request().query_params,
+        _caller(),
+        get_settings(),
+        services.records(),
+        services.part_uploads(),
+    )
+
+
+@route("/s3/multipart/{upload_id}", "GET")
+def list_parts(upload_id: str) -> Response:
+    parts = multipart.list_parts(
+        upload_id, _request().query_params, _caller(), get_settings(), services.records(), services.part_uploads()
+    )
+    return Response(parts, status_code=200)  # a JSON array, as Uppy expects
+
+
+@route("/s3/multipart/{upload_id}/complete", "POST")
+def complete_multipart(upload_id: str) -> dict[str, Any]:
+    body = uploads.json_object(_request().raw_body)
+    return multipart.complete(
+        upload_id, _request().query_params, body, _caller(), get_settings(), services.records(), services.part_uploads()
+    )
+
+
+@route("/s3/multipart/{upload_id}", "DELETE")
+def abort_multipart(upload_id: str) -> Response:
+    multipart.abort(
+        upload_id, _request().query_params, _caller(), get_settings(), services.records(), services.part_uploads()
+    )
+    return Response(body="", status_code=204)
+
+
 @route("/images", "GET")
 def list_images() -> dict[str, Any]:
     params = _request().query_params
@@ -105,8 +188,18 @@ def list_images() -> dict[str, Any]:
 
 @route("/images/{image_id}", "GET")
 def get_image(image_id: str) -> dict[str, Any]:
-    record = images.get_record(image_id, _caller(), services.records())
+    """`?wait=N` holds the answer until the image is done or failed, at most N s (and never past
+    the Lambda's own deadline)."""
+    wait = min(images.parse_wait(_request().query_params), _seconds_left() - WAIT_MARGIN_SECONDS)
+    record = images.wait_for_outcome(image_id, _caller(), services.records(), max(wait, 0))
     return images.image_view(record, services.store(), get_settings())
+
+
+def _seconds_left() -> float:
+    """What this invocation has left before Lambda's timeout (unbounded where there is no context)."""
+    context = getattr(app, "lambda_context", None)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000 if callable(remaining) else float("inf")
 
 
 @route("/images/{image_id}", "DELETE")

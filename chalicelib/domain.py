@@ -53,6 +53,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_iso(stamp: str) -> datetime:
+    """The inverse of `iso`."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 def new_image_id() -> str:
     """122 random bits (uuid4), hex: unguessable, URL- and key-safe."""
     return uuid.uuid4().hex

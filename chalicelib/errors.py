@@ -56,7 +56,8 @@ class Conflict(ImgpressError):
 
 
 class Gone(ImgpressError):
-    """What the request needs no longer exists (e.g. the original, expired by the retention rule)."""
+    """What the request needs has ended for good: the original (expired by the retention rule), or an
+    upload slot past its expiry (upload_expired)."""
 
     code = "gone"
     http_status = 410

@@ -20,6 +20,10 @@ MAX_PAGE = 100
 # DELETE waits at most this long for an outcome being published, so no `image.done` follows its 204.
 DELETE_PATIENCE_SECONDS = 5.0
 _LIST_PARAMETERS = {"status", "limit", "cursor", "sha256", "owner"}
+# GET /images/{id}?wait=N: at most this long, well under API Gateway's 29 s integration timeout.
+MAX_WAIT_SECONDS = 25
+WAIT_FIRST_DELAY = 0.1
+WAIT_MAX_DELAY = 2.0
 
 
 class Viewer(Protocol):
@@ -51,6 +55,42 @@ def get_record(image_id: str, viewer: Viewer, records: RecordStore) -> ImageReco
     record = records.get(parse_image_id(image_id))
     if record is None or record.is_deleted or not _visible(record, viewer):
         raise _not_found(image_id)
+    return record
+
+
+def parse_wait(params: Mapping[str, str] | None) -> int:
+    """`?wait=N`: seconds to wait for an outcome, 0 to MAX_WAIT_SECONDS (0 or absent: answer at once)."""
+    raw = (params or {}).get("wait")
+    if raw is None or raw == "":
+        return 0
+    if not raw.isdigit() or int(raw) > MAX_WAIT_SECONDS:
+        raise BadRequest(f"wait must be an integer number of seconds from 0 to {MAX_WAIT_SECONDS}.", "invalid_field")
+    return int(raw)
+
+
+def wait_for_outcome(
+    image_id: str,
+    viewer: Viewer,
+    records: RecordStore,
+    seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> ImageRecord:
+    """The record as soon as it is done or failed, or as it is after `seconds`.
+
+    Strongly consistent reads, spaced 0.1 s, 0.2 s, 0.4 s … doubling to at most 2 s apart: at most
+    17 reads for a 25 s wait (docs: waiting without polling), a handful for a typical image.
+    """
+    record = get_record(image_id, viewer, records)
+    give_up_at = clock() + seconds
+    delay = WAIT_FIRST_DELAY
+    while not record.is_final:
+        left = give_up_at - clock()
+        if left <= 0:
+            break
+        sleep(min(delay, left))
+        delay = min(delay * 2, WAIT_MAX_DELAY)
+        record = get_record(image_id, viewer, records)
     return record
 
 

@@ -205,3 +205,40 @@ class QuotaStore(Protocol):
         values before, keyed like `Counter.key` (0 for an absent counter), of every change in each
         item that refused. `expired` keys (counters nobody reads any more) are removed on the way,
         only from items that `changes` write."""
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    """One part of a multipart upload as S3 lists it: the ETag unquoted, the size in bytes."""
+
+    number: int
+    etag: str
+    size: int
+
+
+class NoSuchUpload(Exception):
+    """The multipart upload does not exist (never did, completed, or aborted)."""
+
+
+class InvalidPart(Exception):
+    """Completing named a part S3 does not have with that ETag."""
+
+
+class PartUploads(Protocol):
+    """S3 multipart uploads into the input bucket (the slot's key only; callers check the key)."""
+
+    def start(self, key: str, content_type: str) -> str:
+        """CreateMultipartUpload; returns the upload id."""
+
+    def presign_part(self, key: str, upload_id: str, number: int, size: int | None, ttl_seconds: int) -> str:
+        """A URL for one UploadPart PUT; with `size`, the Content-Length is signed so no other fits."""
+
+    def parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        """Every part uploaded so far, by number (ListParts, all pages); NoSuchUpload if none."""
+
+    def complete(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> str:
+        """CompleteMultipartUpload with exactly these parts; returns the object's location.
+        NoSuchUpload, or InvalidPart for a part S3 does not hold with that ETag."""
+
+    def abort(self, key: str, upload_id: str) -> None:
+        """AbortMultipartUpload; an upload already gone is not an error."""

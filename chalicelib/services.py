@@ -17,7 +17,7 @@ from chalicelib.quota import Quotas
 from chalicelib.quota_store import DynamoQuotaStore
 from chalicelib.records import DynamoBackfillLog, DynamoRecordStore
 from chalicelib.settings import get_settings
-from chalicelib.storage import S3ObjectStore
+from chalicelib.storage import S3ObjectStore, S3PartUploads
 
 
 @cache
@@ -67,6 +67,11 @@ def store() -> S3ObjectStore:
 
 
 @lru_cache(maxsize=1)
+def part_uploads() -> S3PartUploads:
+    return S3PartUploads(s3(), get_settings().input_bucket)
+
+
+@lru_cache(maxsize=1)
 def processor() -> UploadProcessor:
     settings = get_settings()
     return UploadProcessor(settings, records(), store(), SnsNotifier(sns(), settings.topic_arn), quotas=quotas())
@@ -87,5 +92,16 @@ def backfills() -> DynamoBackfillLog:
 
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for cached in (_client, table, records, quotas, store, processor, reprocess_queue, backfills, get_settings):
+    for cached in (
+        _client,
+        table,
+        records,
+        quotas,
+        store,
+        part_uploads,
+        processor,
+        reprocess_queue,
+        backfills,
+        get_settings,
+    ):
         cached.cache_clear()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
 from chalicelib.errors import StorageError
-from chalicelib.ports import StoredObject
+from chalicelib.ports import InvalidPart, NoSuchUpload, StoredObject, UploadedPart
 
 _GONE = {"NoSuchKey", "404", "NotFound"}
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
@@ -123,3 +124,67 @@ class S3ObjectStore:
         return str(
             self._s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_seconds)
         )
+
+
+class S3PartUploads:
+    """Multipart uploads into the input bucket. The client (boto3, `signature_version="s3v4"`) signs
+    part URLs with SigV4, the only signature S3 checks a signed Content-Length with."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+
+    def start(self, key: str, content_type: str) -> str:
+        response = self._s3.create_multipart_upload(Bucket=self._bucket, Key=key, ContentType=content_type)
+        return str(response["UploadId"])
+
+    def presign_part(self, key: str, upload_id: str, number: int, size: int | None, ttl_seconds: int) -> str:
+        params: dict[str, Any] = {"Bucket": self._bucket, "Key": key, "UploadId": upload_id, "PartNumber": number}
+        if size is not None:
+            params["ContentLength"] = size
+        url = str(self._s3.generate_presigned_url("upload_part", Params=params, ExpiresIn=ttl_seconds))
+        # boto3 presigns S3 with SigV2 unless the client asks for SigV4, and SigV2 cannot sign a length.
+        if "X-Amz-Algorithm=AWS4-HMAC-SHA256" not in url:
+            raise ValueError('S3PartUploads needs an S3 client made with Config(signature_version="s3v4")')
+        return url
+
+    def parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        found: list[UploadedPart] = []
+        with _multipart_errors():
+            for page in self._s3.get_paginator("list_parts").paginate(Bucket=self._bucket, Key=key, UploadId=upload_id):
+                found.extend(
+                    UploadedPart(int(p["PartNumber"]), str(p["ETag"]).strip('"'), int(p["Size"]))
+                    for p in page.get("Parts", [])
+                )
+        return sorted(found, key=lambda part: part.number)
+
+    def complete(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> str:
+        listed = [{"PartNumber": p.number, "ETag": f'"{p.etag}"'} for p in parts]
+        with _multipart_errors():
+            response = self._s3.complete_multipart_upload(
+                Bucket=self._bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}
+            )
+        return str(response.get("Location") or f"s3://{self._bucket}/{key}")
+
+    def abort(self, key: str, upload_id: str) -> None:
+        try:
+            with _multipart_errors():
+                self._s3.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
+        except NoSuchUpload:
+            pass
+
+
+@contextmanager
+def _multipart_errors() -> Iterator[None]:
+    """S3's answers that mean something to a client, as the port's exceptions; others as they are."""
+    from botocore.exceptions import ClientError
+
+    try:
+        yield
+    except ClientError as error:
+        code = _error_code(error)
+        if code == "NoSuchUpload":
+            raise NoSuchUpload(str(error)) from error
+        if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall"):
+            raise InvalidPart(f"{code}: {error}") from error
+        raise

@@ -57,6 +57,13 @@ class GatewayResponseHandler(ChaliceRequestHandler):
         status, headers, body = rendered
         self._send_http_response(status, {**error.headers, **headers}, body)
 
+    def __getattr__(self, name: str) -> Any:
+        """Every HTTP method is routed: http.server answers a method without a `do_` handler (TRACE,
+        QUERY…) with its own HTML 501, where chalice local answers 405 (found by Schemathesis)."""
+        if name.startswith("do_"):
+            return self._generic_handle
+        raise AttributeError(name)
+
 
 def create_local_server(app: Chalice, config: Config, host: str, port: int) -> Any:
     """chalice.local.create_local_server, answering API Gateway's rejections like the deployed API."""

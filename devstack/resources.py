@@ -106,6 +106,25 @@ def allow_public_reads(env: Mapping[str, str]) -> None:
     boto3.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
+def allow_browser_uploads(env: Mapping[str, str], origins: str, template: Path = RESOURCES_TEMPLATE) -> None:
+    """The input bucket's CORS rule exactly as infra/resources.json gives it, for `origins`
+    (CORS_ALLOW_ORIGINS): browsers may POST forms and PUT multipart parts, and read the ETag."""
+    properties = json.loads(template.read_text())["Resources"]["InputBucket"]["Properties"]
+    rules = properties["CorsConfiguration"]["Fn::If"][1]["CorsRules"]
+    allowed = [origin.strip() for origin in origins.split(",") if origin.strip()]
+    local_rules = [
+        {
+            "AllowedMethods": rule["AllowedMethods"],
+            "AllowedOrigins": allowed,
+            "AllowedHeaders": rule["AllowedHeaders"],
+            "ExposeHeaders": rule["ExposedHeaders"],
+            "MaxAgeSeconds": rule["MaxAge"],
+        }
+        for rule in rules
+    ]
+    boto3.client("s3").put_bucket_cors(Bucket=env["INPUT_BUCKET"], CORSConfiguration={"CORSRules": local_rules})
+
+
 # The queue properties a local queue takes from the template; encryption and tags mean nothing to moto.
 QUEUE_ATTRIBUTES = (
     "VisibilityTimeout",

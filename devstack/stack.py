@@ -161,6 +161,8 @@ class LocalStack:
         resources.create_resources(self.env)
         if stable_urls:
             resources.allow_public_reads(self.env)
+        if os.environ.get("CORS_ALLOW_ORIGINS"):
+            resources.allow_browser_uploads(self.env, os.environ["CORS_ALLOW_ORIGINS"])
         resources.create_queues(self.settings.resources_template, STAGE, ACCOUNT, REGION)
         missing = resources.missing_queues(self.env)
         if missing:

@@ -136,10 +136,21 @@ def _api_handler(arns: _Arns, settings: Settings) -> list[Statement]:
     # Behind a CDN (OUTPUT_BASE_URL) download links are plain URLs: nothing is presigned.
     presigns_downloads = settings.output_base_url is None
     return [
-        # PutObject: the presigned POST the browser sends is authorized as this role's PutObject.
-        # DeleteObject: DELETE /images/{id} removes the original. GetObject: HeadObject, is the
-        # original still there to be reprocessed?
-        _statement("Originals", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], [arns.originals]),
+        # PutObject: the presigned POST the browser sends, and the multipart upload (create, part
+        # URLs, complete), are authorized as this role's PutObject. ListMultipartUploadParts,
+        # AbortMultipartUpload: the /s3/multipart routes. DeleteObject: DELETE /images/{id} removes
+        # the original. GetObject: HeadObject, is the original still there to be reprocessed?
+        _statement(
+            "Originals",
+            [
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:ListMultipartUploadParts",
+                "s3:AbortMultipartUpload",
+            ],
+            [arns.originals],
+        ),
         # GetObject: presigned download links. DeleteObject: DELETE /images/{id}.
         _statement("Outputs", [*(["s3:GetObject"] if presigns_downloads else []), "s3:DeleteObject"], [arns.outputs]),
         _list_outputs(arns),

@@ -95,10 +95,28 @@ def stack() -> Iterator[StackClient]:
 
 @pytest.fixture
 def client(aws: Aws) -> Iterator[Client]:
+    """Chalice's test client; every answer it gets is checked against the OpenAPI document."""
     from app import app
 
     with Client(app, stage_name=STAGE) as test_client:
+        conform_to_openapi(test_client)
         yield test_client
+
+
+def conform_to_openapi(test_client: Client) -> None:
+    """Check each answer (preflights aside) with tests/openapi.py before the test sees it."""
+    from tests.openapi import check_response
+
+    http = test_client.http
+    send = http.request
+
+    def checked(method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"") -> Any:
+        response = send(method, path, headers=headers, body=body)
+        if method != "OPTIONS":
+            check_response(method, path, response.status_code, response.headers, response.body)
+        return response
+
+    http.request = checked  # type: ignore[method-assign]
 
 
 def count_calls(client: Any, operation: str, counter: dict[str, int]) -> None:

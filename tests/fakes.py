@@ -20,12 +20,15 @@ from chalicelib.errors import BadRequest, StorageError
 from chalicelib.ports import (
     BackfillProgress,
     Counter,
+    InvalidPart,
     ListQuery,
+    NoSuchUpload,
     Page,
     QueueDepth,
     RecordExists,
     ReprocessMessage,
     StoredObject,
+    UploadedPart,
 )
 
 
@@ -249,6 +252,63 @@ class InMemoryObjectStore(_Faults):
 
     def keys(self, bucket: str) -> list[str]:
         return sorted(k for b, k in self.objects if b == bucket)
+
+
+class InMemoryPartUploads(_Faults):
+    """Multipart uploads as S3 keeps them: parts by number until completed (into `objects`) or aborted.
+
+    `put_part` is what a client's PUT to a part URL does; the URL itself only records what was signed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._uploads: dict[tuple[str, str], dict[int, bytes]] = {}
+        self.objects: dict[str, bytes] = {}
+        self.signed: list[tuple[str, int, int | None]] = []  # (upload id, part number, signed length)
+        self._next = 0
+
+    def start(self, key: str, content_type: str) -> str:
+        self.call("start")
+        self._next += 1
+        upload_id = f"upload{self._next}"
+        self._uploads[(key, upload_id)] = {}
+        return upload_id
+
+    def presign_part(self, key: str, upload_id: str, number: int, size: int | None, ttl_seconds: int) -> str:
+        self.call("presign_part")
+        self.signed.append((upload_id, number, size))
+        return f"https://s3.example/{key}?uploadId={upload_id}&partNumber={number}"
+
+    def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        self._held(key, upload_id)[number] = data
+        return _etag(data)
+
+    def parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        self.call("parts")
+        held = self._held(key, upload_id)
+        return [UploadedPart(n, _etag(data), len(data)) for n, data in sorted(held.items())]
+
+    def complete(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> str:
+        self.call("complete")
+        held = self._held(key, upload_id)
+        if any(held.get(p.number) is None or _etag(held[p.number]) != p.etag for p in parts):
+            raise InvalidPart("a part is not held with that ETag")
+        self.objects[key] = b"".join(held[p.number] for p in parts)
+        del self._uploads[(key, upload_id)]
+        return f"https://s3.example/{key}"
+
+    def abort(self, key: str, upload_id: str) -> None:
+        self.call("abort")
+        self._uploads.pop((key, upload_id), None)
+
+    def _held(self, key: str, upload_id: str) -> dict[int, bytes]:
+        held = self._uploads.get((key, upload_id))
+        if held is None:
+            raise NoSuchUpload(upload_id)
+        return held
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 class RecordingNotifier(_Faults):

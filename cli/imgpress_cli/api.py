@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 from imgpress_cli.multipart import MultipartFile, ProgressCallback
 
 FINAL_STATUSES = ("done", "failed")
+MAX_WAIT_SECONDS = 25  # the API's limit for GET /images/<id>?wait=
 
 
 class ApiError(Exception):
@@ -66,8 +69,28 @@ class ImgpressApi:
                 "upload_rejected", f"S3 refused the upload ({response.status_code}): {_s3_reason(response.text)}"
             )
 
-    def image(self, image_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/images/{image_id}"))
+    def start_multipart(
+        self, filename: str, content_type: str, size: int, profile: str | None = None
+    ) -> dict[str, Any]:
+        """POST /s3/multipart: a slot and an S3 multipart upload into it (uploadId, key, part_bytes)."""
+        body: dict[str, Any] = {"filename": filename, "type": content_type, "size": size}
+        if profile is not None:
+            body["profile"] = profile
+        return dict(self._call("POST", "/s3/multipart", json=body))
+
+    def sign_part(self, upload_id: str, number: int, key: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/s3/multipart/{quote(upload_id, safe='')}/{number}", params={"key": key}))
+
+    def list_parts(self, upload_id: str, key: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"/s3/multipart/{quote(upload_id, safe='')}", params={"key": key}))
+
+    def complete_multipart(self, upload_id: str, key: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        path = f"/s3/multipart/{quote(upload_id, safe='')}/complete"
+        return dict(self._call("POST", path, params={"key": key}, json={"parts": parts}))
+
+    def image(self, image_id: str, wait: int = 0) -> dict[str, Any]:
+        """GET /images/<id>; with `wait`, the API answers as soon as the image is final (at most `wait` s)."""
+        return dict(self._call("GET", f"/images/{image_id}", params={"wait": wait} if wait else None))
 
     def list_images(
         self, status: str | None = None, limit: int | None = None, cursor: str | None = None
@@ -94,20 +117,20 @@ class ImgpressApi:
         self,
         image_id: str,
         timeout: float = 120.0,
-        interval: float = 0.5,
         on_poll: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll GET /images/<id> until it is done or failed; raises ApiError(`timeout`) past `timeout` seconds."""
+        """GET /images/<id>?wait=N until it is done or failed: the API holds each request until the
+        outcome (or N s), so there is no polling. ApiError(`timeout`) past `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
-            image = self.image(image_id)
+            left = deadline - time.monotonic()
+            image = self.image(image_id, wait=max(1, min(MAX_WAIT_SECONDS, math.ceil(left))))
             if on_poll is not None:
                 on_poll(image)
             if image["status"] in FINAL_STATUSES:
                 return image
             if time.monotonic() >= deadline:
                 raise ApiError("timeout", f"image {image_id} is still {image['status']} after {timeout:g}s")
-            time.sleep(interval)
 
     def wait_for_reprocess(self, image_id: str, request_id: str, timeout: float = 300.0) -> dict[str, Any]:
         """Poll until request `request_id` of the image ended: replaced (done) or failed."""

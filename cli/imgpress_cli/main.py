@@ -18,9 +18,12 @@ from typing import Any
 from imgpress_cli.api import ApiError, ImgpressApi
 from imgpress_cli.output import image_details, image_table
 from imgpress_cli.progress import ProgressBar
+from imgpress_cli.resumable import upload_in_parts
 
 DEFAULT_API = "http://127.0.0.1:8000"
 OK, FAILED, USAGE = 0, 1, 2
+# Larger files go up in parts, resumably (resumable.py); smaller ones in one presigned POST.
+MULTIPART_OVER_BYTES = 8 * 1024 * 1024
 
 
 def _print_json(value: Any) -> None:
@@ -37,16 +40,28 @@ def _content_type(path: Path) -> str:
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def upload_one(api: ImgpressApi, path: Path, wait: bool, timeout: float, profile: str | None = None) -> dict[str, Any]:
-    """The whole client flow for one file: slot, straight-to-S3 upload, then (optionally) wait."""
+def upload_one(
+    api: ImgpressApi,
+    path: Path,
+    wait: bool,
+    timeout: float,
+    profile: str | None = None,
+    multipart_over: int = MULTIPART_OVER_BYTES,
+) -> dict[str, Any]:
+    """The whole client flow for one file: slot, straight-to-S3 upload, then (optionally) wait.
+
+    Files over `multipart_over` bytes go up in parts and resume where an earlier run stopped."""
     content_type = _content_type(path)
     image_id = None
     try:
         size = path.stat().st_size
-        slot = api.create_upload(path.name, content_type, size, profile)
-        image_id = slot["id"]
         bar = ProgressBar(path.name, size)
-        api.send_file(slot["upload"], path, content_type, bar.update)
+        if size > multipart_over:
+            image_id = upload_in_parts(api, path, content_type, profile, bar.update)
+        else:
+            slot = api.create_upload(path.name, content_type, size, profile)
+            image_id = slot["id"]
+            api.send_file(slot["upload"], path, content_type, bar.update)
         bar.finish("uploaded")
         image = api.wait(image_id, timeout) if wait else api.image(image_id)
     except OSError as exc:
@@ -63,7 +78,8 @@ def _not_uploaded(path: Path, image_id: str | None, error: ApiError) -> dict[str
 
 def cmd_upload(args: argparse.Namespace) -> int:
     api = ImgpressApi(args.api)
-    results = [upload_one(api, Path(name), args.wait, args.timeout, args.profile) for name in args.files]
+    threshold = int(args.multipart_over * 1024 * 1024)
+    results = [upload_one(api, Path(name), args.wait, args.timeout, args.profile, threshold) for name in args.files]
     if args.json:
         _print_json(results)
     else:
@@ -186,7 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     upload = commands.add_parser("upload", parents=[api, as_json], help="upload images and show the results")
     upload.add_argument("files", nargs="+", metavar="FILE")
-    upload.add_argument("--wait", action="store_true", help="wait until each image is done or failed")
+    upload.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until each image is done or failed (the API holds one request per image: no polling)",
+    )
     upload.add_argument("--profile", metavar="NAME", help="processing profile (default: the stage's default profile)")
     upload.add_argument(
         "--timeout",
@@ -194,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=120.0,
         metavar="SECONDS",
         help="how long --wait waits for each image (default: %(default)g)",
+    )
+    upload.add_argument(
+        "--multipart-over",
+        type=float,
+        default=MULTIPART_OVER_BYTES / 1024 / 1024,
+        metavar="MiB",
+        help="send larger files in 5 MiB parts that a re-run resumes (default: %(default)g MiB)",
     )
     upload.set_defaults(run=cmd_upload)
 

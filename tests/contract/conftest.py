@@ -12,11 +12,12 @@ from chalicelib.ports import ReprocessMessage
 from chalicelib.queue import SqsReprocessQueue
 from chalicelib.quota_store import DynamoQuotaStore
 from chalicelib.records import DynamoBackfillLog, DynamoRecordStore
-from chalicelib.storage import S3ObjectStore
+from chalicelib.storage import S3ObjectStore, S3PartUploads
 from tests.conftest import ENV
 from tests.fakes import (
     InMemoryBackfillLog,
     InMemoryObjectStore,
+    InMemoryPartUploads,
     InMemoryQuotaStore,
     InMemoryRecordStore,
     InMemoryReprocessQueue,
@@ -103,3 +104,15 @@ def reprocess_queue(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any]]
             return taken
 
         yield SqsReprocessQueue(sqs, ENV["REPROCESS_QUEUE"], ENV["REPROCESS_DEAD_LETTER_QUEUE"]), receive
+
+
+@pytest.fixture(params=["memory", "s3"])
+def part_uploads(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        yield InMemoryPartUploads()
+    else:
+        import boto3
+        from botocore.config import Config
+
+        request.getfixturevalue("aws")
+        yield S3PartUploads(boto3.client("s3", config=Config(signature_version="s3v4")), ENV["INPUT_BUCKET"])

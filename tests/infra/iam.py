@@ -73,6 +73,12 @@ def s3_needs(operation: str, params: Mapping[str, Any], head: Head) -> list[Need
             *_decrypt(head, source["Bucket"], source["Key"]),
             *_write_extras(params, _s3(bucket, key)),
         ]
+    if operation in ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
+        return [Need("s3:PutObject", _s3(bucket, key))]  # a multipart upload is authorized as PutObject
+    if operation == "ListParts":
+        return [Need("s3:ListMultipartUploadParts", _s3(bucket, key))]
+    if operation == "AbortMultipartUpload":
+        return [Need("s3:AbortMultipartUpload", _s3(bucket, key))]
     raise AssertionError(f"s3 {operation}: this test does not know how IAM authorizes it")
 
 

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import botocore.session
 import pytest
+import requests
 from botocore import xform_name
 from chalice.app import SQSEventConfig
 from chalice.test import Client
@@ -56,6 +58,12 @@ IAM_ACTION_OF = {
     # A copy is authorized as PutObject on the target (+ GetObject on the source, see below).
     ("s3", "CopyObject"): "s3:PutObject",
     ("sqs", "SendMessageBatch"): "sqs:SendMessage",
+    # Multipart uploads are authorized as PutObject, but for listing and aborting them.
+    ("s3", "CreateMultipartUpload"): "s3:PutObject",
+    ("s3", "UploadPart"): "s3:PutObject",
+    ("s3", "CompleteMultipartUpload"): "s3:PutObject",
+    ("s3", "ListParts"): "s3:ListMultipartUploadParts",
+    ("s3", "AbortMultipartUpload"): "s3:AbortMultipartUpload",
 }
 # Granted although no line of our code calls them: Lambda uses the function's role for these.
 PLATFORM_ACTIONS = {
@@ -350,6 +358,29 @@ class Lifecycle:
             event["Records"][0]["s3"]["object"].update(eTag=etag.strip('"'), size=len(data))
         return event
 
+    def multipart_upload(self) -> None:
+        """A resumable upload as Uppy drives it (the part itself goes from the browser to S3), and
+        one abandoned: every /s3/multipart route, each as the API function runs it."""
+        json_body = {"headers": {"Content-Type": "application/json"}}
+        for finish in ("complete", "abort"):
+            answer = self.client.http.post(
+                "/s3/multipart", body=json.dumps({"type": "image/jpeg", "size": len(self.photo)}).encode(), **json_body
+            )
+            assert answer.status_code == 201, answer.body
+            started = json.loads(answer.body)
+            key = quote(started["key"], safe="")
+            base = f"/s3/multipart/{started['uploadId']}"
+            signed = json.loads(self.client.http.get(f"{base}/1?key={key}").body)
+            etag = requests.put(signed["url"], data=self.photo, headers=signed.get("headers"), timeout=30).headers[
+                "ETag"
+            ]
+            assert self.client.http.get(f"{base}?key={key}").status_code == 200
+            if finish == "complete":
+                parts = json.dumps({"parts": [{"PartNumber": 1, "ETag": etag}]}).encode()
+                assert self.client.http.post(f"{base}/complete?key={key}", body=parts, **json_body).status_code == 200
+            else:
+                assert self.client.http.delete(f"{base}?key={key}").status_code == 204
+
     def leftover_output(self, image_id: str) -> None:
         """What an attempt that outlived a DELETE leaves behind."""
         key = f"{self.env.get('OUTPUT_PREFIX', 'processed/')}{image_id}/late/web.webp"
@@ -424,6 +455,7 @@ def run_every_function(run: Run, client: Client, monkeypatch: pytest.MonkeyPatch
             admin.setattr(application, "_caller", lambda: Principal("root", True, "jwt"))
             assert client.http.get("/images").status_code == 200  # every owner's: the sharded index
         assert client.http.delete(f"/images/{good}").status_code == 204
+        life.multipart_upload()  # Uppy's routes: start, sign, list, complete; and an abort
     life.leftover_output(good)
     life.invoke("handle_upload", life.s3_event(good, life.photo))  # a late upload of the deleted image
     life.leftover_output(good)

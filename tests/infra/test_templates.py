@@ -73,10 +73,11 @@ def test_buckets_are_private_encrypted_and_drop_abandoned_uploads(bucket: str) -
     assert any(p["Bucket"] == {"Ref": bucket} for p in policy.values()), "plain-HTTP access is not denied"
 
 
-def test_only_the_input_bucket_takes_browser_posts_from_the_stage_origins() -> None:
+def test_only_the_input_bucket_takes_browser_uploads_from_the_stage_origins() -> None:
+    """POST: presigned forms. PUT: multipart parts, whose ETag header the browser must be able to read."""
     assert RESOURCES["InputBucket"]["Properties"]["CorsConfiguration"]["Fn::If"][1]["CorsRules"] == [
         {
-            "AllowedMethods": ["POST"],
+            "AllowedMethods": ["POST", "PUT"],
             "AllowedOrigins": {"Fn::Split": [",", {"Ref": "CorsAllowOrigins"}]},
             "AllowedHeaders": ["*"],
             "ExposedHeaders": ["ETag", "Location"],

@@ -1,0 +1,249 @@
+"""Resumable uploads: S3 multipart into an upload slot, in the routes and shapes of Uppy's
+`@uppy/aws-s3` with `companionEndpoint` (docs: resumable uploads).
+
+The client never talks to S3 except to PUT parts to URLs signed here. The server fixes the part
+size (`PART_BYTES`), signs each part's exact Content-Length when the slot's size was declared,
+and before completing reads S3's own list of parts (ListParts) and checks every size and the
+total against the slot: what the client says about its parts is never trusted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chalicelib import uploads as slots
+from chalicelib.auth.principal import Principal
+from chalicelib.domain import ImageRecord, Status, iso, utc_now
+from chalicelib.errors import BadRequest, Gone, NotFound, TooLarge
+from chalicelib.images import Viewer
+from chalicelib.ports import InvalidPart, NoSuchUpload, PartUploads, RecordStore, UploadedPart
+from chalicelib.quota import Quotas
+from chalicelib.settings import Settings
+from chalicelib.uploads import UploadRequest, slot_expires_at
+
+# S3's minimum for every part but the last, and what Uppy 6 cuts a file into up to 48 GiB.
+PART_BYTES = 5 * 1024 * 1024
+# What S3 upload ids are made of (URL-safe; real ones also use `.`, `_` and `-`).
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9._~=+-]{1,1024}$")
+_IMAGE_ID = re.compile(r"^[0-9a-f]{32}$")
+_PART_NUMBER = re.compile(r"^[0-9]{1,5}$")
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """How a slot's bytes are cut: fixed-size parts, the last one shorter; sizes exact when declared."""
+
+    part_bytes: int
+    limit: int  # the declared size, else MAX_UPLOAD_BYTES
+    declared_size: int | None
+
+    @classmethod
+    def of(cls, record: ImageRecord, settings: Settings) -> PartPlan:
+        limit = record.declared_size or settings.imaging.max_upload_bytes
+        return cls(PART_BYTES, limit, record.declared_size)
+
+    @property
+    def max_parts(self) -> int:
+        return max(1, math.ceil(self.limit / self.part_bytes))
+
+    def size_of(self, number: int) -> int | None:
+        """Part `number`'s exact size when the total was declared (signed into its URL), else None."""
+        if self.declared_size is None:
+            return None
+        return min(self.part_bytes, self.declared_size - (number - 1) * self.part_bytes)
+
+    def check(self, parts: list[UploadedPart]) -> None:
+        """S3's sizes against the slot: each part at most a part, the sum within the limit (TooLarge),
+        and exactly the declared size when there was one (BadRequest)."""
+        for part in parts:
+            if part.size > self.part_bytes:
+                raise TooLarge(
+                    f"Part {part.number} is {part.size} bytes; parts are at most {self.part_bytes}.", "part_too_large"
+                )
+        total = sum(part.size for part in parts)
+        if total > self.limit:
+            raise TooLarge(f"The parts add up to {total} bytes; this upload may have at most {self.limit}.")
+        if self.declared_size is not None and total != self.declared_size:
+            raise BadRequest(
+                f"The parts add up to {total} bytes, not the {self.declared_size} declared.", "size_mismatch"
+            )
+
+
+def start(
+    request: UploadRequest,
+    caller: Principal,
+    settings: Settings,
+    records: RecordStore,
+    uploads: PartUploads,
+    quotas: Quotas | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> dict[str, Any]:
+    """POST /s3/multipart: a slot (as POST /uploads opens it: quotas included) and an S3 multipart upload into it."""
+    record = slots.open_slot(request, caller, settings, records, quotas, clock)
+    upload_id = uploads.start(record.input_key, record.content_type)
+    plan = PartPlan.of(record, settings)
+    return {
+        "uploadId": upload_id,
+        "key": record.input_key,
+        "id": record.id,
+        "part_bytes": plan.part_bytes,
+        "max_parts": plan.max_parts,
+        "expires_at": iso(slot_expires_at(record, settings)),
+        "links": {"self": f"/images/{record.id}"},
+    }
+
+
+def sign_part(
+    upload_id: str,
+    part_number: str,
+    params: Mapping[str, str] | None,
+    viewer: Viewer,
+    settings: Settings,
+    records: RecordStore,
+    uploads: PartUploads,
+    clock: Callable[[], datetime] = utc_now,
+) -> dict[str, Any]:
+    """GET /s3/multipart/{uploadId}/{partNumber}?key=: the URL to PUT one part to, until the slot expires."""
+    record = _slot(upload_id, params, viewer, records, settings)
+    plan = PartPlan.of(record, settings)
+    number = _part_number(part_number, plan)
+    remaining = int((slot_expires_at(record, settings) - clock()).total_seconds())
+    if remaining < 1:
+        raise Gone("This upload slot has expired; start a new upload.", "upload_expired")
+    size = plan.size_of(number)
+    url = uploads.presign_part(record.input_key, upload_id, number, size, remaining)
+    return {"url": url, "headers": {}, "size": size, "expires_at": iso(slot_expires_at(record, settings))}
+
+
+def list_parts(
+    upload_id: str,
+    params: Mapping[str, str] | None,
+    viewer: Viewer,
+    settings: Settings,
+    records: RecordStore,
+    uploads: PartUploads,
+) -> list[dict[str, Any]]:
+    """GET /s3/multipart/{uploadId}?key=: the parts S3 holds, for a client resuming."""
+    record = _slot(upload_id, params, viewer, records, settings)
+    return [
+        {"PartNumber": part.number, "ETag": part.etag, "Size": part.size}
+        for part in _parts(uploads, record.input_key, upload_id)
+    ]
+
+
+def complete(
+    upload_id: str,
+    params: Mapping[str, str] | None,
+    body: Any,
+    viewer: Viewer,
+    settings: Settings,
+    records: RecordStore,
+    uploads: PartUploads,
+) -> dict[str, Any]:
+    """POST /s3/multipart/{uploadId}/complete?key=: check S3's parts against the slot, then complete.
+
+    The parts named must be ones S3 holds with those ETags. A part or a total over the slot's
+    limit can never become acceptable, so the upload is aborted as well as refused.
+    """
+    record = _slot(upload_id, params, viewer, records, settings)
+    plan = PartPlan.of(record, settings)
+    wanted = _requested_parts(body, plan)
+    held = {part.number: part for part in _parts(uploads, record.input_key, upload_id)}
+    chosen: list[UploadedPart] = []
+    for number, etag in wanted:
+        part = held.get(number)
+        if part is None or part.etag != etag:
+            raise BadRequest(f"Part {number} with ETag {etag} was not uploaded.", "invalid_part")
+        chosen.append(part)
+    try:
+        plan.check(chosen)
+    except TooLarge:
+        uploads.abort(record.input_key, upload_id)
+        raise
+    try:
+        location = uploads.complete(record.input_key, upload_id, chosen)
+    except NoSuchUpload as error:
+        raise NotFound("No multipart upload with that id for this key.") from error
+    except InvalidPart as error:
+        raise BadRequest(f"S3 refused the parts: {error}", "invalid_part") from error
+    return {
+        "location": location,
+        "bucket": record.input_bucket,
+        "key": record.input_key,
+        "id": record.id,
+        "links": {"self": f"/images/{record.id}"},
+    }
+
+
+def abort(
+    upload_id: str,
+    params: Mapping[str, str] | None,
+    viewer: Viewer,
+    settings: Settings,
+    records: RecordStore,
+    uploads: PartUploads,
+) -> None:
+    """DELETE /s3/multipart/{uploadId}?key=: S3 drops the parts; the slot expires unused."""
+    record = _slot(upload_id, params, viewer, records, settings)
+    uploads.abort(record.input_key, upload_id)
+
+
+def _slot(
+    upload_id: str, params: Mapping[str, str] | None, viewer: Viewer, records: RecordStore, settings: Settings
+) -> ImageRecord:
+    """The caller's pending image whose upload key is `key`. Anyone else's is answered as missing."""
+    if not _UPLOAD_ID.match(upload_id or ""):
+        raise BadRequest("uploadId is not an S3 upload id.", "invalid_field")
+    key = (params or {}).get("key")
+    if not key:
+        raise BadRequest("key is required: the key POST /s3/multipart returned.", "missing_field")
+    image_id = key[len(settings.upload_prefix) :] if key.startswith(settings.upload_prefix) else ""
+    record = records.get(image_id) if _IMAGE_ID.match(image_id) else None
+    if (
+        record is None
+        or record.is_deleted
+        or record.owner != viewer.owner
+        or record.input_key != key
+        or record.status != Status.PENDING
+    ):
+        raise NotFound("No upload in progress for that key.")
+    return record
+
+
+def _part_number(raw: str, plan: PartPlan) -> int:
+    number = int(raw) if _PART_NUMBER.match(raw or "") else 0
+    if not 1 <= number <= plan.max_parts:
+        raise BadRequest(f"partNumber must be an integer from 1 to {plan.max_parts} for this upload.", "invalid_part")
+    return number
+
+
+def _parts(uploads: PartUploads, key: str, upload_id: str) -> list[UploadedPart]:
+    try:
+        return uploads.parts(key, upload_id)
+    except NoSuchUpload as error:
+        raise NotFound("No multipart upload with that id for this key.") from error
+
+
+def _requested_parts(body: Any, plan: PartPlan) -> list[tuple[int, str]]:
+    """`{"parts": [{"PartNumber": 1, "ETag": "..."}]}`, in ascending order, each number once."""
+    parts = body.get("parts") if isinstance(body, dict) else None
+    if not isinstance(parts, list) or not parts or len(parts) > plan.max_parts:
+        raise BadRequest(
+            f'The body must be {{"parts": [{{"PartNumber", "ETag"}}, …]}} with 1 to {plan.max_parts} parts.',
+            "invalid_field",
+        )
+    wanted: dict[int, str] = {}
+    for part in parts:
+        number = part.get("PartNumber") if isinstance(part, dict) else None
+        etag = part.get("ETag") if isinstance(part, dict) else None
+        if isinstance(number, float) and number.is_integer():
+            number = int(number)  # 2.0 is the integer 2 in JSON
+        if isinstance(number, bool) or not isinstance(number, int) or not isinstance(etag, str) or number in wanted:
+            raise BadRequest("Each part needs a distinct integer PartNumber and a string ETag.", "invalid_field")
+        wanted[number] = etag.strip('"')
+    return sorted(wanted.items())

@@ -1,0 +1,139 @@
+"""The rules of resumable uploads and of ?wait, on the in-memory ports (unit tier)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib import multipart
+from chalicelib.domain import Failure, OriginalInfo, Outcome, utc_now
+from chalicelib.errors import BadRequest, Gone, NotFound, TooLarge
+from chalicelib.images import MAX_WAIT_SECONDS, wait_for_outcome
+from chalicelib.multipart import PART_BYTES, PartPlan
+from chalicelib.settings import Settings
+from chalicelib.uploads import UploadRequest
+from tests.conftest import ENV
+from tests.fakes import InMemoryPartUploads, InMemoryRecordStore
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Viewer:
+    owner: str
+    is_admin: bool = False
+
+
+ALICE, MALLORY = Viewer("alice"), Viewer("mallory", is_admin=True)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings.from_env(ENV)
+
+
+def started(
+    settings: Settings, records: InMemoryRecordStore, uploads: InMemoryPartUploads, size: int | None = None
+) -> dict[str, Any]:
+    return multipart.start(UploadRequest("image/jpeg", "default", "a.jpg", size), ALICE, settings, records, uploads)
+
+
+def test_parts_are_fixed_size_and_exact_when_the_size_was_declared(settings: Settings) -> None:
+    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
+    declared = started(settings, records, uploads, size=2 * PART_BYTES + 7)
+    assert declared["max_parts"] == 3
+    for number in (1, 2, 3):
+        multipart.sign_part(
+            declared["uploadId"], str(number), {"key": declared["key"]}, ALICE, settings, records, uploads
+        )
+    assert [size for _, _, size in uploads.signed] == [PART_BYTES, PART_BYTES, 7]
+    plan = PartPlan(PART_BYTES, settings.imaging.max_upload_bytes, None)
+    assert plan.max_parts == 5 and plan.size_of(5) is None
+
+
+def test_only_the_owner_of_a_pending_slot_reaches_its_upload(settings: Settings) -> None:
+    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
+    slot = started(settings, records, uploads)
+    key = {"key": slot["key"]}
+    with pytest.raises(NotFound):  # an admin too: uploads belong to their owner alone
+        multipart.list_parts(slot["uploadId"], key, MALLORY, settings, records, uploads)
+    record = records.get(slot["id"])
+    records.save(record.failed(Failure("corrupt", "x"), Outcome(OriginalInfo(1)), utc_now()))
+    with pytest.raises(NotFound):  # no longer pending: nothing to upload into
+        multipart.list_parts(slot["uploadId"], key, ALICE, settings, records, uploads)
+    with pytest.raises(BadRequest):
+        multipart.list_parts("bad/id", key, ALICE, settings, records, uploads)
+
+
+def test_the_server_trusts_s3s_sizes_not_the_client(settings: Settings) -> None:
+    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
+    slot = started(settings, records, uploads)
+    etag = uploads.put_part(slot["key"], slot["uploadId"], 1, b"x" * (PART_BYTES + 1))
+    with pytest.raises(TooLarge) as refused:
+        multipart.complete(
+            slot["uploadId"],
+            {"key": slot["key"]},
+            {"parts": [{"PartNumber": 1, "ETag": etag}]},
+            ALICE,
+            settings,
+            records,
+            uploads,
+        )
+    assert refused.value.code == "part_too_large"
+    assert uploads.calls.get("abort") == 1 and uploads.calls.get("complete") is None
+
+
+def test_a_slot_past_its_expiry_signs_nothing(settings: Settings) -> None:
+    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
+    slot = started(settings, records, uploads)
+    later = utc_now() + timedelta(seconds=settings.upload_url_ttl + 1)
+    with pytest.raises(Gone):
+        multipart.sign_part(
+            slot["uploadId"], "1", {"key": slot["key"]}, ALICE, settings, records, uploads, clock=lambda: later
+        )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 3))
+        self.now += seconds
+
+
+def test_wait_reads_back_off_to_two_seconds_and_stop_at_the_deadline(settings: Settings) -> None:
+    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
+    slot = started(settings, records, uploads)
+    clock = Clock()
+    record = wait_for_outcome(slot["id"], ALICE, records, MAX_WAIT_SECONDS, clock.sleep, lambda: clock.now)
+    assert record.status == "pending" and clock.now == pytest.approx(MAX_WAIT_SECONDS)
+    assert clock.sleeps[:6] == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0] and max(clock.sleeps) == 2.0
+    assert records.calls["get"] == 17  # the most a 25 s wait costs: 17 strongly consistent GetItems
+
+
+def test_wait_answers_as_soon_as_the_image_is_final(settings: Settings) -> None:
+    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
+    slot = started(settings, records, uploads)
+    clock = Clock()
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        if len(clock.sleeps) == 3:  # the image fails while the request waits
+            current = records.get(slot["id"])
+            records.save(replace(current.failed(Failure("corrupt", "x"), Outcome(OriginalInfo(1)), utc_now())))
+
+    record = wait_for_outcome(slot["id"], ALICE, records, 20, sleep, lambda: clock.now)
+    assert record.status == "failed" and clock.now == pytest.approx(0.7)
+    assert records.calls["get"] - 1 == 4  # the wait's own reads (less the test's, to fail the image)
+
+
+def test_waiting_zero_seconds_is_one_read(settings: Settings) -> None:
+    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
+    slot = started(settings, records, uploads)
+    wait_for_outcome(slot["id"], ALICE, records, 0)
+    assert records.calls["get"] == 1

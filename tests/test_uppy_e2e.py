@@ -1,0 +1,166 @@
+"""Uppy (from npm) in headless Chromium against the local stack: a resumable upload that survives a reload.
+
+tests/uppy/ holds a minimal page: `@uppy/aws-s3` with `companionEndpoint` = the API URL, and
+Golden Retriever. Its bundle is built here with esbuild (`npm ci` and `npm run build`, lock file
+committed). The page is served from its own origin, so the API's CORS and the input bucket's
+(infra/resources.json, applied by the local stack) are exercised as a deployed front end would.
+
+A 30 MB image goes up in 5 MiB parts over a slow (high-latency) network; after two parts the page is
+reloaded. Golden Retriever restores the file and its multipart upload, Uppy asks the API for the
+parts S3 holds and sends only the others; the image ends `done`.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from PIL import Image
+from playwright.sync_api import Browser, Request, sync_playwright
+
+from devstack.stack import free_port
+from tests.live_stack import LiveStack, StackClient, running_stack
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.e2e
+
+PAGE = Path(__file__).resolve().parent / "uppy"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+MIB = 1024 * 1024
+LATENCY_MS = 600  # added to every request by Chromium's network emulation, so a reload lands mid-upload
+SETTLE_MS = 120_000
+
+
+def build_page() -> None:
+    """`npm ci` once, then the bundle; a missing npm fails under CI (a skip would hide it)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        if os.environ.get("CI"):
+            pytest.fail("npm is missing: the machine's Node.js and npm build tests/uppy", pytrace=False)
+        pytest.skip("npm is not installed")
+    if not (PAGE / "node_modules" / "@uppy" / "aws-s3").exists():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PAGE, check=True, capture_output=True, timeout=300)
+    subprocess.run([npm, "run", "build"], cwd=PAGE, check=True, capture_output=True, timeout=120)
+
+
+def noise_png(width: int, height: int) -> bytes:
+    """A real image of about width × height × 3 bytes: random pixels do not compress."""
+    image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def page_origin() -> Iterator[str]:
+    build_page()
+    handler = functools.partial(QuietHandler, directory=str(PAGE))
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def live(page_origin: str) -> Iterator[LiveStack]:
+    # The page's origin is another one than the API's and S3's, as deployed: CORS on both.
+    with running_stack({"CORS_ALLOW_ORIGINS": page_origin, "MAX_UPLOAD_BYTES": str(40 * MIB)}) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_a_30_mb_upload_resumes_after_a_reload_without_resending_finished_parts(
+    browser: Browser, live: LiveStack, page_origin: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "big.png"
+    source.write_bytes(noise_png(3200, 3200))
+    size = source.stat().st_size
+    assert size > 30 * 1000 * 1000
+
+    context = browser.new_context()
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": LATENCY_MS, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    reloaded = threading.Event()
+    sent_parts: list[tuple[bool, int, int]] = []  # (after the reload?, part number, status)
+    api_calls: list[tuple[bool, str, str]] = []
+
+    def finished(request: Request) -> None:
+        url = urlsplit(request.url)
+        if request.method == "PUT" and "partNumber" in url.query:
+            response = request.response()
+            sent_parts.append(
+                (reloaded.is_set(), int(parse_qs(url.query)["partNumber"][0]), response.status if response else 0)
+            )
+        elif request.url.startswith(live.api):
+            api_calls.append((reloaded.is_set(), request.method, url.path))
+
+    context.on("requestfinished", finished)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+    page.goto(f"{page_origin}/index.html?api={live.api}")
+    page.set_input_files("#file", str(source))
+    page.wait_for_function("Number(document.querySelector('#state').dataset.parts || 0) >= 2", timeout=SETTLE_MS)
+    page.wait_for_timeout(1200)  # Golden Retriever saves its state at most every 500 ms
+    before = {number for after, number, status in sent_parts if not after and status == 200}
+    reloaded.set()
+    page.reload()
+    page.wait_for_function("document.querySelector('#state').dataset.status", timeout=SETTLE_MS)
+    state = page.eval_on_selector("#state", "element => ({...element.dataset})")
+    page.screenshot(path=str(ARTIFACTS / "uppy-resumed.png"), full_page=True)
+    context.close()
+
+    assert not problems, problems
+    assert state.get("restored") == "true" and "error" not in state, state
+    assert state["status"] == "done", state
+    assert len(before) >= 2
+    after = [number for was_after, number, status in sent_parts if was_after and status == 200]
+    print(f"parts held before the reload: {sorted(before)}; sent after it: {after}; progress seen: {state['progress']}")
+    expected_parts = -(-size // (5 * MIB))
+    assert sorted(before | set(after)) == list(range(1, expected_parts + 1))
+    assert not before & set(after), f"finished parts sent again: {sorted(before & set(after))}"
+    assert any(after_reload and method == "GET" and path.count("/") == 3 for after_reload, method, path in api_calls), (
+        "Uppy did not list the parts after the reload"
+    )
+    progress = {int(value) for value in state["progress"].split()}
+    assert len({p for p in progress if 0 < p < 100}) >= 3, sorted(progress)
+
+    image = requests.get(f"{live.api}/images/{state['image']}", timeout=10).json()
+    assert image["original"]["bytes"] == size and image["original"]["format"] == "PNG" and image["attempts"] == 1
+    # moto announces a completed multipart upload twice (CompleteMultipartUpload, then Put) for one
+    # ETag: the second event is a repeat the pipeline recognises, so there is one outcome, one message.
+    time.sleep(2)
+    messages = [m for m in StackClient(live.api, live.aws).notifications() if m["id"] == state["image"]]
+    assert [m["type"] for m in messages] == ["image.done"], messages
