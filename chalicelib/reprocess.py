@@ -163,7 +163,7 @@ def parse_backfill_page(body: bytes | str | None, viewer: Viewer, settings: Sett
     if "profile" not in data:
         raise BadRequest("profile is required: the profile every selected image is rendered with.", "missing_field")
     status = data.get("status", "done")
-    if status not in {str(s) for s in _BACKFILL_STATUSES}:
+    if not isinstance(status, str) or status not in {str(s) for s in _BACKFILL_STATUSES}:
         raise BadRequest("status must be done or failed.", "invalid_field")
     limit = data.get("limit", MAX_PAGE)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
@@ -172,7 +172,7 @@ def parse_backfill_page(body: bytes | str | None, viewer: Viewer, settings: Sett
     if "owner" in data:
         if not viewer.is_admin:
             raise BadRequest("owner may only be given by an admin; others backfill their own images.", "invalid_field")
-        owner = data["owner"] or None
+        owner = _optional_text(data, "owner")
     elif viewer.is_admin:
         owner = None  # an admin's backfill covers every owner unless narrowed
     return BackfillPage(

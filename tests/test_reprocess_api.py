@@ -93,3 +93,14 @@ def test_a_backfill_page_queues_and_its_progress_reads_back(client: Client, aws:
     assert (progress["done"], progress["failed"]) == (2, 0)
     assert {i for i in ids if record(client, i)["profile"] == "avatar"} == ids
     assert client.http.get("/backfills/bf-nothing").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("status", {}), ("status", ["done"]), ("owner", 5), ("since", {}), ("limit", "9"), ("dry_run", "yes")],
+)
+def test_a_backfill_page_with_a_field_of_the_wrong_type_is_a_400(client: Client, field: str, value: Any) -> None:
+    """Found by Schemathesis: `"status": {}` was a 500."""
+    body = json.dumps({"profile": "default", field: value}).encode()
+    answer = client.http.post("/backfills", headers={"Content-Type": "application/json"}, body=body)
+    assert answer.status_code == 400 and json.loads(answer.body)["error"]["code"] == "invalid_field", answer.body
