@@ -36,6 +36,7 @@ from devstack.event_sources import (
 )
 from devstack.functions import ACCOUNT, REGION, ROOT, STAGE, Registration, event_invoke_config, registrations
 from devstack.lambda_runtime import FunctionPool
+from devstack.ledger import Ledger, recording_moto_server
 
 NOTIFICATIONS_QUEUE = "imgpress-local-notifications"
 log = logging.getLogger("imgpress.devstack")
@@ -118,6 +119,7 @@ class LocalStack:
         self.skipped: list[str] = []
         self._threads: list[threading.Thread] = []
         self._moto: Any = None
+        self.ledger = Ledger()  # every request the AWS stand-in answers (GET <aws_url>/_ledger)
         self._api: Any = None
         self.app_module: ModuleType | None = None
 
@@ -138,9 +140,7 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
+        self._moto = recording_moto_server(self.host, self.aws_port, self.ledger)
         self._moto.start()
         os.environ.update(self.env)
         # Fake credentials on purpose: nothing started here may ever reach a real AWS account.
