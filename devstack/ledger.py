@@ -6,8 +6,8 @@ request of every sandbox, the API and the browser alike. Each entry names the im
 capacity units AWS would bill: moto reports fixed numbers, so they are computed from the items
 and the table's indexes by AWS's published rules (`write_units`, `read_units`).
 
-`GET /_ledger?since=N` on the stand-in's port answers the entries after sequence number N and
-their sums (docs: local-stack). Requests that are the stand-in's own plumbing (the queues that
+`GET /_ledger?since=N&image=ID` on the stand-in's port answers the entries after sequence number N
+(about image ID only, if given) and their sums (docs: local-stack). Requests that are the stand-in's own plumbing (the queues that
 carry S3 events to the local runtime, the test subscriber of the topic) are marked so, not hidden.
 """
 
@@ -170,10 +170,14 @@ class Ledger:
                     entry.owner = self._owners.get(entry.image)
             return list(entries)
 
-    def report(self, seq: int = 0) -> dict[str, Any]:
+    def report(self, seq: int = 0, image: str | None = None) -> dict[str, Any]:
+        """What came after entry `seq`; only what concerns `image`, if given."""
         entries = self.since(seq)
+        following = seq + len(entries)
+        if image is not None:
+            entries = [entry for entry in entries if entry.image == image]
         return {
-            "next": seq + len(entries),
+            "next": following,
             "totals": summarize(entries),
             "by_owner": {owner: summarize(group) for owner, group in _grouped(entries, "owner").items()},
             "entries": [asdict(entry) for entry in entries],
@@ -240,8 +244,10 @@ class LedgerMiddleware:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == LEDGER_PATH:
-            since = int(parse_qs(environ.get("QUERY_STRING", "")).get("since", ["0"])[0])
-            body = json.dumps(self.ledger.report(since)).encode()
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            body = json.dumps(
+                self.ledger.report(int(query.get("since", ["0"])[0]), query.get("image", [None])[0])
+            ).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
@@ -304,8 +310,9 @@ class LedgerMiddleware:
         body = request.json()
         queue = str(body.get("QueueUrl", "")).rsplit("/", 1)[-1]
         entry = Entry(0, "sqs", operation, status, plumbing=queue.endswith(PLUMBING_QUEUE_SUFFIXES))
-        if operation == "SendMessage":
-            entry.image = _image_in(str(body.get("MessageBody", "")))
+        if operation in ("SendMessage", "SendMessageBatch"):
+            bodies = [body.get("MessageBody")] + [e.get("MessageBody") for e in body.get("Entries", [])]
+            entry.image = next((i for i in (_image_in(str(b)) for b in bodies if b) if i), None)
         elif operation == "ReceiveMessage":
             messages = _json(response).get("Messages", [])
             entry.idle = not messages
@@ -355,10 +362,13 @@ def _s3(request: _Request, status: int) -> Entry:
     path = request.path
     has_key = path.strip("/").count("/") >= 1 or (request.method == "POST" and "uploads" not in request.query)
     if request.method == "POST" and not path.strip("/").count("/"):
-        operation = "DeleteObjects" if "delete" in request.query else "PostObject"
         text = request.body[:65536].decode("utf-8", "replace")
+        if "delete" in request.query:
+            found = re.search(r"<Key>([^<]*)</Key>", text)
+            return Entry(0, "s3", "DeleteObjects", status, image=_image_in(found.group(1)) if found else None)
         found = re.search(r'name="key"\r\n\r\n([^\r]*)', text)
         image = _image_in(found.group(1)) if found else None
+        operation = "PostObject"
         return Entry(0, "s3", operation, status, image=image)
     if "uploadId" in request.query or "uploads" in request.query:
         operation = {
@@ -468,8 +478,8 @@ def _index_shapes(table: Any) -> list[IndexShape]:
 
 def recording_moto_server(host: str, port: int, ledger: Ledger) -> Any:
     """moto's ThreadedMotoServer with the ledger in front of its app."""
-    from moto.server import ThreadedMotoServer
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.server import ThreadedMotoServer
     from werkzeug.serving import make_server
 
     class RecordingMotoServer(ThreadedMotoServer):  # type: ignore[misc]

@@ -69,12 +69,20 @@ def _wait_until_healthy(api: str, process: subprocess.Popen[str], log: IO[str]) 
     raise AssertionError(f"devstack did not answer {api}/health within {STARTUP_SECONDS}s")
 
 
+def ledger(aws: str, since: int = 0, image: str | None = None) -> dict[str, Any]:
+    """The stand-in's request ledger after entry `since`, about `image` only if given (devstack/ledger.py):
+    `next`, `totals`, `by_owner`, `entries`."""
+    params: dict[str, Any] = {"since": since, **({"image": image} if image else {})}
+    return dict(requests.get(f"{aws}/_ledger", params=params, timeout=30).json())
+
+
 class StackClient:
     """A front end's view of a running stack: slots, browser-style uploads, polling, and the SNS
     messages (read from the queue devstack subscribes to the topic)."""
 
     def __init__(self, api: str, aws: str) -> None:
         self.api = api
+        self.aws = aws
         self.sqs = boto3.client(
             "sqs",
             endpoint_url=aws,
