@@ -49,7 +49,7 @@ class Entry:
     idle: bool = False  # a poll that received nothing (a fixed cost per poller, not per image)
     write_units: float = 0.0
     read_units: float = 0.0
-    index_writes: dict[str, float] = field(default_factory=dict)  # index -> write units
+    index_writes: dict[str, dict[str, float]] = field(default_factory=dict)  # index -> partition key -> units
 
     @property
     def name(self) -> str:
@@ -104,22 +104,30 @@ def write_units(
     after: Mapping[str, Any] | None,
     indexes: Iterable[IndexShape],
     table_keys: tuple[str, ...],
-) -> tuple[float, dict[str, float]]:
-    """Write units of one item write: the larger of its versions per started KB, and per index
-    one unit per KB of entry added, removed or changed, two when the index key changed (AWS
-    deletes the old entry and puts the new one)."""
+) -> tuple[float, dict[str, dict[str, float]]]:
+    """Write units of one item write: the larger of its versions per started KB; and per index and
+    partition key value, one unit per KB of entry added, removed or changed there (an index key
+    change is two writes: the old entry deleted from its partition, the new one put in its own)."""
     table = max(1, math.ceil(max(item_size(before), item_size(after)) / 1024))
-    by_index: dict[str, float] = {}
+    by_index: dict[str, dict[str, float]] = {}
     for index in indexes:
         old, new = index_entry(index, table_keys, before), index_entry(index, table_keys, after)
         if old == new:
             continue
-        units = lambda entry: math.ceil((item_size(entry) + INDEX_ENTRY_OVERHEAD) / 1024)  # noqa: E731
-        if old and new and any(old[k] != new[k] for k in index.keys):
-            by_index[index.name] = units(old) + units(new)
-        else:
-            by_index[index.name] = units(new or old)
+        partitions: dict[str, float] = {}
+        moved = bool(old and new and any(old[k] != new[k] for k in index.keys))
+        for entry in [old, new] if moved else [new or old]:
+            partition = _plain_value(entry[index.keys[0]])
+            partitions[partition] = partitions.get(partition, 0) + math.ceil(
+                (item_size(entry) + INDEX_ENTRY_OVERHEAD) / 1024
+            )
+        by_index[index.name] = partitions
     return float(table), by_index
+
+
+def _plain_value(value: Mapping[str, Any]) -> str:
+    (_, inner), *_ = value.items()
+    return str(inner)
 
 
 def read_units(sizes: Iterable[int], consistent: bool, per_item: bool) -> float:
@@ -198,13 +206,17 @@ def summarize(entries: Iterable[Entry]) -> dict[str, Any]:
     entries = list(entries)
     counted = [e for e in entries if not e.plumbing and not e.idle]
     index_writes: Counter[str] = Counter()
+    partition_writes: dict[str, Counter[str]] = {}
     for entry in counted:
-        index_writes.update(entry.index_writes)
+        for index, partitions in entry.index_writes.items():
+            index_writes[index] += sum(partitions.values())
+            partition_writes.setdefault(index, Counter()).update(partitions)
     return {
         "requests": dict(sorted(Counter(e.name for e in counted).items())),
         "dynamodb_write_units": sum(e.write_units for e in counted) + sum(index_writes.values()),
         "dynamodb_table_write_units": sum(e.write_units for e in counted),
         "dynamodb_index_write_units": dict(sorted(index_writes.items())),
+        "dynamodb_partition_write_units": {i: dict(sorted(p.items())) for i, p in sorted(partition_writes.items())},
         "dynamodb_read_units": sum(e.read_units for e in counted),
         "plumbing": dict(sorted(Counter(e.name for e in entries if e.plumbing).items())),
         "idle": dict(sorted(Counter(e.name for e in entries if e.idle and not e.plumbing).items())),

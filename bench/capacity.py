@@ -1,0 +1,354 @@
+"""What breaks first: a target upload rate turned into per-partition write rates of every index,
+and the load on every quota the path crosses. `python -m bench.capacity --rate 1000` prints it and
+exits 1 if a DynamoDB partition would take more than 1,000 write units a second (or a table or
+index more than its quota); `--report` writes bench/CAPACITY.md, which docs/capacity.md includes.
+
+The per-upload numbers are the cost vector measured on the local stack (devstack/ledger.py);
+tests/test_capacity_e2e.py asserts the stack still measures exactly UPLOAD and REPROCESS, so the
+model cannot drift from the code. The quotas are AWS's published defaults (QUOTAS_READ; the
+pages are listed in docs/capacity.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chalicelib.records import SHARDS
+
+REPO = Path(__file__).resolve().parent.parent
+QUOTAS_READ = "2026-12-05"
+
+
+@dataclass(frozen=True)
+class Vector:
+    """AWS requests and DynamoDB write units of one operation. Index writes are keyed by their
+    partition key value, with `{owner}`, `{shard}` and `{sha256}` standing for the record's own."""
+
+    requests: Mapping[str, int]
+    table_write_units: float
+    read_units: float
+    index_writes: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    @property
+    def write_units(self) -> float:
+        return self.table_write_units + sum(sum(p.values()) for p in self.index_writes.values())
+
+
+# One default-profile upload (web 2048 px + thumb 320 px WebP): slot, browser POST, handler, notification.
+UPLOAD = Vector(
+    requests={
+        "dynamodb:GetItem": 1,  # the handler reads the record
+        "dynamodb:PutItem": 4,  # created (POST /uploads), claimed, completed, marked notified
+        "s3:GetObject": 1,  # the handler reads the original
+        "s3:PostObject": 1,  # the browser's upload
+        "s3:PutObject": 2,  # one per output
+        "sns:Publish": 1,
+    },
+    table_write_units=6.0,  # 1 + 1 + 2 + 2: the completed record is over 1 KB
+    read_units=1.0,
+    index_writes={
+        "by-created-shard": {"{shard}": 3},  # it projects status: each status change rewrites the entry
+        "by-open-shard": {"pending#{shard}": 2, "processing#{shard}": 2},  # in, moved, out
+        "by-owner": {"{owner}": 1},
+        "by-owner-sha256": {"{owner}#{sha256}": 1},  # once the sha256 is known
+        "by-owner-status": {"{owner}#done": 1, "{owner}#pending": 2, "{owner}#processing": 2},
+    },
+)
+# POST /images/{id}/reprocess of a done image, then the queue consumer's work.
+REPROCESS = Vector(
+    requests={
+        "dynamodb:GetItem": 2,  # the API's read, the consumer's
+        "dynamodb:PutItem": 4,  # request recorded, claimed, completed, marked notified
+        "s3:DeleteObjects": 1,  # the outputs the new ones replace
+        "s3:GetObject": 1,
+        "s3:HeadObject": 1,  # the API checks the original is still there
+        "s3:PutObject": 2,
+        "sns:Publish": 1,
+        "sqs:DeleteMessageBatch": 1,
+        "sqs:ReceiveMessage": 1,
+        "sqs:SendMessageBatch": 1,
+    },
+    table_write_units=8.0,  # the record is over 1 KB in all four writes
+    read_units=2.0,
+    index_writes={"by-open-shard": {"processing#{shard}": 2}},  # status stays done: only the sweeper's entry
+)
+# What a front end's requests cost (tests/test_capacity_e2e.py measures them too).
+POLL_READS = 1  # GET /images/{id}: one consistent GetItem, 1 read unit
+LIST_REQUESTS = {"dynamodb:Query": 1, "dynamodb:BatchGetItem": 1}  # GET /images, one page
+LONG_POLL_SECONDS = 25  # ?wait=25 holds the API function this long when nothing finishes
+
+# AWS defaults (QUOTAS_READ), per account and Region unless noted; us-east-1 where Regions differ.
+PARTITION_WRITE_UNITS = 1_000  # per partition key value of a table or index, per second
+PARTITION_READ_UNITS = 3_000
+TABLE_WRITE_UNITS = 40_000  # on-demand, per table (and per GSI)
+TABLE_READ_UNITS = 40_000
+NEW_TABLE_WRITE_UNITS = 4_000  # what a new on-demand table serves at once (then double the previous peak)
+LAMBDA_CONCURRENCY = 1_000  # all functions of the account together
+LAMBDA_SCALING = 1_000  # more execution environments per function every 10 s
+API_GATEWAY_RPS = 10_000  # all APIs of the account, burst 5,000
+S3_WRITES_PER_PREFIX = 3_500  # PUT/COPY/POST/DELETE per partitioned prefix
+S3_READS_PER_PREFIX = 5_500  # GET/HEAD
+SNS_PUBLISH = {"us-east-1": 30_000, "us-west-2": 9_000, "eu-west-1": 9_000, "us-east-2": 1_500, "other": 300}
+
+# Seconds a function is busy per invocation (Little's law: concurrency = rate x duration).
+# The handler's: a typical 12-20 MP photo's render (bench/COST.md) plus its AWS calls, rounded up.
+HANDLER_SECONDS = 0.6
+API_SECONDS = 0.05  # a route that reads or writes one item
+
+
+@dataclass(frozen=True)
+class Load:
+    """The traffic to model."""
+
+    uploads_per_second: float
+    owners: int = 10_000  # owners uploading, evenly, besides the hottest
+    hot_owner_share: float = 0.0  # the hottest owner's share of all uploads (one API key uploading for all: 1.0)
+    duplicate_share: float = 0.0  # the hottest owner's uploads that are the very same bytes
+    reprocess_per_second: float = 0.0
+    pollers: int = 0  # front ends waiting for an image at once
+    poll_interval: float = 1.0  # seconds between their GET /images/{id}; 0: they long-poll (?wait=25)
+    region: str = "us-east-1"
+
+    @property
+    def hot_owner_rate(self) -> float:
+        even = self.uploads_per_second / max(self.owners, 1)
+        return max(self.uploads_per_second * self.hot_owner_share, even)
+
+
+@dataclass(frozen=True)
+class Check:
+    limit_name: str  # what runs out
+    load: float  # per second (or concurrent executions)
+    limit: float
+    change: str  # what to raise or change when it does
+    fails: bool = False  # a hard failure of the model (a hot DynamoDB partition or a table over its quota)
+
+    @property
+    def used(self) -> float:
+        return self.load / self.limit
+
+
+def partition_rate(pattern: str, load: Load, rate: float) -> float:
+    """Writes per second landing on the busiest partition key value matching `pattern`."""
+    if "{sha256}" in pattern:
+        return load.hot_owner_rate * load.duplicate_share if rate else 0.0
+    if "{owner}" in pattern:
+        return load.hot_owner_rate / load.uploads_per_second * rate if load.uploads_per_second else 0.0
+    if "{shard}" in pattern:
+        return rate / SHARDS
+    return rate
+
+
+def partition_writes(load: Load) -> list[tuple[str, str, float, float]]:
+    """(index, partition key pattern, units per upload, units per second on its busiest value)."""
+    rows = []
+    for vector, rate in ((UPLOAD, load.uploads_per_second), (REPROCESS, load.reprocess_per_second)):
+        for index, partitions in vector.index_writes.items():
+            for pattern, units in partitions.items():
+                rows.append((index, pattern, units, partition_rate(pattern, load, units * rate)))
+    merged: dict[tuple[str, str], tuple[float, float]] = {}
+    for index, pattern, units, per_second in rows:
+        old_units, old_rate = merged.get((index, pattern), (0.0, 0.0))
+        merged[(index, pattern)] = (max(old_units, units), old_rate + per_second)
+    return [(i, p, u, r) for (i, p), (u, r) in sorted(merged.items())]
+
+
+def index_totals(load: Load) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for vector, rate in ((UPLOAD, load.uploads_per_second), (REPROCESS, load.reprocess_per_second)):
+        for index, partitions in vector.index_writes.items():
+            totals[index] = totals.get(index, 0.0) + rate * sum(partitions.values())
+    return totals
+
+
+def checks(load: Load) -> list[Check]:
+    """Every limit the load meets, with its use of it."""
+    up, re = load.uploads_per_second, load.reprocess_per_second
+    found = [
+        Check(
+            f"DynamoDB partition {index} `{pattern}`",
+            per_second,
+            PARTITION_WRITE_UNITS,
+            "spread the key (more shards; a per-owner shard suffix for owners this busy)",
+            fails=True,
+        )
+        for index, pattern, _, per_second in partition_writes(load)
+    ]
+    table_writes = up * UPLOAD.table_write_units + re * REPROCESS.table_write_units
+    found.append(Check("DynamoDB table writes", table_writes, TABLE_WRITE_UNITS, "table quota increase", True))
+    found.extend(
+        Check(f"DynamoDB index {index} writes", total, TABLE_WRITE_UNITS, "table quota increase", True)
+        for index, total in index_totals(load).items()
+    )
+    found.append(
+        Check(
+            "DynamoDB new on-demand table, first burst",
+            table_writes,
+            NEW_TABLE_WRITE_UNITS,
+            "set warm throughput before launch, or ramp up over 30 min (it doubles the previous peak)",
+        )
+    )
+    polls = load.pollers / load.poll_interval if load.poll_interval else load.pollers / LONG_POLL_SECONDS
+    reads = up * UPLOAD.read_units + re * REPROCESS.read_units + load.pollers * _reads_per_poller(load)
+    found.append(Check("DynamoDB table reads", reads, TABLE_READ_UNITS, "table quota increase", True))
+    api_rps = up + re + polls  # POST /uploads, POST .../reprocess, the polls
+    found.append(Check("API Gateway requests", api_rps, API_GATEWAY_RPS, "API Gateway throttle quota increase"))
+    long_polling = load.pollers if not load.poll_interval else 0
+    concurrency = (up + re) * HANDLER_SECONDS + api_rps * API_SECONDS + long_polling
+    found.append(
+        Check(
+            "Lambda concurrent executions (account)",
+            concurrency,
+            LAMBDA_CONCURRENCY,
+            "concurrency quota increase; reserved concurrency for handle_upload so the API keeps some",
+        )
+    )
+    found.append(
+        Check(
+            "Lambda scaling of handle_upload (new environments per 10 s)",
+            (up + re) * HANDLER_SECONDS,
+            LAMBDA_SCALING,
+            "provisioned concurrency ahead of a launch; the rate cannot be raised",
+        )
+    )
+    outputs = UPLOAD.requests["s3:PutObject"]
+    found.append(
+        Check("S3 output bucket writes (one prefix)", (up + re) * outputs, S3_WRITES_PER_PREFIX, "ramp up; S3 splits")
+    )
+    found.append(Check("S3 input bucket writes (one prefix)", up, S3_WRITES_PER_PREFIX, "ramp up; S3 splits"))
+    found.append(Check("S3 input bucket reads (one prefix)", up + 2 * re, S3_READS_PER_PREFIX, "ramp up; S3 splits"))
+    sns = SNS_PUBLISH.get(load.region, SNS_PUBLISH["other"])
+    found.append(Check(f"SNS publishes ({load.region})", up + re, sns, "SNS Publish quota increase"))
+    return found
+
+
+def _reads_per_poller(load: Load) -> float:
+    """Read units per second per waiting front end: a poll reads once; a ?wait=25 reads about every 2 s."""
+    if load.poll_interval:
+        return POLL_READS / load.poll_interval
+    return 17 / LONG_POLL_SECONDS  # docs/waiting.md: 17 reads over a whole 25 s wait
+
+
+def first_limit(load: Load) -> Check:
+    return max(checks(load), key=lambda check: check.used)
+
+
+def failures(load: Load) -> list[Check]:
+    return [check for check in checks(load) if check.fails and check.load > check.limit]
+
+
+# -- the report ---------------------------------------------------------------------------------------
+
+SCENARIOS: Sequence[tuple[str, Load]] = (
+    ("10 uploads/s", Load(10)),
+    ("100 uploads/s", Load(100)),
+    ("1,000 uploads/s", Load(1_000)),
+    ("1,000 uploads/s, 1,000 reprocesses/s (a backfill)", Load(1_000, reprocess_per_second=1_000)),
+    ("100 uploads/s, all from one owner (one API key)", Load(100, hot_owner_share=1.0)),
+    ("1,000 uploads/s, all from one owner", Load(1_000, hot_owner_share=1.0)),
+    ("10,000 front ends polling every 1 s", Load(10, pollers=10_000, poll_interval=1.0)),
+    ("10,000 front ends long-polling (?wait=25)", Load(10, pollers=10_000, poll_interval=0.0)),
+    ("1,000 uploads/s in a Region with a 300/s SNS quota", Load(1_000, region="eu-south-1")),
+)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:,.2f}"
+
+
+def vector_table(vector: Vector) -> list[str]:
+    lines = ["| request | per operation |", "|---|---|"]
+    lines += [f"| {name} | {count} |" for name, count in vector.requests.items()]
+    lines.append(f"| DynamoDB write units (table) | {_number(vector.table_write_units)} |")
+    for index, partitions in vector.index_writes.items():
+        spread = ", ".join(f"`{p}` {_number(u)}" for p, u in partitions.items())
+        lines.append(f"| DynamoDB write units ({index}) | {_number(sum(partitions.values()))}: {spread} |")
+    lines.append(f"| DynamoDB write units, all | {_number(vector.write_units)} |")
+    lines.append(f"| DynamoDB read units | {_number(vector.read_units)} |")
+    return lines
+
+
+def report() -> str:
+    lines = [
+        "<!-- Written by `python -m bench.capacity --report` (bench/capacity.py); do not edit. -->",
+        "",
+        "### One upload (default profile)",
+        "",
+        *vector_table(UPLOAD),
+        "",
+        "### One reprocess",
+        "",
+        *vector_table(REPROCESS),
+        "",
+        "### Scenarios",
+        "",
+        "Use is load over the default quota; the first limit is the one used most. "
+        f"Quotas as published on {QUOTAS_READ}.",
+        "",
+        "| scenario | first limit reached | load / limit | use | then | hottest partition (write units/s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, load in SCENARIOS:
+        first = first_limit(load)
+        hottest = max(partition_writes(load), key=lambda row: row[3])
+        lines.append(
+            f"| {name} | {first.limit_name} | {_number(first.load)} / {_number(first.limit)} | "
+            f"{100 * first.used:.0f} % | {first.change} | {hottest[0]} `{hottest[1]}`: {_number(hottest[3])} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def table(load: Load) -> str:
+    rows = ["index  partition key  units/upload  units/s on the busiest value  limit"]
+    for index, pattern, units, per_second in partition_writes(load):
+        flag = "  OVER" if per_second > PARTITION_WRITE_UNITS else ""
+        rows.append(f"{index}  {pattern}  {_number(units)}  {_number(per_second)}  {PARTITION_WRITE_UNITS:,}{flag}")
+    rows.append("")
+    rows.append("limit  load  quota  use")
+    for check in sorted(checks(load), key=lambda c: -c.used):
+        rows.append(f"{check.limit_name}  {_number(check.load)}  {_number(check.limit)}  {100 * check.used:.0f} %")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__)
+    parser.add_argument("--rate", type=float, default=100.0, help="uploads per second (default %(default)s)")
+    parser.add_argument("--owners", type=int, default=10_000, help="owners uploading evenly (default %(default)s)")
+    parser.add_argument("--hot-owner-share", type=float, default=0.0, help="the hottest owner's share, 0 to 1")
+    parser.add_argument("--duplicate-share", type=float, default=0.0, help="its uploads of the very same bytes")
+    parser.add_argument("--reprocess-rate", type=float, default=0.0, help="reprocesses per second")
+    parser.add_argument("--pollers", type=int, default=0, help="front ends waiting at once")
+    parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls; 0: long-poll")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--report", action="store_true", help="write bench/CAPACITY.md instead")
+    args = parser.parse_args(argv)
+    if args.report:
+        (REPO / "bench" / "CAPACITY.md").write_text(report())
+        print(f"wrote {REPO / 'bench' / 'CAPACITY.md'}")
+        return 0
+    load = Load(
+        args.rate,
+        args.owners,
+        args.hot_owner_share,
+        args.duplicate_share,
+        args.reprocess_rate,
+        args.pollers,
+        args.poll_interval,
+        args.region,
+    )
+    print(table(load))
+    first = first_limit(load)
+    print(f"\nfirst limit: {first.limit_name} at {100 * first.used:.0f} % ({first.change})")
+    over = failures(load)
+    for check in over:
+        print(f"OVER: {check.limit_name}: {_number(check.load)} > {_number(check.limit)}", file=sys.stderr)
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
