@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import platform
 import statistics
@@ -188,11 +187,14 @@ def measure(image: CorpusImage, repeat: int, variants: str | None = None) -> Mea
 def dynamodb_units(outputs: int) -> tuple[int, int]:
     """Write and read request units of one upload's record: created, claimed, completed, notified.
 
-    Sizes come from the real item (records.to_item) of a record with `outputs` variants: a write
-    costs its larger version's size in KiB, and each index entry it adds, removes or changes costs
-    one more (two when an index key changes: a delete and a put), as DynamoDB bills them."""
+    Sizes come from the real item (records.to_item) of a production-like record with `outputs`
+    variants, weighed by the local stack's ledger rules (devstack/ledger.py, AWS's item size and
+    index write rules), which tests/test_capacity_e2e.py checks on the stack itself."""
+    from boto3.dynamodb.types import TypeSerializer
+
     from chalicelib.domain import ImageRecord, OriginalInfo, Outcome, OutputInfo
     from chalicelib.records import to_item
+    from devstack.ledger import IndexShape, item_size, read_units, write_units
     from devstack.resources import table_definition
 
     now = datetime(2026, 11, 29, tzinfo=UTC)
@@ -223,26 +225,25 @@ def dynamodb_units(outputs: int) -> tuple[int, int]:
     )  # fmt: skip
     completed = claimed.completed(outcome, now)
     notified = completed.marked_notified(now)
-    indexes = table_definition()["GlobalSecondaryIndexes"]
-    writes, before = 0, None
-    for record in (pending, claimed, completed, notified):
-        item = to_item(record)
-        previous_size = len(json.dumps(before, default=str)) if before is not None else 0
-        writes += math.ceil(max(len(json.dumps(item, default=str)), previous_size) / 1024)
-        for index in indexes:
-            keys = [k["AttributeName"] for k in index["KeySchema"]]
-            projected = index["Projection"].get("NonKeyAttributes", [])
-            was, now_in = before is not None and keys[0] in before, keys[0] in item
-            if was != now_in:
-                writes += 1  # an entry added or removed
-            elif was and before is not None:
-                if any(before[k] != item[k] for k in keys):
-                    writes += 2  # a key changed: delete and put
-                elif any(before.get(a) != item.get(a) for a in projected):
-                    writes += 1
-        before = item
-    reads = math.ceil(len(json.dumps(to_item(notified), default=str)) / 4096)  # the handler's consistent read
-    return writes, reads
+    serializer = TypeSerializer()
+    items = [
+        {name: serializer.serialize(value) for name, value in to_item(record).items()}
+        for record in (pending, claimed, completed, notified)
+    ]
+    indexes = [
+        IndexShape(
+            index["IndexName"],
+            tuple(key["AttributeName"] for key in index["KeySchema"]),
+            tuple(index["Projection"].get("NonKeyAttributes", [])),
+        )
+        for index in table_definition()["GlobalSecondaryIndexes"]
+    ]
+    writes = 0.0
+    for before, after in zip([None, *items], items):
+        table, by_index = write_units(before, after, indexes, ("id",))
+        writes += table + sum(sum(partitions.values()) for partitions in by_index.values())
+    reads = read_units([item_size(items[-1])], consistent=True, per_item=True)  # the handler's consistent read
+    return int(writes), int(reads)
 
 
 def cost_per_image(measured: Measured, memory_mb: int, seconds: float) -> dict[str, float]:

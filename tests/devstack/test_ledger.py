@@ -1,0 +1,66 @@
+"""devstack/ledger.py: AWS's item sizes and write units, and the ledger's sums."""
+
+from __future__ import annotations
+
+from devstack.ledger import Entry, IndexShape, Ledger, item_size, read_units, write_units
+
+KEYS_ONLY = IndexShape("by-owner-status", ("owner_status", "created_at"), ())
+WITH_STATUS = IndexShape("by-created-shard", ("created_shard", "created_at"), ("status",))
+
+
+def item(status: str, size: int = 10, **extra: str) -> dict[str, dict[str, str]]:
+    attributes = {"id": "a" * 32, "status": status, "created_at": "2026-12-05", "blob": "x" * size, **extra}
+    return {name: {"S": value} for name, value in attributes.items()}
+
+
+def test_sizes_follow_the_published_rules() -> None:
+    assert item_size({"ab": {"S": "héllo"}}) == 2 + 6  # names and UTF-8 values
+    assert item_size({"n": {"N": "12345"}}) == 1 + 1 + 3  # about one byte per two digits, plus one
+    assert item_size({"f": {"BOOL": True}, "z": {"NULL": True}}) == 4
+    assert item_size({"m": {"M": {"k": {"S": "v"}}}}) == 1 + 3 + 1 + 1 + 1
+    assert item_size(None) == 0
+
+
+def test_a_write_costs_its_larger_version_and_every_index_entry_it_touches() -> None:
+    created = item("pending", owner_status="o#pending", created_shard="3")
+    table, indexes = write_units(None, created, [KEYS_ONLY, WITH_STATUS], ("id",))
+    assert table == 1 and indexes == {"by-owner-status": {"o#pending": 1}, "by-created-shard": {"3": 1}}
+
+    claimed = item("processing", 1500, owner_status="o#processing", created_shard="3")
+    table, indexes = write_units(created, claimed, [KEYS_ONLY, WITH_STATUS], ("id",))
+    assert table == 2  # over 1 KB now
+    # A key change moves the entry: a delete in one partition, a put in another; a projected
+    # attribute's change rewrites the entry in place.
+    assert indexes == {"by-owner-status": {"o#pending": 1, "o#processing": 1}, "by-created-shard": {"3": 1}}
+
+
+def test_unchanged_and_absent_entries_cost_nothing() -> None:
+    record = item("done", owner_status="o#done")
+    same = write_units(record, {**record, "blob": {"S": "y"}}, [KEYS_ONLY, WITH_STATUS], ("id",))
+    assert same == (1, {})  # KEYS_ONLY entry unchanged; no created_shard: not in that index at all
+    removed = write_units(record, item("done"), [KEYS_ONLY], ("id",))[1]
+    assert removed == {"by-owner-status": {"o#done": 1}}  # a sparse index's entry removed
+
+
+def test_reads_cost_per_4_kb_and_half_when_eventually_consistent() -> None:
+    assert read_units([100, 5000], consistent=True, per_item=True) == 1 + 2
+    assert read_units([100, 5000], consistent=False, per_item=False) == 1  # 5.1 KB in all: 2 units, halved
+    assert read_units([], consistent=True, per_item=False) == 1
+
+
+def test_sums_leave_plumbing_and_idle_polls_apart_and_know_owners() -> None:
+    ledger = Ledger()
+    ledger.learn_owner("a" * 32, "alice")
+    ledger.add(Entry(0, "dynamodb", "PutItem", 200, "a" * 32, write_units=1, index_writes={"i": {"alice": 1}}))
+    ledger.add(Entry(0, "sqs", "ReceiveMessage", 200, plumbing=True))
+    ledger.add(Entry(0, "sqs", "ReceiveMessage", 200, idle=True))
+    report = ledger.report()
+    assert report["next"] == 3
+    assert report["totals"]["requests"] == {"dynamodb:PutItem": 1}
+    assert report["totals"]["dynamodb_write_units"] == 2
+    assert report["totals"]["dynamodb_partition_write_units"] == {"i": {"alice": 1}}
+    assert report["totals"]["plumbing"] == {"sqs:ReceiveMessage": 1}
+    assert report["totals"]["idle"] == {"sqs:ReceiveMessage": 1}
+    assert list(report["by_owner"]) == ["alice"]
+    assert ledger.report(1)["entries"] == report["entries"][1:]
+    assert ledger.report(0, image="b" * 32)["entries"] == []
