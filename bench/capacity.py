@@ -276,6 +276,7 @@ def report() -> str:
     lines = [
         "<!-- Written by `python -m bench.capacity --report` (bench/capacity.py); do not edit. -->",
         "",
+        "<!-- --8<-- [start:vectors] -->",
         "### One upload (default profile)",
         "",
         *vector_table(UPLOAD),
@@ -283,9 +284,9 @@ def report() -> str:
         "### One reprocess",
         "",
         *vector_table(REPROCESS),
+        "<!-- --8<-- [end:vectors] -->",
         "",
-        "### Scenarios",
-        "",
+        "<!-- --8<-- [start:scenarios] -->",
         "Use is load over the default quota; the first limit is the one used most. "
         f"Quotas as published on {QUOTAS_READ}.",
         "",
@@ -299,7 +300,7 @@ def report() -> str:
             f"| {name} | {first.limit_name} | {_number(first.load)} / {_number(first.limit)} | "
             f"{100 * first.used:.0f} % | {first.change} | {hottest[0]} `{hottest[1]}`: {_number(hottest[3])} |"
         )
-    lines.append("")
+    lines += ["<!-- --8<-- [end:scenarios] -->", ""]
     return "\n".join(lines)
 
 

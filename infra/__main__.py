@@ -10,6 +10,8 @@ deploy     resources, then `chalice deploy`, then attach
 teardown   everything deploy made, including the buckets' contents (asks for --yes)
 check      refuse a stage that must not be deployed (no AWS call; `make package` runs it)
 terraform  add what Chalice leaves out to the Terraform it generated: --dir build/terraform-<stage>
+migrate-table  move the deployed table to the template's indexes in steps: --step expand, then
+           (new code deployed) --step backfill, then --step contract (infra/migrate.py, docs/capacity.md)
 
 A stage with API_AUTH=none (or CORS_ALLOW_ORIGINS=*) is refused unless its environment sets
 IMGPRESS_ALLOW_PUBLIC_API=i-understand-anyone-can-upload (docs/security.md).
@@ -24,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra import eventsources, gateway, stacks, stages
+from infra import eventsources, gateway, migrate, stacks, stages
 
 
 class Deployment:
@@ -99,6 +101,31 @@ class Deployment:
         changed = eventsources.report_batch_item_failures(self.lambda_, functions)
         print(f"ReportBatchItemFailures on the SQS mappings of {', '.join(functions)} ({len(changed)} changed).")
 
+    def migrate_table(self, step: str, checkpoint: Path | None) -> None:
+        """One phase of infra/migrate.py on this stage's table."""
+        import boto3
+
+        table_name = stages.stage_environment(self.config, self.stage)["TABLE_NAME"]
+        if step == "backfill":
+            checkpoint = checkpoint or self.project / "build" / f"migrate-{self.stage}-backfill.json"
+            count = migrate.backfill(boto3.resource("dynamodb").Table(table_name), checkpoint)
+            print(f"backfill done: {count.updated} updated, {count.current} already current, {count.skipped} skipped")
+            if count.unreadable:
+                raise SystemExit(f"{len(count.unreadable)} records could not be read: {', '.join(count.unreadable[:20])}")
+            return
+        template = json.loads((stages.TEMPLATES / "resources.json").read_text())
+        target = template["Resources"]["ImagesTable"]["Properties"]["GlobalSecondaryIndexes"]
+        steps = migrate.plan(migrate.current_indexes(boto3.client("dynamodb"), table_name), target)
+        chosen = steps.expand if step == "expand" else steps.contract
+        if not chosen:
+            print(f"{table_name}: nothing to {step}.")
+            return
+        parameters = stages.resources_parameters(self.config, self.stage)
+        migrate.deploy_steps(
+            chosen, template, lambda path: stacks.deploy(self.cfn, self.resources_stack, path, parameters, self.tags)
+        )
+        print(f"{table_name}: {step} done.")
+
     def teardown(self) -> None:
         stacks.delete(self.cfn, self.handler_stack)
         if (self.project / ".chalice" / "deployed" / f"{self.stage}.json").exists():
@@ -123,7 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m infra", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["resources", "attach", "deploy", "teardown", "check", "terraform"])
+    parser.add_argument(
+        "command", choices=["resources", "attach", "deploy", "teardown", "check", "terraform", "migrate-table"]
+    )
+    parser.add_argument("--step", choices=["expand", "backfill", "contract"], help="migrate-table: the phase to run")
+    parser.add_argument("--checkpoint", type=Path, help="migrate-table --step backfill: where its position is kept")
     parser.add_argument("--dir", type=Path, help="terraform: the directory `chalice package` wrote")
     parser.add_argument(
         "--stage", required=True, help="a stage of .chalice/config.json whose functions name an iam_policy_file"
@@ -142,7 +173,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"stage {args.stage}: API_AUTH={stages.stage_environment(config, args.stage).get('API_AUTH', 'none')}")
         return
     deployment = Deployment(args.project, args.stage)
-    if args.command == "resources":
+    if args.command == "migrate-table":
+        if not args.step:
+            raise SystemExit("migrate-table needs --step expand, backfill or contract (docs/capacity.md).")
+        deployment.migrate_table(args.step, args.checkpoint)
+    elif args.command == "resources":
         deployment.resources()
     elif args.command == "attach":
         deployment.attach()
