@@ -272,6 +272,16 @@ def vector_table(vector: Vector) -> list[str]:
     return lines
 
 
+def _rate_row(rate: float) -> str:
+    load = Load(rate)
+    hottest = max(partition_writes(load), key=lambda row: row[3])
+    return (
+        f"| {_number(rate)} | {_number(rate * HANDLER_SECONDS)} | {_number(rate * UPLOAD.write_units)} | "
+        f"{_number(hottest[3])} ({hottest[0]} `{hottest[1]}`) | {_number(rate * UPLOAD.requests['s3:PutObject'])} | "
+        f"{_number(rate)} | {_number(rate)} |"
+    )
+
+
 def report() -> str:
     lines = [
         "<!-- Written by `python -m bench.capacity --report` (bench/capacity.py); do not edit. -->",
@@ -285,6 +295,12 @@ def report() -> str:
         "",
         *vector_table(REPROCESS),
         "<!-- --8<-- [end:vectors] -->",
+        "",
+        "<!-- --8<-- [start:rates] -->",
+        "| uploads/s | handle_upload concurrency | DynamoDB write units/s (table + indexes) | busiest partition, write units/s | S3 PUT/s, output bucket | SNS publishes/s | API requests/s |",
+        "|---|---|---|---|---|---|---|",
+        *(_rate_row(rate) for rate in (10, 100, 1_000)),
+        "<!-- --8<-- [end:rates] -->",
         "",
         "<!-- --8<-- [start:scenarios] -->",
         "Use is load over the default quota; the first limit is the one used most. "
