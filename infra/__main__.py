@@ -111,7 +111,9 @@ class Deployment:
             count = migrate.backfill(boto3.resource("dynamodb").Table(table_name), checkpoint)
             print(f"backfill done: {count.updated} updated, {count.current} already current, {count.skipped} skipped")
             if count.unreadable:
-                raise SystemExit(f"{len(count.unreadable)} records could not be read: {', '.join(count.unreadable[:20])}")
+                raise SystemExit(
+                    f"{len(count.unreadable)} records could not be read: {', '.join(count.unreadable[:20])}"
+                )
             return
         template = json.loads((stages.TEMPLATES / "resources.json").read_text())
         target = template["Resources"]["ImagesTable"]["Properties"]["GlobalSecondaryIndexes"]
