@@ -205,12 +205,14 @@ def summarize(entries: Iterable[Entry]) -> dict[str, Any]:
     """Requests by `service:operation` (plumbing and idle polls apart), and DynamoDB's units."""
     entries = list(entries)
     counted = [e for e in entries if not e.plumbing and not e.idle]
-    index_writes: Counter[str] = Counter()
-    partition_writes: dict[str, Counter[str]] = {}
+    index_writes: dict[str, float] = {}
+    partition_writes: dict[str, dict[str, float]] = {}
     for entry in counted:
         for index, partitions in entry.index_writes.items():
-            index_writes[index] += sum(partitions.values())
-            partition_writes.setdefault(index, Counter()).update(partitions)
+            index_writes[index] = index_writes.get(index, 0) + sum(partitions.values())
+            into = partition_writes.setdefault(index, {})
+            for partition, units in partitions.items():
+                into[partition] = into.get(partition, 0) + units
     return {
         "requests": dict(sorted(Counter(e.name for e in counted).items())),
         "dynamodb_write_units": sum(e.write_units for e in counted) + sum(index_writes.values()),
