@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from devstack.ledger import Entry, IndexShape, Ledger, item_size, read_units, write_units
+import io
+import json
+from typing import Any
+
+from devstack.ledger import Entry, IndexShape, Ledger, LedgerMiddleware, item_size, read_units, write_units
 
 KEYS_ONLY = IndexShape("by-owner-status", ("owner_status", "created_at"), ())
 WITH_STATUS = IndexShape("by-created-shard", ("created_shard", "created_at"), ("status",))
@@ -64,3 +68,92 @@ def test_sums_leave_plumbing_and_idle_polls_apart_and_know_owners() -> None:
     assert list(report["by_owner"]) == ["alice"]
     assert ledger.report(1)["entries"] == report["entries"][1:]
     assert ledger.report(0, image="b" * 32)["entries"] == []
+
+
+def call(middleware: LedgerMiddleware, method: str, path: str, body: bytes = b"", **headers: str) -> None:
+    query = path.split("?", 1)[1] if "?" in path else ""
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path.split("?", 1)[0],
+        "QUERY_STRING": query,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        **{"HTTP_" + name.upper(): value for name, value in headers.items()},
+    }
+    list(middleware(environ, lambda status, headers, *_: None))
+
+
+def answering(body: bytes = b"{}") -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [body]
+
+    return app
+
+
+IMAGE = "0123456789abcdef0123456789abcdef"
+
+
+def test_s3_operations_are_named_from_method_query_and_headers() -> None:
+    ledger = Ledger()
+    middleware = LedgerMiddleware(answering(), ledger)
+    form = f'--b\r\nContent-Disposition: form-data; name="key"\r\n\r\nuploads/{IMAGE}\r\n--b--'.encode()
+    call(middleware, "POST", "/in-bucket", form)
+    call(middleware, "GET", f"/in-bucket/uploads/{IMAGE}")
+    call(middleware, "HEAD", f"/in-bucket/uploads/{IMAGE}")
+    call(middleware, "PUT", f"/out/processed/{IMAGE}/r/web.webp")
+    call(middleware, "PUT", f"/out/processed/{IMAGE}/s/web.webp", x_amz_copy_source="out/x")
+    call(
+        middleware,
+        "POST",
+        "/out?delete",
+        f"<Delete><Object><Key>processed/{IMAGE}/r/web.webp</Key></Object></Delete>".encode(),
+    )
+    call(middleware, "PUT", f"/in-bucket/uploads/{IMAGE}?partNumber=1&uploadId=u")
+    call(middleware, "GET", "/out?list-type=2")
+    entries = ledger.report()["entries"]
+    assert [e["operation"] for e in entries] == [
+        "PostObject",
+        "GetObject",
+        "HeadObject",
+        "PutObject",
+        "CopyObject",
+        "DeleteObjects",
+        "UploadPart",
+        "ListObjects",
+    ]
+    assert [e["image"] for e in entries] == [IMAGE] * 7 + [None]
+
+
+def test_sns_and_sqs_requests_find_their_image_and_plumbing_is_marked() -> None:
+    ledger = Ledger()
+    received = {"Messages": [{"Body": f'{{"image_id":"{IMAGE}"}}', "ReceiptHandle": "r1"}]}
+    middleware = LedgerMiddleware(answering(json.dumps(received).encode()), ledger)
+    message = f'{{"id":"{IMAGE}","status":"done"}}'
+    call(middleware, "POST", "/", f"Action=Publish&Message={message}".encode())
+    target = {"x_amz_target": "AmazonSQS.ReceiveMessage"}
+    call(middleware, "POST", "/", json.dumps({"QueueUrl": "http://h/1/imgpress-local-reprocess"}).encode(), **target)
+    delete = {"QueueUrl": "http://h/1/imgpress-local-reprocess", "Entries": [{"Id": "1", "ReceiptHandle": "r1"}]}
+    call(middleware, "POST", "/", json.dumps(delete).encode(), x_amz_target="AmazonSQS.DeleteMessageBatch")
+    call(middleware, "POST", "/", json.dumps({"QueueUrl": "http://h/1/x-s3-events"}).encode(), **target)
+    entries = ledger.report()["entries"]
+    assert [(e["service"], e["operation"], e["image"]) for e in entries[:3]] == [
+        ("sns", "Publish", IMAGE),
+        ("sqs", "ReceiveMessage", IMAGE),
+        ("sqs", "DeleteMessageBatch", IMAGE),  # known from the receipt
+    ]
+    assert entries[3]["plumbing"] and not entries[0]["plumbing"]
+
+
+def test_the_ledger_answers_on_its_path() -> None:
+    ledger = Ledger()
+    ledger.add(Entry(0, "s3", "GetObject", 200, IMAGE))
+    seen: list[str] = []
+    body = b"".join(
+        LedgerMiddleware(answering(), ledger)(
+            {"PATH_INFO": "/_ledger", "QUERY_STRING": f"since=0&image={IMAGE}"},
+            lambda status, headers: seen.append(status),
+        )
+    )
+    assert seen == ["200 OK"] and json.loads(body)["totals"]["requests"] == {"s3:GetObject": 1}
