@@ -126,6 +126,8 @@ class Deployment:
         migrate.deploy_steps(
             chosen, template, lambda path: stacks.deploy(self.cfn, self.resources_stack, path, parameters, self.tags)
         )
+        # As `resources` does: the stage's config and policies for the code deployed next.
+        stages.record_outputs(self.project, self.stage, stacks.outputs(self.cfn, self.resources_stack))
         print(f"{table_name}: {step} done.")
 
     def teardown(self) -> None:

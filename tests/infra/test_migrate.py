@@ -147,6 +147,9 @@ def test_an_old_table_is_migrated_and_its_records_listed(
 
     main(["migrate-table", "--stage", "dev", "--step", "contract", "--project", str(project)])
     assert names(migrate.current_indexes(dynamodb, env["TABLE_NAME"])) == list(INDEX_KEYS)
+    committed = Path(__file__).resolve().parents[2] / ".chalice"
+    for policy in ("policy-dev-api_handler.json", "policy-dev-sweep.json"):  # the new indexes' ARNs
+        assert (project / ".chalice" / policy).read_text() == (committed / policy).read_text()
     main(["migrate-table", "--stage", "dev", "--step", "expand", "--project", str(project)])  # nothing to do
 
 
