@@ -404,8 +404,10 @@ def _s3(request: _Request, status: int) -> Entry:
 
 def _read_request(environ: Environ) -> _Request:
     length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(body)
+    body = b""
+    if length:  # a chunked body (no length) is left to moto, unread: nothing here needs one
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
     headers = {k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
     if "CONTENT_TYPE" in environ:
         headers["content-type"] = str(environ["CONTENT_TYPE"])

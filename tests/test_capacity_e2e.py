@@ -28,14 +28,20 @@ def quiet_stack() -> Iterator[StackClient]:
 
 
 def settled(stack: StackClient, since: int, image_id: str, puts: int) -> dict[str, Any]:
-    """The image's ledger once its `puts`-th PutItem (the one after the publish) is in."""
+    """The image's ledger once its `puts`-th PutItem (the one after the publish) is in and nothing
+    more has come for a second (the consumer's delete of its message comes after it)."""
     deadline = time.monotonic() + 60
-    while True:
-        report = ledger(stack.aws, since, image_id)
-        if report["totals"]["requests"].get("dynamodb:PutItem", 0) >= puts or time.monotonic() > deadline:
-            time.sleep(0.5)  # anything else it would still cause
-            return ledger(stack.aws, since, image_id)
+    report = ledger(stack.aws, since, image_id)
+    while report["totals"]["requests"].get("dynamodb:PutItem", 0) < puts and time.monotonic() < deadline:
         time.sleep(0.2)
+        report = ledger(stack.aws, since, image_id)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        later = ledger(stack.aws, since, image_id)
+        if later["entries"] == report["entries"]:
+            break
+        report = later
+    return report
 
 
 def measured(totals: dict[str, Any], image_id: str, owner: str, sha256: str) -> Vector:
@@ -84,7 +90,7 @@ def test_what_each_kind_of_front_end_adds(quiet_stack: StackClient) -> None:
 
     image_id = stack.upload(data, "image/jpeg", "photo.jpg")
     polls = 0
-    while True:
+    while polls < 120:  # a minute at most
         polls += 1
         if requests.get(f"{stack.api}/images/{image_id}", timeout=10).json()["status"] in ("done", "failed"):
             break
