@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import re
 import threading
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+log = logging.getLogger("imgpress.devstack.ledger")
 LEDGER_PATH = "/_ledger"
 # Queues that exist only because the stand-in cannot invoke Lambda, or because tests listen.
 PLUMBING_QUEUE_SUFFIXES = ("-s3-events", "-notifications")
@@ -143,20 +145,26 @@ def read_units(sizes: Iterable[int], consistent: bool, per_item: bool) -> float:
 
 class Ledger:
     """Entries in arrival order, and what it learnt on the way: which owner has which image, which
-    SQS receipt carries which image."""
+    SQS receipt carries which image. A stack left running keeps the last `keep` entries."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = 200_000) -> None:
         self._lock = threading.Lock()
         self._entries: list[Entry] = []
+        self._dropped = 0  # entries before the first one kept
+        self._keep = keep
         self._owners: dict[str, str] = {}
         self._receipts: dict[str, str] = {}
 
     def add(self, entry: Entry) -> None:
         with self._lock:
-            entry.seq = len(self._entries) + 1
+            entry.seq = self._dropped + len(self._entries) + 1
             if entry.image and not entry.owner:
                 entry.owner = self._owners.get(entry.image)
             self._entries.append(entry)
+            if len(self._entries) > self._keep:
+                half = len(self._entries) // 2
+                self._dropped += half
+                del self._entries[:half]
 
     def learn_owner(self, image_id: str, owner: str) -> None:
         with self._lock:
@@ -170,22 +178,22 @@ class Ledger:
         with self._lock:
             return self._receipts.get(receipt)
 
-    def since(self, seq: int) -> list[Entry]:
+    def since(self, seq: int) -> tuple[list[Entry], int]:
+        """The entries after `seq` still kept, and the sequence number of the last entry."""
         with self._lock:
-            entries = self._entries[seq:]
+            entries = self._entries[max(seq - self._dropped, 0) :]
             for entry in entries:  # the owner may have become known after the entry (a late PutItem)
                 if entry.image and not entry.owner:
                     entry.owner = self._owners.get(entry.image)
-            return list(entries)
+            return list(entries), self._dropped + len(self._entries)
 
     def report(self, seq: int = 0, image: str | None = None) -> dict[str, Any]:
         """What came after entry `seq`; only what concerns `image`, if given."""
-        entries = self.since(seq)
-        following = seq + len(entries)
+        entries, last = self.since(seq)
         if image is not None:
             entries = [entry for entry in entries if entry.image == image]
         return {
-            "next": following,
+            "next": last,
             "totals": summarize(entries),
             "by_owner": {owner: summarize(group) for owner, group in _grouped(entries, "owner").items()},
             "entries": [asdict(entry) for entry in entries],
@@ -274,11 +282,20 @@ class LedgerMiddleware:
                 before = _stored_item(self._backend(_region(request)), table, key)
                 status, chunks = self._call(environ, start_response)
                 after = _stored_item(self._backend(_region(request)), table, key)
-            self._record_dynamodb_write(request, status, table, before, after)
+            self._book(request, status, lambda: self._record_dynamodb_write(request, status, table, before, after))
             return chunks
         status, chunks = self._call(environ, start_response)
-        self.ledger.add(self._entry(request, status, b"".join(chunks)))
+        self._book(request, status, lambda: self.ledger.add(self._entry(request, status, b"".join(chunks))))
         return chunks
+
+    def _book(self, request: _Request, status: int, record: Callable[[], None]) -> None:
+        """Bookkeeping never fails a request moto has answered (a client told "500" about a message
+        it was in fact given would leave that message invisible until its timeout)."""
+        try:
+            record()
+        except Exception:
+            log.warning("ledger could not weigh %s %s", request.method, request.path, exc_info=True)
+            self.ledger.add(Entry(0, "unknown", request.target() or request.method, status))
 
     def _call(self, environ: Environ, start_response: StartResponse) -> tuple[int, list[bytes]]:
         seen: list[int] = []

@@ -70,6 +70,15 @@ def test_sums_leave_plumbing_and_idle_polls_apart_and_know_owners() -> None:
     assert ledger.report(0, image="b" * 32)["entries"] == []
 
 
+def test_a_long_running_stack_keeps_the_latest_entries_and_counts_on() -> None:
+    ledger = Ledger(keep=4)
+    for _ in range(6):
+        ledger.add(Entry(0, "s3", "GetObject", 200))
+    report = ledger.report(0)
+    assert report["next"] == 6 and [e["seq"] for e in report["entries"]] == [3, 4, 5, 6]
+    assert [e["seq"] for e in ledger.report(5)["entries"]] == [6]
+
+
 def call(middleware: LedgerMiddleware, method: str, path: str, body: bytes = b"", **headers: str) -> None:
     query = path.split("?", 1)[1] if "?" in path else ""
     environ = {
