@@ -18,7 +18,6 @@ from chalicelib.errors import ConfigError
 from chalicelib.imaging.settings import ImagingSettings, env_int
 from chalicelib.quota import QuotaLimits
 
-
 # API_AUTH mode -> the token the upload page sends as `Authorization: Bearer`: our own authorizer
 # (jwt) reads access tokens (a Cognito one carries the app client as `client_id`); API Gateway's
 # Cognito authorizer without scopes accepts only ID tokens.
@@ -42,7 +41,9 @@ class PageSettings:
         mode = env.get("API_AUTH", "none").strip() or "none"
         scopes = " ".join(env.get("OIDC_SCOPES", "openid").replace(",", " ").split())
         if "openid" not in scopes.split():
-            raise ConfigError(f"OIDC_SCOPES: the page signs in with OpenID Connect, so it must include openid, got {scopes!r}")
+            raise ConfigError(
+                f"OIDC_SCOPES: the page signs in with OpenID Connect, so it must include openid, got {scopes!r}"
+            )
         return cls(
             auth_mode=mode,
             issuer=_page_issuer(env, mode),
