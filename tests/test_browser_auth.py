@@ -188,3 +188,27 @@ def test_an_api_link_to_an_api_the_stage_does_not_allow_sends_it_nothing(
     expect(card).to_have_attribute("data-status", "not_uploaded")
     assert received == []
     dave.close()
+
+
+def test_on_an_api_key_stage_the_key_goes_on_every_call_and_a_refused_one_is_asked_for_again(
+    browser: Browser, stack: JwtStack
+) -> None:
+    """The stage's answer to /page-config is replaced by an api_key stage's; the calls themselves go to
+    the real stack, which refuses a key as API Gateway refuses a wrong one (chalice local has no keys)."""
+    erin = Visitor(browser, stack)
+    config = {
+        "auth": {"mode": "api_key", "issuer": None, "client_id": None, "scopes": None, "audience": None, "token": None},
+        "allowed_apis": [],
+    }
+    erin.page.route(f"{stack.live.api}/page-config", lambda route: route.fulfill(json=config))
+    erin.page.goto(f"{stack.live.api}/")
+    expect(erin.page.locator("#key-form")).to_be_visible()
+    assert erin.page.locator("#drop").is_hidden() and erin.page.locator("#sign-in").count() == 0
+    erin.page.get_by_label("API key").fill("k3y-of-erin")
+    erin.page.get_by_role("button", name="Use this key").click()
+    expect(erin.page.locator("#notice")).to_contain_text("The API refused the key")
+    expect(erin.page.locator("#key-form")).to_be_visible()
+    listing = [r for r in erin.sent if urlsplit(r.url).path == "/images"]
+    assert listing and listing[0].headers.get("x-api-key") == "k3y-of-erin"
+    assert erin.page.evaluate("() => Object.keys(sessionStorage)") == []  # the refused key is forgotten
+    erin.close()
