@@ -186,6 +186,7 @@ def test_an_api_link_to_an_api_the_stage_does_not_allow_sends_it_nothing(
     dave.page.set_input_files("#files", {"name": "x.jpg", "mimeType": "image/jpeg", "buffer": images.jpeg(64, 64)})
     card = dave.page.locator('article.card[data-file="x.jpg"]')
     expect(card).to_have_attribute("data-status", "not_uploaded")
+    assert card.locator(".error code").inner_text() == "api_not_allowed"
     assert received == []
     dave.close()
 
