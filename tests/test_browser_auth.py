@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, expect, 
 
 from tests import images
 from tests.jwt_stack import JwtStack, jwt_stack
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, FINISHED
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, FINISHED
 
 pytestmark = pytest.mark.e2e
 SIGN_IN_MS = 15_000
@@ -43,7 +43,7 @@ class Visitor:
     """One person in their own browser context, and every request their page sends to the API."""
 
     def __init__(self, browser: Browser, stack: JwtStack) -> None:
-        self.context: BrowserContext = browser.new_context()
+        self.context: BrowserContext = browser.new_context(viewport={"width": 900, "height": 700})
         self.page: Page = self.context.new_page()
         self.api = stack.live.api
         self.sent: list[Request] = []
@@ -108,6 +108,11 @@ def test_alice_signs_in_uploads_and_sees_only_her_images_bob_sees_none_of_them(
 
     alice.page.reload()  # her earlier image, listed by the API for her
     expect(alice.page.locator(f'#library li.stored[data-id="{image_id}"]')).to_have_attribute("data-status", "done")
+    expect(alice.page.locator(f'#library li.stored[data-id="{image_id}"] img')).to_have_js_property("complete", True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    alice.page.screenshot(
+        path=str(ARTIFACTS / "upload-page-signed-in.png"), clip={"x": 0, "y": 0, "width": 900, "height": 414}
+    )
 
     bob = Visitor(browser, stack)
     bob.sign_in("bob")
