@@ -18,7 +18,7 @@ from chalicelib.errors import ConfigError
 from chalicelib.imaging.settings import ImagingSettings, env_int
 from chalicelib.quota import QuotaLimits
 
-# API_AUTH mode -> the token the upload page sends as `Authorization: Bearer`: our own authorizer
+# API_AUTH mode -> the token the upload page sends in `Authorization`: our own authorizer
 # (jwt) reads access tokens (a Cognito one carries the app client as `client_id`); API Gateway's
 # Cognito authorizer without scopes accepts only ID tokens.
 PAGE_TOKEN_OF_MODE = {"jwt": "access_token", "cognito": "id_token"}
