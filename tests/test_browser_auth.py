@@ -144,6 +144,27 @@ def test_a_refused_token_signs_the_page_out_cleanly(browser: Browser, stack: Jwt
     carol.close()
 
 
+def test_a_token_that_expires_while_the_page_is_open_is_not_sent(browser: Browser, stack: JwtStack) -> None:
+    frank = Visitor(browser, stack)
+    frank.sign_in("frank")
+    frank.page.evaluate(
+        """() => {
+            const key = Object.keys(sessionStorage).find(k => k.startsWith("oidc.user:"));
+            const user = JSON.parse(sessionStorage.getItem(key));
+            user.expires_at = Math.floor(Date.now() / 1000) - 1;
+            sessionStorage.setItem(key, JSON.stringify(user));
+        }"""
+    )
+    frank.page.evaluate("async () => { auth.user = await auth.manager.getUser(); }")  # as if time had passed
+    frank.page.set_input_files("#files", {"name": "late.jpg", "mimeType": "image/jpeg", "buffer": images.jpeg(64, 64)})
+    card = frank.page.locator('article.card[data-file="late.jpg"]')
+    expect(card).to_have_attribute("data-status", "not_uploaded")
+    assert card.locator(".error code").inner_text() == "signed_out"
+    expect(frank.page.locator("#notice")).to_contain_text("Your sign-in ended (token_expired)")
+    assert not [r for r in frank.sent if r.method == "POST"]
+    frank.close()
+
+
 def test_without_a_credential_the_api_answers_401(stack: JwtStack) -> None:
     for method, path in (("POST", "/uploads"), ("GET", "/images"), ("GET", "/images/" + "0" * 32)):
         response = requests.request(method, f"{stack.live.api}{path}", json={}, timeout=10)
