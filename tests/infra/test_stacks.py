@@ -50,7 +50,7 @@ def deploy_without_what_moto_lacks(real_deploy: Any) -> Any:
         outputs = dict(real_deploy(cfn, name, template, moto_parameters, tags))
         env = stages.stage_environment(COMMITTED, parameters["Stage"])
         if pool:
-            outputs["UserPoolArn"] = env["COGNITO_USER_POOL_ARN"]
+            outputs.update(UserPoolArn=env["COGNITO_USER_POOL_ARN"], UserPoolClientId=env["OIDC_CLIENT_ID"])
         if jwt_pool:
             outputs.update(UserPoolIssuer=env["OIDC_ISSUER"], UserPoolAudience=env["OIDC_AUDIENCE"])
         if cdn:
