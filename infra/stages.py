@@ -74,9 +74,15 @@ def check_deployable(config: Mapping[str, Any], stage: str) -> None:
     try:
         route_access({**env, "AWS_LAMBDA_FUNCTION_NAME": function_name(config, stage)})
         origins = parse_origins(env.get("CORS_ALLOW_ORIGINS", ""))
-        page_urls(env, "")
+        parameters = resources_parameters(config, stage)  # PAGE_URLS: refused here as Cognito would
     except ConfigError as error:
         raise SystemExit(f"stage {stage!r} cannot be deployed: {error}") from error
+    reserved = [word for word in ("aws", "amazon", "cognito") if word in stage]
+    if "PageUrls" in parameters and reserved and not parameters.get("HostedUiDomain"):
+        raise SystemExit(
+            f"stage {stage!r} cannot be deployed: Cognito refuses a Hosted UI domain containing {reserved[0]!r} "
+            f"(imgpress-{stage}-<account>); set HostedUiDomain under {stage}.resources in infra/stages.json"
+        )
     if "*" in origins and not public_api_allowed(env):
         raise SystemExit(
             f"stage {stage!r} cannot be deployed: CORS_ALLOW_ORIGINS=* lets every web page call the API; list the "
@@ -112,7 +118,7 @@ def resources_parameters(config: Mapping[str, Any], stage: str, api_url: str = "
         "OutputPrefix": env.get("OUTPUT_PREFIX", "processed/"),
         **extra_parameters(stage, "resources"),
     }
-    if parameters["ApiAuth"] == "cognito" or parameters.get("CreateUserPool") == "true":
+    if parameters["ApiAuth"] == "cognito" or parameters.get("CreateUserPool") == "true":  # UseCognito
         parameters["PageUrls"] = ",".join(page_urls(env, api_url))
     return parameters
 

@@ -484,3 +484,13 @@ def test_a_page_url_cognito_would_refuse_stops_the_deploy_before_aws(value: str)
     config["stages"]["prod"]["environment_variables"]["PAGE_URLS"] = value
     with pytest.raises(SystemExit, match="PAGE_URLS"):
         stages.check_deployable(config, "prod")
+
+
+def test_a_stage_whose_name_cognito_refuses_in_a_domain_must_name_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = stages.load_config(stages.PROJECT)
+    config["stages"]["awsome"] = config["stages"]["prod"]
+    monkeypatch.setattr(stages, "extra_parameters", lambda stage, kind: {})
+    with pytest.raises(SystemExit, match="set HostedUiDomain under awsome"):
+        stages.check_deployable(config, "awsome")
+    monkeypatch.setattr(stages, "extra_parameters", lambda stage, kind: {"HostedUiDomain": "images-login"})
+    stages.check_deployable(config, "awsome")
