@@ -8,6 +8,7 @@ from chalice.test import Client
 from chalicelib import services
 from chalicelib.errors import ConfigError
 from chalicelib.settings import PageSettings
+from infra import stages
 from tests.openapi import document
 
 POOL_ARN = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbCdE"
@@ -43,6 +44,24 @@ def test_cognito_stage_signs_in_with_its_user_pool_and_sends_id_tokens() -> None
     auth = PageSettings.from_env({"API_AUTH": "cognito", "COGNITO_USER_POOL_ARN": POOL_ARN, "OIDC_CLIENT_ID": "c1"})
     assert auth.to_dict()["auth"]["issuer"] == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdE"
     assert auth.to_dict()["auth"]["token"] == "id_token"
+
+
+@pytest.mark.parametrize(
+    ("stage", "issuer", "token"),
+    [
+        (
+            "dev",
+            "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE",
+            "access_token",
+        ),  # jwt, the stack's pool
+        ("prod", "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE", "id_token"),  # cognito
+    ],
+)
+def test_deployed_stages_sign_in_with_the_stacks_pool_and_client(stage: str, issuer: str, token: str) -> None:
+    """What `python -m infra resources` records (stack outputs -> .chalice/config.json) is all the page needs."""
+    env = stages.stage_environment(stages.load_config(stages.PROJECT), stage)
+    auth = PageSettings.from_env(env).to_dict()["auth"]
+    assert (auth["issuer"], auth["client_id"], auth["token"]) == (issuer, "EXAMPLEappclientid", token)
 
 
 @pytest.mark.parametrize("mode", ["api_key", "iam"])
