@@ -84,6 +84,21 @@ def upload_page() -> Response:
     return Response(webpage.upload_page(), headers={"Content-Type": webpage.CONTENT_TYPE, "Cache-Control": "no-cache"})
 
 
+@route("/page-config", "GET", public=True)
+def page_config() -> Response:
+    """How the upload page signs in to this stage and which other APIs it may call (docs: upload-page)."""
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/json", "Cache-Control": "public, max-age=300"}
+    return Response(get_settings().page.to_dict(), headers=headers)
+
+
+@route("/vendor/oidc-client-ts.min.js", "GET", public=True)
+def page_sign_in_script() -> Response:
+    return Response(
+        webpage.sign_in_script(),
+        headers={"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=86400"},
+    )
+
+
 @route("/openapi.json", "GET", public=True)
 def openapi_document() -> Response:
     """The OpenAPI 3.1 description of this API as this stage configures it (auth scheme, types, profiles)."""

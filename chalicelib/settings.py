@@ -11,10 +11,61 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
 
 from chalicelib.errors import ConfigError
 from chalicelib.imaging.settings import ImagingSettings, env_int
 from chalicelib.quota import QuotaLimits
+
+# API_AUTH mode -> the token the upload page sends in `Authorization`: our own authorizer
+# (jwt) reads access tokens (a Cognito one carries the app client as `client_id`); API Gateway's
+# Cognito authorizer without scopes accepts only ID tokens.
+PAGE_TOKEN_OF_MODE = {"jwt": "access_token", "cognito": "id_token"}
+
+
+@dataclass(frozen=True)
+class PageSettings:
+    """What the upload page needs to call this stage (GET /page-config): how to sign in, and which
+    other APIs a `?api=` link may point it at. Nothing in it is secret: a public client has no secret."""
+
+    auth_mode: str = "none"
+    issuer: str | None = None  # OIDC issuer the page signs in with (jwt, cognito)
+    client_id: str | None = None  # the page's public OIDC client (authorization code + PKCE)
+    scopes: str = "openid"
+    audience: str | None = None  # sent as `audience=` on /authorize when the issuer needs it (Auth0)
+    allowed_apis: tuple[str, ...] = ()  # origins of other APIs the page may be pointed at with ?api=
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PageSettings:
+        mode = env.get("API_AUTH", "none").strip() or "none"
+        scopes = " ".join(env.get("OIDC_SCOPES", "openid").replace(",", " ").split())
+        if "openid" not in scopes.split():
+            raise ConfigError(
+                f"OIDC_SCOPES: the page signs in with OpenID Connect, so it must include openid, got {scopes!r}"
+            )
+        return cls(
+            auth_mode=mode,
+            issuer=_page_issuer(env, mode),
+            client_id=env.get("OIDC_CLIENT_ID", "").strip() or None,
+            scopes=scopes,
+            audience=env.get("OIDC_AUTHORIZE_AUDIENCE", "").strip() or None,
+            allowed_apis=_origins(env, "PAGE_ALLOWED_APIS"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        oidc = self.auth_mode in PAGE_TOKEN_OF_MODE
+        return {
+            "auth": {
+                "mode": self.auth_mode,
+                "issuer": self.issuer if oidc else None,
+                "client_id": self.client_id if oidc else None,
+                "scopes": self.scopes if oidc else None,
+                "audience": self.audience if oidc else None,
+                "token": PAGE_TOKEN_OF_MODE.get(self.auth_mode),
+            },
+            "allowed_apis": list(self.allowed_apis),
+        }
 
 
 @dataclass(frozen=True)
@@ -51,6 +102,7 @@ class Settings:
     reprocess_queue: str = ""
     reprocess_dead_letter_queue: str = ""
     reprocess_max_attempts: int = 3
+    page: PageSettings = field(default_factory=PageSettings)
 
     def upload_key(self, image_id: str) -> str:
         """The only key a client may upload to. Filenames never reach S3 keys."""
@@ -96,6 +148,7 @@ class Settings:
             reprocess_queue=env.get("REPROCESS_QUEUE", "").strip(),
             reprocess_dead_letter_queue=env.get("REPROCESS_DEAD_LETTER_QUEUE", "").strip(),
             reprocess_max_attempts=env_int(env, "REPROCESS_MAX_ATTEMPTS", 3, 1),
+            page=PageSettings.from_env(env),
         )
         settings.check_single_bucket_layout()
         return settings
@@ -116,6 +169,36 @@ def _required(env: Mapping[str, str], name: str) -> str:
     if not value:
         raise ConfigError(f"{name}: required environment variable is not set")
     return value
+
+
+def _page_issuer(env: Mapping[str, str], mode: str) -> str | None:
+    """OIDC_ISSUER, or for API_AUTH=cognito without it the user pool's own issuer URL (its discovery
+    document names the Hosted UI's authorize and token endpoints)."""
+    issuer = env.get("OIDC_ISSUER", "").strip()
+    if issuer or mode != "cognito":
+        return issuer or None
+    pool_arn = env.get("COGNITO_USER_POOL_ARN", "").strip()  # arn:aws:cognito-idp:<region>:<account>:userpool/<id>
+    parts = pool_arn.split(":")
+    if len(parts) != 6 or not parts[5].startswith("userpool/"):
+        return None  # access.py refuses such a stage at cold start, naming the variable
+    return f"https://cognito-idp.{parts[3]}.amazonaws.com/{parts[5].removeprefix('userpool/')}"
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """`https://a.example.com, https://b.example.com` -> exact origins as browsers write them."""
+    origins = tuple(dict.fromkeys(o.strip() for o in env.get(name, "").split(",") if o.strip()))
+    for origin in origins:
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or origin != origin.lower()
+        ):
+            raise ConfigError(f"{name}: {origin!r} is not a lower-case origin like https://api.example.com (no path)")
+    return origins
 
 
 def _base_url(value: str) -> str | None:

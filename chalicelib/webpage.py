@@ -1,6 +1,7 @@
-"""The upload page served at GET /: one self-contained HTML file (no build step, no other assets).
+"""The upload page served at GET /: one HTML file (no build step), plus the vendored
+oidc-client-ts bundle it loads only on a stage that signs users in (API_AUTH jwt or cognito).
 
-Read on the first request, not at import: API cold starts do not pay for it.
+Read on the first request, not at import: API cold starts do not pay for them.
 """
 
 from __future__ import annotations
@@ -15,3 +16,9 @@ CONTENT_TYPE = "text/html; charset=utf-8"
 @lru_cache(maxsize=1)
 def upload_page() -> str:
     return (STATIC / "index.html").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def sign_in_script() -> str:
+    """oidc-client-ts (tools/vendor_oidc_client.sh): authorization code + PKCE in the browser."""
+    return (STATIC / "vendor" / "oidc-client-ts.min.js").read_text(encoding="utf-8")

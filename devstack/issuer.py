@@ -137,6 +137,7 @@ class LocalIssuer:
         return {
             "OIDC_ISSUER": self.url,
             "OIDC_AUDIENCE": self.audience,
+            "OIDC_CLIENT_ID": self.audience,  # the upload page signs in as this public client
             "OIDC_GROUPS_CLAIM": "groups",
             "ADMIN_GROUP": ADMIN_GROUP,
         }

@@ -1,12 +1,15 @@
 """`python -m infra <command> --stage <stage>`: deploy imgpress to the AWS account boto3 is configured for.
 
 resources  create/update the stage's resources stack (infra/resources.json), then write its
-           outputs into .chalice/config.json and each function's .chalice/policy-<stage>-<function>.json
+           outputs into .chalice/config.json and each function's .chalice/policy-<stage>-<function>.json;
+           on a stage with a user pool, the deployed API's URL (and PAGE_URLS) become the app
+           client's callback URLs
 attach     create/update the handler stack (infra/handler.json): async retries and the
            on-failure queue of the S3 handler, and the API key when API_AUTH=api_key; then
            API Gateway's own error answers in our JSON shape (infra/gateway_responses.json),
            and ReportBatchItemFailures on the SQS mappings Chalice made (infra/eventsources.py)
-deploy     resources, then `chalice deploy`, then attach
+deploy     resources, then `chalice deploy`, then resources again if the API's URL is new to the
+           user pool client (the first deploy of a stage with one), then attach
 teardown   everything deploy made, including the buckets' contents (asks for --yes)
 check      refuse a stage that must not be deployed (no AWS call; `make package` runs it)
 terraform  add what Chalice leaves out to the Terraform it generated: --dir build/terraform-<stage>
@@ -50,14 +53,15 @@ class Deployment:
         self.handler_stack = stages.stack_name(self.config, stage, "handler")
         self.tags = {"imgpress:stage": stage}
 
+    def resources_parameters(self) -> dict[str, str]:
+        api_url = stages.deployed_api_url(self.project, self.stage)
+        return stages.resources_parameters(self.config, self.stage, api_url)
+
     def resources(self) -> dict[str, str]:
         print(f"Deploying stack {self.resources_stack} ...", flush=True)
+        parameters = self.resources_parameters()
         outputs = stacks.deploy(
-            self.cfn,
-            self.resources_stack,
-            stages.TEMPLATES / "resources.json",
-            stages.resources_parameters(self.config, self.stage),
-            self.tags,
+            self.cfn, self.resources_stack, stages.TEMPLATES / "resources.json", parameters, self.tags
         )
         stages.record_outputs(self.project, self.stage, outputs)
         self.config = stages.load_config(self.project)
@@ -66,7 +70,22 @@ class Deployment:
         )
         if "OutputBaseUrl" in outputs:
             print(f"Outputs are served by CloudFront from {outputs['OutputBaseUrl']} (OUTPUT_BASE_URL).")
+        if "HostedUiUrl" in outputs:
+            pages = parameters["PageUrls"].replace(",", ", ") or "none yet (no API deployed)"
+            print(f"The upload page signs in at {outputs['HostedUiUrl']}; callback URLs: {pages}.")
         return outputs
+
+    def register_page(self) -> None:
+        """After `chalice deploy`, the API's URL is known: a second update of the resources stack makes
+        it a callback URL of the user pool client, only if the stack does not have it yet (CloudFormation
+        owns the client, so an update never reverts it). A no-op on every later deploy."""
+        wanted = self.resources_parameters()
+        if wanted.get("PageUrls", "") == stacks.parameters(self.cfn, self.resources_stack).get("PageUrls", ""):
+            return
+        environment = stages.stage_environment(self.config, self.stage)
+        self.resources()
+        if stages.stage_environment(self.config, self.stage) != environment:
+            self.chalice("deploy")  # not expected (the client keeps its id), but the functions must see it
 
     def chalice(self, command: str) -> None:
         chalice = Path(sys.executable).with_name("chalice")
@@ -188,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "deploy":
         deployment.resources()
         deployment.chalice("deploy")
+        deployment.register_page()
         deployment.attach()
     elif not args.yes:
         raise SystemExit(f"teardown deletes every image of stage {args.stage}; run again with --yes to confirm.")

@@ -29,6 +29,12 @@ def outputs(cfn: Any, name: str) -> dict[str, str]:
     return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
 
 
+def parameters(cfn: Any, name: str) -> dict[str, str]:
+    """The parameter values the stack was last deployed with."""
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    return {item["ParameterKey"]: item.get("ParameterValue", "") for item in stack.get("Parameters", [])}
+
+
 def deploy(
     cfn: Any, name: str, template: Path, parameters: Mapping[str, str], tags: Mapping[str, str]
 ) -> dict[str, str]:

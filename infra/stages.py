@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from chalicelib.access import PUBLIC_API_CONSENT, PUBLIC_API_OPT_IN, parse_origins, public_api_allowed, route_access
 from chalicelib.errors import ConfigError
@@ -19,7 +20,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent
 STAGE_PARAMETERS = TEMPLATES / "stages.json"
 
-# Stack output -> the environment variable the app reads it from. The last four exist only on
+# Stack output -> the environment variable the app reads it from. The last five exist only on
 # stages whose template conditions create them (a user pool, API_AUTH=jwt against it, the CDN).
 OUTPUT_VARIABLES = {
     "InputBucket": "INPUT_BUCKET",
@@ -27,12 +28,13 @@ OUTPUT_VARIABLES = {
     "ImagesTable": "TABLE_NAME",
     "EventsTopic": "TOPIC_ARN",
     "UserPoolArn": "COGNITO_USER_POOL_ARN",
+    "UserPoolClientId": "OIDC_CLIENT_ID",
     "UserPoolIssuer": "OIDC_ISSUER",
     "UserPoolAudience": "OIDC_AUDIENCE",
     "OutputBaseUrl": "OUTPUT_BASE_URL",
 }
 # Without the stack's user pool these name another issuer (Auth0, Clerk...): set by hand, never removed.
-HAND_SET_WITHOUT_OUTPUT = {"OIDC_ISSUER", "OIDC_AUDIENCE"}
+HAND_SET_WITHOUT_OUTPUT = {"OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_CLIENT_ID"}
 
 
 def config_path(project: Path) -> Path:
@@ -72,8 +74,15 @@ def check_deployable(config: Mapping[str, Any], stage: str) -> None:
     try:
         route_access({**env, "AWS_LAMBDA_FUNCTION_NAME": function_name(config, stage)})
         origins = parse_origins(env.get("CORS_ALLOW_ORIGINS", ""))
+        parameters = resources_parameters(config, stage)  # PAGE_URLS: refused here as Cognito would
     except ConfigError as error:
         raise SystemExit(f"stage {stage!r} cannot be deployed: {error}") from error
+    reserved = [word for word in ("aws", "amazon", "cognito") if word in stage]
+    if "PageUrls" in parameters and reserved and not parameters.get("HostedUiDomain"):
+        raise SystemExit(
+            f"stage {stage!r} cannot be deployed: Cognito refuses a Hosted UI domain containing {reserved[0]!r} "
+            f"(imgpress-{stage}-<account>); set HostedUiDomain under {stage}.resources in infra/stages.json"
+        )
     if "*" in origins and not public_api_allowed(env):
         raise SystemExit(
             f"stage {stage!r} cannot be deployed: CORS_ALLOW_ORIGINS=* lets every web page call the API; list the "
@@ -97,10 +106,11 @@ def extra_parameters(stage: str, kind: str) -> dict[str, str]:
     return {key: str(value) for key, value in knobs.get(stage, {}).get(kind, {}).items()}
 
 
-def resources_parameters(config: Mapping[str, Any], stage: str) -> dict[str, str]:
-    """Parameters of infra/resources.json: the stage's own settings first, then its knobs."""
+def resources_parameters(config: Mapping[str, Any], stage: str, api_url: str = "") -> dict[str, str]:
+    """Parameters of infra/resources.json: the stage's own settings first, then its knobs; on a
+    stage with a user pool, the upload page's URLs (`api_url`: the deployed API's, once there is one)."""
     env = stage_environment(config, stage)
-    return {
+    parameters = {
         "Stage": stage,
         "ApiAuth": env.get("API_AUTH", "none"),
         "CorsAllowOrigins": ",".join(parse_origins(env.get("CORS_ALLOW_ORIGINS", ""))),
@@ -108,6 +118,29 @@ def resources_parameters(config: Mapping[str, Any], stage: str) -> dict[str, str
         "OutputPrefix": env.get("OUTPUT_PREFIX", "processed/"),
         **extra_parameters(stage, "resources"),
     }
+    if parameters["ApiAuth"] == "cognito" or parameters.get("CreateUserPool") == "true":  # UseCognito
+        parameters["PageUrls"] = ",".join(page_urls(env, api_url))
+    return parameters
+
+
+def page_urls(env: Mapping[str, str], api_url: str) -> list[str]:
+    """Where the upload page lives, each URL as the page sends it as its redirect_uri: its base URL
+    with a trailing `/` (`…/index.html` and `…/upload` both become `…/upload/`). First the API's own
+    (the app serves the page at its root), then the stage's PAGE_URLS, copies hosted elsewhere.
+    Cognito takes only https callback URLs, and http://localhost for testing."""
+    urls = [api_url] if api_url else []
+    urls += [url.strip() for url in env.get("PAGE_URLS", "").split(",") if url.strip()]
+    pages = []
+    for url in urls:
+        parts = urlsplit(url)
+        local = parts.scheme == "http" and parts.hostname == "localhost"
+        if not (parts.scheme == "https" or local) or not parts.hostname or parts.query or parts.fragment:
+            raise ConfigError(f"PAGE_URLS: {url!r} is not an https:// (or http://localhost) URL of the upload page")
+        if parts.netloc != parts.netloc.lower():
+            raise ConfigError(f"PAGE_URLS: {url!r} must be lower-case up to its path, as browsers write it")
+        path = parts.path.removesuffix("/index.html").rstrip("/")
+        pages.append(f"{parts.scheme}://{parts.netloc}{path}/")
+    return list(dict.fromkeys(pages))
 
 
 def handler_parameters(
@@ -153,12 +186,21 @@ def record_outputs(project: Path, stage: str, outputs: Mapping[str, str]) -> Non
         save_json(project / ".chalice" / policy_file(stage, function), policy)
 
 
-def deployed_rest_api_id(project: Path, stage: str) -> str:
-    """The REST API id Chalice recorded in .chalice/deployed/<stage>.json ("" if not deployed)."""
+def _deployed_rest_api(project: Path, stage: str) -> dict[str, Any]:
+    """The REST API Chalice recorded in .chalice/deployed/<stage>.json ({} if not deployed)."""
     deployed = project / ".chalice" / "deployed" / f"{stage}.json"
     if not deployed.exists():
-        return ""
+        return {}
     for resource in json.loads(deployed.read_text()).get("resources", []):
         if resource.get("resource_type") == "rest_api":
-            return str(resource["rest_api_id"])
-    return ""
+            return dict(resource)
+    return {}
+
+
+def deployed_rest_api_id(project: Path, stage: str) -> str:
+    return str(_deployed_rest_api(project, stage).get("rest_api_id", ""))
+
+
+def deployed_api_url(project: Path, stage: str) -> str:
+    """The API's URL as Chalice printed it (`https://<id>.execute-api.<region>.amazonaws.com/api/`), or ""."""
+    return str(_deployed_rest_api(project, stage).get("rest_api_url", ""))

@@ -18,8 +18,17 @@ POOL = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbCdEfGhI"
 JWT = {"API_AUTH": "jwt", "OIDC_ISSUER": "https://tenant.eu.auth0.com/", "OIDC_AUDIENCE": "imgpress"}
 ROOT = Path(__file__).resolve().parent.parent
 APP = "https://app.example.com"
-# Routes without auth: the upload page, the health probe, the API description and its reference page.
-PUBLIC_ROUTES = {"GET /", "GET /health", "GET /openapi.json", "GET /docs", "GET /docs/redoc.standalone.js"}
+# Routes without auth: the upload page (its sign-in settings and library), the health probe, the API
+# description and its reference page.
+PUBLIC_ROUTES = {
+    "GET /",
+    "GET /health",
+    "GET /openapi.json",
+    "GET /docs",
+    "GET /docs/redoc.standalone.js",
+    "GET /page-config",
+    "GET /vendor/oidc-client-ts.min.js",
+}
 ADMIN_APP = "https://admin.example.com"
 
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from chalicelib import webpage
 from tests import images
@@ -181,32 +184,50 @@ def test_drag_and_drop_then_delete(page: Page, live: LiveStack) -> None:
     assert requests.get(f"{live.api}/images/{image_id}", timeout=10).status_code == 404
 
 
+@dataclass(frozen=True)
+class StaticSite:
+    """The page's files served by a plain static server on another origin, like a front end on a CDN,
+    with the `page-config` file its publisher writes beside it."""
+
+    url: str
+    root: Path
+
+    def allow(self, *apis: str) -> None:
+        config = {"auth": {"mode": "none"}, "allowed_apis": list(apis)}
+        (self.root / "page-config").write_text(json.dumps(config))
+
+
 @pytest.fixture(scope="module")
-def elsewhere() -> Iterator[str]:
-    """The page's file served by a plain static server on another origin, like a front end on a CDN."""
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(webpage.STATIC))
+def elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticSite]:
+    root = tmp_path_factory.mktemp("site")
+    shutil.copy(webpage.STATIC / "index.html", root / "index.html")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    yield StaticSite(f"http://127.0.0.1:{server.server_port}", root)
     server.shutdown()
     server.server_close()
 
 
-def test_a_page_on_another_origin_needs_cors_allow_origins(browser: Browser, live: LiveStack, elsewhere: str) -> None:
+def test_a_page_on_another_origin_needs_cors_allow_origins(
+    browser: Browser, live: LiveStack, elsewhere: StaticSite
+) -> None:
     context = browser.new_context()
     page = context.new_page()
     data = images.jpeg(640, 480)
 
-    page.goto(f"{elsewhere}/index.html?api={live.api}")
+    elsewhere.allow(live.api)  # the site lets its page call the API; the API does not allow the site yet
+    page.goto(f"{elsewhere.url}/index.html?api={live.api}")
     page.set_input_files("#files", {"name": "blocked.jpg", "mimeType": "image/jpeg", "buffer": data})
     wait_until_settled(page, 1)
     assert card(page, "blocked.jpg").locator(".error code").inner_text() == "unreachable"
     assert "CORS_ALLOW_ORIGINS" in card(page, "blocked.jpg").locator(".error").inner_text()
 
-    with running_stack({"CORS_ALLOW_ORIGINS": elsewhere}) as allowed:
-        page.goto(f"{elsewhere}/index.html?api={allowed.api}")
-        assert page.locator("#api-url").inner_text() == allowed.api
+    with running_stack({"CORS_ALLOW_ORIGINS": elsewhere.url}) as allowed:
+        elsewhere.allow(allowed.api)
+        page.goto(f"{elsewhere.url}/index.html?api={allowed.api}")
+        expect(page.locator("#api-url")).to_have_text(allowed.api)
         page.set_input_files("#files", {"name": "allowed.jpg", "mimeType": "image/jpeg", "buffer": data})
         wait_until_settled(page, 1)
         allowed_card = card(page, "allowed.jpg")

@@ -24,6 +24,8 @@ PUBLIC = {
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/docs/redoc.standalone.js"),
+    ("GET", "/page-config"),
+    ("GET", "/vendor/oidc-client-ts.min.js"),
 }
 STAGE = apidoc.StageFacts("jwt", ("image/jpeg", "image/png"), ("default", "compress"), 26214400)
 

@@ -20,7 +20,7 @@ from chalicelib.domain import ImageRecord, Status, utc_now
 from chalicelib.ports import ListQuery
 from chalicelib.records import INDEX_KEYS, DynamoRecordStore
 from infra import stacks, stages
-from infra.__main__ import main
+from infra.__main__ import Deployment, main
 from tests.conftest import use_fake_account
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def deploy_without_what_moto_lacks(real_deploy: Any) -> Any:
         outputs = dict(real_deploy(cfn, name, template, moto_parameters, tags))
         env = stages.stage_environment(COMMITTED, parameters["Stage"])
         if pool:
-            outputs["UserPoolArn"] = env["COGNITO_USER_POOL_ARN"]
+            outputs.update(UserPoolArn=env["COGNITO_USER_POOL_ARN"], UserPoolClientId=env["OIDC_CLIENT_ID"])
         if jwt_pool:
             outputs.update(UserPoolIssuer=env["OIDC_ISSUER"], UserPoolAudience=env["OIDC_AUDIENCE"])
         if cdn:
@@ -231,18 +231,25 @@ def test_unknown_and_local_stages_are_refused(account: None, project: Path) -> N
             main(["resources", "--stage", stage, "--project", str(project)])
 
 
-def test_attach_gives_a_deployed_api_our_json_401_and_redeploys_it(account: None, project: Path) -> None:
-    """`chalice deploy` re-imports the API and drops gateway responses: attach puts them back each time."""
+def deploy_an_api(project: Path, stage: str) -> str:
+    """What `chalice deploy` leaves behind: a REST API, and its id and URL in .chalice/deployed/<stage>.json."""
     apigateway = boto3.client("apigateway")
     api_id = apigateway.create_rest_api(name="imgpress")["id"]
     root = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
     apigateway.put_method(restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="NONE")
     apigateway.put_integration(restApiId=api_id, resourceId=root, httpMethod="GET", type="MOCK")
     deployed = project / ".chalice" / "deployed"
-    deployed.mkdir()
-    (deployed / "dev.json").write_text(
-        json.dumps({"resources": [{"resource_type": "rest_api", "rest_api_id": api_id}]})
-    )
+    deployed.mkdir(exist_ok=True)
+    url = f"https://{api_id}.execute-api.us-east-1.amazonaws.com/api/"
+    api = {"resource_type": "rest_api", "name": "rest_api", "rest_api_id": api_id, "rest_api_url": url}
+    (deployed / f"{stage}.json").write_text(json.dumps({"resources": [api], "schema_version": "2.0"}))
+    return api_id
+
+
+def test_attach_gives_a_deployed_api_our_json_401_and_redeploys_it(account: None, project: Path) -> None:
+    """`chalice deploy` re-imports the API and drops gateway responses: attach puts them back each time."""
+    apigateway = boto3.client("apigateway")
+    api_id = deploy_an_api(project, "dev")
     main(["resources", "--stage", "dev", "--project", str(project)])
     main(["attach", "--stage", "dev", "--project", str(project)])
     response = apigateway.get_gateway_response(restApiId=api_id, responseType="UNAUTHORIZED")
@@ -255,10 +262,99 @@ def test_an_issuer_set_by_hand_survives_a_stack_without_a_user_pool(account: Non
     main(["resources", "--stage", "dev", "--project", str(project)])
     config = read(project / ".chalice" / "config.json")
     config["stages"]["dev"]["environment_variables"].update(
-        OIDC_ISSUER="https://tenant.eu.auth0.com/", OIDC_AUDIENCE="https://api.images.example.com"
+        OIDC_ISSUER="https://tenant.eu.auth0.com/",
+        OIDC_AUDIENCE="https://api.images.example.com",
+        OIDC_CLIENT_ID="auth0pageclient",
     )
     stages.save_json(project / ".chalice" / "config.json", config)
     outputs = stacks.outputs(boto3.client("cloudformation"), "imgpress-dev-resources")
     stages.record_outputs(project, "dev", {k: v for k, v in outputs.items() if not k.startswith("UserPool")})
     env = read(project / ".chalice" / "config.json")["stages"]["dev"]["environment_variables"]
     assert env["OIDC_ISSUER"] == "https://tenant.eu.auth0.com/" and "COGNITO_USER_POOL_ARN" not in env
+    assert env["OIDC_CLIENT_ID"] == "auth0pageclient"
+
+
+# --- the upload page's callback URL, known only after `chalice deploy` --------------------------
+
+
+@pytest.fixture
+def deploys(account: None, project: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """`python -m infra deploy` with `chalice deploy` replaced by deploy_an_api (the first time); records
+    each `chalice` command and the PageUrls of each deployment of the resources stack."""
+    seen: dict[str, list[str]] = {"chalice": [], "PageUrls": []}
+    real_deploy = stacks.deploy
+
+    def deploy(cfn: Any, name: str, template: Path, parameters: dict[str, str], tags: dict[str, str]) -> Any:
+        if template.name == "resources.json":
+            seen["PageUrls"].append(parameters["PageUrls"])
+        return real_deploy(cfn, name, template, parameters, tags)
+
+    def chalice(self: Deployment, command: str) -> None:
+        seen["chalice"].append(command)
+        if not stages.deployed_api_url(self.project, self.stage):
+            deploy_an_api(self.project, self.stage)
+
+    monkeypatch.setattr(stacks, "deploy", deploy)
+    monkeypatch.setattr(Deployment, "chalice", chalice)
+    return seen
+
+
+def page_urls_of_the_stack(stage: str) -> str:
+    return stacks.parameters(boto3.client("cloudformation"), f"imgpress-{stage}-resources")["PageUrls"]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])  # API_AUTH=jwt against the stack's pool; API_AUTH=cognito
+def test_the_first_deploy_registers_the_new_apis_url_with_a_second_update(
+    deploys: dict[str, list[str]], project: Path, stage: str
+) -> None:
+    main(["deploy", "--stage", stage, "--project", str(project)])
+    api_url = stages.deployed_api_url(project, stage)
+    assert api_url.endswith(".execute-api.us-east-1.amazonaws.com/api/")
+    assert deploys["PageUrls"] == ["", api_url]  # no URL to register before the API exists
+    assert page_urls_of_the_stack(stage) == api_url
+    assert deploys["chalice"] == ["deploy"]  # the second update changed no variable: no second chalice deploy
+    env = stages.stage_environment(read(project / ".chalice" / "config.json"), stage)
+    assert env["OIDC_CLIENT_ID"] == "EXAMPLEappclientid"  # the stack's client, recorded before chalice deploy
+    assert (project / ".chalice" / "config.json").read_text() == (ROOT / ".chalice" / "config.json").read_text()
+
+
+def test_later_deploys_find_the_url_registered_and_update_the_stack_once(
+    deploys: dict[str, list[str]], project: Path
+) -> None:
+    main(["deploy", "--stage", "prod", "--project", str(project)])
+    api_url = stages.deployed_api_url(project, "prod")
+    main(["deploy", "--stage", "prod", "--project", str(project)])
+    main(["resources", "--stage", "prod", "--project", str(project)])  # on its own, it keeps the URL too
+    assert deploys["PageUrls"] == ["", api_url, api_url, api_url]
+    assert deploys["chalice"] == ["deploy", "deploy"]
+    assert page_urls_of_the_stack("prod") == api_url
+
+
+def test_the_stages_own_page_urls_are_registered_from_the_first_update(
+    deploys: dict[str, list[str]], project: Path
+) -> None:
+    config = read(project / ".chalice" / "config.json")
+    config["stages"]["prod"]["environment_variables"]["PAGE_URLS"] = "https://images.example.com"
+    stages.save_json(project / ".chalice" / "config.json", config)
+    main(["deploy", "--stage", "prod", "--project", str(project)])
+    api_url = stages.deployed_api_url(project, "prod")
+    assert deploys["PageUrls"] == ["https://images.example.com/", f"{api_url},https://images.example.com/"]
+    assert page_urls_of_the_stack("prod") == f"{api_url},https://images.example.com/"
+
+
+def test_a_new_client_id_after_the_second_update_is_deployed_to_the_functions(
+    deploys: dict[str, list[str]], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not expected (a callback URL is changed in place), but the functions must never keep a stale id."""
+    real_deploy = stacks.deploy
+    clients = iter(["EXAMPLEappclientid", "replacedclientid"])
+
+    def deploy(cfn: Any, name: str, template: Path, parameters: dict[str, str], tags: dict[str, str]) -> Any:
+        outputs = dict(real_deploy(cfn, name, template, parameters, tags))
+        return {**outputs, "UserPoolClientId": next(clients)} if template.name == "resources.json" else outputs
+
+    monkeypatch.setattr(stacks, "deploy", deploy)
+    main(["deploy", "--stage", "prod", "--project", str(project)])
+    assert deploys["chalice"] == ["deploy", "deploy"]
+    env = stages.stage_environment(read(project / ".chalice" / "config.json"), "prod")
+    assert env["OIDC_CLIENT_ID"] == "replacedclientid"

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from chalicelib.access import API_AUTH_MODES
 from chalicelib.records import INDEX_KEYS
+from chalicelib.settings import PageSettings
 from devstack.resources import table_definition
 from infra import stages
 from infra.policy import LOG_GROUP_OUTPUTS
@@ -154,6 +157,7 @@ def test_stage_knobs_are_template_parameters_and_never_derived_ones() -> None:
         "CorsAllowOrigins",
         "UploadPrefix",
         "OutputPrefix",
+        "PageUrls",
         "UploadFailureQueueArn",
         "RestApiId",
         "ApiGatewayStage",
@@ -202,9 +206,9 @@ def _resolve_ifs(node: Any, conditions: dict[str, bool]) -> Any:
     return node
 
 
-def deployed(stage: str) -> dict[str, Any]:
+def deployed(stage: str, api_url: str = "", config: dict[str, Any] | None = None, **knobs: str) -> dict[str, Any]:
     """What CloudFormation would create from infra/resources.json with the stage's parameters."""
-    given = stages.resources_parameters(stages.load_config(stages.PROJECT), stage)
+    given = {**stages.resources_parameters(config or stages.load_config(stages.PROJECT), stage, api_url), **knobs}
     parameters = {name: given.get(name, body.get("Default")) for name, body in TEMPLATE["Parameters"].items()}
     conditions = {name: _condition(expression, parameters) for name, expression in TEMPLATE["Conditions"].items()}
     kept = {
@@ -346,3 +350,147 @@ def test_the_apps_last_attempt_is_lambdas_last_retry() -> None:
         env = {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
         retries = int(stages.extra_parameters(stage, "handler").get("MaximumRetryAttempts", default_retries))
         assert int(env.get("MAX_ATTEMPTS", "3")) == 1 + retries, stage
+
+
+# --- the upload page signs in through the user pool's Hosted UI --------------------------------
+
+API_URL = "https://abc123defg.execute-api.us-east-1.amazonaws.com/api/"  # as Chalice records rest_api_url
+
+
+def _client(stage: str, api_url: str = "", config: dict[str, Any] | None = None) -> dict[str, Any]:
+    return dict(deployed(stage, api_url, config)["Resources"]["UserPoolClient"]["Properties"])
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_once_the_api_exists_the_client_runs_the_code_flow_back_to_the_page(stage: str) -> None:
+    """dev: API_AUTH=jwt against the stack's pool (JwtFromUserPool); prod: API_AUTH=cognito."""
+    client = _client(stage, API_URL)
+    assert client["AllowedOAuthFlowsUserPoolClient"] is True
+    assert client["AllowedOAuthFlows"] == ["code"]  # no implicit flow: tokens never ride in a URL
+    assert client["AllowedOAuthScopes"] == ["openid", "email", "profile"]
+    assert client["SupportedIdentityProviders"] == ["COGNITO"]
+    assert client["GenerateSecret"] is False  # a public client: the page holds no secret, PKCE protects the code
+    page_urls = {"Fn::Split": [",", {"Ref": "PageUrls"}]}
+    assert client["CallbackURLs"] == client["LogoutURLs"] == page_urls
+    given = stages.resources_parameters(stages.load_config(stages.PROJECT), stage, API_URL)
+    assert given["PageUrls"].split(",") == [API_URL]
+    # the CLI's password sign-in (docs/deploy/auth-cors.md) keeps working beside it
+    assert "ALLOW_USER_PASSWORD_AUTH" in client["ExplicitAuthFlows"]
+
+
+def test_before_the_api_exists_the_client_has_no_code_flow_and_no_placeholder_url() -> None:
+    """Cognito refuses the code flow without a callback URL; the first deploy registers it after
+    `chalice deploy` (infra/__main__.py register_page)."""
+    client = _client("prod")
+    assert client["AllowedOAuthFlowsUserPoolClient"] is False
+    assert not {"AllowedOAuthFlows", "AllowedOAuthScopes", "CallbackURLs", "LogoutURLs"} & set(client)
+    assert stages.resources_parameters(stages.load_config(stages.PROJECT), "prod")["PageUrls"] == ""
+    assert TEMPLATE["Parameters"]["PageUrls"]["Default"] == ""
+
+
+def test_every_page_the_stage_lists_is_a_callback_url_too() -> None:
+    config = stages.load_config(stages.PROJECT)
+    config["stages"]["prod"]["environment_variables"]["PAGE_URLS"] = (
+        "https://images.example.com, https://cdn.example.com/upload/index.html,http://localhost:5173"
+    )
+    assert stages.resources_parameters(config, "prod", API_URL)["PageUrls"].split(",") == [
+        API_URL,
+        "https://images.example.com/",
+        "https://cdn.example.com/upload/",
+        "http://localhost:5173/",
+    ]
+    assert _client("prod", config=config)["AllowedOAuthFlowsUserPoolClient"] is True  # even before the API
+
+
+def test_a_stage_without_a_user_pool_gets_no_page_urls_parameter() -> None:
+    config = stages.load_config(stages.PROJECT)
+    config["stages"]["prod"]["environment_variables"]["API_AUTH"] = "jwt"  # an issuer of its own (no pool on prod)
+    config["stages"]["prod"]["environment_variables"]["PAGE_URLS"] = "https://images.example.com"
+    parameters = stages.resources_parameters(config, "prod", API_URL)
+    assert "PageUrls" not in parameters  # so no second update of the stack after `chalice deploy`
+    assert "UserPoolClient" not in deployed("prod", API_URL, config)["Resources"]
+
+
+def test_the_pool_gets_a_hosted_ui_domain_unique_per_account_and_stage() -> None:
+    """With a domain, the pool's discovery document names the Hosted UI's authorize and token endpoints."""
+    for stage in ("dev", "prod"):
+        (domain,) = of_type(deployed(stage)["Resources"], "AWS::Cognito::UserPoolDomain").values()
+        assert domain["UserPoolId"] == {"Ref": "UserPool"}
+        assert domain["Domain"] == {"Fn::Sub": "imgpress-${Stage}-${AWS::AccountId}"}
+        assert domain["ManagedLoginVersion"] == 1  # the classic Hosted UI: version 2 needs a branding style
+        prefix = _sub(domain["Domain"]["Fn::Sub"], {"Stage": stage, "AWS::AccountId": "123456789012"})
+        assert len(prefix) <= 63 and not any(word in prefix for word in ("aws", "amazon", "cognito"))
+    assert TEMPLATE["Resources"]["UserPoolDomain"]["Condition"] == "UseCognito"
+    chosen = deployed("prod", HostedUiDomain="login-images-example")["Resources"]["UserPoolDomain"]
+    assert chosen["Properties"]["Domain"] == {"Ref": "HostedUiDomain"}  # when the default prefix is taken
+    assert TEMPLATE["Outputs"]["HostedUiUrl"]["Value"] == {
+        "Fn::Sub": "https://${UserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"
+    }
+
+
+def test_the_client_id_becomes_the_pages_oidc_client_id() -> None:
+    output = TEMPLATE["Outputs"]["UserPoolClientId"]
+    assert (output["Value"], output["Description"], output["Condition"]) == (
+        {"Ref": "UserPoolClient"},
+        "OIDC_CLIENT_ID",
+        "UseCognito",
+    )
+    assert "OIDC_CLIENT_ID" in stages.HAND_SET_WITHOUT_OUTPUT  # a page client of Auth0 (say) survives
+
+
+def test_the_scopes_the_page_asks_for_are_ones_the_client_allows() -> None:
+    config = stages.load_config(stages.PROJECT)
+    allowed = set(_client("prod", API_URL)["AllowedOAuthScopes"])
+    for stage in ("dev", "prod"):
+        assert set(PageSettings.from_env(stages.stage_environment(config, stage)).scopes.split()) <= allowed
+
+
+def _page_redirect_uri(href: str) -> str:
+    """index.html's HOME and redirectUri(), in Python: what the page sends as redirect_uri."""
+    parts = urlsplit(href)
+    home = re.sub(r"/+$", "", re.sub(r"/index\.html$", "", f"{parts.scheme}://{parts.netloc}{parts.path}"))
+    return f"{home}/"
+
+
+def test_the_registered_urls_are_the_redirect_uri_the_page_sends() -> None:
+    page = (stages.PROJECT / "chalicelib" / "static" / "index.html").read_text()
+    assert 'const HOME = location.protocol === "file:" ? "http://127.0.0.1:8000"' in page
+    assert '(location.origin + location.pathname).replace(/\\/index\\.html$/, "").replace(/\\/+$/, "");' in page
+    assert "function redirectUri() { return `${HOME}/`; }" in page
+    assert "redirect_uri: redirectUri()," in page
+    api = API_URL.rstrip("/")
+    for opened in (api, api + "/", api + "/index.html", api + "/?api=x#y"):
+        assert stages.page_urls({}, API_URL) == [_page_redirect_uri(opened)]
+    for listed, opened in (
+        ("https://images.example.com", "https://images.example.com/"),
+        ("https://cdn.example.com/upload/index.html", "https://cdn.example.com/upload/"),
+        ("https://cdn.example.com/upload", "https://cdn.example.com/upload/index.html?x=1"),
+    ):
+        assert stages.page_urls({"PAGE_URLS": listed}, "") == [_page_redirect_uri(opened)]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://images.example.com/",  # Cognito: https only, but for localhost
+        "https://images.example.com/?a=1",
+        "https://images.example.com/#top",
+        "https://Images.example.com/",
+        "images.example.com",
+    ],
+)
+def test_a_page_url_cognito_would_refuse_stops_the_deploy_before_aws(value: str) -> None:
+    config = stages.load_config(stages.PROJECT)
+    config["stages"]["prod"]["environment_variables"]["PAGE_URLS"] = value
+    with pytest.raises(SystemExit, match="PAGE_URLS"):
+        stages.check_deployable(config, "prod")
+
+
+def test_a_stage_whose_name_cognito_refuses_in_a_domain_must_name_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = stages.load_config(stages.PROJECT)
+    config["stages"]["awsome"] = config["stages"]["prod"]
+    monkeypatch.setattr(stages, "extra_parameters", lambda stage, kind: {})
+    with pytest.raises(SystemExit, match="set HostedUiDomain under awsome"):
+        stages.check_deployable(config, "awsome")
+    monkeypatch.setattr(stages, "extra_parameters", lambda stage, kind: {"HostedUiDomain": "images-login"})
+    stages.check_deployable(config, "awsome")
