@@ -141,7 +141,7 @@ class Deployment:
         if not chosen:
             print(f"{table_name}: nothing to {step}.")
             return
-        parameters = stages.resources_parameters(self.config, self.stage)
+        parameters = self.resources_parameters()  # the stack's own, the page's URLs included
         migrate.deploy_steps(
             chosen, template, lambda path: stacks.deploy(self.cfn, self.resources_stack, path, parameters, self.tags)
         )
