@@ -251,7 +251,8 @@ class DynamoRecordStore:
             return Page(records, encode_cursor(last) if last else None)
         owner = f"{query.owner}#{query.status}" if query.status else query.owner
         index = BY_OWNER_STATUS_SHARD if query.status else BY_OWNER_SHARD
-        return self._merged(index, {str(k): f"{owner}#{k}" for k in range(OWNER_SHARDS)}, query, owner, None)
+        shards = {str(k): f"{owner}#{k}" for k in range(OWNER_SHARDS)}
+        return self._merged(index, shards, query, [query.owner, query.status and str(query.status)], None)
 
     def _query_keys(
         self, index: str, partition: str, limit: int, start: dict[str, str] | None, filter_status: str | None = None
@@ -290,11 +291,16 @@ class DynamoRecordStore:
         return [found[i] for i in ids if i in found and not found[i].is_deleted]
 
     def _merged(
-        self, index: str, partitions: Mapping[str, str], query: ListQuery, scope: str | None, filter_status: str | None
+        self,
+        index: str,
+        partitions: Mapping[str, str],
+        query: ListQuery,
+        scope: list[str | None] | None,
+        filter_status: str | None,
     ) -> Page:
         """Newest first over write-sharded partitions: each queried from its own position, merged.
 
-        The cursor holds each shard's position (and `scope`, the owner part of the partition keys,
+        The cursor holds each shard's position (and `scope`, an owner's listing's owner and status,
         so it continues only the listing it came from): a page costs one small query per shard.
         """
         positions = _shard_positions(query.cursor, partitions, scope)
@@ -443,7 +449,9 @@ def _start_key(cursor: str | None, index: str, partition: str) -> dict[str, str]
     return key
 
 
-def _shard_positions(cursor: str | None, partitions: Mapping[str, str], scope: str | None) -> dict[str, Any]:
+def _shard_positions(
+    cursor: str | None, partitions: Mapping[str, str], scope: list[str | None] | None
+) -> dict[str, Any]:
     """Each shard's position a merged listing's cursor holds: exactly the query's shards, and the
     query's own scope (an owner's cursor continues neither another owner's listing nor the admin's)."""
     if cursor is None:
