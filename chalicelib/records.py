@@ -2,9 +2,10 @@
 
 The domain (domain.py) decides every transition; this adapter only maps records to items and
 back and makes each write conditional on the version it was derived from. Indexes are keyed
-by owner and sharded, or sharded, so no partition key value is shared by more than one owner's
-traffic nor takes all of one owner's (docs: capacity); their attributes are derived here and absent when a query must not see the
-record (sparse indexes: tombstones vanish from listings, finished images from the sweeper's).
+by owner and a shard, or by a shard, so no partition key value takes more than an eighth of one
+owner's traffic or a sixteenth of everyone's (docs: capacity); their attributes are derived here
+and absent when a query must not see the record (sparse indexes: tombstones vanish from
+listings, finished images from the sweeper's).
 """
 
 from __future__ import annotations
