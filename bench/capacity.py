@@ -12,12 +12,13 @@ pages are listed in docs/capacity.md).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chalicelib.records import SHARDS
+from chalicelib.records import OWNER_SHARDS, SHARDS
 
 REPO = Path(__file__).resolve().parent.parent
 QUOTAS_READ = "2026-12-05"
@@ -26,7 +27,8 @@ QUOTAS_READ = "2026-12-05"
 @dataclass(frozen=True)
 class Vector:
     """AWS requests and DynamoDB write units of one operation. Index writes are keyed by their
-    partition key value, with `{owner}`, `{shard}` and `{sha256}` standing for the record's own."""
+    partition key value, with `{owner}`, `{shard}` (of SHARDS), `{owner_shard}` (of OWNER_SHARDS)
+    and `{sha256}` standing for the record's own."""
 
     requests: Mapping[str, int]
     table_write_units: float
@@ -53,9 +55,13 @@ UPLOAD = Vector(
     index_writes={
         "by-created-shard": {"{shard}": 3},  # it projects status: each status change rewrites the entry
         "by-open-shard": {"pending#{shard}": 2, "processing#{shard}": 2},  # in, moved, out
-        "by-owner": {"{owner}": 1},
         "by-owner-sha256": {"{owner}#{sha256}": 1},  # once the sha256 is known
-        "by-owner-status": {"{owner}#done": 1, "{owner}#pending": 2, "{owner}#processing": 2},
+        "by-owner-shard": {"{owner}#{owner_shard}": 1},
+        "by-owner-status-shard": {  # in, moved, moved
+            "{owner}#done#{owner_shard}": 1,
+            "{owner}#pending#{owner_shard}": 2,
+            "{owner}#processing#{owner_shard}": 2,
+        },
     },
 )
 # POST /images/{id}/reprocess of a done image, then the queue consumer's work.
@@ -78,8 +84,18 @@ REPROCESS = Vector(
 )
 # What a front end's requests cost (tests/test_capacity_e2e.py measures them too).
 POLL_READS = 1  # GET /images/{id}: one consistent GetItem, 1 read unit
-LIST_REQUESTS = {"dynamodb:Query": 1, "dynamodb:BatchGetItem": 1}  # GET /images, one page
+LIST_REQUESTS = {"dynamodb:Query": OWNER_SHARDS, "dynamodb:BatchGetItem": 1}  # GET /images, one page
+INDEX_ENTRY_BYTES = 200  # a keys-only entry of an owner's listing index, AWS's 100 bytes included
 LONG_POLL_SECONDS = 25  # ?wait=25 holds the API function this long when nothing finishes
+
+
+def list_page_read_units(records: int) -> float:
+    """Read units of one GET /images page of `records`: a Query on each of the owner's shards (up to
+    `records` keys-only entries each, eventually consistent: half a unit per started 4 KB), then one
+    BatchGetItem of the page's records (eventually consistent: half a unit each, all under 4 KB)."""
+    per_query = 0.5 * max(1, math.ceil(records * INDEX_ENTRY_BYTES / 4096))
+    return OWNER_SHARDS * per_query + 0.5 * records
+
 
 # AWS defaults (QUOTAS_READ), per account and Region unless noted; us-east-1 where Regions differ.
 PARTITION_WRITE_UNITS = 1_000  # per partition key value of a table or index, per second
@@ -137,7 +153,8 @@ def partition_rate(pattern: str, load: Load, rate: float) -> float:
     if "{sha256}" in pattern:
         return load.hot_owner_rate * load.duplicate_share if rate else 0.0
     if "{owner}" in pattern:
-        return load.hot_owner_rate / load.uploads_per_second * rate if load.uploads_per_second else 0.0
+        owners = load.hot_owner_rate / load.uploads_per_second * rate if load.uploads_per_second else 0.0
+        return owners / OWNER_SHARDS if "{owner_shard}" in pattern else owners
     if "{shard}" in pattern:
         return rate / SHARDS
     return rate
@@ -173,7 +190,7 @@ def checks(load: Load) -> list[Check]:
             f"DynamoDB partition {index} `{pattern}`",
             per_second,
             PARTITION_WRITE_UNITS,
-            "spread the key (more shards; a per-owner shard suffix for owners this busy)",
+            "spread the key (more shards: SHARDS, OWNER_SHARDS in chalicelib/records.py)",
             fails=True,
         )
         for index, pattern, _, per_second in partition_writes(load)
@@ -250,6 +267,7 @@ SCENARIOS: Sequence[tuple[str, Load]] = (
     ("1,000 uploads/s, 1,000 reprocesses/s (a backfill)", Load(1_000, reprocess_per_second=1_000)),
     ("100 uploads/s, all from one owner (one API key)", Load(100, hot_owner_share=1.0)),
     ("1,000 uploads/s, all from one owner", Load(1_000, hot_owner_share=1.0)),
+    ("2,000 uploads/s, all from one owner", Load(2_000, hot_owner_share=1.0)),
     ("10,000 front ends polling every 1 s", Load(10, pollers=10_000, poll_interval=1.0)),
     ("10,000 front ends long-polling (?wait=25)", Load(10, pollers=10_000, poll_interval=0.0)),
     ("1,000 uploads/s in a Region with a 300/s SNS quota", Load(1_000, region="eu-south-1")),

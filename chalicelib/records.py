@@ -2,9 +2,10 @@
 
 The domain (domain.py) decides every transition; this adapter only maps records to items and
 back and makes each write conditional on the version it was derived from. Indexes are keyed
-by owner, or sharded, so no partition key value is shared by more than one owner's traffic
-(docs: capacity); their attributes are derived here and absent when a query must not see the
-record (sparse indexes: tombstones vanish from listings, finished images from the sweeper's).
+by owner and a shard, or by a shard, so no partition key value takes more than an eighth of one
+owner's traffic or a sixteenth of everyone's (docs: capacity); their attributes are derived here
+and absent when a query must not see the record (sparse indexes: tombstones vanish from
+listings, finished images from the sweeper's).
 """
 
 from __future__ import annotations
@@ -25,21 +26,26 @@ from chalicelib.ports import BackfillProgress, ListQuery, Page, RecordExists
 
 # Index name -> (partition attribute, sort attribute). Every index is KEYS_ONLY or INCLUDEs a
 # few small attributes, so a status change writes a few dozen bytes to each, not the whole item.
-BY_OWNER = "by-owner"
-BY_OWNER_STATUS = "by-owner-status"
+BY_OWNER_SHARD = "by-owner-shard"
+BY_OWNER_STATUS_SHARD = "by-owner-status-shard"
 BY_OWNER_SHA256 = "by-owner-sha256"
 BY_CREATED_SHARD = "by-created-shard"
 BY_OPEN_SHARD = "by-open-shard"
 INDEX_KEYS: dict[str, tuple[str, str]] = {
-    BY_OWNER: ("owner_list", "created_at"),
-    BY_OWNER_STATUS: ("owner_status", "created_at"),
+    BY_OWNER_SHARD: ("owner_shard", "created_at"),
+    BY_OWNER_STATUS_SHARD: ("owner_status_shard", "created_at"),
     BY_OWNER_SHA256: ("owner_sha256", "created_at"),
     BY_CREATED_SHARD: ("created_shard", "created_at"),
     BY_OPEN_SHARD: ("open_shard", "open_since"),
 }
 # Writes to the admin listing and the sweeper's index are spread over this many partition keys.
 SHARDS = 16
+# Writes to one owner's listing indexes are spread over this many: one owner uploading everything
+# then puts 2 write units per upload on each `<owner>#pending#<k>` over 8 keys (4,000 uploads a
+# second before one key takes 1,000), and a listing page costs 8 small queries (docs: capacity).
+OWNER_SHARDS = 8
 _BATCH_GET_LIMIT = 100
+_POSITION_LIMIT = 200  # characters of a cursor's created_at or id: ours are far shorter
 
 
 def shard_of(image_id: str) -> str:
@@ -47,13 +53,17 @@ def shard_of(image_id: str) -> str:
     return str(int(image_id[:4], 16) % SHARDS)
 
 
+def owner_shard_of(image_id: str) -> str:
+    return str(int(image_id[:4], 16) % OWNER_SHARDS)
+
+
 def index_attributes(record: ImageRecord) -> dict[str, str]:
     """The derived attributes that place `record` in each index (none for a tombstone)."""
     if record.is_deleted:
         return {}
     attributes = {
-        "owner_list": record.owner,
-        "owner_status": f"{record.owner}#{record.status}",
+        "owner_shard": f"{record.owner}#{owner_shard_of(record.id)}",
+        "owner_status_shard": f"{record.owner}#{record.status}#{owner_shard_of(record.id)}",
         "created_shard": shard_of(record.id),
     }
     if record.sha256:
@@ -233,16 +243,17 @@ class DynamoRecordStore:
 
     def list_page(self, query: ListQuery) -> Page:
         if query.owner is None:
-            return self._list_all(query)
+            shards = {str(shard): str(shard) for shard in range(SHARDS)}
+            return self._merged(BY_CREATED_SHARD, shards, query, None, str(query.status or "") or None)
         if query.sha256:
             index, partition = BY_OWNER_SHA256, f"{query.owner}#{query.sha256}"
-        elif query.status:
-            index, partition = BY_OWNER_STATUS, f"{query.owner}#{query.status}"
-        else:
-            index, partition = BY_OWNER, query.owner
-        keys, last = self._query_keys(index, partition, query.limit, _start_key(query.cursor, index, partition))
-        records = [r for r in self._read_all(keys) if _matches(r, query)]
-        return Page(records, encode_cursor(last) if last else None)
+            keys, last = self._query_keys(index, partition, query.limit, _start_key(query.cursor, index, partition))
+            records = [r for r in self._read_all(keys) if _matches(r, query)]
+            return Page(records, encode_cursor(last) if last else None)
+        owner = f"{query.owner}#{query.status}" if query.status else query.owner
+        index = BY_OWNER_STATUS_SHARD if query.status else BY_OWNER_SHARD
+        shards = {str(k): f"{owner}#{k}" for k in range(OWNER_SHARDS)}
+        return self._merged(index, shards, query, [query.owner, query.status and str(query.status)], None)
 
     def _query_keys(
         self, index: str, partition: str, limit: int, start: dict[str, str] | None, filter_status: str | None = None
@@ -280,19 +291,28 @@ class DynamoRecordStore:
                 pending = response.get("UnprocessedKeys") or {}
         return [found[i] for i in ids if i in found and not found[i].is_deleted]
 
-    def _list_all(self, query: ListQuery) -> Page:
-        """Every owner's images, newest first: each shard queried from its own position, merged.
+    def _merged(
+        self,
+        index: str,
+        partitions: Mapping[str, str],
+        query: ListQuery,
+        scope: list[str | None] | None,
+        filter_status: str | None,
+    ) -> Page:
+        """Newest first over write-sharded partitions: each queried from its own position, merged.
 
-        The cursor holds each shard's position, so a page costs SHARDS small queries, never a scan.
+        The cursor holds each shard's position (and `scope`, an owner's listing's owner and status,
+        so it continues only the listing it came from): a page costs one small query per shard.
         """
-        positions = _shard_positions(query.cursor)
+        positions = _shard_positions(query.cursor, partitions, scope)
         candidates: list[tuple[str, str, str]] = []  # (created_at, id, shard)
         exhausted_after: dict[str, bool] = {}
         for shard, start in positions.items():
             if start == "done":
                 continue
+            partition = partitions[shard]
             keys, last = self._query_keys(
-                BY_CREATED_SHARD, shard, query.limit, _shard_key(shard, start), str(query.status or "") or None
+                index, partition, query.limit, _position_key(index, partition, start), filter_status
             )
             exhausted_after[shard] = last is None
             candidates.extend((str(key["created_at"]), str(key["id"]), shard) for key in keys)
@@ -306,8 +326,8 @@ class DynamoRecordStore:
                 next_positions[shard] = "done"
         more = any(position != "done" for position in next_positions.values())
         records = [r for r in self._read_all([{"id": image_id} for _, image_id, _ in taken]) if _matches(r, query)]
-        cursor = encode_cursor({"shards": next_positions}) if more and taken else None
-        return Page(records, cursor)
+        issued = {"shards": next_positions, **({"of": scope} if scope is not None else {})}
+        return Page(records, encode_cursor(issued) if more and taken else None)
 
     def find_done_twin(self, owner: str, sha256: str, profile: str, exclude_id: str) -> ImageRecord | None:
         keys, _ = self._query_keys(BY_OWNER_SHA256, f"{owner}#{sha256}", 25, None, filter_status=str(Status.DONE))
@@ -430,25 +450,36 @@ def _start_key(cursor: str | None, index: str, partition: str) -> dict[str, str]
     return key
 
 
-def _shard_positions(cursor: str | None) -> dict[str, Any]:
+def _shard_positions(
+    cursor: str | None, partitions: Mapping[str, str], scope: list[str | None] | None
+) -> dict[str, Any]:
+    """Each shard's position a merged listing's cursor holds: exactly the query's shards, and the
+    query's own scope (an owner's cursor continues neither another owner's listing nor the admin's)."""
     if cursor is None:
-        return {str(shard): None for shard in range(SHARDS)}
+        return {shard: None for shard in partitions}
     decoded = _decode_cursor(cursor)
-    shards = decoded.get("shards") if isinstance(decoded, dict) and set(decoded) == {"shards"} else None
-    if not isinstance(shards, dict) or set(shards) != {str(s) for s in range(SHARDS)}:
+    expected = {"shards", "of"} if scope is not None else {"shards"}
+    if not isinstance(decoded, dict) or set(decoded) != expected or decoded.get("of", None) != scope:
+        raise _invalid_cursor()
+    shards = decoded["shards"]
+    if not isinstance(shards, dict) or set(shards) != set(partitions):
         raise _invalid_cursor()
     for position in shards.values():
         valid = position is None or position == "done"
         valid = valid or (
-            isinstance(position, list) and len(position) == 2 and all(isinstance(p, str) and p for p in position)
+            isinstance(position, list)
+            and len(position) == 2
+            and all(isinstance(p, str) and 0 < len(p) <= _POSITION_LIMIT for p in position)
         )
         if not valid:
             raise _invalid_cursor()
     return dict(shards)
 
 
-def _shard_key(shard: str, position: Any) -> dict[str, str] | None:
+def _position_key(index: str, partition: str, position: Any) -> dict[str, str] | None:
+    """The ExclusiveStartKey of a shard's position, in the partition the query itself names."""
     if position is None:
         return None
     created_at, image_id = position
-    return {"id": image_id, "created_shard": shard, "created_at": created_at}
+    partition_attribute, sort_attribute = INDEX_KEYS[index]
+    return {"id": image_id, partition_attribute: partition, sort_attribute: created_at}

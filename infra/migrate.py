@@ -10,7 +10,7 @@ expand    add every index the code needs, one stack update each; the old indexes
           code running now keeps working. An index whose keys changed under the same name is
           deleted and created again (queries on it fail in between).
 backfill  after the new code is deployed (it writes the index attributes on every write): give
-          every record written before it its index attributes. A paginated Scan; each write is
+          every record written before it its index attributes, and remove the retired ones. A paginated Scan; each write is
           conditional on the record's version (a record the code rewrote meanwhile is skipped,
           it has them), so it is idempotent; the position is kept in a checkpoint file after
           each page, so an interrupted run resumes where it stopped.
@@ -33,6 +33,10 @@ from typing import Any
 
 Index = dict[str, Any]  # a GlobalSecondaryIndexes entry as CloudFormation spells it
 _IMAGE_ID = re.compile(r"^[0-9a-f]{32}$")
+# Index key attributes an earlier version derived, whose indexes the contract step deletes (by-owner
+# and by-owner-status, before owner sharding). A changed key format gets a new attribute and a new
+# index, so no index ever holds both formats; the backfill removes these, leaving the old indexes empty.
+RETIRED_ATTRIBUTES = ("owner_list", "owner_status")
 
 
 def _shape(index: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -131,12 +135,14 @@ class BackfillCount:
 
 
 def backfill(table: Any, checkpoint: Path, page_size: int = 500, say: Callable[[str], None] = print) -> BackfillCount:
-    """Give every image record the index attributes records.index_attributes derives for it."""
+    """Give every image record the index attributes records.index_attributes derives for it, and
+    only those (an index attribute it no longer derives, RETIRED_ATTRIBUTES too, is removed)."""
     from botocore.exceptions import ClientError
 
     from chalicelib.records import INDEX_KEYS, from_item, index_attributes
 
-    derived = sorted({name for keys in INDEX_KEYS.values() for name in keys} - {"created_at"})
+    keys = {name for index_keys in INDEX_KEYS.values() for name in index_keys} - {"created_at"}
+    derived = sorted(keys | set(RETIRED_ATTRIBUTES))
     count = BackfillCount()
     for items in _pages(table, checkpoint, page_size):
         for item in items:

@@ -21,9 +21,9 @@ from chalicelib.records import (
     BACKFILL_KEY_PREFIX,
     BY_CREATED_SHARD,
     BY_OPEN_SHARD,
-    BY_OWNER,
     BY_OWNER_SHA256,
-    BY_OWNER_STATUS,
+    BY_OWNER_SHARD,
+    BY_OWNER_STATUS_SHARD,
 )
 from chalicelib.settings import Settings
 
@@ -41,7 +41,7 @@ LOG_GROUP_OUTPUTS = {
 }
 FUNCTIONS = tuple(LOG_GROUP_OUTPUTS)
 # The indexes the API's listings query (records.list_page); the others are the handler's and the sweeper's.
-API_INDEXES = (BY_OWNER, BY_OWNER_STATUS, BY_OWNER_SHA256, BY_CREATED_SHARD)
+API_INDEXES = (BY_OWNER_SHARD, BY_OWNER_STATUS_SHARD, BY_OWNER_SHA256, BY_CREATED_SHARD)
 
 
 def stage_functions(env: Mapping[str, str]) -> tuple[str, ...]:

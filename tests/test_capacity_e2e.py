@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from bench.capacity import LIST_REQUESTS, POLL_READS, REPROCESS, UPLOAD, Vector
-from chalicelib.records import shard_of
+from bench.capacity import LIST_REQUESTS, POLL_READS, REPROCESS, UPLOAD, Vector, list_page_read_units
+from chalicelib.records import BY_OWNER_SHARD, BY_OWNER_STATUS_SHARD, owner_shard_of, shard_of
 from tests import images
 from tests.live_stack import StackClient, ledger, running_stack
 
@@ -45,18 +45,21 @@ def settled(stack: StackClient, since: int, image_id: str, puts: int) -> dict[st
 
 
 def measured(totals: dict[str, Any], image_id: str, owner: str, sha256: str) -> Vector:
-    """The ledger's sums as a Vector, partition key values written as the model's patterns."""
-    names = {owner: "{owner}", shard_of(image_id): "{shard}", sha256: "{sha256}"}
+    """The ledger's sums as a Vector, partition key values written as the model's patterns (the
+    owner's listing indexes end in the owner shard, the others' shard is of SHARDS)."""
+    names = {owner: "{owner}", sha256: "{sha256}"}
 
-    def pattern(value: str) -> str:
-        return "#".join(names.get(part, part) for part in value.split("#"))
+    def pattern(value: str, index: str) -> str:
+        owner_sharded = index in (BY_OWNER_SHARD, BY_OWNER_STATUS_SHARD)
+        shard = {owner_shard_of(image_id): "{owner_shard}"} if owner_sharded else {shard_of(image_id): "{shard}"}
+        return "#".join({**names, **shard}.get(part, part) for part in value.split("#"))
 
     return Vector(
         requests=totals["requests"],
         table_write_units=totals["dynamodb_table_write_units"],
         read_units=totals["dynamodb_read_units"],
         index_writes={
-            index: {pattern(value): units for value, units in partitions.items()}
+            index: {pattern(value, index): units for value, units in partitions.items()}
             for index, partitions in totals["dynamodb_partition_write_units"].items()
         },
     )
@@ -105,6 +108,8 @@ def test_what_each_kind_of_front_end_adds(quiet_stack: StackClient) -> None:
     since = ledger(stack.aws)["next"]
     listed = requests.get(f"{stack.api}/images", params={"limit": 20}, timeout=10)
     assert listed.status_code == 200
-    assert ledger(stack.aws, since)["totals"]["requests"] == LIST_REQUESTS
+    totals = ledger(stack.aws, since)["totals"]
+    assert totals["requests"] == LIST_REQUESTS
+    assert totals["dynamodb_read_units"] == list_page_read_units(len(listed.json()["items"]))
     print(f"polls every 0.5 s: {polls}; one ?wait=25: {waited} GetItem")
     assert 1 <= waited <= 17

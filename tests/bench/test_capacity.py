@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import pytest
 
-from bench.capacity import REPO, UPLOAD, Load, failures, first_limit, main, partition_writes, report
+from bench.capacity import (
+    REPO,
+    UPLOAD,
+    Load,
+    failures,
+    first_limit,
+    list_page_read_units,
+    main,
+    partition_writes,
+    report,
+)
 
 
 def busiest(load: Load, index: str, pattern: str) -> float:
     return next(rate for i, p, _, rate in partition_writes(load) if (i, p) == (index, pattern))
 
 
-def test_owner_keys_carry_one_owner_and_shards_a_sixteenth() -> None:
+def test_owner_keys_carry_an_eighth_of_one_owner_and_shards_a_sixteenth_of_all() -> None:
     even = Load(1_000, owners=10_000)
-    assert busiest(even, "by-owner-status", "{owner}#pending") == pytest.approx(2 * 1_000 / 10_000)
+    pending = "{owner}#pending#{owner_shard}"
+    assert busiest(even, "by-owner-status-shard", pending) == pytest.approx(2 * 1_000 / 10_000 / 8)
     assert busiest(even, "by-created-shard", "{shard}") == pytest.approx(3 * 1_000 / 16)
     hot = Load(1_000, hot_owner_share=0.25)
-    assert busiest(hot, "by-owner", "{owner}") == pytest.approx(250)
+    assert busiest(hot, "by-owner-shard", "{owner}#{owner_shard}") == pytest.approx(250 / 8)
+    assert busiest(Load(1_000, hot_owner_share=1), "by-owner-status-shard", pending) == pytest.approx(250)
     assert busiest(hot, "by-owner-sha256", "{owner}#{sha256}") == 0  # distinct bytes: a key per image
     assert busiest(Load(100, hot_owner_share=1, duplicate_share=0.5), "by-owner-sha256", "{owner}#{sha256}") == 50
 
@@ -26,14 +38,20 @@ def test_every_index_write_of_the_vector_is_placed() -> None:
     assert placed == UPLOAD.write_units - UPLOAD.table_write_units
 
 
-def test_a_hot_owner_fails_the_model_and_spread_owners_do_not() -> None:
+def test_one_owner_fails_the_model_only_past_4000_uploads_a_second() -> None:
     assert failures(Load(1_000, owners=10_000)) == []
-    over = {check.limit_name for check in failures(Load(1_000, hot_owner_share=1.0))}
+    assert failures(Load(1_000, hot_owner_share=1.0)) == []
+    assert failures(Load(4_000, hot_owner_share=1.0)) == []  # one owner's ceiling: 2 units x 4,000 / 8 shards
+    over = {check.limit_name for check in failures(Load(4_100, hot_owner_share=1.0))}
     assert over == {
-        "DynamoDB partition by-owner-status `{owner}#pending`",
-        "DynamoDB partition by-owner-status `{owner}#processing`",
+        "DynamoDB partition by-owner-status-shard `{owner}#pending#{owner_shard}`",
+        "DynamoDB partition by-owner-status-shard `{owner}#processing#{owner_shard}`",
     }
-    assert failures(Load(499, hot_owner_share=1.0)) == []  # one owner's ceiling: 500 uploads/s
+
+
+def test_a_listing_page_reads_every_owner_shard_then_its_records() -> None:
+    assert list_page_read_units(20) == 8 * 0.5 + 20 * 0.5  # each shard's 20 entries fit in 4 KB
+    assert list_page_read_units(100) == 8 * 2.5 + 100 * 0.5
 
 
 def test_the_first_limit_of_each_front_end() -> None:
@@ -45,8 +63,9 @@ def test_the_first_limit_of_each_front_end() -> None:
 def test_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--rate", "1000"]) == 0
     assert "first limit" in capsys.readouterr().out
-    assert main(["--rate", "1000", "--hot-owner-share", "1"]) == 1
-    assert "OVER: DynamoDB partition by-owner-status" in capsys.readouterr().err
+    assert main(["--rate", "1000", "--hot-owner-share", "1"]) == 0
+    assert main(["--rate", "5000", "--hot-owner-share", "1"]) == 1
+    assert "OVER: DynamoDB partition by-owner-status-shard" in capsys.readouterr().err
 
 
 def test_the_report_in_the_docs_is_the_current_one() -> None:

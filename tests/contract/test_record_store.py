@@ -157,9 +157,35 @@ def test_a_cursor_only_continues_the_listing_it_came_from(record_store: Any) -> 
         record_store.create(record)
     cursor = record_store.list_page(ListQuery("alice", 1)).next_cursor
     assert cursor is not None
-    for other in (ListQuery("bob", 1, cursor=cursor), ListQuery(None, 1, cursor=cursor)):
+    pending_cursor = record_store.list_page(ListQuery("alice", 1, status=Status.PENDING)).next_cursor
+    assert pending_cursor is not None
+    admin_cursor = record_store.list_page(ListQuery(None, 1)).next_cursor
+    assert admin_cursor is not None
+    for other in (
+        ListQuery("bob", 1, cursor=cursor),
+        ListQuery(None, 1, cursor=cursor),
+        ListQuery("alice", 1, status=Status.PENDING, cursor=cursor),
+        ListQuery("alice", 1, cursor=pending_cursor),
+        ListQuery("alice", 1, status=Status.DONE, cursor=pending_cursor),
+        ListQuery("alice", 1, cursor=admin_cursor),
+    ):
         with pytest.raises(BadRequest):
             record_store.list_page(other)
+
+
+def test_an_owner_listing_pages_newest_first_across_every_shard(record_store: Any) -> None:
+    """Ids spread over every shard of the owner's indexes, created in an order unrelated to them."""
+    ids = [f"{(n * 0x1111 + 0x0900) % 0x10000:04x}" + "0" * 28 for n in range(24)]
+    records = [pending("alice", T0 + timedelta(seconds=n), image_id=i) for n, i in enumerate(ids)]
+    for record in records:
+        record_store.create(record)
+    newest_first = [r.id for r in reversed(records)]
+    for limit in (1, 5, 8, 30):
+        assert [r.id for r in _all_pages(record_store, ListQuery("alice", limit))] == newest_first
+        assert [
+            r.id for r in _all_pages(record_store, ListQuery("alice", limit, status=Status.PENDING))
+        ] == newest_first
+    assert _all_pages(record_store, ListQuery("alice", 5, status=Status.DONE)) == []
 
 
 def test_the_done_twin_is_the_owners_newest_with_the_same_bytes_and_profile(record_store: Any) -> None:

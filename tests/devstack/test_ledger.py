@@ -8,7 +8,7 @@ from typing import Any
 
 from devstack.ledger import Entry, IndexShape, Ledger, LedgerMiddleware, item_size, read_units, write_units
 
-KEYS_ONLY = IndexShape("by-owner-status", ("owner_status", "created_at"), ())
+KEYS_ONLY = IndexShape("by-owner-status-shard", ("owner_status_shard", "created_at"), ())
 WITH_STATUS = IndexShape("by-created-shard", ("created_shard", "created_at"), ("status",))
 
 
@@ -26,24 +26,24 @@ def test_sizes_follow_the_published_rules() -> None:
 
 
 def test_a_write_costs_its_larger_version_and_every_index_entry_it_touches() -> None:
-    created = item("pending", owner_status="o#pending", created_shard="3")
+    created = item("pending", owner_status_shard="o#pending#5", created_shard="3")
     table, indexes = write_units(None, created, [KEYS_ONLY, WITH_STATUS], ("id",))
-    assert table == 1 and indexes == {"by-owner-status": {"o#pending": 1}, "by-created-shard": {"3": 1}}
+    assert table == 1 and indexes == {"by-owner-status-shard": {"o#pending#5": 1}, "by-created-shard": {"3": 1}}
 
-    claimed = item("processing", 1500, owner_status="o#processing", created_shard="3")
+    claimed = item("processing", 1500, owner_status_shard="o#processing#5", created_shard="3")
     table, indexes = write_units(created, claimed, [KEYS_ONLY, WITH_STATUS], ("id",))
     assert table == 2  # over 1 KB now
     # A key change moves the entry: a delete in one partition, a put in another; a projected
     # attribute's change rewrites the entry in place.
-    assert indexes == {"by-owner-status": {"o#pending": 1, "o#processing": 1}, "by-created-shard": {"3": 1}}
+    assert indexes == {"by-owner-status-shard": {"o#pending#5": 1, "o#processing#5": 1}, "by-created-shard": {"3": 1}}
 
 
 def test_unchanged_and_absent_entries_cost_nothing() -> None:
-    record = item("done", owner_status="o#done")
+    record = item("done", owner_status_shard="o#done#5")
     same = write_units(record, {**record, "blob": {"S": "y"}}, [KEYS_ONLY, WITH_STATUS], ("id",))
     assert same == (1, {})  # KEYS_ONLY entry unchanged; no created_shard: not in that index at all
     removed = write_units(record, item("done"), [KEYS_ONLY], ("id",))[1]
-    assert removed == {"by-owner-status": {"o#done": 1}}  # a sparse index's entry removed
+    assert removed == {"by-owner-status-shard": {"o#done#5": 1}}  # a sparse index's entry removed
 
 
 def test_reads_cost_per_4_kb_and_half_when_eventually_consistent() -> None:

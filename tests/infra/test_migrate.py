@@ -1,5 +1,6 @@
-"""infra/migrate.py: a table deployed with the old indexes (by-created, by-status, by-sha256, all
-projections ALL) moved to infra/resources.json's, step by step, under moto's CloudFormation."""
+"""infra/migrate.py: a table deployed with older indexes moved to infra/resources.json's, step by step,
+under moto's CloudFormation: the first design's (by-created, by-status, by-sha256, all projections ALL),
+and the unsharded owner indexes (by-owner, by-owner-status) before owner sharding."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from boto3.dynamodb.conditions import Key
 
 from chalicelib.domain import ImageRecord, Status, utc_now
 from chalicelib.ports import ListQuery
@@ -81,10 +83,49 @@ def old_item(image_id: str, owner: str, env: dict[str, str]) -> dict[str, Any]:
         input_key=f"uploads/{image_id}",
         now=utc_now(),
     )
-    item = {k: v for k, v in to_item(record).items() if k not in {"owner_list", "owner_status", "created_shard"}}
+    item = {k: v for k, v in to_item(record).items() if k not in {"owner_shard", "owner_status_shard", "created_shard"}}
     item.pop("open_shard", None)
     item.pop("open_since", None)
     return {**item, "kind": "image"}
+
+
+# The indexes as deployed before owner sharding: by-owner and by-owner-status on one key per owner.
+UNSHARDED = {"by-owner": "owner_list", "by-owner-status": "owner_status"}
+PREVIOUS = [
+    {
+        "IndexName": name,
+        "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}, {"AttributeName": "created_at", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
+    for name, key in UNSHARDED.items()
+] + [i for i in TARGET if i["IndexName"] not in {"by-owner-shard", "by-owner-status-shard"}]
+
+
+def previous_item(image_id: str, owner: str, env: dict[str, str]) -> dict[str, Any]:
+    """A record as the code before owner sharding wrote it: `owner_list`, `owner_status`."""
+    record = ImageRecord.pending(
+        image_id,
+        owner=owner,
+        profile="default",
+        content_type="image/jpeg",
+        input_bucket=env["INPUT_BUCKET"],
+        input_key=f"uploads/{image_id}",
+        now=utc_now(),
+    )
+    item = {k: v for k, v in to_item(record).items() if k not in {"owner_shard", "owner_status_shard"}}
+    return {**item, "owner_list": owner, "owner_status": f"{owner}#pending"}
+
+
+def test_sharding_the_owner_indexes_adds_two_new_indexes_then_drops_the_old_two() -> None:
+    steps = migrate.plan(PREVIOUS, TARGET)
+    assert [names(s) for s in steps.expand] == [
+        [*UNSHARDED, *names(PREVIOUS)[2:], "by-owner-shard"],
+        [*UNSHARDED, *names(PREVIOUS)[2:], "by-owner-shard", "by-owner-status-shard"],
+    ]
+    assert [names(s) for s in steps.contract] == [
+        ["by-owner-status", *names(PREVIOUS)[2:], "by-owner-shard", "by-owner-status-shard"],
+        names(TARGET),
+    ]
 
 
 def update_like_cloudformation(cfn: Any, name: str, template: Path, parameters: Any, tags: Any) -> dict[str, str]:
@@ -151,6 +192,44 @@ def test_an_old_table_is_migrated_and_its_records_listed(
     for policy in ("policy-dev-api_handler.json", "policy-dev-sweep.json"):  # the new indexes' ARNs
         assert (project / ".chalice" / policy).read_text() == (committed / policy).read_text()
     main(["migrate-table", "--stage", "dev", "--step", "expand", "--project", str(project)])  # nothing to do
+
+
+def test_a_table_with_unsharded_owner_indexes_is_migrated_and_its_records_listed(
+    account: None,  # noqa: F811
+    project: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = stages.load_config(project)
+    env = stages.stage_environment(config, "dev")
+    previous_template = tmp_path / "previous" / "resources.json"
+    previous_template.parent.mkdir()
+    previous_template.write_text(json.dumps(migrate.template_with_indexes(TEMPLATE, PREVIOUS)))
+    stack = stages.stack_name(config, "dev", "resources")
+    parameters = stages.resources_parameters(config, "dev")
+    stacks.deploy(boto3.client("cloudformation"), stack, previous_template, parameters, {})
+    table = boto3.resource("dynamodb").Table(env["TABLE_NAME"])
+    ids = [f"{n:04x}" + "0" * 28 for n in range(0, 16 * 4096, 4096)]  # one per shard of each index
+    for image_id in ids:
+        table.put_item(Item=previous_item(image_id, "alice", env))
+
+    monkeypatch.setattr(stacks, "deploy", update_like_cloudformation)
+    main(["migrate-table", "--stage", "dev", "--step", "expand", "--project", str(project)])
+    records = DynamoRecordStore(table)
+    assert records.list_page(ListQuery("alice", 20)).items == []  # not in the new indexes yet
+    count = migrate.backfill(table, tmp_path / "checkpoint.json", say=lambda _: None)
+    assert (count.scanned, count.updated) == (16, 16)
+    listed = records.list_page(ListQuery("alice", 20))
+    assert [r.id for r in listed.items] == sorted(ids, key=lambda i: (records.get(i).created_at, i), reverse=True)
+    assert {r.id for r in records.list_page(ListQuery("alice", 20, status=Status.PENDING)).items} == set(ids)
+    for image_id in ids:  # the old key attributes are gone: the old indexes are empty before they go
+        assert not {"owner_list", "owner_status"} & set(table.get_item(Key={"id": image_id})["Item"])
+    for old, key in UNSHARDED.items():
+        answer = table.query(IndexName=old, KeyConditionExpression=Key(key).eq("alice"))
+        assert answer["Items"] == []
+
+    main(["migrate-table", "--stage", "dev", "--step", "contract", "--project", str(project)])
+    assert sorted(names(migrate.current_indexes(boto3.client("dynamodb"), env["TABLE_NAME"]))) == sorted(INDEX_KEYS)
 
 
 def test_a_backfill_resumes_from_its_checkpoint_and_skips_records_the_code_rewrote(tmp_path: Path) -> None:
