@@ -93,6 +93,19 @@ def stack() -> Iterator[StackClient]:
         yield StackClient(live.api, live.aws)
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright, one per module (tests/test_browser.py says why not `playwright install`)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
 @pytest.fixture
 def client(aws: Aws) -> Iterator[Client]:
     """Chalice's test client; every answer it gets is checked against the OpenAPI document."""

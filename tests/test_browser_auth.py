@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
 from tests import images
 from tests.jwt_stack import JwtStack, jwt_stack
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, FINISHED
+from tests.test_browser import ARTIFACTS, FINISHED
 
 pytestmark = pytest.mark.e2e
 SIGN_IN_MS = 15_000
@@ -29,14 +29,6 @@ SIGN_IN_MS = 15_000
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JwtStack]:
     with jwt_stack(tmp_path_factory.mktemp("issuer")) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Visitor:
@@ -64,6 +56,17 @@ class Visitor:
         self.page.get_by_role("button", name="Sign in").click()
         expect(self.page.locator("#account .who")).to_have_text(f"Signed in as {user}", timeout=SIGN_IN_MS)
         expect(self.page.locator("#library")).to_be_visible()
+
+    def change_stored_sign_in(self, statement: str) -> None:
+        """Run a JS `statement` on the signed-in `user` oidc-client-ts keeps in sessionStorage, and store it."""
+        self.page.evaluate(
+            f"""() => {{
+                const key = Object.keys(sessionStorage).find(k => k.startsWith("oidc.user:"));
+                const user = JSON.parse(sessionStorage.getItem(key));
+                {statement};
+                sessionStorage.setItem(key, JSON.stringify(user));
+            }}"""
+        )
 
     def page_issuer(self) -> str:
         return str(requests.get(f"{self.api}/page-config", timeout=10).json()["auth"]["issuer"]).rstrip("/")
@@ -129,14 +132,7 @@ def test_alice_signs_in_uploads_and_sees_only_her_images_bob_sees_none_of_them(
 def test_a_refused_token_signs_the_page_out_cleanly(browser: Browser, stack: JwtStack) -> None:
     carol = Visitor(browser, stack)
     carol.sign_in("carol")
-    carol.page.evaluate(
-        """() => {
-            const key = Object.keys(sessionStorage).find(k => k.startsWith("oidc.user:"));
-            const user = JSON.parse(sessionStorage.getItem(key));
-            user.access_token = user.access_token.slice(0, -8) + "AAAAAAAA";  // a forged signature
-            sessionStorage.setItem(key, JSON.stringify(user));
-        }"""
-    )
+    carol.change_stored_sign_in('user.access_token = user.access_token.slice(0, -8) + "AAAAAAAA"')  # forged
     carol.page.reload()
     expect(carol.page.locator("#notice")).to_contain_text("Your sign-in ended (invalid_token)")
     expect(carol.page.locator("#sign-in")).to_have_text("Sign in again")
@@ -147,14 +143,7 @@ def test_a_refused_token_signs_the_page_out_cleanly(browser: Browser, stack: Jwt
 def test_a_token_that_expires_while_the_page_is_open_is_not_sent(browser: Browser, stack: JwtStack) -> None:
     frank = Visitor(browser, stack)
     frank.sign_in("frank")
-    frank.page.evaluate(
-        """() => {
-            const key = Object.keys(sessionStorage).find(k => k.startsWith("oidc.user:"));
-            const user = JSON.parse(sessionStorage.getItem(key));
-            user.expires_at = Math.floor(Date.now() / 1000) - 1;
-            sessionStorage.setItem(key, JSON.stringify(user));
-        }"""
-    )
+    frank.change_stored_sign_in("user.expires_at = Math.floor(Date.now() / 1000) - 1")
     frank.page.evaluate("async () => { auth.user = await auth.manager.getUser(); }")  # as if time had passed
     frank.page.set_input_files("#files", {"name": "late.jpg", "mimeType": "image/jpeg", "buffer": images.jpeg(64, 64)})
     card = frank.page.locator('article.card[data-file="late.jpg"]')

@@ -38,6 +38,17 @@ def names(indexes: list[dict[str, Any]]) -> list[str]:
     return [index["IndexName"] for index in indexes]
 
 
+def deploy_table_with(indexes: list[dict[str, Any]], project_dir: Path, tmp_path: Path) -> dict[str, str]:
+    """The dev stage's resources stack as an older release deployed it, with `indexes`; its environment."""
+    config = stages.load_config(project_dir)
+    template = tmp_path / "older" / "resources.json"
+    template.parent.mkdir()
+    template.write_text(json.dumps(migrate.template_with_indexes(TEMPLATE, indexes)))
+    stack = stages.stack_name(config, "dev", "resources")
+    stacks.deploy(boto3.client("cloudformation"), stack, template, stages.resources_parameters(config, "dev"), {})
+    return stages.stage_environment(config, "dev")
+
+
 def test_every_step_changes_one_index_and_the_last_is_the_template() -> None:
     steps = migrate.plan(OLD, TARGET)
     assert [names(s) for s in steps.expand][-1] == [*OLD_KEYS, *INDEX_KEYS]
@@ -154,13 +165,7 @@ def test_an_old_table_is_migrated_and_its_records_listed(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = stages.load_config(project)
-    env = stages.stage_environment(config, "dev")
-    old_template = tmp_path / "old" / "resources.json"
-    old_template.parent.mkdir()
-    old_template.write_text(json.dumps(migrate.template_with_indexes(TEMPLATE, OLD)))
-    stack = stages.stack_name(config, "dev", "resources")
-    stacks.deploy(boto3.client("cloudformation"), stack, old_template, stages.resources_parameters(config, "dev"), {})
+    env = deploy_table_with(OLD, project, tmp_path)
     dynamodb = boto3.client("dynamodb")
     assert names(migrate.current_indexes(dynamodb, env["TABLE_NAME"])) == list(OLD_KEYS)
     table = boto3.resource("dynamodb").Table(env["TABLE_NAME"])
@@ -200,14 +205,7 @@ def test_a_table_with_unsharded_owner_indexes_is_migrated_and_its_records_listed
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = stages.load_config(project)
-    env = stages.stage_environment(config, "dev")
-    previous_template = tmp_path / "previous" / "resources.json"
-    previous_template.parent.mkdir()
-    previous_template.write_text(json.dumps(migrate.template_with_indexes(TEMPLATE, PREVIOUS)))
-    stack = stages.stack_name(config, "dev", "resources")
-    parameters = stages.resources_parameters(config, "dev")
-    stacks.deploy(boto3.client("cloudformation"), stack, previous_template, parameters, {})
+    env = deploy_table_with(PREVIOUS, project, tmp_path)
     table = boto3.resource("dynamodb").Table(env["TABLE_NAME"])
     ids = [f"{n:04x}" + "0" * 28 for n in range(0, 16 * 4096, 4096)]  # one per shard of each index
     for image_id in ids:
