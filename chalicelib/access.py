@@ -13,11 +13,11 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from chalice import Chalice, CognitoUserPoolAuthorizer, IAMAuthorizer, Response
 from chalice.app import Authorizer, Request
 
+from chalicelib import settings
 from chalicelib.auth.oidc import OidcSettings
 from chalicelib.auth.principal import AdminRule, Principal, principal_from_request
 from chalicelib.errors import ConfigError
@@ -146,21 +146,8 @@ def public_api_allowed(env: Mapping[str, str]) -> bool:
 
 
 def parse_origins(raw: str) -> tuple[str, ...]:
-    """`https://app.example.com, http://127.0.0.1:5173` -> origins as browsers send them; `*` only alone."""
-    origins = tuple(dict.fromkeys(o.strip() for o in raw.split(",") if o.strip()))
-    if "*" in origins:
-        if len(origins) > 1:
-            raise ConfigError("CORS_ALLOW_ORIGINS: `*` allows every origin; list origins or use `*` alone")
-        return origins
-    for origin in origins:
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
-            raise ConfigError(
-                f"CORS_ALLOW_ORIGINS: {origin!r} is not an origin like https://app.example.com (no path or trailing /)"
-            )
-        if origin != origin.lower():
-            raise ConfigError(f"CORS_ALLOW_ORIGINS: write {origin!r} in lower case, as browsers send it")
-    return origins
+    """CORS_ALLOW_ORIGINS: a list of origins, or `*` alone."""
+    return settings.parse_origins(raw, "CORS_ALLOW_ORIGINS", allow_any=True)
 
 
 def _authorizer(mode: str, env: Mapping[str, str]) -> Authorizer | None:

@@ -50,7 +50,7 @@ class PageSettings:
             client_id=env.get("OIDC_CLIENT_ID", "").strip() or None,
             scopes=scopes,
             audience=env.get("OIDC_AUTHORIZE_AUDIENCE", "").strip() or None,
-            allowed_apis=_origins(env, "PAGE_ALLOWED_APIS"),
+            allowed_apis=parse_origins(env.get("PAGE_ALLOWED_APIS", ""), "PAGE_ALLOWED_APIS"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,20 +184,22 @@ def _page_issuer(env: Mapping[str, str], mode: str) -> str | None:
     return f"https://cognito-idp.{parts[3]}.amazonaws.com/{parts[5].removeprefix('userpool/')}"
 
 
-def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """`https://a.example.com, https://b.example.com` -> exact origins as browsers write them."""
-    origins = tuple(dict.fromkeys(o.strip() for o in env.get(name, "").split(",") if o.strip()))
+def parse_origins(raw: str, variable: str, *, allow_any: bool = False) -> tuple[str, ...]:
+    """`https://a.example.com, http://127.0.0.1:5173` -> exact origins as browsers send them, once
+    each; `*` only alone and only where `allow_any`. A bad one fails naming `variable`."""
+    origins = tuple(dict.fromkeys(o.strip() for o in raw.split(",") if o.strip()))
+    if allow_any and "*" in origins:
+        if len(origins) > 1:
+            raise ConfigError(f"{variable}: `*` allows every origin; list origins or use `*` alone")
+        return origins
     for origin in origins:
         parts = urlsplit(origin)
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or parts.path
-            or parts.query
-            or parts.fragment
-            or origin != origin.lower()
-        ):
-            raise ConfigError(f"{name}: {origin!r} is not a lower-case origin like https://api.example.com (no path)")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment:
+            raise ConfigError(
+                f"{variable}: {origin!r} is not an origin like https://app.example.com (no path or trailing /)"
+            )
+        if origin != origin.lower():
+            raise ConfigError(f"{variable}: write {origin!r} in lower case, as browsers send it")
     return origins
 
 
