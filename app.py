@@ -6,7 +6,6 @@ Kept cheap to import (Lambda cold starts): boto3 and Pillow load on first use.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -19,13 +18,13 @@ from chalicelib.auth.principal import Principal
 from chalicelib.errors import ImgpressError
 from chalicelib.pipeline import ClaimHeld
 from chalicelib.s3events import UploadNotification, abandoned_uploads
-from chalicelib.settings import get_settings
+from chalicelib.settings import get_access, get_settings, get_triggers
 
 app = Chalice(app_name="imgpress")
-app.log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))  # "imgpress" and its children, e.g. the pipeline
-
 # Read at import because Chalice wires these when it packages the app (stage env is set then).
-_ACCESS = route_access(os.environ)
+_TRIGGERS = get_triggers()
+_ACCESS = route_access(get_access())
+app.log.setLevel(_TRIGGERS.log_level)  # "imgpress" and its children, e.g. the pipeline
 
 if _ACCESS.mode == "jwt":  # only then: Chalice deploys a Lambda function for every registered authorizer
 
@@ -244,11 +243,7 @@ def _reprocess_stores() -> reprocess.Stores:
     return reprocess.Stores(services.records(), services.store(), services.reprocess_queue())
 
 
-@app.on_s3_event(
-    bucket=os.environ.get("INPUT_BUCKET", ""),
-    events=["s3:ObjectCreated:*"],
-    prefix=os.environ.get("UPLOAD_PREFIX", "uploads/"),
-)
+@app.on_s3_event(bucket=_TRIGGERS.input_bucket, events=["s3:ObjectCreated:*"], prefix=_TRIGGERS.upload_prefix)
 def handle_upload(event: UploadNotification) -> None:
     processor = services.processor()
     deadline = processor.deadline(event.context)
@@ -263,7 +258,7 @@ def handle_upload(event: UploadNotification) -> None:
 handle_upload.event_class = UploadNotification
 
 
-@app.on_sqs_message(queue=os.environ.get("UPLOAD_FAILURE_QUEUE", "imgpress-upload-failures"), batch_size=1)
+@app.on_sqs_message(queue=_TRIGGERS.upload_failure_queue, batch_size=1)
 def end_abandoned_uploads(event: SQSEvent) -> None:
     """Lambda's on-failure destination for handle_upload: uploads whose every attempt failed."""
     processor = services.processor()
@@ -275,10 +270,10 @@ def end_abandoned_uploads(event: SQSEvent) -> None:
 
 
 @app.on_sqs_message(
-    queue=os.environ.get("REPROCESS_QUEUE", "imgpress-reprocess"),
-    batch_size=int(os.environ.get("REPROCESS_BATCH_SIZE", "5")),
-    maximum_batching_window_in_seconds=int(os.environ.get("REPROCESS_BATCHING_WINDOW_SECONDS", "1")),
-    maximum_concurrency=int(os.environ.get("REPROCESS_MAX_CONCURRENCY", "2")),
+    queue=_TRIGGERS.reprocess_queue,
+    batch_size=_TRIGGERS.reprocess_batch_size,
+    maximum_batching_window_in_seconds=_TRIGGERS.reprocess_batching_window_seconds,
+    maximum_concurrency=_TRIGGERS.reprocess_max_concurrency,
 )
 def reprocess_images(event: SQSEvent) -> dict[str, Any]:
     """Renders images again from their originals (POST /images/{id}/reprocess, backfills); reports
@@ -286,7 +281,7 @@ def reprocess_images(event: SQSEvent) -> dict[str, Any]:
     return reprocess.consume_batch(event, services.processor(), event.context, services.backfills())
 
 
-@app.schedule(Rate(max(1, int(os.environ.get("SWEEP_INTERVAL_SECONDS", "300")) // 60), unit=Rate.MINUTES))
+@app.schedule(Rate(_TRIGGERS.sweep_every_minutes, unit=Rate.MINUTES))
 def sweep(event: CloudWatchEvent) -> None:
     """Ends records stuck past their lease and retries; re-sends S3 events that never came."""
     processor = services.processor()

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.corpus import CLASSES, DEFAULT_CORPUS, REPO, CorpusImage, ensure, load
+from chalicelib.settings import imaging_settings
 
 PRICES_READ = "2026-11-29"
 # USD, us-east-1. Sources (read on PRICES_READ) are listed in the report and docs/deploy/cost-per-image.md.
@@ -103,10 +104,9 @@ def worker(request: dict[str, Any]) -> dict[str, Any]:
     """One image in this (fresh) process: peak memory of a serial render, then paired timings."""
     from chalicelib.imaging import render as render_module
     from chalicelib.imaging.render import render_variants
-    from chalicelib.imaging.settings import ImagingSettings
     from chalicelib.imaging.specs import parse_variants
 
-    settings = ImagingSettings.from_env({})
+    settings = imaging_settings({})
     specs = parse_variants(request["variants"]) if request.get("variants") else settings.variants
     limits = settings.decode_limits()
     data = Path(request["path"]).read_bytes()

@@ -28,8 +28,8 @@ from pathlib import Path
 from bench import corpus
 from bench.crafted import ATTACKS, PROBES, WORST
 from chalicelib.formats import sniff_format
-from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.structure import GUARDS, check_structure
+from chalicelib.settings import imaging_settings
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "hostile_worker.py"
@@ -163,7 +163,7 @@ def _section(name: str, lines: list[str]) -> list[str]:
 
 
 def report(results: Results, before_root: str | None) -> str:
-    settings = ImagingSettings.from_env({})
+    settings = imaging_settings({})
     import PIL
 
     variants = ", ".join(f"{v.name} {v.max_width} px {v.format}" for v in settings.variants)

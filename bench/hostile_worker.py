@@ -29,13 +29,13 @@ def main(root: str, path: str) -> None:
     from chalicelib.imaging.render import render_variants
 
     try:
-        from chalicelib.imaging.settings import ImagingSettings
+        from chalicelib.settings import imaging_settings
 
-        settings = ImagingSettings.from_env({})  # the default profile and decode limits
-    except ImportError:  # a checkout from before the settings split (`--before`)
+        settings = imaging_settings({})  # the default profile and decode limits
+    except ImportError:  # a checkout from before one settings reader (`--before`)
         from chalicelib.settings import Settings
 
-        settings = Settings.from_env(NO_RESOURCES)
+        settings = Settings.from_env(NO_RESOURCES).imaging
     data = Path(path).read_bytes()
     baseline = _status_kib("VmRSS")
     wall, cpu = time.perf_counter(), time.process_time()

@@ -1,4 +1,4 @@
-"""Who may call the API and from which browser origins, chosen per stage by environment variables.
+"""Who may call the API and from which browser origins, as the stage's AccessSettings say.
 
 Decided at import, not per request: Chalice writes authorizers, API-key requirements and the
 OPTIONS routes into API Gateway when it deploys or packages the app, with the stage's environment set.
@@ -17,16 +17,9 @@ from typing import Any
 from chalice import Chalice, CognitoUserPoolAuthorizer, IAMAuthorizer, Response
 from chalice.app import Authorizer, Request
 
-from chalicelib import settings
-from chalicelib.auth.oidc import OidcSettings
 from chalicelib.auth.principal import AdminRule, Principal, principal_from_request
-from chalicelib.errors import ConfigError
+from chalicelib.settings import AccessSettings
 
-API_AUTH_MODES = ("none", "jwt", "cognito", "api_key", "iam")
-# The one way to run a deployed stage without auth: this variable, with exactly this value, in the
-# stage's environment_variables (infra refuses to deploy such a stage without it, too).
-PUBLIC_API_OPT_IN = "IMGPRESS_ALLOW_PUBLIC_API"
-PUBLIC_API_CONSENT = "i-understand-anyone-can-upload"
 JWT_AUTHORIZER_TTL_SECONDS = 300  # API Gateway caches a token's verdict this long (expiry is re-checked per request)
 ALLOW_HEADERS = "Authorization,Content-Type,X-Amz-Date,X-Amz-Security-Token,X-Api-Key"
 EXPOSE_HEADERS = "Location,Retry-After"  # not CORS-safelisted: a browser reads them only if exposed
@@ -122,41 +115,16 @@ class RouteAccess:
         app.route(path, methods=["OPTIONS"])(preflight)
 
 
-def route_access(env: Mapping[str, str]) -> RouteAccess:
-    """API_AUTH and its settings, CORS_ALLOW_ORIGINS; a bad value fails the cold start naming the variable."""
-    mode = env.get("API_AUTH", "none").strip() or "none"
-    if mode not in API_AUTH_MODES:
-        raise ConfigError(f"API_AUTH: must be one of {', '.join(API_AUTH_MODES)}, got {mode!r}")
-    if mode == "none" and env.get("AWS_LAMBDA_FUNCTION_NAME") and not public_api_allowed(env):
-        raise ConfigError(
-            f"API_AUTH: none on Lambda would let anyone upload; choose jwt, cognito, api_key or iam, "
-            f"or set {PUBLIC_API_OPT_IN}={PUBLIC_API_CONSENT} in the stage's environment"
-        )
-    if "CORS_ALLOW_ORIGIN" in env:
-        raise ConfigError("CORS_ALLOW_ORIGIN: renamed to CORS_ALLOW_ORIGINS (a comma-separated list of origins)")
-    origins = parse_origins(env.get("CORS_ALLOW_ORIGINS", ""))
-    admin = AdminRule(env.get("ADMIN_GROUP", "").strip(), env.get("ADMIN_SCOPE", "").strip(), "cognito:groups")
-    if mode == "jwt":
-        admin = OidcSettings.from_env(env).admin  # validated now: a bad issuer fails the cold start
-    return RouteAccess(mode, _authorizer(mode, env), mode == "api_key", CorsPolicy(origins) if origins else None, admin)
+def route_access(access: AccessSettings) -> RouteAccess:
+    """How the routes are guarded on a stage with these settings (read and checked by settings.py)."""
+    cors = CorsPolicy(access.origins) if access.origins else None
+    return RouteAccess(access.mode, _authorizer(access), access.mode == "api_key", cors, access.admin)
 
 
-def public_api_allowed(env: Mapping[str, str]) -> bool:
-    return env.get(PUBLIC_API_OPT_IN, "").strip() == PUBLIC_API_CONSENT
-
-
-def parse_origins(raw: str) -> tuple[str, ...]:
-    """CORS_ALLOW_ORIGINS: a list of origins, or `*` alone."""
-    return settings.parse_origins(raw, "CORS_ALLOW_ORIGINS", allow_any=True)
-
-
-def _authorizer(mode: str, env: Mapping[str, str]) -> Authorizer | None:
+def _authorizer(access: AccessSettings) -> Authorizer | None:
     """The jwt authorizer is registered by app.py (Lambda needs it as a module attribute there)."""
-    if mode == "iam":
+    if access.mode == "iam":
         return IAMAuthorizer()
-    if mode == "cognito":
-        pool_arn = env.get("COGNITO_USER_POOL_ARN", "").strip()
-        if not pool_arn.startswith("arn:aws:cognito-idp:"):
-            raise ConfigError(f"COGNITO_USER_POOL_ARN: API_AUTH=cognito needs a user pool ARN, got {pool_arn!r}")
-        return CognitoUserPoolAuthorizer("imgpress-users", provider_arns=[pool_arn])
+    if access.mode == "cognito":
+        return CognitoUserPoolAuthorizer("imgpress-users", provider_arns=[access.cognito_pool_arn])
     return None

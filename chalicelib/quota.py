@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.auth.principal import Principal
-from chalicelib.errors import BadRequest, ConfigError, QuotaExceeded
-from chalicelib.imaging.settings import env_int
+from chalicelib.errors import BadRequest, QuotaExceeded
 from chalicelib.ports import Counter, QuotaStore
 
 UPLOADS_PER_HOUR = "uploads_per_hour"
@@ -49,28 +48,6 @@ class QuotaLimits:
     bytes_per_day: int = 0
     open_slots: int = 0
     slot_seconds: int = 900
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], max_upload_bytes: int, slot_seconds: int) -> QuotaLimits:
-        """QUOTA_* variables; a bad value fails the cold start with the variable's name."""
-        limits = cls(
-            uploads_per_hour=env_int(env, "QUOTA_UPLOADS_PER_HOUR", 0, 0),
-            uploads_per_day=env_int(env, "QUOTA_UPLOADS_PER_DAY", 0, 0),
-            bytes_per_day=env_int(env, "QUOTA_BYTES_PER_DAY", 0, 0),
-            open_slots=env_int(env, "QUOTA_OPEN_SLOTS", 0, 0),
-            slot_seconds=slot_seconds,
-        )
-        if 0 < limits.bytes_per_day < max_upload_bytes:
-            raise ConfigError(
-                f"QUOTA_BYTES_PER_DAY: {limits.bytes_per_day} is less than MAX_UPLOAD_BYTES ({max_upload_bytes}),"
-                " so an upload of the largest allowed size could never be made"
-            )
-        if 0 < limits.uploads_per_day < limits.uploads_per_hour:
-            raise ConfigError(
-                f"QUOTA_UPLOADS_PER_HOUR: {limits.uploads_per_hour} is more than QUOTA_UPLOADS_PER_DAY"
-                f" ({limits.uploads_per_day}), so it could never apply"
-            )
-        return limits
 
     @property
     def enabled(self) -> bool:

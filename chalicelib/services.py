@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache, lru_cache
 from typing import Any
 
-from chalicelib.errors import ConfigError
+from chalicelib import settings as configuration
 from chalicelib.notify import SnsNotifier
 from chalicelib.pipeline import UploadProcessor
 from chalicelib.queue import SqsReprocessQueue
@@ -80,8 +80,6 @@ def processor() -> UploadProcessor:
 @lru_cache(maxsize=1)
 def reprocess_queue() -> SqsReprocessQueue:
     settings = get_settings()
-    if not settings.reprocess_queue:
-        raise ConfigError("REPROCESS_QUEUE: required to reprocess images, and not set for this stage")
     return SqsReprocessQueue(sqs(), settings.reprocess_queue, settings.reprocess_dead_letter_queue)
 
 
@@ -102,6 +100,6 @@ def reset() -> None:
         processor,
         reprocess_queue,
         backfills,
-        get_settings,
     ):
         cached.cache_clear()
+    configuration.reset()

@@ -6,11 +6,44 @@ Read on the first request, not at import: API cold starts do not pay for them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 STATIC = Path(__file__).resolve().parent / "static"
 CONTENT_TYPE = "text/html; charset=utf-8"
+# API_AUTH mode -> the token the upload page sends in `Authorization`: our own authorizer
+# (jwt) reads access tokens (a Cognito one carries the app client as `client_id`); API Gateway's
+# Cognito authorizer without scopes accepts only ID tokens.
+PAGE_TOKEN_OF_MODE = {"jwt": "access_token", "cognito": "id_token"}
+
+
+@dataclass(frozen=True)
+class PageSettings:
+    """What the upload page needs to call this stage (GET /page-config): how to sign in, and which
+    other APIs a `?api=` link may point it at. Nothing in it is secret: a public client has no secret."""
+
+    auth_mode: str = "none"
+    issuer: str | None = None  # OIDC issuer the page signs in with (jwt, cognito)
+    client_id: str | None = None  # the page's public OIDC client (authorization code + PKCE)
+    scopes: str = "openid"
+    audience: str | None = None  # sent as `audience=` on /authorize when the issuer needs it (Auth0)
+    allowed_apis: tuple[str, ...] = ()  # origins of other APIs the page may be pointed at with ?api=
+
+    def to_dict(self) -> dict[str, Any]:
+        oidc = self.auth_mode in PAGE_TOKEN_OF_MODE
+        return {
+            "auth": {
+                "mode": self.auth_mode,
+                "issuer": self.issuer if oidc else None,
+                "client_id": self.client_id if oidc else None,
+                "scopes": self.scopes if oidc else None,
+                "audience": self.audience if oidc else None,
+                "token": PAGE_TOKEN_OF_MODE.get(self.auth_mode),
+            },
+            "allowed_apis": list(self.allowed_apis),
+        }
 
 
 @lru_cache(maxsize=1)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.access import PUBLIC_API_CONSENT, PUBLIC_API_OPT_IN, parse_origins, public_api_allowed, route_access
 from chalicelib.errors import ConfigError
+from chalicelib.settings import PUBLIC_API_CONSENT, PUBLIC_API_OPT_IN, Environment, access_settings
 from infra.policy import FUNCTIONS, function_policies, policy_file
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -72,8 +72,7 @@ def check_deployable(config: Mapping[str, Any], stage: str) -> None:
     settings) and `*` CORS without the same opt-in. Run before anything reaches AWS."""
     env = stage_environment(config, stage)
     try:
-        route_access({**env, "AWS_LAMBDA_FUNCTION_NAME": function_name(config, stage)})
-        origins = parse_origins(env.get("CORS_ALLOW_ORIGINS", ""))
+        access = access_settings({**env, "AWS_LAMBDA_FUNCTION_NAME": function_name(config, stage)})
         parameters = resources_parameters(config, stage)  # PAGE_URLS: refused here as Cognito would
     except ConfigError as error:
         raise SystemExit(f"stage {stage!r} cannot be deployed: {error}") from error
@@ -83,7 +82,7 @@ def check_deployable(config: Mapping[str, Any], stage: str) -> None:
             f"stage {stage!r} cannot be deployed: Cognito refuses a Hosted UI domain containing {reserved[0]!r} "
             f"(imgpress-{stage}-<account>); set HostedUiDomain under {stage}.resources in infra/stages.json"
         )
-    if "*" in origins and not public_api_allowed(env):
+    if "*" in access.origins and not access.public_allowed:
         raise SystemExit(
             f"stage {stage!r} cannot be deployed: CORS_ALLOW_ORIGINS=* lets every web page call the API; list the "
             f"front-end origins, or set {PUBLIC_API_OPT_IN}={PUBLIC_API_CONSENT} in the stage's environment"
@@ -110,12 +109,13 @@ def resources_parameters(config: Mapping[str, Any], stage: str, api_url: str = "
     """Parameters of infra/resources.json: the stage's own settings first, then its knobs; on a
     stage with a user pool, the upload page's URLs (`api_url`: the deployed API's, once there is one)."""
     env = stage_environment(config, stage)
+    read = Environment(env)
     parameters = {
         "Stage": stage,
-        "ApiAuth": env.get("API_AUTH", "none"),
-        "CorsAllowOrigins": ",".join(parse_origins(env.get("CORS_ALLOW_ORIGINS", ""))),
-        "UploadPrefix": env.get("UPLOAD_PREFIX", "uploads/"),
-        "OutputPrefix": env.get("OUTPUT_PREFIX", "processed/"),
+        "ApiAuth": read.text("API_AUTH"),
+        "CorsAllowOrigins": ",".join(access_settings(env).origins),
+        "UploadPrefix": read.text("UPLOAD_PREFIX"),
+        "OutputPrefix": read.text("OUTPUT_PREFIX"),
         **extra_parameters(stage, "resources"),
     }
     if parameters["ApiAuth"] == "cognito" or parameters.get("CreateUserPool") == "true":  # UseCognito
@@ -129,7 +129,7 @@ def page_urls(env: Mapping[str, str], api_url: str) -> list[str]:
     (the app serves the page at its root), then the stage's PAGE_URLS, copies hosted elsewhere.
     Cognito takes only https callback URLs, and http://localhost for testing."""
     urls = [api_url] if api_url else []
-    urls += [url.strip() for url in env.get("PAGE_URLS", "").split(",") if url.strip()]
+    urls += list(Environment(env).items("PAGE_URLS"))
     pages = []
     for url in urls:
         parts = urlsplit(url)
@@ -151,7 +151,7 @@ def handler_parameters(
     return {
         "Stage": stage,
         "UploadFailureQueueArn": outputs["UploadFailureQueueArn"],
-        "RestApiId": rest_api_id if env.get("API_AUTH") == "api_key" else "",
+        "RestApiId": rest_api_id if Environment(env).text("API_AUTH") == "api_key" else "",
         "ApiGatewayStage": stage_config(config, stage).get("api_gateway_stage", "api"),
         **extra_parameters(stage, "handler"),
     }

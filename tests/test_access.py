@@ -11,8 +11,9 @@ import pytest
 from chalice import Chalice, CognitoUserPoolAuthorizer, IAMAuthorizer
 from chalice.test import Client
 
-from chalicelib.access import PUBLIC_API_CONSENT, PUBLIC_API_OPT_IN, CorsPolicy, parse_origins, route_access
+from chalicelib.access import CorsPolicy, RouteAccess, route_access
 from chalicelib.errors import ConfigError
+from chalicelib.settings import PUBLIC_API_CONSENT, PUBLIC_API_OPT_IN, access_settings, parse_origins
 
 POOL = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbCdEfGhI"
 JWT = {"API_AUTH": "jwt", "OIDC_ISSUER": "https://tenant.eu.auth0.com/", "OIDC_AUDIENCE": "imgpress"}
@@ -32,18 +33,23 @@ PUBLIC_ROUTES = {
 ADMIN_APP = "https://admin.example.com"
 
 
+def guarded(env: dict[str, str]) -> RouteAccess:
+    """The routes' guard on a stage with `env`, read the way app.py reads it."""
+    return route_access(access_settings(env))
+
+
 def test_no_auth_and_no_cors_by_default() -> None:
-    access = route_access({})
+    access = guarded({})
     assert access.mode == "none" and access.cors is None
     assert access.route_options() == {"authorizer": None, "api_key_required": False}
 
 
 def test_iam() -> None:
-    assert isinstance(route_access({"API_AUTH": "iam"}).route_options()["authorizer"], IAMAuthorizer)
+    assert isinstance(guarded({"API_AUTH": "iam"}).route_options()["authorizer"], IAMAuthorizer)
 
 
 def test_cognito_trusts_the_configured_pool() -> None:
-    access = route_access({"API_AUTH": "cognito", "COGNITO_USER_POOL_ARN": POOL, "ADMIN_GROUP": "admin"})
+    access = guarded({"API_AUTH": "cognito", "COGNITO_USER_POOL_ARN": POOL, "ADMIN_GROUP": "admin"})
     authorizer = access.route_options()["authorizer"]
     assert isinstance(authorizer, CognitoUserPoolAuthorizer)
     assert authorizer.to_swagger()["x-amazon-apigateway-authorizer"]["providerARNs"] == [POOL]
@@ -51,20 +57,20 @@ def test_cognito_trusts_the_configured_pool() -> None:
 
 
 def test_jwt_settings_are_checked_at_cold_start() -> None:
-    access = route_access({**JWT, "ADMIN_GROUP": "admin", "OIDC_GROUPS_CLAIM": "roles"})
+    access = guarded({**JWT, "ADMIN_GROUP": "admin", "OIDC_GROUPS_CLAIM": "roles"})
     assert access.mode == "jwt" and access.authorizer is None  # app.py registers and attaches the authorizer
     assert access.admin.group == "admin" and access.admin.groups_claim == "roles"
     with pytest.raises(ConfigError, match="OIDC_AUDIENCE"):
-        route_access({**JWT, "OIDC_AUDIENCE": ""})
+        guarded({**JWT, "OIDC_AUDIENCE": ""})
 
 
 def test_api_key() -> None:
-    options = route_access({"API_AUTH": "api_key"}).route_options()
+    options = guarded({"API_AUTH": "api_key"}).route_options()
     assert options["api_key_required"] is True and options["authorizer"] is None
 
 
 def test_public_routes_skip_auth() -> None:
-    assert route_access({"API_AUTH": "iam"}).route_options(public=True) == {}
+    assert guarded({"API_AUTH": "iam"}).route_options(public=True) == {}
 
 
 @pytest.mark.parametrize(
@@ -83,7 +89,7 @@ def test_public_routes_skip_auth() -> None:
 )
 def test_bad_settings_fail_naming_the_variable(env: dict[str, str], field: str) -> None:
     with pytest.raises(ConfigError, match=field):
-        route_access(env)
+        guarded(env)
 
 
 # --- no open API on Lambda ----------------------------------------------------------------------
@@ -93,10 +99,10 @@ def test_api_auth_none_is_refused_on_lambda_without_the_opt_in() -> None:
     on_lambda = {"AWS_LAMBDA_FUNCTION_NAME": "imgpress-dev"}
     for env in (on_lambda, {**on_lambda, "API_AUTH": "none"}, {**on_lambda, PUBLIC_API_OPT_IN: "true"}):
         with pytest.raises(ConfigError, match=f"API_AUTH.*{PUBLIC_API_OPT_IN}={PUBLIC_API_CONSENT}"):
-            route_access(env)
-    assert route_access({**on_lambda, PUBLIC_API_OPT_IN: PUBLIC_API_CONSENT}).mode == "none"
-    assert route_access({}).mode == "none"  # the local stack: not on Lambda
-    assert route_access({**on_lambda, **JWT}).mode == "jwt"
+            guarded(env)
+    assert guarded({**on_lambda, PUBLIC_API_OPT_IN: PUBLIC_API_CONSENT}).mode == "none"
+    assert guarded({}).mode == "none"  # the local stack: not on Lambda
+    assert guarded({**on_lambda, **JWT}).mode == "jwt"
 
 
 def test_a_deployed_app_with_api_auth_none_fails_its_cold_start() -> None:
@@ -109,8 +115,11 @@ def test_a_deployed_app_with_api_auth_none_fails_its_cold_start() -> None:
 
 
 def test_origins_are_parsed_as_browsers_send_them() -> None:
-    assert parse_origins(f" {APP}, http://127.0.0.1:5173,{APP} ") == (APP, "http://127.0.0.1:5173")
-    assert parse_origins("") == () and parse_origins("*") == ("*",)
+    assert parse_origins(f" {APP}, http://127.0.0.1:5173,{APP} ", "CORS_ALLOW_ORIGINS", allow_any=True) == (
+        APP,
+        "http://127.0.0.1:5173",
+    )
+    assert parse_origins("", "X", allow_any=True) == () and parse_origins("*", "X", allow_any=True) == ("*",)
 
 
 def test_the_policy_echoes_only_a_listed_origin() -> None:
@@ -125,7 +134,7 @@ def test_the_policy_echoes_only_a_listed_origin() -> None:
 def cors_app() -> Chalice:
     """A two-route app wired the way app.py wires routes."""
     app = Chalice("cors-probe")
-    access = route_access({"CORS_ALLOW_ORIGINS": f"{APP},{ADMIN_APP}"})
+    access = guarded({"CORS_ALLOW_ORIGINS": f"{APP},{ADMIN_APP}"})
     access.install_cors(app)
     for method in ("GET", "DELETE"):
         app.route("/things/{thing_id}", methods=[method])(lambda thing_id: {"id": thing_id})

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from chalicelib.auth.oidc import OidcSettings
 from chalicelib.auth.principal import AdminRule
 from chalicelib.auth.tokens import TokenVerifier
+from chalicelib.settings import oidc_settings
 from devstack.issuer import AUDIENCE, LocalIssuer, b64url
 from tests.live_stack import ROOT
 
@@ -34,7 +34,7 @@ def issuer(tmp_path: Path) -> Iterator[LocalIssuer]:
 
 def verifier_of(issuer: LocalIssuer) -> TokenVerifier:
     """The app's own verifier, configured as `python -m devstack` configures the app."""
-    return TokenVerifier(OidcSettings.from_env({"API_AUTH": "jwt", **issuer.app_env()}))
+    return TokenVerifier(oidc_settings({"API_AUTH": "jwt", **issuer.app_env()}))
 
 
 def authorize(issuer: LocalIssuer, **overrides: str) -> requests.Response:

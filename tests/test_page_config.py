@@ -7,7 +7,7 @@ from chalice.test import Client
 
 from chalicelib import services
 from chalicelib.errors import ConfigError
-from chalicelib.settings import PageSettings
+from chalicelib.settings import page_settings
 from infra import stages
 from tests.openapi import document
 
@@ -15,7 +15,7 @@ POOL_ARN = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbCdE"
 
 
 def test_a_stage_without_auth_asks_the_page_for_nothing() -> None:
-    assert PageSettings.from_env({}).to_dict() == {
+    assert page_settings({}).to_dict() == {
         "auth": {"mode": "none", "issuer": None, "client_id": None, "scopes": None, "audience": None, "token": None},
         "allowed_apis": [],
     }
@@ -29,7 +29,7 @@ def test_jwt_stage_names_its_issuer_and_the_pages_public_client_and_sends_access
         "OIDC_SCOPES": "openid, profile",
         "OIDC_AUTHORIZE_AUDIENCE": "https://images.example.com",
     }
-    assert PageSettings.from_env(env).to_dict()["auth"] == {
+    assert page_settings(env).to_dict()["auth"] == {
         "mode": "jwt",
         "issuer": "https://tenant.eu.auth0.com/",
         "client_id": "pageclient",
@@ -41,7 +41,7 @@ def test_jwt_stage_names_its_issuer_and_the_pages_public_client_and_sends_access
 
 def test_cognito_stage_signs_in_with_its_user_pool_and_sends_id_tokens() -> None:
     """API Gateway's Cognito authorizer (no scopes) accepts ID tokens only; the pool is the issuer."""
-    auth = PageSettings.from_env({"API_AUTH": "cognito", "COGNITO_USER_POOL_ARN": POOL_ARN, "OIDC_CLIENT_ID": "c1"})
+    auth = page_settings({"API_AUTH": "cognito", "COGNITO_USER_POOL_ARN": POOL_ARN, "OIDC_CLIENT_ID": "c1"})
     assert auth.to_dict()["auth"]["issuer"] == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdE"
     assert auth.to_dict()["auth"]["token"] == "id_token"
 
@@ -60,20 +60,20 @@ def test_cognito_stage_signs_in_with_its_user_pool_and_sends_id_tokens() -> None
 def test_deployed_stages_sign_in_with_the_stacks_pool_and_client(stage: str, issuer: str, token: str) -> None:
     """What `python -m infra resources` records (stack outputs -> .chalice/config.json) is all the page needs."""
     env = stages.stage_environment(stages.load_config(stages.PROJECT), stage)
-    auth = PageSettings.from_env(env).to_dict()["auth"]
+    auth = page_settings(env).to_dict()["auth"]
     assert (auth["issuer"], auth["client_id"], auth["token"]) == (issuer, "EXAMPLEappclientid", token)
 
 
 @pytest.mark.parametrize("mode", ["api_key", "iam"])
 def test_modes_without_sign_in_publish_no_issuer_even_if_one_is_set(mode: str) -> None:
     env = {"API_AUTH": mode, "OIDC_ISSUER": "https://issuer.example.com", "OIDC_CLIENT_ID": "c"}
-    auth = PageSettings.from_env(env).to_dict()["auth"]
+    auth = page_settings(env).to_dict()["auth"]
     assert auth["mode"] == mode and auth["issuer"] is None and auth["client_id"] is None and auth["token"] is None
 
 
 def test_allowed_apis_are_exact_origins() -> None:
     env = {"PAGE_ALLOWED_APIS": "https://a.example.com, http://127.0.0.1:9000,https://a.example.com"}
-    assert PageSettings.from_env(env).allowed_apis == ("https://a.example.com", "http://127.0.0.1:9000")
+    assert page_settings(env).allowed_apis == ("https://a.example.com", "http://127.0.0.1:9000")
 
 
 @pytest.mark.parametrize(
@@ -81,12 +81,12 @@ def test_allowed_apis_are_exact_origins() -> None:
 )
 def test_anything_but_an_origin_in_allowed_apis_fails_naming_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match=r"^PAGE_ALLOWED_APIS: "):
-        PageSettings.from_env({"PAGE_ALLOWED_APIS": value})
+        page_settings({"PAGE_ALLOWED_APIS": value})
 
 
 def test_scopes_without_openid_fail_naming_the_variable() -> None:
     with pytest.raises(ConfigError, match=r"^OIDC_SCOPES: "):
-        PageSettings.from_env({"OIDC_SCOPES": "profile email"})
+        page_settings({"OIDC_SCOPES": "profile email"})
 
 
 def test_the_route_is_public_cacheable_and_documented(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:

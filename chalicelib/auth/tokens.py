@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import urllib.request
 from collections.abc import Mapping
@@ -176,9 +175,14 @@ def authorizer_response(verifier: TokenVerifier, header: str) -> AuthResponse:
 _verifier: TokenVerifier | None = None
 
 
-def authorize(header: str, env: Mapping[str, str] = os.environ) -> AuthResponse:
+def authorize(header: str) -> AuthResponse:
     """The authorizer's work; the verifier (and so its key cache) lives as long as the warm Lambda."""
     global _verifier
     if _verifier is None:
-        _verifier = TokenVerifier(OidcSettings.from_env(env))
+        from chalicelib.settings import get_access
+
+        oidc = get_access().oidc
+        if oidc is None:
+            raise ConfigError("API_AUTH: the JWT authorizer runs only on a stage with API_AUTH=jwt")
+        _verifier = TokenVerifier(oidc)
     return authorizer_response(_verifier, header)

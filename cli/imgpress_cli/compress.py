@@ -20,6 +20,7 @@ from chalicelib.imaging.decode import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.results import RenderedVariant, Rendering
 from chalicelib.imaging.settings import ImagingSettings
+from chalicelib.settings import imaging_settings
 
 
 def local_settings(
@@ -35,7 +36,7 @@ def local_settings(
         merged["DEFAULT_PROFILE"] = profile
     if variants_json is not None:
         merged["VARIANTS"] = variants_json
-    return ImagingSettings.from_env(merged)
+    return imaging_settings(merged)
 
 
 def compress_files(paths: Sequence[Path], out_dir: Path, settings: ImagingSettings) -> Iterator[dict[str, Any]]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.auth.oidc import ALLOWED_ALGORITHMS, OidcSettings
+from chalicelib.auth.oidc import ALLOWED_ALGORITHMS
 from chalicelib.errors import ConfigError
+from chalicelib.settings import oidc_settings
 
 BASE = {"OIDC_ISSUER": "https://tenant.eu.auth0.com/", "OIDC_AUDIENCE": "https://api.images.example.com"}
 
 
 def test_defaults_and_discovery_url() -> None:
-    settings = OidcSettings.from_env(BASE)
+    settings = oidc_settings(BASE)
     assert settings.discovery_url == "https://tenant.eu.auth0.com/.well-known/openid-configuration"
     assert settings.audiences == ("https://api.images.example.com",)
     assert settings.jwks_url is None and settings.algorithms == ALLOWED_ALGORITHMS
@@ -19,7 +20,7 @@ def test_defaults_and_discovery_url() -> None:
 
 
 def test_every_setting() -> None:
-    settings = OidcSettings.from_env(
+    settings = oidc_settings(
         {
             **BASE,
             "OIDC_AUDIENCE": "client-a, client-b",
@@ -37,9 +38,9 @@ def test_every_setting() -> None:
 
 
 def test_a_local_issuer_may_be_plain_http_on_loopback_only() -> None:
-    assert OidcSettings.from_env({**BASE, "OIDC_ISSUER": "http://127.0.0.1:8001"}).issuer == "http://127.0.0.1:8001"
+    assert oidc_settings({**BASE, "OIDC_ISSUER": "http://127.0.0.1:8001"}).issuer == "http://127.0.0.1:8001"
     with pytest.raises(ConfigError, match="OIDC_ISSUER"):
-        OidcSettings.from_env({**BASE, "OIDC_ISSUER": "http://issuer.example.com"})
+        oidc_settings({**BASE, "OIDC_ISSUER": "http://issuer.example.com"})
 
 
 @pytest.mark.parametrize(
@@ -55,4 +56,4 @@ def test_a_local_issuer_may_be_plain_http_on_loopback_only() -> None:
 )
 def test_bad_values_name_the_variable(change: dict[str, str], name: str) -> None:
     with pytest.raises(ConfigError, match=name):
-        OidcSettings.from_env({**BASE, **change})
+        oidc_settings({**BASE, **change})

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.auth.oidc import OidcSettings
 from chalicelib.auth.principal import AdminRule, issuer_tag, principal_from_request
 from chalicelib.auth.tokens import TokenVerifier, authorizer_response, bearer_token
 from chalicelib.errors import Unauthorized
+from chalicelib.settings import oidc_settings
 from tests.auth.issuers import (
     AUDIENCE,
     FakeIssuer,
@@ -34,7 +34,8 @@ def issuer() -> Iterator[FakeIssuer]:
 
 
 def verifier_for(issuer: FakeIssuer, **overrides: Any) -> TokenVerifier:
-    settings = OidcSettings(issuer=issuer.url, audiences=(AUDIENCE, "second-client"), http_timeout_seconds=1.0)
+    env = {"API_AUTH": "jwt", "OIDC_ISSUER": issuer.url, "OIDC_AUDIENCE": f"{AUDIENCE},second-client"}
+    settings = dataclasses.replace(oidc_settings(env), http_timeout_seconds=1.0)
     return TokenVerifier(dataclasses.replace(settings, **overrides))
 
 

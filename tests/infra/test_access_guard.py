@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.access import PUBLIC_API_CONSENT, PUBLIC_API_OPT_IN
+from chalicelib.settings import PUBLIC_API_CONSENT, PUBLIC_API_OPT_IN
 from devstack.gateway import gateway_response
 from infra import gateway, stages
 from infra.__main__ import main

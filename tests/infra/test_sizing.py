@@ -29,10 +29,11 @@ PROBE = """
 import json, re, sys
 import boto3, app
 clients = [boto3.client(s, region_name="us-east-1") for s in ("s3", "sns")] + [boto3.resource("dynamodb", region_name="us-east-1")]
+from chalicelib.settings import imaging_settings
 from chalicelib.imaging.decode import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.settings import ImagingSettings
-settings = ImagingSettings.from_env({})
+settings = imaging_settings({})
 data = open(sys.argv[1], "rb").read()
 rendering = render_variants(data, settings.variants, DecodeLimits(settings.allowed_decoders, settings.max_pixels, settings.max_side))
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent (pytest) across exec.

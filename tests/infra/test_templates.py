@@ -17,9 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chalicelib.access import API_AUTH_MODES
 from chalicelib.records import INDEX_KEYS
-from chalicelib.settings import PageSettings
+from chalicelib.settings import API_AUTH_MODES, page_settings
 from devstack.resources import table_definition
 from infra import stages
 from infra.policy import LOG_GROUP_OUTPUTS
@@ -442,7 +441,7 @@ def test_the_scopes_the_page_asks_for_are_ones_the_client_allows() -> None:
     config = stages.load_config(stages.PROJECT)
     allowed = set(_client("prod", API_URL)["AllowedOAuthScopes"])
     for stage in ("dev", "prod"):
-        assert set(PageSettings.from_env(stages.stage_environment(config, stage)).scopes.split()) <= allowed
+        assert set(page_settings(stages.stage_environment(config, stage)).scopes.split()) <= allowed
 
 
 def _page_redirect_uri(href: str) -> str:
