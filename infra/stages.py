@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.errors import ConfigError
-from chalicelib.settings import PUBLIC_API_CONSENT, PUBLIC_API_OPT_IN, Environment, access_settings
+from chalicelib.settings import PUBLIC_API_CONSENT, PUBLIC_API_OPT_IN, Environment, access_settings, parse_origins
 from infra.policy import FUNCTIONS, function_policies, policy_file
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -113,7 +113,9 @@ def resources_parameters(config: Mapping[str, Any], stage: str, api_url: str = "
     parameters = {
         "Stage": stage,
         "ApiAuth": read.text("API_AUTH"),
-        "CorsAllowOrigins": ",".join(access_settings(env).origins),
+        "CorsAllowOrigins": ",".join(
+            parse_origins(read.text("CORS_ALLOW_ORIGINS"), "CORS_ALLOW_ORIGINS", allow_any=True)
+        ),
         "UploadPrefix": read.text("UPLOAD_PREFIX"),
         "OutputPrefix": read.text("OUTPUT_PREFIX"),
         **extra_parameters(stage, "resources"),
