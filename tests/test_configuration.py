@@ -35,6 +35,15 @@ def _receiver(node: ast.expr) -> str:
     return node.id if isinstance(node, ast.Name) else ""
 
 
+def _is_read_of_a_literal_key(node: ast.Subscript) -> bool:
+    """`os.environ["X"]` read (not assigned), on an environment mapping."""
+    return (
+        isinstance(node.slice, ast.Constant)
+        and isinstance(node.ctx, ast.Load)
+        and _receiver(node.value) in ENVIRONMENT_OBJECTS
+    )
+
+
 def variables_read(path: Path) -> set[str]:
     """Names passed literally to an environment reader, or used as a key of an environment mapping."""
     found: set[str] = set()
@@ -45,11 +54,8 @@ def variables_read(path: Path) -> set[str]:
             receiver = _receiver(function.value) if isinstance(function, ast.Attribute) else ""
             if name in READERS and (receiver in ENVIRONMENT_OBJECTS or name == "getenv"):
                 found.add(str(node.args[0].value))
-        elif (
-            isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.ctx, ast.Load)
-        ):
-            if _receiver(node.value) in ENVIRONMENT_OBJECTS:
-                found.add(str(node.slice.value))
+        elif isinstance(node, ast.Subscript) and _is_read_of_a_literal_key(node):
+            found.add(str(node.slice.value))  # type: ignore[attr-defined]
     return {name for name in found if VARIABLE_NAME.match(name) and name not in WSGI_KEYS}
 
 
