@@ -12,7 +12,7 @@ from typing import Any
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 
-from chalicelib import apidoc, images, multipart, reprocess, services, uploads, webpage
+from chalicelib import apidoc, images, multipart, parsing, reprocess, services, uploads, webpage
 from chalicelib.access import JWT_AUTHORIZER_TTL_SECONDS, route_access
 from chalicelib.auth.principal import Principal
 from chalicelib.errors import ImgpressError
@@ -180,7 +180,7 @@ def list_parts(upload_id: str) -> Response:
 
 @route("/s3/multipart/{upload_id}/complete", "POST")
 def complete_multipart(upload_id: str) -> dict[str, Any]:
-    body = uploads.json_object(_request().raw_body)
+    body = parsing.json_object(_request().raw_body)
     return multipart.complete(
         upload_id, _request().query_params, body, _caller(), get_settings(), services.records(), services.part_uploads()
     )

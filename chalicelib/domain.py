@@ -25,6 +25,7 @@ A newer upload to the slot takes over a pending request (its profile applies to 
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -58,9 +59,17 @@ def parse_iso(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
+IMAGE_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def new_image_id() -> str:
     """122 random bits (uuid4), hex: unguessable, URL- and key-safe."""
     return uuid.uuid4().hex
+
+
+def is_image_id(text: str) -> bool:
+    """Whether `text` has the shape of an id `new_image_id` mints (clients' and keys' ids are checked)."""
+    return IMAGE_ID.fullmatch(text) is not None
 
 
 def new_claim_token() -> str:
@@ -263,6 +272,11 @@ class ImageRecord:
             declared_size=declared_size,
             expires_at=int(now.timestamp()) + PENDING_TTL_SECONDS,
         )
+
+    def upload_limit(self, max_upload_bytes: int) -> int:
+        """The most bytes this slot accepts: the size the client declared, when it declared one (the
+        presigned POST's range, the parts' sizes, the handler's check), else the stage's maximum."""
+        return self.declared_size or max_upload_bytes
 
     @property
     def is_final(self) -> bool:

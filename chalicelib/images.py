@@ -8,12 +8,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from chalicelib import parsing
 from chalicelib.domain import ImageRecord, OutputInfo, Status, public_view, utc_now
-from chalicelib.errors import BadRequest, Busy, InvalidId, NotFound
+from chalicelib.errors import BadRequest, Busy, NotFound
 from chalicelib.ports import ListQuery, ObjectStore, RecordStore
 from chalicelib.settings import Settings
 
-_ID = re.compile(r"^[0-9a-f]{32}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
@@ -36,12 +36,6 @@ class Viewer(Protocol):
     def is_admin(self) -> bool: ...
 
 
-def parse_image_id(raw: str) -> str:
-    if not _ID.match(raw or ""):
-        raise InvalidId("An image id is 32 lowercase hex characters, as returned by POST /uploads.")
-    return raw
-
-
 def _not_found(image_id: str) -> NotFound:
     return NotFound(f"No image with id {image_id}.")
 
@@ -52,7 +46,7 @@ def _visible(record: ImageRecord | None, viewer: Viewer) -> bool:
 
 
 def get_record(image_id: str, viewer: Viewer, records: RecordStore) -> ImageRecord:
-    record = records.get(parse_image_id(image_id))
+    record = records.get(parsing.image_id(image_id))
     if record is None or record.is_deleted or not _visible(record, viewer):
         raise _not_found(image_id)
     return record
@@ -60,12 +54,7 @@ def get_record(image_id: str, viewer: Viewer, records: RecordStore) -> ImageReco
 
 def parse_wait(params: Mapping[str, str] | None) -> int:
     """`?wait=N`: seconds to wait for an outcome, 0 to MAX_WAIT_SECONDS (0 or absent: answer at once)."""
-    raw = (params or {}).get("wait")
-    if raw is None or raw == "":
-        return 0
-    if not raw.isdigit() or int(raw) > MAX_WAIT_SECONDS:
-        raise BadRequest(f"wait must be an integer number of seconds from 0 to {MAX_WAIT_SECONDS}.", "invalid_field")
-    return int(raw)
+    return parsing.query_integer(params, "wait", 0, 0, MAX_WAIT_SECONDS)
 
 
 def wait_for_outcome(
@@ -107,18 +96,11 @@ def image_view(record: ImageRecord, store: ObjectStore, settings: Settings) -> d
 
 def parse_list_query(params: Mapping[str, str] | None, viewer: Viewer) -> ListQuery:
     params = params or {}
-    unknown = sorted(set(params) - _LIST_PARAMETERS)
-    if unknown:
-        raise BadRequest(f"Unknown query parameter(s): {', '.join(unknown)}.", "unknown_field")
+    parsing.known_fields(params, _LIST_PARAMETERS, "query parameter")
     status = params.get("status") or None
     if status is not None and status not in {str(s) for s in Status}:
         raise BadRequest(f"status must be one of {', '.join(str(s) for s in Status)}.", "invalid_field")
-    raw_limit = params.get("limit")
-    if raw_limit and not raw_limit.isdigit():
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}.", "invalid_field")
-    limit = int(raw_limit) if raw_limit else DEFAULT_PAGE
-    if not 1 <= limit <= MAX_PAGE:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}.", "invalid_field")
+    limit = parsing.query_integer(params, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
     sha256 = (params.get("sha256") or "").lower() or None
     if sha256 is not None and not _SHA256.match(sha256):
         raise BadRequest("sha256 must be 64 hexadecimal characters.", "invalid_field")
@@ -163,7 +145,7 @@ def delete_image(
     """
     give_up_at = time.monotonic() + patience
     while True:
-        record = records.get(parse_image_id(image_id))
+        record = records.get(parsing.image_id(image_id))
         if record is None or not _visible(record, viewer):
             raise _not_found(image_id)
         if record.is_deleted:

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chalicelib import parsing
 from chalicelib import uploads as slots
 from chalicelib.auth.principal import Principal
-from chalicelib.domain import ImageRecord, Status, iso, utc_now
+from chalicelib.domain import ImageRecord, Status, is_image_id, iso, utc_now
 from chalicelib.errors import BadRequest, Gone, NotFound, TooLarge
 from chalicelib.images import Viewer
 from chalicelib.ports import InvalidPart, NoSuchUpload, PartUploads, RecordStore, UploadedPart
@@ -30,8 +31,6 @@ from chalicelib.uploads import UploadRequest, slot_expires_at
 PART_BYTES = 5 * 1024 * 1024
 # What S3 upload ids are made of (URL-safe; real ones also use `.`, `_` and `-`).
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9._~=+-]{1,1024}$")
-_IMAGE_ID = re.compile(r"^[0-9a-f]{32}$")
-_PART_NUMBER = re.compile(r"^[0-9]{1,5}$")
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,7 @@ class PartPlan:
 
     @classmethod
     def of(cls, record: ImageRecord, settings: Settings) -> PartPlan:
-        limit = record.declared_size or settings.imaging.max_upload_bytes
-        return cls(PART_BYTES, limit, record.declared_size)
+        return cls(PART_BYTES, record.upload_limit(settings.imaging.max_upload_bytes), record.declared_size)
 
     @property
     def max_parts(self) -> int:
@@ -202,8 +200,8 @@ def _slot(
     key = (params or {}).get("key")
     if not key:
         raise BadRequest("key is required: the key POST /s3/multipart returned.", "missing_field")
-    image_id = key[len(settings.upload_prefix) :] if key.startswith(settings.upload_prefix) else ""
-    record = records.get(image_id) if _IMAGE_ID.match(image_id) else None
+    image_id = settings.image_id_of(key)
+    record = records.get(image_id) if is_image_id(image_id) else None
     if (
         record is None
         or record.is_deleted
@@ -216,10 +214,7 @@ def _slot(
 
 
 def _part_number(raw: str, plan: PartPlan) -> int:
-    number = int(raw) if _PART_NUMBER.match(raw or "") else 0
-    if not 1 <= number <= plan.max_parts:
-        raise BadRequest(f"partNumber must be an integer from 1 to {plan.max_parts} for this upload.", "invalid_part")
-    return number
+    return parsing.integer(raw, "partNumber", 1, plan.max_parts, text=True, code="invalid_part")
 
 
 def _parts(uploads: PartUploads, key: str, upload_id: str) -> list[UploadedPart]:
@@ -241,9 +236,10 @@ def _requested_parts(body: Any, plan: PartPlan) -> list[tuple[int, str]]:
     for part in parts:
         number = part.get("PartNumber") if isinstance(part, dict) else None
         etag = part.get("ETag") if isinstance(part, dict) else None
-        if isinstance(number, float) and number.is_integer():
-            number = int(number)  # 2.0 is the integer 2 in JSON
-        if isinstance(number, bool) or not isinstance(number, int) or not isinstance(etag, str) or number in wanted:
+        if isinstance(number, str) or not isinstance(etag, str):  # a body's numbers are JSON numbers
+            raise BadRequest("Each part needs a distinct integer PartNumber and a string ETag.", "invalid_field")
+        number = parsing.integer(number, "PartNumber", 1, plan.max_parts)
+        if number in wanted:
             raise BadRequest("Each part needs a distinct integer PartNumber and a string ETag.", "invalid_field")
         wanted[number] = etag.strip('"')
     return sorted(wanted.items())

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -39,6 +38,7 @@ from chalicelib.domain import (
     OutputInfo,
     ReprocessDecision,
     Status,
+    is_image_id,
     iso,
     new_claim_token,
     output_revision,
@@ -55,7 +55,6 @@ from chalicelib.quota import Quotas
 from chalicelib.settings import Settings
 
 log = logging.getLogger("imgpress.pipeline")
-_ID = re.compile(r"^[0-9a-f]{32}$")
 _CONTENDED_TRIES = 3  # re-reads after losing a version race before handing the event back
 _NOTIFY_LEASE_SECONDS = 30.0  # long enough to publish once and mark the record
 _SWEEP_LOOKBACK = timedelta(days=7)  # processing records older than this are the sweeper's too (it was down)
@@ -116,11 +115,10 @@ class UploadProcessor:
 
     def image_id_for(self, bucket: str, key: str) -> str | None:
         """The image id if this is an imgpress upload key in the input bucket, else None."""
-        prefix = self._settings.upload_prefix
-        if bucket != self._settings.input_bucket or not key.startswith(prefix):
+        if bucket != self._settings.input_bucket:
             return None
-        candidate = key[len(prefix) :]
-        return candidate if _ID.match(candidate) else None
+        candidate = self._settings.image_id_of(key)
+        return candidate if is_image_id(candidate) else None
 
     def deadline(self, context: Any, share: int = 1) -> Deadline:
         """This attempt's deadline, from the Lambda context (or the lease when there is none).
@@ -152,7 +150,7 @@ class UploadProcessor:
         early = record.decide(event.etag, self._epoch(), request_id)
         if early is not Decision.CLAIM:
             return self._settle(record, early, request_id)
-        limit = self._upload_limit(record)
+        limit = record.upload_limit(self._settings.imaging.max_upload_bytes)
         stored = self._store.read_original(event.bucket, event.key, limit)
         if stored is None:
             _log("ignored_missing_object", image_id)
@@ -165,14 +163,6 @@ class UploadProcessor:
             failure = Failure("too_large", f"The upload is {stored.size} bytes; at most {limit} are accepted.")
             return self._end_failed(claimed, failure, Outcome(OriginalInfo(stored.size)))
         return self._attempt(claimed, stored.data, deadline)
-
-    def _upload_limit(self, record: ImageRecord) -> int:
-        """The most bytes this slot accepts: with a bytes quota its presigned POST allowed only the
-        declared size (S3 enforces it; the stand-in does not, so the handler checks it too)."""
-        limit = self._settings.imaging.max_upload_bytes
-        if self._settings.quotas.bytes_per_day and record.declared_size:
-            return min(limit, record.declared_size)
-        return limit
 
     def _settle(self, record: ImageRecord, decision: Decision, request_id: str | None) -> str:
         """An event that brings no new work: busy elsewhere, already finished, or deleted."""

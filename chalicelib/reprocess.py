@@ -9,15 +9,15 @@ notify steps (pipeline.UploadProcessor.reprocess). docs: reprocessing.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from chalicelib import parsing
 from chalicelib.domain import ImageRecord, Reprocess, Status, iso, utc_now
 from chalicelib.errors import BadRequest, Busy, Conflict, Gone, NotFound, StorageError
 from chalicelib.images import MAX_PAGE, Viewer, get_record
@@ -34,7 +34,6 @@ from chalicelib.ports import (
 from chalicelib.settings import Settings
 
 log = logging.getLogger("imgpress.reprocess")
-MAX_BODY_BYTES = 4096
 _REQUEST_TRIES = 3  # re-reads after losing a version race to the pipeline
 _BACKFILL_STATUSES = (Status.DONE, Status.FAILED)
 
@@ -53,37 +52,6 @@ def new_request_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def _json_object(body: bytes | str | None) -> dict[str, Any]:
-    if not body:
-        return {}
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequest(f"The request body exceeds {MAX_BODY_BYTES} bytes.", "body_too_large")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("The request body is not valid JSON.", "invalid_json") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("The request body must be a JSON object.", "invalid_json")
-    return data
-
-
-def _known_fields(data: Mapping[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise BadRequest(
-            f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}.", "unknown_field"
-        )
-
-
-def _profile(value: Any, settings: Settings) -> str:
-    if not isinstance(value, str) or value not in settings.imaging.profiles.profiles:
-        raise BadRequest(
-            f"Unknown profile {value!r}; valid profiles: {', '.join(settings.imaging.profiles.names)}.",
-            "unknown_profile",
-        )
-    return value
-
-
 # -- one image ----------------------------------------------------------------------------------
 
 
@@ -97,10 +65,10 @@ def request_reprocess(
     Asking again for the same profile while a request is open sends its message again (harmless:
     the consumer acts on a request once), so a lost message is recovered by repeating the call.
     """
-    data = _json_object(body)
-    _known_fields(data, {"profile"})
+    data = parsing.json_object(body, required=False)
+    parsing.known_fields(data, {"profile"})
     record = get_record(image_id, viewer, stores.records)
-    profile = _profile(data.get("profile", record.profile), settings)
+    profile = parsing.profile(data.get("profile", record.profile), settings.imaging.profiles.profiles)
     for _ in range(_REQUEST_TRIES):
         _check_reprocessable(record, stores.store)
         request = _reusable(record, profile, None) or Reprocess(new_request_id(), profile, iso(stores.clock()))
@@ -158,60 +126,31 @@ _BACKFILL_FIELDS = {"profile", "status", "since", "owner", "backfill", "cursor",
 
 
 def parse_backfill_page(body: bytes | str | None, viewer: Viewer, settings: Settings) -> BackfillPage:
-    data = _json_object(body)
-    _known_fields(data, _BACKFILL_FIELDS)
+    data = parsing.json_object(body, required=False)
+    parsing.known_fields(data, _BACKFILL_FIELDS)
     if "profile" not in data:
         raise BadRequest("profile is required: the profile every selected image is rendered with.", "missing_field")
     status = data.get("status", "done")
     if not isinstance(status, str) or status not in {str(s) for s in _BACKFILL_STATUSES}:
         raise BadRequest("status must be done or failed.", "invalid_field")
-    limit = data.get("limit", MAX_PAGE)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}.", "invalid_field")
+    limit = parsing.integer(data.get("limit", MAX_PAGE), "limit", 1, MAX_PAGE)
     owner: str | None = viewer.owner
     if "owner" in data:
         if not viewer.is_admin:
             raise BadRequest("owner may only be given by an admin; others backfill their own images.", "invalid_field")
-        owner = _optional_text(data, "owner")
+        owner = parsing.optional_text(data, "owner")
     elif viewer.is_admin:
         owner = None  # an admin's backfill covers every owner unless narrowed
     return BackfillPage(
-        profile=_profile(data["profile"], settings),
+        profile=parsing.profile(data["profile"], settings.imaging.profiles.profiles),
         status=Status(status),
-        since=_since(data.get("since")),
+        since=iso(parsing.moment(data["since"], "since")) if data.get("since") is not None else None,
         owner=owner,
-        backfill=_optional_text(data, "backfill"),
-        cursor=_optional_text(data, "cursor"),
+        backfill=parsing.optional_text(data, "backfill"),
+        cursor=parsing.optional_text(data, "cursor"),
         limit=limit,
-        dry_run=_boolean(data, "dry_run"),
+        dry_run=parsing.boolean(data, "dry_run"),
     )
-
-
-def _since(value: Any) -> str | None:
-    """A date or ISO time: images created at or after it (compared as the record's ISO strings)."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadRequest("since must be an ISO date or time, e.g. 2026-11-01.", "invalid_field") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=utc_now().tzinfo)
-    return iso(moment)
-
-
-def _optional_text(data: Mapping[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 2048):
-        raise BadRequest(f"{name} must be a string as returned by an earlier call.", "invalid_field")
-    return value or None
-
-
-def _boolean(data: Mapping[str, Any], name: str) -> bool:
-    value = data.get(name, False)
-    if not isinstance(value, bool):
-        raise BadRequest(f"{name} must be true or false.", "invalid_field")
-    return value
 
 
 def enqueue_backfill_page(page: BackfillPage, viewer: Viewer, stores: Stores, backfills: BackfillLog) -> dict[str, Any]:

@@ -6,13 +6,12 @@ an S3 multipart upload. All three open the slot through `open_slot`.
 
 from __future__ import annotations
 
-import json
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib import parsing
 from chalicelib.auth.principal import Principal
 from chalicelib.domain import ImageRecord, iso, new_image_id, parse_iso, utc_now
 from chalicelib.errors import BadRequest, TooLarge, UnsupportedType
@@ -20,8 +19,6 @@ from chalicelib.ports import RecordStore
 from chalicelib.quota import Quotas
 from chalicelib.settings import Settings
 
-MAX_FILENAME_CHARS = 255
-MAX_BODY_BYTES = 16 * 1024
 _FIELDS = {"filename", "content_type", "size", "profile"}
 
 
@@ -35,32 +32,14 @@ class UploadRequest:
 
 def parse_upload_request(body: bytes | str | None, settings: Settings) -> UploadRequest:
     """Validate the JSON body. Errors say which field is wrong and why."""
-    data = json_object(body)
-    unknown = sorted(set(data) - _FIELDS)
-    if unknown:
-        raise BadRequest(
-            f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(_FIELDS))}.", "unknown_field"
-        )
+    data = parsing.json_object(body)
+    parsing.known_fields(data, _FIELDS)
     return UploadRequest(
         content_type=_content_type(data.get("content_type"), settings),
         profile=_profile(data.get("profile"), settings),
-        filename=_filename(data.get("filename")),
+        filename=parsing.filename(data.get("filename")),
         size=_size(data.get("size"), settings),
     )
-
-
-def json_object(body: bytes | str | None) -> dict[str, Any]:
-    if not body:
-        raise BadRequest("The request body must be a JSON object.", "invalid_json")
-    if len(body) > MAX_BODY_BYTES:
-        raise TooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.", "body_too_large")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("The request body is not valid JSON.", "invalid_json") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("The request body must be a JSON object.", "invalid_json")
-    return data
 
 
 def _content_type(value: Any, settings: Settings) -> str:
@@ -77,47 +56,20 @@ def _content_type(value: Any, settings: Settings) -> str:
 
 
 def _profile(value: Any, settings: Settings) -> str:
-    if value is None:
-        return settings.imaging.profiles.default
-    if not isinstance(value, str) or value not in settings.imaging.profiles.profiles:
-        raise BadRequest(
-            f"Unknown profile {value!r}; valid profiles: {', '.join(settings.imaging.profiles.names)}.",
-            "unknown_profile",
-        )
-    return value
+    profiles = settings.imaging.profiles
+    return parsing.profile(value, profiles.profiles, default=profiles.default)
 
 
-def _filename(value: Any) -> str | None:
-    """Keep the client's filename as display metadata only; it never reaches an S3 key."""
+def _size(value: Any, settings: Settings, text: bool = False) -> int | None:
+    """The file's size in bytes as the client declares it: a JSON number, or with `text` digits too
+    (Uppy sends a file's meta fields as strings)."""
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise BadRequest("filename must be a string.", "invalid_field")
-    name = value.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C").strip()
-    if len(name) > MAX_FILENAME_CHARS:
-        raise BadRequest(f"filename may be at most {MAX_FILENAME_CHARS} characters.", "invalid_field")
-    return name or None
-
-
-def _size(value: Any, settings: Settings) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # JSON has one number type: 463.0 is the integer 463 (found by Schemathesis)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadRequest("size must be a positive integer number of bytes.", "invalid_field")
-    if value > settings.imaging.max_upload_bytes:
-        raise TooLarge(f"size {value} exceeds the maximum of {settings.imaging.max_upload_bytes} bytes.")
-    return value
-
-
-def upload_limit(declared_size: int | None, settings: Settings) -> int:
-    """The most bytes S3 accepts for a slot. Where bytes are counted per day, the declared size:
-    what was counted is all that may be sent."""
-    if settings.quotas.bytes_per_day and declared_size is not None:
-        return declared_size
-    return settings.imaging.max_upload_bytes
+    limit = settings.imaging.max_upload_bytes
+    size = parsing.integer(value, "size", 1, text=text)
+    if size > limit:
+        raise TooLarge(f"size {size} exceeds the maximum of {limit} bytes.")
+    return size
 
 
 def open_slot(
@@ -164,7 +116,7 @@ def presign_post(record: ImageRecord, settings: Settings, s3: Any) -> dict[str, 
         Fields={"Content-Type": record.content_type},
         Conditions=[
             {"Content-Type": record.content_type},
-            ["content-length-range", 1, upload_limit(record.declared_size, settings)],
+            ["content-length-range", 1, record.upload_limit(settings.imaging.max_upload_bytes)],
         ],
         ExpiresIn=settings.upload_url_ttl,
     )
@@ -192,7 +144,7 @@ def create_upload(
             "url": presigned["url"],
             "fields": presigned["fields"],
             "expires_at": iso(slot_expires_at(record, settings)),
-            "max_bytes": upload_limit(record.declared_size, settings),
+            "max_bytes": record.upload_limit(settings.imaging.max_upload_bytes),
         },
         "links": {"self": f"/images/{record.id}"},
     }
@@ -210,32 +162,25 @@ def parse_uppy_request(data: Mapping[str, Any], settings: Settings) -> UploadReq
     `profile` and `size` may come at the top level or inside `metadata` (Uppy sends a file's
     meta fields there, as strings from /s3/params); other metadata is ignored.
     """
-    unknown = sorted(set(data) - _UPPY_FIELDS)
-    if unknown:
-        raise BadRequest(
-            f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(_UPPY_FIELDS))}.", "unknown_field"
-        )
+    parsing.known_fields(data, _UPPY_FIELDS)
     metadata = data.get("metadata")
     metadata = {} if metadata is None else metadata
     if not isinstance(metadata, Mapping):
         raise BadRequest("metadata must be an object.", "invalid_field")
     if len(metadata) > MAX_METADATA_ENTRIES:
         raise BadRequest(f"metadata may have at most {MAX_METADATA_ENTRIES} entries.", "invalid_field")
-    size = data.get("size", metadata.get("size"))
-    if isinstance(size, str):
-        size = int(size) if size.isdigit() and len(size) <= 20 else size
     if data.get("type") is None:
         raise BadRequest('type is required, for example "image/jpeg".', "missing_field")
     return UploadRequest(
         content_type=_content_type(data.get("type"), settings),
         profile=_profile(data.get("profile", metadata.get("profile")), settings),
-        filename=_filename(data.get("filename")),
-        size=_size(size, settings),
+        filename=parsing.filename(data.get("filename")),
+        size=_size(data.get("size", metadata.get("size")), settings, text=True),
     )
 
 
 def parse_uppy_json(body: bytes | str | None, settings: Settings) -> UploadRequest:
-    return parse_uppy_request(json_object(body), settings)
+    return parse_uppy_request(parsing.json_object(body), settings)
 
 
 def parse_uppy_query(params: Mapping[str, str] | None, settings: Settings) -> UploadRequest:

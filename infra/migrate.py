@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib.domain import is_image_id
+
 Index = dict[str, Any]  # a GlobalSecondaryIndexes entry as CloudFormation spells it
-_IMAGE_ID = re.compile(r"^[0-9a-f]{32}$")
 # Index key attributes an earlier version derived, whose indexes the contract step deletes (by-owner
 # and by-owner-status, before owner sharding). A changed key format gets a new attribute and a new
 # index, so no index ever holds both formats; the backfill removes these, leaving the old indexes empty.
@@ -147,7 +147,7 @@ def backfill(table: Any, checkpoint: Path, page_size: int = 500, say: Callable[[
     for items in _pages(table, checkpoint, page_size):
         for item in items:
             count.scanned += 1
-            if not _IMAGE_ID.match(str(item.get("id", ""))):
+            if not is_image_id(str(item.get("id", ""))):
                 count.skipped += 1  # backfill progress, quota counters: never in an index
                 continue
             try:

@@ -36,13 +36,13 @@ def test_create_upload_returns_a_presigned_post_and_records_pending(client: Clie
     assert len(image_id) == 32 and created["status"] == "pending"
     assert created["links"] == {"self": f"/images/{image_id}"}
     upload = created["upload"]
-    assert upload["method"] == "POST" and upload["max_bytes"] == 25 * 1024 * 1024
+    assert upload["method"] == "POST" and upload["max_bytes"] == 1234  # the size declared: S3 takes no more
     assert upload["fields"]["key"] == f"uploads/{image_id}"
     policy = json.loads(base64.b64decode(upload["fields"]["policy"]))
     conditions = policy["conditions"]
     assert {"key": f"uploads/{image_id}"} in conditions
     assert {"Content-Type": "image/jpeg"} in conditions
-    assert ["content-length-range", 1, 25 * 1024 * 1024] in conditions
+    assert ["content-length-range", 1, 1234] in conditions
     assert {"bucket": ENV["INPUT_BUCKET"]} in conditions
     record = aws.table.get_item(Key={"id": image_id})["Item"]
     assert record["status"] == "pending" and record["filename"] == "holiday.jpg"
@@ -80,6 +80,9 @@ def test_ids_are_unique_and_filenames_never_reach_keys(client: Client) -> None:
         ({"content_type": "image/jpeg", "filename": ["a"]}, None, 400, "invalid_field"),
         ({"content_type": "image/jpeg", "key": "uploads/mine"}, None, 400, "unknown_field"),
         (None, b'{"content_type": "image/jpeg", "filename": "' + b"a" * 20000 + b'"}', 413, "body_too_large"),
+        (None, b'{"content_type": "image/jpeg", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "invalid_json"),
+        ({"content_type": "image/jpeg", "size": "\u00b2"}, None, 400, "invalid_field"),
+        ({"content_type": "image/jpeg", "filename": "/" * 300 + "a.jpg"}, None, 400, "invalid_field"),
     ],
 )
 def test_bad_upload_requests_get_json_errors(
@@ -96,6 +99,19 @@ def test_bad_upload_requests_get_json_errors(
 def test_malformed_ids_are_400(client: Client, bad_id: str) -> None:
     response = client.http.get(f"/images/{bad_id}")
     assert response.status_code == 400 and body(response)["error"]["code"] == "invalid_id"
+
+
+@pytest.mark.parametrize("wait", ["%C2%B2", "%D9%A1", "-1", "26", "1.5"])
+def test_a_wait_that_is_not_ascii_digits_within_range_is_400(client: Client, wait: str) -> None:
+    image_id = body(post_upload(client, {"content_type": "image/jpeg"}))["id"]
+    response = client.http.get(f"/images/{image_id}?wait={wait}")
+    assert response.status_code == 400 and body(response)["error"]["code"] == "invalid_field"
+
+
+@pytest.mark.parametrize("query", ["type=image/jpeg&metadata[size]=%C2%B2", "type=image/jpeg&size=%D9%A1"])
+def test_uppy_sizes_that_are_not_ascii_digits_are_400(client: Client, query: str) -> None:
+    response = client.http.get(f"/s3/params?{query}")
+    assert response.status_code == 400 and body(response)["error"]["code"] == "invalid_field"
 
 
 def test_unknown_id_is_404(client: Client) -> None:
@@ -131,6 +147,8 @@ def test_list_is_newest_first_paginated_and_filterable(client: Client, aws: Aws)
         ("limit=0", "invalid_field"),
         ("limit=1000", "invalid_field"),
         ("limit=ten", "invalid_field"),
+        ("limit=%C2%B2", "invalid_field"),  # ², which str.isdigit takes for a digit
+        ("limit=%D9%A1", "invalid_field"),  # ١, which int() reads as 1
         ("cursor=%21%21notacursor", "invalid_cursor"),
         ("cursor=eyJmb28iOiAxfQ", "invalid_cursor"),
         ("colour=red", "unknown_field"),

@@ -104,3 +104,30 @@ def test_a_backfill_page_with_a_field_of_the_wrong_type_is_a_400(client: Client,
     body = json.dumps({"profile": "default", field: value}).encode()
     answer = client.http.post("/backfills", headers={"Content-Type": "application/json"}, body=body)
     assert answer.status_code == 400 and json.loads(answer.body)["error"]["code"] == "invalid_field", answer.body
+
+
+@pytest.mark.parametrize(
+    "field, value", [("since", "0001-01-01T00:00:00+01:00"), ("since", "9999-12-31T23:59:59-01:00"), ("limit", 1.5)]
+)
+def test_a_backfill_page_with_a_date_or_number_out_of_range_is_a_400(client: Client, field: str, value: Any) -> None:
+    """Found by Schemathesis: a `since` near year 1 or 9999 with an offset overflowed into a 500."""
+    body = json.dumps({"profile": "default", field: value}).encode()
+    answer = client.http.post("/backfills", headers={"Content-Type": "application/json"}, body=body)
+    assert answer.status_code == 400 and json.loads(answer.body)["error"]["code"] == "invalid_field", answer.body
+
+
+def test_a_backfill_page_takes_a_limit_written_as_a_json_float(client: Client) -> None:
+    """JSON has one number type: 60.0 is the integer the schema allows (found by Schemathesis)."""
+    body = json.dumps({"profile": "default", "limit": 60.0, "dry_run": True}).encode()
+    assert client.http.post("/backfills", headers={"Content-Type": "application/json"}, body=body).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/backfills", "/images/{id}/reprocess"])
+def test_deeply_nested_or_oversized_json_is_a_4xx_with_a_code(client: Client, aws: Aws, path: str) -> None:
+    path = path.format(id="0" * 32)
+    nested = b'{"profile": ' + b"[" * 1500 + b"]" * 1500 + b"}"
+    answer = client.http.post(path, headers={"Content-Type": "application/json"}, body=nested)
+    assert answer.status_code == 400 and json.loads(answer.body)["error"]["code"] == "invalid_json"
+    oversized = json.dumps({"profile": "x" * 20_000}).encode()
+    answer = client.http.post(path, headers={"Content-Type": "application/json"}, body=oversized)
+    assert answer.status_code == 413 and json.loads(answer.body)["error"]["code"] == "body_too_large"
