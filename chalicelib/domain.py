@@ -55,7 +55,7 @@ def iso(moment: datetime) -> str:
 
 
 def parse_iso(stamp: str) -> datetime:
-    """The inverse of `iso`."""
+    """The inverse of `iso` (and any ISO 8601 date or time; parsing.moment bounds what clients send)."""
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain import is_image_id
+from chalicelib.domain import is_image_id, parse_iso
 from chalicelib.errors import BadRequest, InvalidId, TooLarge
 
 MAX_BODY_BYTES = 16 * 1024
@@ -132,7 +132,7 @@ def moment(value: Any, name: str) -> datetime:
     """An ISO 8601 date or time (a date is its midnight; no offset means UTC), as an aware UTC datetime.
     Years 1 and 9999 with an offset overflow when converted: refused, like any unreadable date."""
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = parse_iso(str(value))
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)

@@ -42,6 +42,7 @@ from chalicelib.domain import (
     iso,
     new_claim_token,
     output_revision,
+    parse_iso,
     utc_now,
 )
 from chalicelib.errors import ImageRejected
@@ -549,4 +550,4 @@ class UploadProcessor:
 
 
 def _age(stamp: str, now: datetime) -> float:
-    return (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+    return (now - parse_iso(stamp)).total_seconds()

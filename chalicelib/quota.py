@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.auth.principal import Principal
+from chalicelib.domain import parse_iso
 from chalicelib.errors import BadRequest, QuotaExceeded
 from chalicelib.ports import Counter, QuotaStore
 
@@ -175,6 +176,6 @@ class Quotas:
 
         A refusal means the slot was never counted (the limit was set after it was made): nothing to do.
         """
-        changes = self.limits.slot_release(datetime.fromisoformat(opened_at.replace("Z", "+00:00")), now)
+        changes = self.limits.slot_release(parse_iso(opened_at), now)
         if changes:
             self._store.apply(owner, changes)
