@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chalicelib.records import OWNER_SHARDS, SHARDS
+from chalicelib.aws.records import OWNER_SHARDS, SHARDS
 
 REPO = Path(__file__).resolve().parent.parent
 QUOTAS_READ = "2026-12-05"
@@ -190,7 +190,7 @@ def checks(load: Load) -> list[Check]:
             f"DynamoDB partition {index} `{pattern}`",
             per_second,
             PARTITION_WRITE_UNITS,
-            "spread the key (more shards: SHARDS, OWNER_SHARDS in chalicelib/records.py)",
+            "spread the key (more shards: SHARDS, OWNER_SHARDS in chalicelib/aws/records.py)",
             fails=True,
         )
         for index, pattern, _, per_second in partition_writes(load)

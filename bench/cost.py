@@ -192,8 +192,8 @@ def dynamodb_units(outputs: int) -> tuple[int, int]:
     index write rules), which tests/test_capacity_e2e.py checks on the stack itself."""
     from boto3.dynamodb.types import TypeSerializer
 
+    from chalicelib.aws.records import to_item
     from chalicelib.domain import ImageRecord, OriginalInfo, Outcome, OutputInfo
-    from chalicelib.records import to_item
     from devstack.ledger import IndexShape, item_size, read_units, write_units
     from devstack.resources import table_definition
 

@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib import parsing
-from chalicelib.domain import ImageRecord, OutputInfo, Status, public_view, utc_now
+from chalicelib.domain import ImageRecord, OutputInfo, Status, utc_now
 from chalicelib.errors import BadRequest, Busy, NotFound
 from chalicelib.ports import ListQuery, ObjectStore, RecordStore
 from chalicelib.settings import Settings
+from chalicelib.views import public_view
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 DEFAULT_PAGE = 20

@@ -10,14 +10,14 @@ from functools import cache, lru_cache
 from typing import Any
 
 from chalicelib import settings as configuration
-from chalicelib.notify import SnsNotifier
+from chalicelib.aws.notify import SnsNotifier
+from chalicelib.aws.queue import SqsReprocessQueue
+from chalicelib.aws.quota_store import DynamoQuotaStore
+from chalicelib.aws.records import DynamoBackfillLog, DynamoRecordStore
+from chalicelib.aws.storage import S3ObjectStore, S3PartUploads
 from chalicelib.pipeline import UploadProcessor
-from chalicelib.queue import SqsReprocessQueue
 from chalicelib.quota import Quotas
-from chalicelib.quota_store import DynamoQuotaStore
-from chalicelib.records import DynamoBackfillLog, DynamoRecordStore
 from chalicelib.settings import get_settings
-from chalicelib.storage import S3ObjectStore, S3PartUploads
 
 
 @cache

@@ -139,7 +139,7 @@ def backfill(table: Any, checkpoint: Path, page_size: int = 500, say: Callable[[
     only those (an index attribute it no longer derives, RETIRED_ATTRIBUTES too, is removed)."""
     from botocore.exceptions import ClientError
 
-    from chalicelib.records import INDEX_KEYS, from_item, index_attributes
+    from chalicelib.aws.records import INDEX_KEYS, from_item, index_attributes
 
     keys = {name for index_keys in INDEX_KEYS.values() for name in index_keys} - {"created_at"}
     derived = sorted(keys | set(RETIRED_ATTRIBUTES))

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.records import (
+from chalicelib.aws.records import (
     BACKFILL_KEY_PREFIX,
     BY_CREATED_SHARD,
     BY_OPEN_SHARD,
@@ -25,7 +25,7 @@ from chalicelib.records import (
     BY_OWNER_SHARD,
     BY_OWNER_STATUS_SHARD,
 )
-from chalicelib.settings import Settings
+from chalicelib.settings import Environment, Settings
 
 Statement = dict[str, Any]
 
@@ -46,7 +46,8 @@ API_INDEXES = (BY_OWNER_SHARD, BY_OWNER_STATUS_SHARD, BY_OWNER_SHA256, BY_CREATE
 
 def stage_functions(env: Mapping[str, str]) -> tuple[str, ...]:
     """The functions `chalice deploy` creates on a stage with this environment."""
-    return tuple(name for name in FUNCTIONS if name != "jwt_authorizer" or env.get("API_AUTH") == "jwt")
+    auth = Environment(env).text("API_AUTH")
+    return tuple(name for name in FUNCTIONS if name != "jwt_authorizer" or auth == "jwt")
 
 
 def policy_file(stage: str, function: str) -> str:

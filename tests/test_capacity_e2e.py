@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from bench.capacity import LIST_REQUESTS, POLL_READS, REPROCESS, UPLOAD, Vector, list_page_read_units
-from chalicelib.records import BY_OWNER_SHARD, BY_OWNER_STATUS_SHARD, owner_shard_of, shard_of
+from chalicelib.aws.records import BY_OWNER_SHARD, BY_OWNER_STATUS_SHARD, owner_shard_of, shard_of
 from tests import images
 from tests.live_stack import StackClient, ledger, running_stack
 

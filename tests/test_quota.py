@@ -19,13 +19,13 @@ from chalice.test import Client
 
 from chalicelib import services
 from chalicelib.auth.principal import Principal
+from chalicelib.aws.quota_store import CONFLICT_TRIES, DynamoQuotaStore
 from chalicelib.deadline import Deadline
 from chalicelib.domain import iso
 from chalicelib.errors import BadRequest, Busy, ConfigError, QuotaExceeded
 from chalicelib.pipeline import UploadProcessor
 from chalicelib.ports import Counter
 from chalicelib.quota import CLEANED_BUCKETS, QuotaLimits, Quotas
-from chalicelib.quota_store import CONFLICT_TRIES, DynamoQuotaStore
 from chalicelib.settings import Settings
 from chalicelib.uploads import UploadRequest, create_upload
 from tests.conftest import ENV, Aws, count_calls

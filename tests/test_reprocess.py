@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from chalicelib.deadline import Deadline
-from chalicelib.domain import ReprocessStatus, Status, message_type
+from chalicelib.domain import ReprocessStatus, Status
 from chalicelib.errors import Conflict, Gone, ImageRejected, NotFound
 from chalicelib.imaging.results import Rendering
 from chalicelib.imaging.settings import ImagingSettings
@@ -29,6 +29,7 @@ from chalicelib.reprocess import (
     request_reprocess,
 )
 from chalicelib.settings import Settings
+from chalicelib.views import message_type
 from tests.conftest import ENV
 from tests.fakes import InjectedFault, InMemoryBackfillLog, InMemoryReprocessQueue
 from tests.test_pipeline import INPUT, Rig, Viewer, delete, fake_render
@@ -417,7 +418,7 @@ def test_a_queue_fault_leaves_the_request_for_asking_again(rig: ReprocessRig) ->
 def test_reprocess_messages_follow_the_published_event_schema(rig: ReprocessRig) -> None:
     from jsonschema import Draft202012Validator
 
-    from chalicelib.domain import result_message
+    from chalicelib.views import result_message
     from tests.live_stack import ROOT
 
     schema = json.loads((ROOT / "docs" / "schemas" / "image-event.schema.json").read_text())

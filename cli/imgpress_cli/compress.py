@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.domain import savings
 from chalicelib.errors import ImageRejected
 from chalicelib.imaging.decode import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.results import RenderedVariant, Rendering
 from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.settings import imaging_settings
+from chalicelib.views import savings
 
 
 def local_settings(

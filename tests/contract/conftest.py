@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from chalicelib.notify import SnsNotifier
+from chalicelib.aws.notify import SnsNotifier
+from chalicelib.aws.queue import SqsReprocessQueue
+from chalicelib.aws.quota_store import DynamoQuotaStore
+from chalicelib.aws.records import DynamoBackfillLog, DynamoRecordStore
+from chalicelib.aws.storage import S3ObjectStore, S3PartUploads
 from chalicelib.ports import ReprocessMessage
-from chalicelib.queue import SqsReprocessQueue
-from chalicelib.quota_store import DynamoQuotaStore
-from chalicelib.records import DynamoBackfillLog, DynamoRecordStore
-from chalicelib.storage import S3ObjectStore, S3PartUploads
 from tests.conftest import ENV
 from tests.fakes import (
     InMemoryBackfillLog,
@@ -56,7 +56,7 @@ def object_store(request: pytest.FixtureRequest) -> Iterator[Any]:
 def notifier(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any]]:
     """(notifier, a function returning the message bodies published so far)."""
     if request.param == "memory":
-        from chalicelib.domain import result_message
+        from chalicelib.views import result_message
 
         fake = RecordingNotifier()
         yield fake, lambda: [result_message(r) for r in fake.published]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain import Failure, ImageRecord, OriginalInfo, Outcome, result_message
+from chalicelib.domain import Failure, ImageRecord, OriginalInfo, Outcome
+from chalicelib.views import result_message
 
 
 def test_a_final_record_is_published_as_its_result_message(notifier: tuple[Any, Any]) -> None:

@@ -9,8 +9,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from chalicelib.aws.storage import S3ObjectStore
 from chalicelib.errors import StorageError
-from chalicelib.storage import S3ObjectStore
 from tests.conftest import ENV
 from tests.fakes import InMemoryObjectStore
 

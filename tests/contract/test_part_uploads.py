@@ -8,8 +8,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from chalicelib.aws.storage import S3PartUploads
 from chalicelib.ports import InvalidPart, NoSuchUpload, UploadedPart
-from chalicelib.storage import S3PartUploads
 from tests.conftest import ENV
 from tests.fakes import InMemoryPartUploads
 

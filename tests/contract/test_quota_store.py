@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from chalicelib.aws.quota_store import TTL_GRACE_SECONDS, DynamoQuotaStore, quota_key
+from chalicelib.aws.records import DynamoRecordStore
 from chalicelib.domain import Status
 from chalicelib.ports import Counter, ListQuery
 from chalicelib.quota import day_ends
-from chalicelib.quota_store import TTL_GRACE_SECONDS, DynamoQuotaStore, quota_key
-from chalicelib.records import DynamoRecordStore
 
 DAY, NEXT_DAY = "2026-11-29", "2026-11-30"
 

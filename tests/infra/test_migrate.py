@@ -13,9 +13,9 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 
+from chalicelib.aws.records import INDEX_KEYS, DynamoRecordStore, to_item
 from chalicelib.domain import ImageRecord, Status, utc_now
 from chalicelib.ports import ListQuery
-from chalicelib.records import INDEX_KEYS, DynamoRecordStore, to_item
 from infra import migrate, stacks, stages
 from infra.__main__ import main
 from tests.infra.test_stacks import account, project, read  # noqa: F401  (fixtures)

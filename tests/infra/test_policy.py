@@ -35,8 +35,8 @@ from moto import mock_aws
 
 from chalicelib import services
 from chalicelib.auth.principal import Principal
+from chalicelib.aws.records import BY_OPEN_SHARD, BY_OWNER_SHA256, DynamoRecordStore
 from chalicelib.domain import ImageRecord, utc_now
-from chalicelib.records import BY_OPEN_SHARD, BY_OWNER_SHA256, DynamoRecordStore
 from infra import stages
 from infra.policy import FUNCTIONS, LOG_GROUP_OUTPUTS, function_policies, stage_functions
 from tests import images

@@ -16,9 +16,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from chalicelib.aws.records import INDEX_KEYS, DynamoRecordStore
 from chalicelib.domain import ImageRecord, Status, utc_now
 from chalicelib.ports import ListQuery
-from chalicelib.records import INDEX_KEYS, DynamoRecordStore
 from infra import stacks, stages
 from infra.__main__ import Deployment, main
 from tests.conftest import use_fake_account

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chalicelib.records import INDEX_KEYS
+from chalicelib.aws.records import INDEX_KEYS
 from chalicelib.settings import API_AUTH_MODES, page_settings
 from devstack.resources import table_definition
 from infra import stages

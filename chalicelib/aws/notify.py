@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib.domain import ImageRecord, message_type, result_message
+from chalicelib.domain import ImageRecord
+from chalicelib.views import message_type, result_message
 
 
 class SnsNotifier:
