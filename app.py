@@ -137,7 +137,7 @@ def health() -> dict[str, str]:
 def create_upload() -> Response:
     settings = get_settings()
     request = uploads.parse_upload_request(_request().raw_body, settings)
-    body = uploads.create_upload(request, _caller(), settings, services.records(), services.s3(), services.quotas())
+    body = uploads.create_upload(request, _caller(), settings, services.ports())
     return Response(body, status_code=201, headers={"Location": body["links"]["self"]})
 
 
@@ -146,58 +146,46 @@ def uppy_params() -> dict[str, Any]:
     """Uppy's one-request upload (files it does not send in parts): a slot and its presigned POST."""
     settings = get_settings()
     request = uploads.parse_uppy_query(_request().query_params, settings)
-    return uploads.uppy_params(request, _caller(), settings, services.records(), services.s3(), services.quotas())
+    return uploads.uppy_params(request, _caller(), settings, services.ports())
 
 
 @route("/s3/multipart", "POST")
 def start_multipart() -> Response:
     settings = get_settings()
     request = uploads.parse_uppy_json(_request().raw_body, settings)
-    body = multipart.start(request, _caller(), settings, services.records(), services.part_uploads(), services.quotas())
+    body = multipart.start(request, _caller(), settings, services.ports())
     return Response(body, status_code=201, headers={"Location": body["links"]["self"]})
 
 
 @route("/s3/multipart/{upload_id}/{part_number}", "GET")
 def sign_part(upload_id: str, part_number: str) -> dict[str, Any]:
-    return multipart.sign_part(
-        upload_id,
-        part_number,
-        _request().query_params,
-        _caller(),
-        get_settings(),
-        services.records(),
-        services.part_uploads(),
-    )
+    params = _request().query_params
+    return multipart.sign_part(upload_id, part_number, params, _caller(), get_settings(), services.ports())
 
 
 @route("/s3/multipart/{upload_id}", "GET")
 def list_parts(upload_id: str) -> Response:
-    parts = multipart.list_parts(
-        upload_id, _request().query_params, _caller(), get_settings(), services.records(), services.part_uploads()
-    )
+    parts = multipart.list_parts(upload_id, _request().query_params, _caller(), get_settings(), services.ports())
     return Response(parts, status_code=200)  # a JSON array, as Uppy expects
 
 
 @route("/s3/multipart/{upload_id}/complete", "POST")
 def complete_multipart(upload_id: str) -> dict[str, Any]:
     body = parsing.json_object(_request().raw_body)
-    return multipart.complete(
-        upload_id, _request().query_params, body, _caller(), get_settings(), services.records(), services.part_uploads()
-    )
+    params = _request().query_params
+    return multipart.complete(upload_id, params, body, _caller(), get_settings(), services.ports())
 
 
 @route("/s3/multipart/{upload_id}", "DELETE")
 def abort_multipart(upload_id: str) -> Response:
-    multipart.abort(
-        upload_id, _request().query_params, _caller(), get_settings(), services.records(), services.part_uploads()
-    )
+    multipart.abort(upload_id, _request().query_params, _caller(), get_settings(), services.ports())
     return Response(body="", status_code=204)
 
 
 @route("/images", "GET")
 def list_images() -> dict[str, Any]:
     params = _request().query_params
-    return images.list_images(params, _caller(), services.records(), services.store(), get_settings())
+    return images.list_images(params, _caller(), get_settings(), services.ports())
 
 
 @route("/images/{image_id}", "GET")
@@ -205,8 +193,8 @@ def get_image(image_id: str) -> dict[str, Any]:
     """`?wait=N` holds the answer until the image is done or failed, at most N s (and never past
     the Lambda's own deadline)."""
     wait = min(images.parse_wait(_request().query_params), _seconds_left() - WAIT_MARGIN_SECONDS)
-    record = images.wait_for_outcome(image_id, _caller(), services.records(), max(wait, 0))
-    return images.image_view(record, services.store(), get_settings())
+    record = images.wait_for_outcome(image_id, _caller(), services.ports(), max(wait, 0))
+    return images.image_view(record, get_settings(), services.ports())
 
 
 def _seconds_left() -> float:
@@ -218,35 +206,31 @@ def _seconds_left() -> float:
 
 @route("/images/{image_id}", "DELETE")
 def delete_image(image_id: str) -> Response:
-    images.delete_image(image_id, _caller(), services.records(), services.store(), get_settings())
+    images.delete_image(image_id, _caller(), get_settings(), services.ports())
     return Response(body="", status_code=204)
 
 
 @route("/images/{image_id}/reprocess", "POST")
 def reprocess_image(image_id: str) -> Response:
-    record = reprocess.request_reprocess(image_id, _request().raw_body, _caller(), _reprocess_stores(), get_settings())
-    return Response(images.image_view(record, services.store(), get_settings()), status_code=202)
+    record = reprocess.request_reprocess(image_id, _request().raw_body, _caller(), get_settings(), services.ports())
+    return Response(images.image_view(record, get_settings(), services.ports()), status_code=202)
 
 
 @route("/backfills", "POST")
 def enqueue_backfill_page() -> dict[str, Any]:
     page = reprocess.parse_backfill_page(_request().raw_body, _caller(), get_settings())
-    return reprocess.enqueue_backfill_page(page, _caller(), _reprocess_stores(), services.backfills())
+    return reprocess.enqueue_backfill_page(page, _caller(), services.ports())
 
 
 @route("/backfills/{backfill_id}", "GET")
 def backfill_progress(backfill_id: str) -> dict[str, Any]:
-    return reprocess.backfill_progress(backfill_id, _caller(), services.reprocess_queue(), services.backfills())
-
-
-def _reprocess_stores() -> reprocess.Stores:
-    return reprocess.Stores(services.records(), services.store(), services.reprocess_queue())
+    return reprocess.backfill_progress(backfill_id, _caller(), services.ports())
 
 
 @app.on_s3_event(bucket=_TRIGGERS.input_bucket, events=["s3:ObjectCreated:*"], prefix=_TRIGGERS.upload_prefix)
 def handle_upload(event: UploadNotification) -> None:
     processor = services.processor()
-    deadline = processor.deadline(event.context)
+    deadline = get_settings().attempt_deadline(event.context)
     upload_events = event.upload_events()
     if not upload_events:
         app.log.info("ignored a notification without records: %s", event.to_dict().get("Event"))
@@ -261,10 +245,10 @@ handle_upload.event_class = UploadNotification
 @app.on_sqs_message(queue=_TRIGGERS.upload_failure_queue, batch_size=1)
 def end_abandoned_uploads(event: SQSEvent) -> None:
     """Lambda's on-failure destination for handle_upload: uploads whose every attempt failed."""
-    processor = services.processor()
+    recovery = services.recovery()
     for message in event:
         for upload in abandoned_uploads(message.body):
-            if processor.end_abandoned(upload.bucket, upload.key, upload.reason, upload.request_id) == "in_progress":
+            if recovery.end_abandoned(upload.bucket, upload.key, upload.reason, upload.request_id) == "in_progress":
                 # A live lease: raising returns the message to the queue for a later look.
                 raise ClaimHeld(f"{upload.key} is still being worked on")
 
@@ -278,11 +262,10 @@ def end_abandoned_uploads(event: SQSEvent) -> None:
 def reprocess_images(event: SQSEvent) -> dict[str, Any]:
     """Renders images again from their originals (POST /images/{id}/reprocess, backfills); reports
     the messages to retry as batchItemFailures, so one bad image does not retry its neighbours."""
-    return reprocess.consume_batch(event, services.processor(), event.context, services.backfills())
+    return reprocess.consume_batch(event, services.processor(), get_settings(), event.context, services.backfills())
 
 
 @app.schedule(Rate(_TRIGGERS.sweep_every_minutes, unit=Rate.MINUTES))
 def sweep(event: CloudWatchEvent) -> None:
     """Ends records stuck past their lease and retries; re-sends S3 events that never came."""
-    processor = services.processor()
-    processor.sweep(processor.deadline(event.context))
+    services.recovery().sweep(get_settings().attempt_deadline(event.context))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib import parsing
-from chalicelib.domain import ImageRecord, OutputInfo, Status, utc_now
+from chalicelib.domain import ImageRecord, OutputInfo, Status
+from chalicelib.endings import remove_objects
 from chalicelib.errors import BadRequest, Busy, NotFound
-from chalicelib.ports import ListQuery, ObjectStore, RecordStore
+from chalicelib.ports import ListQuery, ObjectStore, Ports, RecordStore
 from chalicelib.settings import Settings
 from chalicelib.views import public_view
 
@@ -61,7 +61,7 @@ def parse_wait(params: Mapping[str, str] | None) -> int:
 def wait_for_outcome(
     image_id: str,
     viewer: Viewer,
-    records: RecordStore,
+    ports: Ports,
     seconds: float,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
@@ -71,6 +71,7 @@ def wait_for_outcome(
     Strongly consistent reads, spaced 0.1 s, 0.2 s, 0.4 s … doubling to at most 2 s apart: at most
     17 reads for a 25 s wait (docs: waiting without polling), a handful for a typical image.
     """
+    records = ports.records
     record = get_record(image_id, viewer, records)
     give_up_at = clock() + seconds
     delay = WAIT_FIRST_DELAY
@@ -91,7 +92,8 @@ def output_url(output: OutputInfo, store: ObjectStore, settings: Settings) -> st
     return store.presign_get(output.bucket, output.key, settings.download_url_ttl)
 
 
-def image_view(record: ImageRecord, store: ObjectStore, settings: Settings) -> dict[str, Any]:
+def image_view(record: ImageRecord, settings: Settings, ports: Ports) -> dict[str, Any]:
+    store = ports.store
     return public_view(record, lambda output: output_url(output, store, settings))
 
 
@@ -119,21 +121,18 @@ def parse_list_query(params: Mapping[str, str] | None, viewer: Viewer) -> ListQu
     return ListQuery(owner, limit, params.get("cursor") or None, Status(status) if status else None, sha256)
 
 
-def list_images(
-    params: Mapping[str, str] | None, viewer: Viewer, records: RecordStore, store: ObjectStore, settings: Settings
-) -> dict[str, Any]:
-    page = records.list_page(parse_list_query(params, viewer))
-    return {"items": [image_view(item, store, settings) for item in page.items], "next_cursor": page.next_cursor}
+def list_images(params: Mapping[str, str] | None, viewer: Viewer, settings: Settings, ports: Ports) -> dict[str, Any]:
+    page = ports.records.list_page(parse_list_query(params, viewer))
+    return {"items": [image_view(item, settings, ports) for item in page.items], "next_cursor": page.next_cursor}
 
 
 def delete_image(
     image_id: str,
     viewer: Viewer,
-    records: RecordStore,
-    store: ObjectStore,
     settings: Settings,
-    clock: Callable[[], datetime] = utc_now,
+    ports: Ports,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
     patience: float = DELETE_PATIENCE_SECONDS,
 ) -> None:
     """Tombstone the record, then remove the original and every output of every attempt.
@@ -144,7 +143,8 @@ def delete_image(
     keeps an object, StorageError (503) leaves the tombstone: a retried DELETE removes what is
     left and answers 404, as any DELETE of a deleted image does.
     """
-    give_up_at = time.monotonic() + patience
+    records, store = ports.records, ports.store
+    give_up_at = clock() + patience
     while True:
         record = records.get(parsing.image_id(image_id))
         if record is None or not _visible(record, viewer):
@@ -152,20 +152,13 @@ def delete_image(
         if record.is_deleted:
             remove_objects(record, store, settings)  # finish what an earlier DELETE could not
             raise _not_found(image_id)
-        if record.is_final and not record.notified and record.lease_live(clock().timestamp()):
-            if time.monotonic() > give_up_at:
+        if record.is_final and not record.notified and record.lease_live(ports.now().timestamp()):
+            if clock() > give_up_at:
                 raise Busy(f"Image {image_id} is being finished; retry the DELETE in a few seconds.")
             sleep(0.1)
             continue
-        if records.save(record.tombstone(clock())) is not None:
+        if records.save(record.tombstone(ports.now())) is not None:
             break
-        if time.monotonic() > give_up_at:
+        if clock() > give_up_at:
             raise Busy(f"Image {image_id} kept changing; retry the DELETE in a few seconds.")
     remove_objects(record, store, settings)
-
-
-def remove_objects(record: ImageRecord, store: ObjectStore, settings: Settings) -> None:
-    """An image's original and every output of every attempt (they all share one prefix)."""
-    store.delete_keys(record.input_bucket, [record.input_key])
-    prefix = settings.output_prefix_of(record.id)
-    store.delete_keys(store.output_bucket, store.list_keys(store.output_bucket, prefix))

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from chalicelib import parsing
 from chalicelib import uploads as slots
 from chalicelib.auth.principal import Principal
-from chalicelib.domain import ImageRecord, Status, is_image_id, iso, utc_now
+from chalicelib.domain import ImageRecord, Status, is_image_id, iso
 from chalicelib.errors import BadRequest, Gone, NotFound, TooLarge
 from chalicelib.images import Viewer
-from chalicelib.ports import InvalidPart, NoSuchUpload, PartUploads, RecordStore, UploadedPart
-from chalicelib.quota import Quotas
+from chalicelib.ports import InvalidPart, NoSuchUpload, Ports, RecordStore, UploadedPart, Uploads
 from chalicelib.settings import Settings
 from chalicelib.uploads import UploadRequest, slot_expires_at
 
@@ -72,18 +70,10 @@ class PartPlan:
             )
 
 
-def start(
-    request: UploadRequest,
-    caller: Principal,
-    settings: Settings,
-    records: RecordStore,
-    uploads: PartUploads,
-    quotas: Quotas | None = None,
-    clock: Callable[[], datetime] = utc_now,
-) -> dict[str, Any]:
+def start(request: UploadRequest, caller: Principal, settings: Settings, ports: Ports) -> dict[str, Any]:
     """POST /s3/multipart: a slot (as POST /uploads opens it: quotas included) and an S3 multipart upload into it."""
-    record = slots.open_slot(request, caller, settings, records, quotas, clock)
-    upload_id = uploads.start(record.input_key, record.content_type)
+    record = slots.open_slot(request, caller, settings, ports)
+    upload_id = ports.uploads.start(record.input_key, record.content_type)
     plan = PartPlan.of(record, settings)
     return {
         "uploadId": upload_id,
@@ -97,58 +87,41 @@ def start(
 
 
 def sign_part(
-    upload_id: str,
-    part_number: str,
-    params: Mapping[str, str] | None,
-    viewer: Viewer,
-    settings: Settings,
-    records: RecordStore,
-    uploads: PartUploads,
-    clock: Callable[[], datetime] = utc_now,
+    upload_id: str, part_number: str, params: Mapping[str, str] | None, viewer: Viewer, settings: Settings, ports: Ports
 ) -> dict[str, Any]:
     """GET /s3/multipart/{uploadId}/{partNumber}?key=: the URL to PUT one part to, until the slot expires."""
-    record = _slot(upload_id, params, viewer, records, settings)
+    record = _slot(upload_id, params, viewer, ports.records, settings)
     plan = PartPlan.of(record, settings)
     number = _part_number(part_number, plan)
-    remaining = int((slot_expires_at(record, settings) - clock()).total_seconds())
+    remaining = int((slot_expires_at(record, settings) - ports.now()).total_seconds())
     if remaining < 1:
         raise Gone("This upload slot has expired; start a new upload.", "upload_expired")
     size = plan.size_of(number)
-    url = uploads.presign_part(record.input_key, upload_id, number, size, remaining)
+    url = ports.uploads.presign_part(record.input_key, upload_id, number, size, remaining)
     return {"url": url, "headers": {}, "size": size, "expires_at": iso(slot_expires_at(record, settings))}
 
 
 def list_parts(
-    upload_id: str,
-    params: Mapping[str, str] | None,
-    viewer: Viewer,
-    settings: Settings,
-    records: RecordStore,
-    uploads: PartUploads,
+    upload_id: str, params: Mapping[str, str] | None, viewer: Viewer, settings: Settings, ports: Ports
 ) -> list[dict[str, Any]]:
     """GET /s3/multipart/{uploadId}?key=: the parts S3 holds, for a client resuming."""
-    record = _slot(upload_id, params, viewer, records, settings)
+    record = _slot(upload_id, params, viewer, ports.records, settings)
     return [
         {"PartNumber": part.number, "ETag": part.etag, "Size": part.size}
-        for part in _parts(uploads, record.input_key, upload_id)
+        for part in _parts(ports.uploads, record.input_key, upload_id)
     ]
 
 
 def complete(
-    upload_id: str,
-    params: Mapping[str, str] | None,
-    body: Any,
-    viewer: Viewer,
-    settings: Settings,
-    records: RecordStore,
-    uploads: PartUploads,
+    upload_id: str, params: Mapping[str, str] | None, body: Any, viewer: Viewer, settings: Settings, ports: Ports
 ) -> dict[str, Any]:
     """POST /s3/multipart/{uploadId}/complete?key=: check S3's parts against the slot, then complete.
 
     The parts named must be ones S3 holds with those ETags. A part or a total over the slot's
     limit can never become acceptable, so the upload is aborted as well as refused.
     """
-    record = _slot(upload_id, params, viewer, records, settings)
+    record = _slot(upload_id, params, viewer, ports.records, settings)
+    uploads = ports.uploads
     plan = PartPlan.of(record, settings)
     wanted = _requested_parts(body, plan)
     held = {part.number: part for part in _parts(uploads, record.input_key, upload_id)}
@@ -178,17 +151,10 @@ def complete(
     }
 
 
-def abort(
-    upload_id: str,
-    params: Mapping[str, str] | None,
-    viewer: Viewer,
-    settings: Settings,
-    records: RecordStore,
-    uploads: PartUploads,
-) -> None:
+def abort(upload_id: str, params: Mapping[str, str] | None, viewer: Viewer, settings: Settings, ports: Ports) -> None:
     """DELETE /s3/multipart/{uploadId}?key=: S3 drops the parts; the slot expires unused."""
-    record = _slot(upload_id, params, viewer, records, settings)
-    uploads.abort(record.input_key, upload_id)
+    record = _slot(upload_id, params, viewer, ports.records, settings)
+    ports.uploads.abort(record.input_key, upload_id)
 
 
 def _slot(
@@ -217,7 +183,7 @@ def _part_number(raw: str, plan: PartPlan) -> int:
     return parsing.integer(raw, "partNumber", 1, plan.max_parts, text=True, code="invalid_part")
 
 
-def _parts(uploads: PartUploads, key: str, upload_id: str) -> list[UploadedPart]:
+def _parts(uploads: Uploads, key: str, upload_id: str) -> list[UploadedPart]:
     try:
         return uploads.parts(key, upload_id)
     except NoSuchUpload as error:

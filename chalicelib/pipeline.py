@@ -1,5 +1,5 @@
-"""One upload, top to bottom: decide, claim, fetch, render, store, record, notify. And the two
-ways an upload is ended when its own attempts could not: the failure queue and the sweeper.
+"""One upload, top to bottom: decide, claim, fetch, render, store, record, notify. (When an upload's
+own attempts cannot end it, the failure queue and the sweeper do: recovery.py.)
 
 The record's lifecycle and the rule that decides what an event means are in domain.py; every
 write below is conditional on the version read (ports.RecordStore.save), so whichever worker,
@@ -21,13 +21,12 @@ render, store, record and notify steps; only its claim and its failure differ (d
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
+from chalicelib import logs
 from chalicelib.deadline import Deadline, DeadlineExceeded
 from chalicelib.domain import (
     Decision,
@@ -38,27 +37,22 @@ from chalicelib.domain import (
     OutputInfo,
     ReprocessDecision,
     Status,
-    is_image_id,
-    iso,
     new_claim_token,
     output_revision,
-    parse_iso,
     utc_now,
 )
+from chalicelib.endings import Endings, remove_objects
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import declared_type_matches
-from chalicelib.images import remove_objects
 from chalicelib.imaging.results import Rendering
 from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.specs import VariantSpec
-from chalicelib.ports import Notifier, ObjectStore, RecordStore, ReprocessMessage
+from chalicelib.ports import ObjectStore, RecordStore, ReprocessMessage
 from chalicelib.quota import Quotas
 from chalicelib.settings import Settings
 
 log = logging.getLogger("imgpress.pipeline")
 _CONTENDED_TRIES = 3  # re-reads after losing a version race before handing the event back
-_NOTIFY_LEASE_SECONDS = 30.0  # long enough to publish once and mark the record
-_SWEEP_LOOKBACK = timedelta(days=7)  # processing records older than this are the sweeper's too (it was down)
 
 Renderer = Callable[[bytes, Sequence[VariantSpec], ImagingSettings], Rendering]
 
@@ -88,17 +82,13 @@ def _tags(variant: str, profile: str, source_format: str) -> dict[str, str]:
     return {"imgpress:variant": variant, "imgpress:profile": profile, "imgpress:source-format": source_format}
 
 
-def _log(outcome: str, image_id: str | None, **fields: Any) -> None:
-    log.info(json.dumps({"outcome": outcome, "id": image_id, **fields}, default=str))
-
-
 class UploadProcessor:
     def __init__(
         self,
         settings: Settings,
         records: RecordStore,
         store: ObjectStore,
-        notifier: Notifier,
+        endings: Endings,
         render: Renderer = render_with_pillow,
         clock: Callable[[], datetime] = utc_now,
         quotas: Quotas | None = None,
@@ -106,29 +96,13 @@ class UploadProcessor:
         self._settings = settings
         self._records = records
         self._store = store
-        self._notifier = notifier
+        self._endings = endings
         self._render = render
         self._clock = clock
         self._quotas = quotas
 
     def _epoch(self) -> float:
         return self._clock().timestamp()
-
-    def image_id_for(self, bucket: str, key: str) -> str | None:
-        """The image id if this is an imgpress upload key in the input bucket, else None."""
-        if bucket != self._settings.input_bucket:
-            return None
-        candidate = self._settings.image_id_of(key)
-        return candidate if is_image_id(candidate) else None
-
-    def deadline(self, context: Any, share: int = 1) -> Deadline:
-        """This attempt's deadline, from the Lambda context (or the lease when there is none).
-
-        With `share` > 1 the attempt gets that fraction of the time left: the first of `share`
-        images still to do in one invocation, so every message of a batch gets its try."""
-        margin = self._settings.deadline_margin_seconds
-        whole = Deadline.for_attempt(context, margin, self._settings.processing_lease_seconds - margin)
-        return whole if share <= 1 else Deadline(whole.remaining() / share)
 
     # -- one S3 event ---------------------------------------------------------------------------
 
@@ -139,13 +113,13 @@ class UploadProcessor:
         the upload is handled (done, failed, or nothing to do); raises (ClaimHeld, AWS faults)
         only when a retry can still do better.
         """
-        image_id = self.image_id_for(event.bucket, event.key)
+        image_id = self._settings.upload_image_id(event.bucket, event.key)
         if image_id is None:
-            _log("ignored_foreign_key", None, bucket=event.bucket, key=event.key)
+            logs.outcome("ignored_foreign_key", None, bucket=event.bucket, key=event.key)
             return "ignored"
         record = self._records.get(image_id)
         if record is None:
-            _log("ignored_no_record", image_id)
+            logs.outcome("ignored_no_record", image_id)
             return "ignored"
         # The record and the event alone settle repeats without reading S3.
         early = record.decide(event.etag, self._epoch(), request_id)
@@ -154,12 +128,12 @@ class UploadProcessor:
         limit = record.upload_limit(self._settings.imaging.max_upload_bytes)
         stored = self._store.read_original(event.bucket, event.key, limit)
         if stored is None:
-            _log("ignored_missing_object", image_id)
+            logs.outcome("ignored_missing_object", image_id)
             return "ignored"
         claimed = self._claim(record, stored.etag, stored.size, deadline, request_id)
         if not isinstance(claimed, ImageRecord):
             return claimed
-        _log("claimed", image_id, attempt=claimed.attempts, etag=stored.etag)
+        logs.outcome("claimed", image_id, attempt=claimed.attempts, etag=stored.etag)
         if stored.data is None:
             failure = Failure("too_large", f"The upload is {stored.size} bytes; at most {limit} are accepted.")
             return self._end_failed(claimed, failure, Outcome(OriginalInfo(stored.size)))
@@ -171,9 +145,9 @@ class UploadProcessor:
             raise ClaimHeld(f"image {record.id} is being processed by another delivery")
         if decision is Decision.GONE:
             remove_objects(record, self._store, self._settings)  # a late upload or attempt
-            _log("ignored_deleted", record.id)
+            logs.outcome("ignored_deleted", record.id)
             return "ignored"
-        return self._renotify(record, request_id)
+        return self._endings.renotify(record, request_id)
 
     def _claim(
         self, record: ImageRecord, etag: str, size: int, deadline: Deadline, request_id: str | None
@@ -313,12 +287,12 @@ class UploadProcessor:
         """
         record = self._records.get(message.image_id)
         if record is None:
-            _log("ignored_no_record", message.image_id)
+            logs.outcome("ignored_no_record", message.image_id)
             return "ignored"
         decision = record.decide_reprocess(message.request_id, self._epoch(), holder)
         if decision is ReprocessDecision.CLAIM and not record.notified:
             # The outcome standing now was never announced: its message goes first (one per outcome).
-            self._renotify(record, holder)
+            self._endings.renotify(record, holder)
             current = self._records.get(record.id)
             if current is None:
                 return "ignored"
@@ -331,12 +305,12 @@ class UploadProcessor:
         )
         if stored is not None and stored.etag != record.source_etag:
             # A newer upload is in the slot: its own S3 event takes the request over (domain.claimed).
-            _log("reprocess_left_to_new_upload", record.id)
+            logs.outcome("reprocess_left_to_new_upload", record.id)
             return "stale"
         claimed = self._claim_reprocess(record, message.request_id, deadline, holder)
         if not isinstance(claimed, ImageRecord):
             return claimed
-        _log("claimed_reprocess", record.id, request=message.request_id, profile=claimed.target_profile)
+        logs.outcome("claimed_reprocess", record.id, request=message.request_id, profile=claimed.target_profile)
         if stored is None:
             gone = "The original is no longer stored (expired by the retention rule, or removed)."
             return self._end_failed(claimed, Failure("original_gone", gone), Outcome(None))
@@ -350,9 +324,9 @@ class UploadProcessor:
         if decision is ReprocessDecision.BUSY:
             raise ClaimHeld(f"image {record.id} is being reprocessed by another delivery")
         if decision is ReprocessDecision.STALE:
-            _log("ignored_stale_reprocess", record.id)
+            logs.outcome("ignored_stale_reprocess", record.id)
             return "stale"
-        return self._renotify(record, holder)
+        return self._endings.renotify(record, holder)
 
     def _claim_reprocess(
         self, record: ImageRecord, request_id: str, deadline: Deadline, holder: str | None
@@ -382,155 +356,28 @@ class UploadProcessor:
             raise
         if saved is None:
             return self._superseded(claimed, written)
-        self._notify(saved)
+        self._endings.publish(saved)
         replaced = [o.key for o in claimed.outputs.values() if o.key not in set(written)]
         self._delete_quietly(replaced)  # a previous upload's outputs, no longer advertised
-        _log("done", saved.id, outputs={n: o.bytes for n, o in saved.outputs.items()}, dedupe=saved.deduplicated_from)
+        logs.outcome(
+            "done", saved.id, outputs={n: o.bytes for n, o in saved.outputs.items()}, dedupe=saved.deduplicated_from
+        )
         return "done"
 
     def _end_failed(self, claimed: ImageRecord, failure: Failure, outcome: Outcome) -> str:
         saved = self._records.save(claimed.failed(failure, outcome, self._clock()))
         if saved is None:
             return self._superseded(claimed, [])
-        self._notify(saved)
-        _log("failed", saved.id, code=failure.code, attempt=saved.attempts)
+        self._endings.publish(saved)
+        logs.outcome("failed", saved.id, code=failure.code, attempt=saved.attempts)
         return "failed"
 
     def _superseded(self, claimed: ImageRecord, written: list[str]) -> str:
         """Someone moved the record on while this attempt worked (a newer upload, a takeover of an
         expired lease, a DELETE): its outputs are nobody's, and it publishes nothing."""
         self._delete_quietly(written)
-        _log("superseded", claimed.id, attempt=claimed.attempts)
+        logs.outcome("superseded", claimed.id, attempt=claimed.attempts)
         return "superseded"
-
-    def _notify(self, record: ImageRecord) -> None:
-        """Publish under the lease the record holds, then mark it notified (ending the lease).
-
-        If the publish fails, the lease is given back first, so the retry that follows may send it.
-        """
-        try:
-            self._notifier.publish(record)
-        except Exception:
-            try:
-                self._records.save(record.released(self._clock()))
-            except Exception:  # the lease runs out by itself
-                log.warning("could not release %s after a failed publish", record.id, exc_info=True)
-            raise
-        try:
-            if self._records.save(record.marked_notified(self._clock())) is None:
-                _log("notified_but_record_moved_on", record.id)
-        except Exception:  # The message is out; raising would only get it sent twice.
-            log.warning("published %s but could not mark it notified", record.id, exc_info=True)
-
-    def _renotify(self, record: ImageRecord, request_id: str | None) -> str:
-        """These bytes were already processed. Publish only if that attempt could not."""
-        if record.notified:
-            _log("ignored_duplicate", record.id)
-            return "duplicate"
-        if record.held_by_another(self._epoch(), request_id):
-            _log("ignored_duplicate_being_notified", record.id)
-            return "duplicate"
-        lease_until = self._epoch() + _NOTIFY_LEASE_SECONDS
-        leased = self._records.save(record.leased(lease_until, self._clock(), request_id))
-        if leased is None:
-            _log("ignored_duplicate_record_moved_on", record.id)
-            return "duplicate"
-        self._notify(leased)
-        _log("notified_on_retry", record.id)
-        return "notified"
-
-    # -- ending what the attempts could not -----------------------------------------------------
-
-    def end_abandoned(self, bucket: str, key: str, reason: str, request_id: str | None = None) -> str:
-        """An event whose every attempt failed (from Lambda's on-failure queue, `request_id` being
-        the failed invocation's). Ends the image `failed` unless it finished after all or another
-        invocation's live worker still has it."""
-        image_id = self.image_id_for(bucket, key)
-        if image_id is None:
-            return "ignored"
-        record = self._records.get(image_id)
-        if record is None:
-            return "ignored"
-        if record.is_deleted:
-            return self._settle(record, Decision.GONE, request_id)
-        if record.held_by_another(self._epoch(), request_id):
-            _log("abandoned_event_but_lease_live", image_id)
-            return "in_progress"  # the caller has the event redelivered later
-        if record.is_final:
-            return self._renotify(record, request_id)
-        return self._end_for_good(record, Failure("processing_error", f"Every attempt failed ({reason})."))
-
-    def sweep(self, deadline: Deadline) -> dict[str, int]:
-        """Ends records stuck past their lease and retries, and re-sends S3 events that never came.
-
-        Runs on a schedule; every action is a version-checked write, so overlapping runs are safe.
-        Each run reads a bounded slice: records in `processing` (few: they are in flight), and the
-        `pending` slots created in a few windows of their life (`_SWEEP_CHECKPOINTS`), so a slot
-        nobody uses costs a handful of HEADs in all, not one per run.
-        """
-        now = self._clock()
-        counts = {"checked": 0, "failed": 0, "redriven": 0}
-        stuck = iso(now - timedelta(seconds=self._settings.stuck_after_seconds))
-        candidates = list(self._records.open_records(Status.PROCESSING, iso(now - _SWEEP_LOOKBACK), stuck))
-        width = timedelta(seconds=2 * self._settings.sweep_interval_seconds)  # runs may be late or overlap
-        for age in self._pending_checkpoints():
-            newest = now - timedelta(seconds=age)
-            candidates.extend(self._records.open_records(Status.PENDING, iso(newest - width), iso(newest)))
-        for record in {r.id: r for r in candidates}.values():
-            if deadline.remaining() <= 0:
-                break
-            counts["checked"] += 1
-            action = self._sweep_one(record, now)
-            if action:
-                counts[action] += 1
-        _log("swept", None, **counts)
-        return counts
-
-    def _pending_checkpoints(self) -> list[int]:
-        """Ages (seconds since the slot was created) at which a pending slot is looked at: when its
-        event should long have come; when a re-sent one should have; and the same once its upload
-        URL has expired (the last moment anyone could have uploaded)."""
-        redrive, stuck, expiry = (
-            self._settings.redrive_after_seconds,
-            self._settings.stuck_after_seconds,
-            self._settings.upload_url_ttl,
-        )
-        return sorted({redrive, redrive + stuck, expiry + redrive, expiry + redrive + stuck})
-
-    def _sweep_one(self, record: ImageRecord, now: datetime) -> str | None:
-        stuck_after = self._settings.stuck_after_seconds
-        if record.open_status == Status.PROCESSING:  # an upload's claim, or a reprocess's
-            if record.lease_live(now.timestamp()) or now.timestamp() - (record.lease_until or 0) < stuck_after:
-                return None
-            self._end_for_good(record, Failure("processing_error", "The attempt stopped and no retry finished it."))
-            return "failed"
-        if record.is_final:
-            return None
-        if self._store.head_original(record.input_bucket, record.input_key) is None:
-            return None  # nobody uploaded (yet): the slot expires by itself
-        if record.redriven_at is None:
-            saved = self._records.save(record.marked_redriven(now))
-            if saved is None:
-                return None
-            self._store.redrive(record.input_bucket, record.input_key)
-            _log("redriven", record.id)
-            return "redriven"
-        if _age(record.redriven_at, now) < stuck_after:
-            return None
-        self._end_for_good(record, Failure("processing_error", "No S3 event arrived for the upload."))
-        return "failed"
-
-    def _end_for_good(self, record: ImageRecord, failure: Failure) -> str:
-        """Fail an abandoned record under a lease of our own, so its notification is sent once."""
-        lease_until = self._epoch() + _NOTIFY_LEASE_SECONDS
-        outcome = Outcome(OriginalInfo(record.object_size) if record.object_size is not None else None)
-        saved = self._records.save(record.leased(lease_until, self._clock()).failed(failure, outcome, self._clock()))
-        if saved is None:
-            _log("end_skipped_record_moved_on", record.id)
-            return "skipped"
-        self._notify(saved)
-        _log("failed", saved.id, code=failure.code, attempt=saved.attempts)
-        return "failed"
 
     # -- cleanup --------------------------------------------------------------------------------
 
@@ -547,7 +394,3 @@ class UploadProcessor:
             self._records.save(claimed.released(self._clock()))
         except Exception:  # The lease expires by itself; the original fault is what matters.
             log.warning("could not release the claim on %s", claimed.id, exc_info=True)
-
-
-def _age(stamp: str, now: datetime) -> float:
-    return (now - parse_iso(stamp)).total_seconds()

@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.domain import ImageRecord, Status
+
+if TYPE_CHECKING:
+    from chalicelib.quota import Quotas
 
 
 class RecordExists(Exception):
@@ -224,8 +228,20 @@ class InvalidPart(Exception):
     """Completing named a part S3 does not have with that ETag."""
 
 
-class PartUploads(Protocol):
-    """S3 multipart uploads into the input bucket (the slot's key only; callers check the key)."""
+@dataclass(frozen=True)
+class PresignedPost:
+    """A browser form that uploads one file to one key: POST `fields`, then the file, to `url`."""
+
+    url: str
+    fields: dict[str, str]
+
+
+class Uploads(Protocol):
+    """Clients' uploads into the input bucket: a presigned POST for a file in one request, S3
+    multipart for one in parts. Only ever to a slot's key: callers check the key."""
+
+    def presign_post(self, key: str, content_type: str, max_bytes: int, ttl_seconds: int) -> PresignedPost:
+        """A form S3 accepts for `ttl_seconds`, for exactly `key` and `content_type`, 1 to `max_bytes` bytes."""
 
     def start(self, key: str, content_type: str) -> str:
         """CreateMultipartUpload; returns the upload id."""
@@ -242,3 +258,29 @@ class PartUploads(Protocol):
 
     def abort(self, key: str, upload_id: str) -> None:
         """AbortMultipartUpload; an upload already gone is not an error."""
+
+
+class Ports(Protocol):
+    """Everything a request handler reaches AWS (and the time) through: the one way handlers get their
+    ports. services.AwsPorts builds each adapter on first use; tests pass in-memory fakes."""
+
+    @property
+    def records(self) -> RecordStore: ...
+
+    @property
+    def store(self) -> ObjectStore: ...
+
+    @property
+    def uploads(self) -> Uploads: ...
+
+    @property
+    def quotas(self) -> Quotas: ...
+
+    @property
+    def reprocess_queue(self) -> ReprocessQueue: ...
+
+    @property
+    def backfills(self) -> BackfillLog: ...
+
+    def now(self) -> datetime:
+        """The current time, UTC (tests set it)."""

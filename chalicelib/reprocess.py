@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib import parsing
-from chalicelib.domain import ImageRecord, Reprocess, Status, iso, utc_now
+from chalicelib.domain import ImageRecord, Reprocess, Status, iso
 from chalicelib.errors import BadRequest, Busy, Conflict, Gone, NotFound, StorageError
 from chalicelib.images import MAX_PAGE, Viewer, get_record
 from chalicelib.pipeline import UploadProcessor
@@ -27,25 +26,14 @@ from chalicelib.ports import (
     BackfillProgress,
     ListQuery,
     ObjectStore,
-    RecordStore,
+    Ports,
     ReprocessMessage,
-    ReprocessQueue,
 )
 from chalicelib.settings import Settings
 
 log = logging.getLogger("imgpress.reprocess")
 _REQUEST_TRIES = 3  # re-reads after losing a version race to the pipeline
 _BACKFILL_STATUSES = (Status.DONE, Status.FAILED)
-
-
-@dataclass(frozen=True)
-class Stores:
-    """What requesting a reprocess touches."""
-
-    records: RecordStore
-    store: ObjectStore
-    queue: ReprocessQueue
-    clock: Callable[[], datetime] = utc_now
 
 
 def new_request_id() -> str:
@@ -56,7 +44,7 @@ def new_request_id() -> str:
 
 
 def request_reprocess(
-    image_id: str, body: bytes | str | None, viewer: Viewer, stores: Stores, settings: Settings
+    image_id: str, body: bytes | str | None, viewer: Viewer, settings: Settings, ports: Ports
 ) -> ImageRecord:
     """Record a request to render the image again (with `profile`, default its own) and queue it.
 
@@ -67,17 +55,17 @@ def request_reprocess(
     """
     data = parsing.json_object(body, required=False)
     parsing.known_fields(data, {"profile"})
-    record = get_record(image_id, viewer, stores.records)
+    record = get_record(image_id, viewer, ports.records)
     profile = parsing.profile(data.get("profile", record.profile), settings.imaging.profiles.profiles)
     for _ in range(_REQUEST_TRIES):
-        _check_reprocessable(record, stores.store)
-        request = _reusable(record, profile, None) or Reprocess(new_request_id(), profile, iso(stores.clock()))
-        saved = record if request is record.reprocess else _save_request(record, request, stores)
+        _check_reprocessable(record, ports.store)
+        request = _reusable(record, profile, None) or Reprocess(new_request_id(), profile, iso(ports.now()))
+        saved = record if request is record.reprocess else _save_request(record, request, ports)
         if saved is not None:
-            if stores.queue.send([ReprocessMessage(saved.id, request.id)]):
+            if ports.reprocess_queue.send([ReprocessMessage(saved.id, request.id)]):
                 raise StorageError("The reprocess queue did not take the request; ask again.", "queue_unavailable")
             return saved
-        record = get_record(image_id, viewer, stores.records)
+        record = get_record(image_id, viewer, ports.records)
     raise Busy(f"Image {image_id} kept changing; ask again in a few seconds.")
 
 
@@ -101,8 +89,8 @@ def _reusable(record: ImageRecord, profile: str, backfill: str | None) -> Reproc
     return None
 
 
-def _save_request(record: ImageRecord, request: Reprocess, stores: Stores) -> ImageRecord | None:
-    return stores.records.save(record.reprocess_requested(request, stores.clock()))
+def _save_request(record: ImageRecord, request: Reprocess, ports: Ports) -> ImageRecord | None:
+    return ports.records.save(record.reprocess_requested(request, ports.now()))
 
 
 # -- a backfill, one page at a time ---------------------------------------------------------------
@@ -153,7 +141,7 @@ def parse_backfill_page(body: bytes | str | None, viewer: Viewer, settings: Sett
     )
 
 
-def enqueue_backfill_page(page: BackfillPage, viewer: Viewer, stores: Stores, backfills: BackfillLog) -> dict[str, Any]:
+def enqueue_backfill_page(page: BackfillPage, viewer: Viewer, ports: Ports) -> dict[str, Any]:
     """Select one page of the caller's images (every owner's for an admin), record a request on
     each that this backfill has not finished, and queue them. Returns counts and the next cursor.
 
@@ -161,8 +149,9 @@ def enqueue_backfill_page(page: BackfillPage, viewer: Viewer, stores: Stores, ba
     open request of this backfill has its message sent again (a stopped run may have lost it);
     one whose request failed is asked again.
     """
+    backfills = ports.backfills
     progress = _backfill(page, viewer, backfills)
-    listing = stores.records.list_page(ListQuery(page.owner, page.limit, page.cursor, page.status))
+    listing = ports.records.list_page(ListQuery(page.owner, page.limit, page.cursor, page.status))
     counts: Counter[str] = Counter()
     to_send: list[ReprocessMessage] = []
     new_requests: set[str] = set()
@@ -172,14 +161,14 @@ def enqueue_backfill_page(page: BackfillPage, viewer: Viewer, stores: Stores, ba
             reached_since = True  # newest first: every later image is older still
             break
         counts["selected"] += 1
-        verdict, message = _backfill_one(record, progress, page.dry_run, stores)
+        verdict, message = _backfill_one(record, progress, page.dry_run, ports)
         counts[verdict] += 1
         if message is not None:
             to_send.append(message)
             if verdict == "queued":
                 new_requests.add(record.id)
     # Unsent requests stay open on their records: a re-run of the backfill sends them again.
-    unsent = {m.image_id for m in stores.queue.send(to_send)} if to_send else set()
+    unsent = {m.image_id for m in ports.reprocess_queue.send(to_send)} if to_send else set()
     counts["queued"] -= len(unsent & new_requests)
     counts["requeued"] -= len(unsent - new_requests)
     counts["unsent"] += len(unsent)
@@ -215,7 +204,7 @@ def _backfill(page: BackfillPage, viewer: Viewer, backfills: BackfillLog) -> Bac
 
 
 def _backfill_one(
-    record: ImageRecord, progress: BackfillProgress, dry_run: bool, stores: Stores
+    record: ImageRecord, progress: BackfillProgress, dry_run: bool, ports: Ports
 ) -> tuple[str, ReprocessMessage | None]:
     """What the backfill does with one image: a verdict to count, and the message to send, if any."""
     if record.backfill == progress.id and (record.reprocess is None or record.reprocess.backfill != progress.id):
@@ -226,28 +215,26 @@ def _backfill_one(
             return "would_requeue", None
         return "requeued", ReprocessMessage(record.id, open_request.id, progress.id)
     try:
-        _check_reprocessable(record, stores.store)
+        _check_reprocessable(record, ports.store)
     except Gone:
         return "original_gone", None
     except Conflict:
         return "not_final", None
     if dry_run:
         return "would_queue", None
-    request = Reprocess(new_request_id(), progress.profile, iso(stores.clock()), backfill=progress.id)
-    saved = _save_request(record, request, stores)
+    request = Reprocess(new_request_id(), progress.profile, iso(ports.now()), backfill=progress.id)
+    saved = _save_request(record, request, ports)
     if saved is None:
         return "changed", None  # the pipeline moved it on meanwhile: a re-run picks it up
     return "queued", ReprocessMessage(record.id, request.id, progress.id)
 
 
-def backfill_progress(
-    backfill_id: str, viewer: Viewer, queue: ReprocessQueue, backfills: BackfillLog
-) -> dict[str, Any]:
+def backfill_progress(backfill_id: str, viewer: Viewer, ports: Ports) -> dict[str, Any]:
     """The counters of one backfill and the queue's depth (which every reprocess request shares)."""
-    found = backfills.get(backfill_id)
+    found = ports.backfills.get(backfill_id)
     if found is None or not (viewer.is_admin or found.owner == viewer.owner):
         raise NotFound(f"No backfill {backfill_id}.")
-    return {**found.to_dict(), "queue": queue.depth().to_dict()}
+    return {**found.to_dict(), "queue": ports.reprocess_queue.depth().to_dict()}
 
 
 # -- the consumer ---------------------------------------------------------------------------------
@@ -263,7 +250,7 @@ class QueueRecord(Protocol):
 
 
 def consume_batch(
-    records: Iterable[QueueRecord], processor: UploadProcessor, context: Any, backfills: BackfillLog
+    records: Iterable[QueueRecord], processor: UploadProcessor, settings: Settings, context: Any, backfills: BackfillLog
 ) -> dict[str, list[dict[str, str]]]:
     """Process a batch of reprocess messages; report the ones to retry as `batchItemFailures`.
 
@@ -279,7 +266,7 @@ def consume_batch(
         if message is None:
             log.warning("dropped a message that is no reprocess request: %s", message_id)
             continue
-        deadline = processor.deadline(context, share=len(items) - position)
+        deadline = settings.attempt_deadline(context, share=len(items) - position)
         try:
             outcome = processor.reprocess(message, deadline, message_id)
         except Exception:

@@ -1,11 +1,14 @@
-"""Lazily built AWS clients and the adapters that use them, one per warm Lambda.
+"""The wiring: lazily built AWS clients and the adapters that use them, one per warm Lambda.
 
-boto3 is imported on first use, not at import time: routes that never touch AWS,
-and the cold start itself, do not pay for it. Tests call `reset()` after changing the env.
+boto3 is imported on first use, not at import time: routes that never touch AWS, and the cold
+start itself, do not pay for it. Request handlers get every adapter through `ports()`; the
+functions that are not routes get their workers (`processor()`, `recovery()`). Tests call
+`reset()` after changing the environment.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
 
@@ -14,9 +17,12 @@ from chalicelib.aws.notify import SnsNotifier
 from chalicelib.aws.queue import SqsReprocessQueue
 from chalicelib.aws.quota_store import DynamoQuotaStore
 from chalicelib.aws.records import DynamoBackfillLog, DynamoRecordStore
-from chalicelib.aws.storage import S3ObjectStore, S3PartUploads
+from chalicelib.aws.storage import S3ObjectStore, S3Uploads
+from chalicelib.domain import utc_now
+from chalicelib.endings import Endings
 from chalicelib.pipeline import UploadProcessor
 from chalicelib.quota import Quotas
+from chalicelib.recovery import Recovery
 from chalicelib.settings import get_settings
 
 
@@ -67,14 +73,8 @@ def store() -> S3ObjectStore:
 
 
 @lru_cache(maxsize=1)
-def part_uploads() -> S3PartUploads:
-    return S3PartUploads(s3(), get_settings().input_bucket)
-
-
-@lru_cache(maxsize=1)
-def processor() -> UploadProcessor:
-    settings = get_settings()
-    return UploadProcessor(settings, records(), store(), SnsNotifier(sns(), settings.topic_arn), quotas=quotas())
+def uploads() -> S3Uploads:
+    return S3Uploads(s3(), get_settings().input_bucket)
 
 
 @lru_cache(maxsize=1)
@@ -88,18 +88,64 @@ def backfills() -> DynamoBackfillLog:
     return DynamoBackfillLog(table())
 
 
+@lru_cache(maxsize=1)
+def endings() -> Endings:
+    return Endings(records(), SnsNotifier(sns(), get_settings().topic_arn))
+
+
+@lru_cache(maxsize=1)
+def processor() -> UploadProcessor:
+    return UploadProcessor(get_settings(), records(), store(), endings(), quotas=quotas())
+
+
+@lru_cache(maxsize=1)
+def recovery() -> Recovery:
+    return Recovery(get_settings(), records(), store(), endings())
+
+
+class AwsPorts:
+    """ports.Ports on AWS: each adapter is built the first time a handler asks for it, so a route
+    pays only for the clients it uses."""
+
+    @property
+    def records(self) -> DynamoRecordStore:
+        return records()
+
+    @property
+    def store(self) -> S3ObjectStore:
+        return store()
+
+    @property
+    def uploads(self) -> S3Uploads:
+        return uploads()
+
+    @property
+    def quotas(self) -> Quotas:
+        return quotas()
+
+    @property
+    def reprocess_queue(self) -> SqsReprocessQueue:
+        return reprocess_queue()
+
+    @property
+    def backfills(self) -> DynamoBackfillLog:
+        return backfills()
+
+    def now(self) -> datetime:
+        return utc_now()
+
+
+def ports() -> AwsPorts:
+    return _PORTS
+
+
+_PORTS = AwsPorts()
+
+
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for cached in (
-        _client,
-        table,
-        records,
-        quotas,
-        store,
-        part_uploads,
-        processor,
-        reprocess_queue,
-        backfills,
-    ):
+    for cached in (_client, table, records, quotas, store, uploads, reprocess_queue, backfills, endings):
         cached.cache_clear()
+    for worker in (processor, recovery):
+        worker.cache_clear()
     configuration.reset()

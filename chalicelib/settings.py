@@ -19,10 +19,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.auth.oidc import ALLOWED_ALGORITHMS, OidcSettings, check_fetchable
 from chalicelib.auth.principal import AdminRule
+from chalicelib.deadline import Deadline
+from chalicelib.domain import is_image_id
 from chalicelib.errors import ConfigError
 from chalicelib.formats import DECODERS_BY_CONTENT_TYPE, DEFAULT_CONTENT_TYPES
 from chalicelib.imaging.profiles import load_profiles
@@ -420,12 +423,26 @@ class Settings:
         """The part of an upload key after the prefix ("" for a key outside it): an id to be checked."""
         return key[len(self.upload_prefix) :] if key.startswith(self.upload_prefix) else ""
 
+    def upload_image_id(self, bucket: str, key: str) -> str | None:
+        """The image id if this is an imgpress upload key in the input bucket, else None."""
+        candidate = self.image_id_of(key) if bucket == self.input_bucket else ""
+        return candidate if is_image_id(candidate) else None
+
     def output_prefix_of(self, image_id: str) -> str:
         """Every output of an image, of every attempt, lives under this prefix."""
         return f"{self.output_prefix}{image_id}/"
 
     def output_key(self, image_id: str, revision: str, variant: str, extension: str) -> str:
         return f"{self.output_prefix_of(image_id)}{revision}/{variant}.{extension}"
+
+    def attempt_deadline(self, context: Any, share: int = 1) -> Deadline:
+        """An attempt's deadline, from the Lambda context (or the lease when there is none).
+
+        With `share` > 1 the attempt gets that fraction of the time left: the first of `share`
+        images still to do in one invocation, so every message of a batch gets its try."""
+        margin = self.deadline_margin_seconds
+        whole = Deadline.for_attempt(context, margin, self.processing_lease_seconds - margin)
+        return whole if share <= 1 else Deadline(whole.remaining() / share)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

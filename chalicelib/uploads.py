@@ -6,17 +6,16 @@ an S3 multipart upload. All three open the slot through `open_slot`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib import parsing
 from chalicelib.auth.principal import Principal
-from chalicelib.domain import ImageRecord, iso, new_image_id, parse_iso, utc_now
+from chalicelib.domain import ImageRecord, iso, new_image_id, parse_iso
 from chalicelib.errors import BadRequest, TooLarge, UnsupportedType
-from chalicelib.ports import RecordStore
-from chalicelib.quota import Quotas
+from chalicelib.ports import Ports, PresignedPost
 from chalicelib.settings import Settings
 
 _FIELDS = {"filename", "content_type", "size", "profile"}
@@ -72,21 +71,13 @@ def _size(value: Any, settings: Settings, text: bool = False) -> int | None:
     return size
 
 
-def open_slot(
-    request: UploadRequest,
-    caller: Principal,
-    settings: Settings,
-    records: RecordStore,
-    quotas: Quotas | None = None,
-    clock: Callable[[], datetime] = utc_now,
-) -> ImageRecord:
+def open_slot(request: UploadRequest, caller: Principal, settings: Settings, ports: Ports) -> ImageRecord:
     """The one way an upload slot is opened, whatever the client then uploads with (a presigned
     POST, Uppy's /s3/params, or S3 multipart): take the caller's quotas, mint an id, record the
     image as pending. The slot is counted at the very instant its record is created at, which its
     release reads."""
-    now = clock()
-    if quotas is not None:
-        quotas.take(caller, request.size, now)
+    now = ports.now()
+    ports.quotas.take(caller, request.size, now)
     image_id = new_image_id()
     record = ImageRecord.pending(
         image_id,
@@ -99,7 +90,7 @@ def open_slot(
         filename=request.filename,
         declared_size=request.size,
     )
-    records.create(record)
+    ports.records.create(record)
     return record
 
 
@@ -108,41 +99,24 @@ def slot_expires_at(record: ImageRecord, settings: Settings) -> datetime:
     return parse_iso(record.created_at) + timedelta(seconds=settings.upload_url_ttl)
 
 
-def presign_post(record: ImageRecord, settings: Settings, s3: Any) -> dict[str, Any]:
+def presign_post(record: ImageRecord, settings: Settings, ports: Ports) -> PresignedPost:
     """The browser form for the slot: exactly its key, its declared type, 1 byte to its size limit."""
-    presigned: dict[str, Any] = s3.generate_presigned_post(
-        Bucket=settings.input_bucket,
-        Key=record.input_key,
-        Fields={"Content-Type": record.content_type},
-        Conditions=[
-            {"Content-Type": record.content_type},
-            ["content-length-range", 1, record.upload_limit(settings.imaging.max_upload_bytes)],
-        ],
-        ExpiresIn=settings.upload_url_ttl,
-    )
-    return presigned
+    limit = record.upload_limit(settings.imaging.max_upload_bytes)
+    return ports.uploads.presign_post(record.input_key, record.content_type, limit, settings.upload_url_ttl)
 
 
-def create_upload(
-    request: UploadRequest,
-    caller: Principal,
-    settings: Settings,
-    records: RecordStore,
-    s3: Any,
-    quotas: Quotas | None = None,
-    clock: Callable[[], datetime] = utc_now,
-) -> dict[str, Any]:
+def create_upload(request: UploadRequest, caller: Principal, settings: Settings, ports: Ports) -> dict[str, Any]:
     """POST /uploads: a slot and the presigned POST that fills it."""
-    record = open_slot(request, caller, settings, records, quotas, clock)
-    presigned = presign_post(record, settings, s3)
+    record = open_slot(request, caller, settings, ports)
+    presigned = presign_post(record, settings, ports)
     return {
         "id": record.id,
         "status": "pending",
         "profile": request.profile,
         "upload": {
             "method": "POST",
-            "url": presigned["url"],
-            "fields": presigned["fields"],
+            "url": presigned.url,
+            "fields": presigned.fields,
             "expires_at": iso(slot_expires_at(record, settings)),
             "max_bytes": record.upload_limit(settings.imaging.max_upload_bytes),
         },
@@ -197,22 +171,14 @@ def parse_uppy_query(params: Mapping[str, str] | None, settings: Settings) -> Up
     return parse_uppy_request(data, settings)
 
 
-def uppy_params(
-    request: UploadRequest,
-    caller: Principal,
-    settings: Settings,
-    records: RecordStore,
-    s3: Any,
-    quotas: Quotas | None = None,
-    clock: Callable[[], datetime] = utc_now,
-) -> dict[str, Any]:
+def uppy_params(request: UploadRequest, caller: Principal, settings: Settings, ports: Ports) -> dict[str, Any]:
     """GET /s3/params: Uppy's `{method, url, fields}` for a one-request upload; the image id too."""
-    record = open_slot(request, caller, settings, records, quotas, clock)
-    presigned = presign_post(record, settings, s3)
+    record = open_slot(request, caller, settings, ports)
+    presigned = presign_post(record, settings, ports)
     return {
         "method": "POST",
-        "url": presigned["url"],
-        "fields": presigned["fields"],
+        "url": presigned.url,
+        "fields": presigned.fields,
         "headers": {},
         "id": record.id,
         "key": record.input_key,

@@ -13,9 +13,10 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-from chalicelib.domain import ImageRecord, Status
+from chalicelib.domain import ImageRecord, Status, utc_now
 from chalicelib.errors import BadRequest, StorageError
 from chalicelib.ports import (
     BackfillProgress,
@@ -24,12 +25,14 @@ from chalicelib.ports import (
     ListQuery,
     NoSuchUpload,
     Page,
+    PresignedPost,
     QueueDepth,
     RecordExists,
     ReprocessMessage,
     StoredObject,
     UploadedPart,
 )
+from chalicelib.quota import QuotaLimits, Quotas
 
 
 class InjectedFault(Exception):
@@ -254,8 +257,8 @@ class InMemoryObjectStore(_Faults):
         return sorted(k for b, k in self.objects if b == bucket)
 
 
-class InMemoryPartUploads(_Faults):
-    """Multipart uploads as S3 keeps them: parts by number until completed (into `objects`) or aborted.
+class InMemoryUploads(_Faults):
+    """Presigned POSTs as S3 would enforce them, and multipart uploads as S3 keeps them: parts by number until completed (into `objects`) or aborted.
 
     `put_part` is what a client's PUT to a part URL does; the URL itself only records what was signed."""
 
@@ -264,7 +267,14 @@ class InMemoryPartUploads(_Faults):
         self._uploads: dict[tuple[str, str], dict[int, bytes]] = {}
         self.objects: dict[str, bytes] = {}
         self.signed: list[tuple[str, int, int | None]] = []  # (upload id, part number, signed length)
+        self.posts: list[tuple[str, str, int, int]] = []  # (key, content type, max bytes, ttl) of each form
         self._next = 0
+
+    def presign_post(self, key: str, content_type: str, max_bytes: int, ttl_seconds: int) -> PresignedPost:
+        """The form names what S3 would enforce; `posts` keeps each for tests to read."""
+        self.call("presign_post")
+        self.posts.append((key, content_type, max_bytes, ttl_seconds))
+        return PresignedPost("https://input.s3.example/", {"key": key, "Content-Type": content_type})
 
     def start(self, key: str, content_type: str) -> str:
         self.call("start")
@@ -384,3 +394,19 @@ def no_faults(*fakes: Any) -> None:
     """Assert nothing scheduled to fail was left unused (a test that set a fault must trigger it)."""
     for fake in fakes:
         assert not any(fake._pending.values()), fake._pending
+
+
+@dataclass
+class FakePorts:
+    """ports.Ports on the in-memory fakes, for calling request handlers directly."""
+
+    records: InMemoryRecordStore = field(default_factory=InMemoryRecordStore)
+    store: InMemoryObjectStore = field(default_factory=InMemoryObjectStore)
+    uploads: InMemoryUploads = field(default_factory=InMemoryUploads)
+    quotas: Quotas = field(default_factory=lambda: Quotas(QuotaLimits(), InMemoryQuotaStore()))
+    reprocess_queue: InMemoryReprocessQueue = field(default_factory=InMemoryReprocessQueue)
+    backfills: InMemoryBackfillLog = field(default_factory=InMemoryBackfillLog)
+    clock: Callable[[], datetime] = utc_now
+
+    def now(self) -> datetime:
+        return self.clock()

@@ -15,15 +15,17 @@ import pytest
 
 from chalicelib.deadline import Deadline
 from chalicelib.domain import ImageRecord, Status, new_image_id
+from chalicelib.endings import Endings
 from chalicelib.errors import Busy, ImageRejected, NotFound, StorageError
 from chalicelib.images import delete_image, get_record
 from chalicelib.imaging.results import RenderedVariant, Rendering, SourceInfo
 from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.specs import VariantSpec
 from chalicelib.pipeline import ClaimHeld, UploadEvent, UploadProcessor
+from chalicelib.recovery import Recovery
 from chalicelib.settings import Settings
 from tests.conftest import ENV
-from tests.fakes import InjectedFault, InMemoryObjectStore, InMemoryRecordStore, RecordingNotifier
+from tests.fakes import FakePorts, InjectedFault, InMemoryObjectStore, InMemoryRecordStore, RecordingNotifier
 
 INPUT = ENV["INPUT_BUCKET"]
 
@@ -66,8 +68,20 @@ class Rig:
     render: Callable[..., Rendering] = fake_render
 
     @property
+    def endings(self) -> Endings:
+        return Endings(self.records, self.notifier, self.clock)
+
+    @property
     def processor(self) -> UploadProcessor:
-        return UploadProcessor(self.settings, self.records, self.store, self.notifier, self.render, self.clock)
+        return UploadProcessor(self.settings, self.records, self.store, self.endings, self.render, self.clock)
+
+    @property
+    def recovery(self) -> Recovery:
+        return Recovery(self.settings, self.records, self.store, self.endings, self.clock)
+
+    @property
+    def ports(self) -> FakePorts:
+        return FakePorts(records=self.records, store=self.store, clock=self.clock)
 
     def new_image(self, owner: str = "alice", profile: str = "default") -> str:
         image_id = new_image_id()
@@ -353,9 +367,9 @@ def test_dedupe_copies_a_twin_of_the_same_owner_only(rig: Rig) -> None:
 def test_an_abandoned_upload_is_ended_failed_once(rig: Rig) -> None:
     image_id = rig.new_image()
     event = rig.upload(image_id, b"photo")
-    processor = rig.processor
-    assert processor.end_abandoned(INPUT, event.key, "RetriesExhausted") == "failed"
-    assert processor.end_abandoned(INPUT, event.key, "RetriesExhausted") == "duplicate"
+    recovery = rig.recovery
+    assert recovery.end_abandoned(INPUT, event.key, "RetriesExhausted") == "failed"
+    assert recovery.end_abandoned(INPUT, event.key, "RetriesExhausted") == "duplicate"
     failed = rig.record(image_id)
     assert failed.error.code == "processing_error" and "RetriesExhausted" in failed.error.message
     assert rig.deliver(event) == "done"  # a late upload's own event still gets processed
@@ -368,11 +382,11 @@ def test_an_abandoned_event_leaves_finished_and_live_work_alone(rig: Rig) -> Non
     event = rig.upload(live, b"photo")
     record = rig.record(live)
     rig.records.save(record.claimed("h" * 32, event.etag, 5, rig.clock().timestamp() + 30, rig.clock()))
-    processor = rig.processor
-    assert processor.end_abandoned(INPUT, rig.settings.upload_key(finished), "RetriesExhausted") == "duplicate"
-    assert processor.end_abandoned(INPUT, event.key, "RetriesExhausted") == "in_progress"
+    recovery = rig.recovery
+    assert recovery.end_abandoned(INPUT, rig.settings.upload_key(finished), "RetriesExhausted") == "duplicate"
+    assert recovery.end_abandoned(INPUT, event.key, "RetriesExhausted") == "in_progress"
     rig.clock.advance(31)
-    assert processor.end_abandoned(INPUT, event.key, "RetriesExhausted") == "failed"
+    assert recovery.end_abandoned(INPUT, event.key, "RetriesExhausted") == "failed"
     assert [m.id for m in rig.notifier.published] == [finished, live]
 
 
@@ -384,7 +398,7 @@ def test_an_outcome_whose_publish_failed_is_sent_by_the_failure_queue(rig: Rig) 
         with pytest.raises(InjectedFault):
             rig.deliver(event)
     assert rig.record(image_id).status == Status.DONE and rig.notifier.published == []
-    assert rig.processor.end_abandoned(INPUT, event.key, "RetriesExhausted") == "notified"
+    assert rig.recovery.end_abandoned(INPUT, event.key, "RetriesExhausted") == "notified"
     assert len(rig.notifier.published) == 1 and rig.record(image_id).notified
 
 
@@ -394,10 +408,10 @@ def test_the_sweeper_ends_work_stuck_past_its_lease_once(rig: Rig) -> None:
     record = rig.record(image_id)
     rig.records.save(record.claimed("h" * 32, event.etag, 5, rig.clock().timestamp() + 60, rig.clock()))
     rig.clock.advance(60 + rig.settings.stuck_after_seconds - 1)
-    assert rig.processor.sweep(Deadline(60))["failed"] == 0
+    assert rig.recovery.sweep(Deadline(60))["failed"] == 0
     rig.clock.advance(2)
-    assert rig.processor.sweep(Deadline(60))["failed"] == 1
-    assert rig.processor.sweep(Deadline(60))["failed"] == 0
+    assert rig.recovery.sweep(Deadline(60))["failed"] == 1
+    assert rig.recovery.sweep(Deadline(60))["failed"] == 0
     assert rig.record(image_id).error.code == "processing_error" and len(rig.notifier.published) == 1
 
 
@@ -405,11 +419,11 @@ def test_the_sweeper_redrives_a_missing_event_once_then_gives_up(rig: Rig) -> No
     uploaded, unused = rig.new_image(), rig.new_image()
     rig.upload(uploaded, b"photo")  # S3 took the upload; its event never came
     rig.clock.advance(rig.settings.redrive_after_seconds + 1)
-    assert rig.processor.sweep(Deadline(60))["redriven"] == 1
+    assert rig.recovery.sweep(Deadline(60))["redriven"] == 1
     assert rig.store.redriven == [(INPUT, rig.settings.upload_key(uploaded))]
-    assert rig.processor.sweep(Deadline(60))["redriven"] == 0
+    assert rig.recovery.sweep(Deadline(60))["redriven"] == 0
     rig.clock.advance(rig.settings.stuck_after_seconds + 1)
-    assert rig.processor.sweep(Deadline(60))["failed"] == 1
+    assert rig.recovery.sweep(Deadline(60))["failed"] == 1
     assert rig.record(uploaded).error.message == "No S3 event arrived for the upload."
     assert rig.record(unused).status == Status.PENDING  # never uploaded: left to expire
 
@@ -419,7 +433,7 @@ def test_a_redriven_event_completes_the_upload(rig: Rig) -> None:
     event = rig.upload(image_id, b"photo")
     rig.store.on_redrive = lambda bucket, key: rig.deliver(event)
     rig.clock.advance(rig.settings.redrive_after_seconds + 1)
-    rig.processor.sweep(Deadline(60))
+    rig.recovery.sweep(Deadline(60))
     assert rig.record(image_id).status == Status.DONE and len(rig.notifier.published) == 1
 
 
@@ -427,7 +441,7 @@ def test_a_redriven_event_completes_the_upload(rig: Rig) -> None:
 
 
 def delete(rig: Rig, image_id: str, owner: str = "alice") -> None:
-    delete_image(image_id, Viewer(owner), rig.records, rig.store, rig.settings, rig.clock, sleep=lambda _: None)
+    delete_image(image_id, Viewer(owner), rig.settings, rig.ports, sleep=lambda _: None)
 
 
 def test_a_delete_during_processing_leaves_no_output_and_no_message(rig: Rig) -> None:
@@ -461,9 +475,7 @@ def test_a_delete_waits_for_an_outcome_being_published(rig: Rig) -> None:
     record = rig.record(image_id)
     rig.records.save(record.leased(rig.clock().timestamp() + 30, rig.clock()))  # a retry is publishing now
     with pytest.raises(Busy):
-        delete_image(
-            image_id, Viewer("alice"), rig.records, rig.store, rig.settings, rig.clock, time.sleep, patience=0.3
-        )
+        delete_image(image_id, Viewer("alice"), rig.settings, rig.ports, time.sleep, patience=0.3)
     rig.clock.advance(31)
     delete(rig, image_id)
     assert rig.deliver(event) == "ignored" and "published" not in order[1:]
@@ -518,6 +530,6 @@ def test_the_failure_queue_ends_an_image_its_own_killed_attempts_left_leased(rig
     record = rig.record(image_id)
     lease_until = rig.clock().timestamp() + 60
     rig.records.save(record.claimed("k" * 32, event.etag, event.size, lease_until, rig.clock(), "request-1"))
-    assert rig.processor.end_abandoned(INPUT, event.key, "RetriesExhausted", "request-2") == "in_progress"
-    assert rig.processor.end_abandoned(INPUT, event.key, "RetriesExhausted", "request-1") == "failed"
+    assert rig.recovery.end_abandoned(INPUT, event.key, "RetriesExhausted", "request-2") == "in_progress"
+    assert rig.recovery.end_abandoned(INPUT, event.key, "RetriesExhausted", "request-1") == "failed"
     assert len(rig.notifier.published) == 1

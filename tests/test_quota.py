@@ -7,7 +7,6 @@ tests/test_quota_e2e.py.
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from chalicelib.auth.principal import Principal
 from chalicelib.aws.quota_store import CONFLICT_TRIES, DynamoQuotaStore
 from chalicelib.deadline import Deadline
 from chalicelib.domain import iso
+from chalicelib.endings import Endings
 from chalicelib.errors import BadRequest, Busy, ConfigError, QuotaExceeded
 from chalicelib.pipeline import UploadProcessor
 from chalicelib.ports import Counter
@@ -29,7 +29,7 @@ from chalicelib.quota import CLEANED_BUCKETS, QuotaLimits, Quotas
 from chalicelib.settings import Settings
 from chalicelib.uploads import UploadRequest, create_upload
 from tests.conftest import ENV, Aws, count_calls
-from tests.fakes import InMemoryObjectStore, InMemoryQuotaStore, InMemoryRecordStore, RecordingNotifier
+from tests.fakes import FakePorts, InMemoryObjectStore, InMemoryQuotaStore, RecordingNotifier
 from tests.test_pipeline import fake_render
 
 T0 = datetime(2026, 11, 29, 12, 10, tzinfo=UTC)  # open-slot buckets of 900 s start at 12:00, 12:15, 12:30
@@ -220,34 +220,26 @@ def test_quota_settings_are_per_stage_and_unset_means_unlimited() -> None:
 # --- where quotas are taken and given back ------------------------------------------------------
 
 
-def presigner() -> Any:
-    return boto3.client(
-        "s3", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
-    )  # presigning is local: no request is made
-
-
 def test_post_uploads_takes_the_quota_first_and_caps_the_upload_at_the_declared_size() -> None:
     settings = Settings.from_env({**ENV, "QUOTA_UPLOADS_PER_HOUR": "1", "QUOTA_BYTES_PER_DAY": str(30 * 1024 * 1024)})
-    meter = Quotas(settings.quotas, InMemoryQuotaStore())
-    records = InMemoryRecordStore()
+    ports = FakePorts(quotas=Quotas(settings.quotas, InMemoryQuotaStore()), clock=lambda: T0)
     request = UploadRequest("image/jpeg", "default", "cat.jpg", 12345)
-    created = create_upload(request, ALICE, settings, records, presigner(), meter, clock=lambda: T0)
+    created = create_upload(request, ALICE, settings, ports)
     assert created["upload"]["max_bytes"] == 12345
-    policy = json.loads(base64.b64decode(created["upload"]["fields"]["policy"]))
-    assert ["content-length-range", 1, 12345] in policy["conditions"]
+    assert ports.uploads.posts == [(created["upload"]["fields"]["key"], "image/jpeg", 12345, settings.upload_url_ttl)]
     with pytest.raises(QuotaExceeded):
-        create_upload(request, ALICE, settings, records, presigner(), meter, clock=lambda: T0)
-    assert records.calls["create"] == 1  # a refused request makes no slot
+        create_upload(request, ALICE, settings, ports)
+    assert ports.records.calls["create"] == 1  # a refused request makes no slot
 
 
 def test_the_first_claim_gives_the_slot_back_once() -> None:
     settings = Settings.from_env({**ENV, "QUOTA_OPEN_SLOTS": "1"})
     meter, clock = Quotas(settings.quotas, InMemoryQuotaStore()), (lambda: T0)
-    records, store, notifier = InMemoryRecordStore(), InMemoryObjectStore(ENV["OUTPUT_BUCKET"]), RecordingNotifier()
-    processor = UploadProcessor(settings, records, store, notifier, fake_render, clock, meter)
-    image_id = create_upload(
-        UploadRequest("image/jpeg", "default"), ALICE, settings, records, presigner(), meter, clock
-    )["id"]
+    ports = FakePorts(store=InMemoryObjectStore(ENV["OUTPUT_BUCKET"]), quotas=meter, clock=clock)
+    records, store = ports.records, ports.store
+    endings = Endings(records, RecordingNotifier(), clock)
+    processor = UploadProcessor(settings, records, store, endings, fake_render, clock, meter)
+    image_id = create_upload(UploadRequest("image/jpeg", "default"), ALICE, settings, ports)["id"]
     refused(meter, ALICE, T0)
     key = settings.upload_key(image_id)
     assert processor.process(_event(store, key, b"first bytes"), Deadline(60)) == "done"
@@ -260,11 +252,11 @@ def test_a_failed_release_does_not_fail_the_upload() -> None:
     settings = Settings.from_env({**ENV, "QUOTA_OPEN_SLOTS": "1"})
     quota_store = InMemoryQuotaStore()
     meter, clock = Quotas(settings.quotas, quota_store), (lambda: T0)
-    records, store = InMemoryRecordStore(), InMemoryObjectStore(ENV["OUTPUT_BUCKET"])
-    processor = UploadProcessor(settings, records, store, RecordingNotifier(), fake_render, clock, meter)
-    image_id = create_upload(
-        UploadRequest("image/jpeg", "default"), ALICE, settings, records, presigner(), meter, clock
-    )["id"]
+    ports = FakePorts(store=InMemoryObjectStore(ENV["OUTPUT_BUCKET"]), quotas=meter, clock=clock)
+    records, store = ports.records, ports.store
+    endings = Endings(records, RecordingNotifier(), clock)
+    processor = UploadProcessor(settings, records, store, endings, fake_render, clock, meter)
+    image_id = create_upload(UploadRequest("image/jpeg", "default"), ALICE, settings, ports)["id"]
     quota_store.fail_next("apply")
     assert processor.process(_event(store, settings.upload_key(image_id), b"bytes"), Deadline(60)) == "done"
     refused(meter, ALICE, T0)  # still counted, until its buckets end

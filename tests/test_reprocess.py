@@ -21,7 +21,6 @@ from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.specs import VariantSpec
 from chalicelib.ports import ReprocessMessage
 from chalicelib.reprocess import (
-    Stores,
     backfill_progress,
     consume_batch,
     enqueue_backfill_page,
@@ -31,7 +30,7 @@ from chalicelib.reprocess import (
 from chalicelib.settings import Settings
 from chalicelib.views import message_type
 from tests.conftest import ENV
-from tests.fakes import InjectedFault, InMemoryBackfillLog, InMemoryReprocessQueue
+from tests.fakes import FakePorts, InjectedFault, InMemoryBackfillLog, InMemoryReprocessQueue
 from tests.test_pipeline import INPUT, Rig, Viewer, delete, fake_render
 
 ALICE, BOB, ADMIN = Viewer("alice"), Viewer("bob"), Viewer("root", is_admin=True)
@@ -54,8 +53,14 @@ class ReprocessRig(Rig):
     backfills: InMemoryBackfillLog = field(default_factory=InMemoryBackfillLog)
 
     @property
-    def stores(self) -> Stores:
-        return Stores(self.records, self.store, self.queue, self.clock)
+    def ports(self) -> FakePorts:
+        return FakePorts(
+            records=self.records,
+            store=self.store,
+            reprocess_queue=self.queue,
+            backfills=self.backfills,
+            clock=self.clock,
+        )
 
     def done_image(self, owner: str = "alice", data: bytes = b"photo bytes") -> str:
         image_id = self.new_image(owner)
@@ -64,17 +69,17 @@ class ReprocessRig(Rig):
 
     def ask(self, image_id: str, profile: str | None = None, viewer: Viewer = ALICE) -> None:
         body = json.dumps({"profile": profile}) if profile else None
-        request_reprocess(image_id, body, viewer, self.stores, self.settings)
+        request_reprocess(image_id, body, viewer, self.settings, self.ports)
 
     def consume(self, messages: Sequence[ReprocessMessage] | None = None) -> dict[str, Any]:
         """One invocation of the consumer with `messages` (default: everything queued)."""
         taken = list(messages) if messages is not None else self.queue.drain()
         batch = [QueueRecord(m.to_body(), f"msg-{m.request_id}") for m in taken]
-        return consume_batch(batch, self.processor, None, self.backfills)
+        return consume_batch(batch, self.processor, self.settings, None, self.backfills)
 
     def backfill(self, viewer: Viewer = ADMIN, **fields: Any) -> dict[str, Any]:
         page = parse_backfill_page(json.dumps({"profile": "avatar", **fields}), viewer, self.settings)
-        return enqueue_backfill_page(page, viewer, self.stores, self.backfills)
+        return enqueue_backfill_page(page, viewer, self.ports)
 
     def messages(self, image_id: str) -> list[str]:
         return [message_type(r) for r in self.notifier.messages_for(image_id)]
@@ -268,12 +273,12 @@ def test_the_sweeper_ends_a_reprocess_whose_consumer_vanished(rig: ReprocessRig)
     record = rig.record(image_id)
     rig.records.save(record.reprocess_claimed("k" * 32, rig.clock().timestamp() + 60, rig.clock(), "gone-msg"))
     rig.clock.advance(60 + rig.settings.stuck_after_seconds + 1)
-    assert rig.processor.sweep(Deadline(60))["failed"] == 1
+    assert rig.recovery.sweep(Deadline(60))["failed"] == 1
     after = rig.record(image_id)
     assert after.status == Status.DONE and after.outputs == before.outputs
     assert after.reprocess.status == ReprocessStatus.FAILED and after.reprocess.error.code == "processing_error"
     assert rig.messages(image_id) == ["image.done", "image.reprocess_failed"]
-    assert rig.processor.sweep(Deadline(60))["failed"] == 0
+    assert rig.recovery.sweep(Deadline(60))["failed"] == 0
 
 
 def test_a_failed_image_reprocessed_successfully_becomes_done(rig: ReprocessRig) -> None:
@@ -302,12 +307,12 @@ def test_a_backfill_queues_each_visible_final_image_once_and_a_rerun_skips_finis
     rerun = rig.backfill(ALICE, backfill=page["backfill"])
     assert rerun["skipped"] == {"already_done": 3} and rerun["requeued"] == 2 and rerun["queued"] == 0
     rig.consume()
-    progress = backfill_progress(page["backfill"], ALICE, rig.queue, rig.backfills)
+    progress = backfill_progress(page["backfill"], ALICE, rig.ports)
     assert progress["queued"] == 5 and progress["done"] == 5 and progress["failed"] == 0
     assert all(rig.record(i).profile == "avatar" and rig.record(i).generation == 1 for i in alices)
     assert rig.record(bobs).generation == 0
     with pytest.raises(NotFound):
-        backfill_progress(page["backfill"], BOB, rig.queue, rig.backfills)
+        backfill_progress(page["backfill"], BOB, rig.ports)
     assert all(rig.messages(i) == ["image.done", "image.done"] for i in alices)
 
 
@@ -344,7 +349,7 @@ def test_a_backfill_retries_what_failed_and_counts_both_outcomes(rig: ReprocessR
 
     rig.render = fail_bad
     rig.consume()
-    progress = backfill_progress(page["backfill"], ALICE, rig.queue, rig.backfills)
+    progress = backfill_progress(page["backfill"], ALICE, rig.ports)
     assert (progress["done"], progress["failed"]) == (1, 1)
     rig.render = fake_render
     rerun = rig.backfill(ALICE, backfill=page["backfill"])
@@ -383,7 +388,7 @@ def test_backfill_requests_are_checked(rig: ReprocessRig) -> None:
 
 
 def test_a_message_that_is_no_request_is_dropped_not_retried(rig: ReprocessRig) -> None:
-    result = consume_batch([QueueRecord("not json", "m1")], rig.processor, None, rig.backfills)
+    result = consume_batch([QueueRecord("not json", "m1")], rig.processor, rig.settings, None, rig.backfills)
     assert result == {"batchItemFailures": []}
 
 

@@ -16,7 +16,7 @@ from chalicelib.multipart import PART_BYTES, PartPlan
 from chalicelib.settings import Settings
 from chalicelib.uploads import UploadRequest
 from tests.conftest import ENV
-from tests.fakes import InMemoryPartUploads, InMemoryRecordStore
+from tests.fakes import FakePorts
 
 MIB = 1024 * 1024
 
@@ -35,42 +35,41 @@ def settings() -> Settings:
     return Settings.from_env(ENV)
 
 
-def started(
-    settings: Settings, records: InMemoryRecordStore, uploads: InMemoryPartUploads, size: int | None = None
-) -> dict[str, Any]:
-    return multipart.start(UploadRequest("image/jpeg", "default", "a.jpg", size), ALICE, settings, records, uploads)
+def started(settings: Settings, ports: FakePorts, size: int | None = None) -> dict[str, Any]:
+    return multipart.start(UploadRequest("image/jpeg", "default", "a.jpg", size), ALICE, settings, ports)
 
 
 def test_parts_are_fixed_size_and_exact_when_the_size_was_declared(settings: Settings) -> None:
-    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
-    declared = started(settings, records, uploads, size=2 * PART_BYTES + 7)
+    ports = FakePorts()
+    uploads = ports.uploads
+    declared = started(settings, ports, size=2 * PART_BYTES + 7)
     assert declared["max_parts"] == 3
     for number in (1, 2, 3):
-        multipart.sign_part(
-            declared["uploadId"], str(number), {"key": declared["key"]}, ALICE, settings, records, uploads
-        )
+        multipart.sign_part(declared["uploadId"], str(number), {"key": declared["key"]}, ALICE, settings, ports)
     assert [size for _, _, size in uploads.signed] == [PART_BYTES, PART_BYTES, 7]
     plan = PartPlan(PART_BYTES, settings.imaging.max_upload_bytes, None)
     assert plan.max_parts == 5 and plan.size_of(5) is None
 
 
 def test_only_the_owner_of_a_pending_slot_reaches_its_upload(settings: Settings) -> None:
-    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
-    slot = started(settings, records, uploads)
+    ports = FakePorts()
+    records = ports.records
+    slot = started(settings, ports)
     key = {"key": slot["key"]}
     with pytest.raises(NotFound):  # an admin too: uploads belong to their owner alone
-        multipart.list_parts(slot["uploadId"], key, MALLORY, settings, records, uploads)
+        multipart.list_parts(slot["uploadId"], key, MALLORY, settings, ports)
     record = records.get(slot["id"])
     records.save(record.failed(Failure("corrupt", "x"), Outcome(OriginalInfo(1)), utc_now()))
     with pytest.raises(NotFound):  # no longer pending: nothing to upload into
-        multipart.list_parts(slot["uploadId"], key, ALICE, settings, records, uploads)
+        multipart.list_parts(slot["uploadId"], key, ALICE, settings, ports)
     with pytest.raises(BadRequest):
-        multipart.list_parts("bad/id", key, ALICE, settings, records, uploads)
+        multipart.list_parts("bad/id", key, ALICE, settings, ports)
 
 
 def test_the_server_trusts_s3s_sizes_not_the_client(settings: Settings) -> None:
-    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
-    slot = started(settings, records, uploads)
+    ports = FakePorts()
+    uploads = ports.uploads
+    slot = started(settings, ports)
     etag = uploads.put_part(slot["key"], slot["uploadId"], 1, b"x" * (PART_BYTES + 1))
     with pytest.raises(TooLarge) as refused:
         multipart.complete(
@@ -79,21 +78,19 @@ def test_the_server_trusts_s3s_sizes_not_the_client(settings: Settings) -> None:
             {"parts": [{"PartNumber": 1, "ETag": etag}]},
             ALICE,
             settings,
-            records,
-            uploads,
+            ports,
         )
     assert refused.value.code == "part_too_large"
     assert uploads.calls.get("abort") == 1 and uploads.calls.get("complete") is None
 
 
 def test_a_slot_past_its_expiry_signs_nothing(settings: Settings) -> None:
-    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
-    slot = started(settings, records, uploads)
+    ports = FakePorts()
+    slot = started(settings, ports)
     later = utc_now() + timedelta(seconds=settings.upload_url_ttl + 1)
+    ports.clock = lambda: later
     with pytest.raises(Gone):
-        multipart.sign_part(
-            slot["uploadId"], "1", {"key": slot["key"]}, ALICE, settings, records, uploads, clock=lambda: later
-        )
+        multipart.sign_part(slot["uploadId"], "1", {"key": slot["key"]}, ALICE, settings, ports)
 
 
 class Clock:
@@ -107,18 +104,20 @@ class Clock:
 
 
 def test_wait_reads_back_off_to_two_seconds_and_stop_at_the_deadline(settings: Settings) -> None:
-    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
-    slot = started(settings, records, uploads)
+    ports = FakePorts()
+    records = ports.records
+    slot = started(settings, ports)
     clock = Clock()
-    record = wait_for_outcome(slot["id"], ALICE, records, MAX_WAIT_SECONDS, clock.sleep, lambda: clock.now)
+    record = wait_for_outcome(slot["id"], ALICE, ports, MAX_WAIT_SECONDS, clock.sleep, lambda: clock.now)
     assert record.status == "pending" and clock.now == pytest.approx(MAX_WAIT_SECONDS)
     assert clock.sleeps[:6] == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0] and max(clock.sleeps) == 2.0
     assert records.calls["get"] == 17  # the most a 25 s wait costs: 17 strongly consistent GetItems
 
 
 def test_wait_answers_as_soon_as_the_image_is_final(settings: Settings) -> None:
-    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
-    slot = started(settings, records, uploads)
+    ports = FakePorts()
+    records = ports.records
+    slot = started(settings, ports)
     clock = Clock()
 
     def sleep(seconds: float) -> None:
@@ -127,13 +126,14 @@ def test_wait_answers_as_soon_as_the_image_is_final(settings: Settings) -> None:
             current = records.get(slot["id"])
             records.save(replace(current.failed(Failure("corrupt", "x"), Outcome(OriginalInfo(1)), utc_now())))
 
-    record = wait_for_outcome(slot["id"], ALICE, records, 20, sleep, lambda: clock.now)
+    record = wait_for_outcome(slot["id"], ALICE, ports, 20, sleep, lambda: clock.now)
     assert record.status == "failed" and clock.now == pytest.approx(0.7)
     assert records.calls["get"] - 1 == 4  # the wait's own reads (less the test's, to fail the image)
 
 
 def test_waiting_zero_seconds_is_one_read(settings: Settings) -> None:
-    records, uploads = InMemoryRecordStore(), InMemoryPartUploads()
-    slot = started(settings, records, uploads)
-    wait_for_outcome(slot["id"], ALICE, records, 0)
+    ports = FakePorts()
+    records = ports.records
+    slot = started(settings, ports)
+    wait_for_outcome(slot["id"], ALICE, ports, 0)
     assert records.calls["get"] == 1

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from chalicelib.errors import StorageError
-from chalicelib.ports import InvalidPart, NoSuchUpload, StoredObject, UploadedPart
+from chalicelib.ports import InvalidPart, NoSuchUpload, PresignedPost, StoredObject, UploadedPart
 
 _GONE = {"NoSuchKey", "404", "NotFound"}
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
@@ -126,13 +126,23 @@ class S3ObjectStore:
         )
 
 
-class S3PartUploads:
-    """Multipart uploads into the input bucket. The client (boto3, `signature_version="s3v4"`) signs
-    part URLs with SigV4, the only signature S3 checks a signed Content-Length with."""
+class S3Uploads:
+    """Uploads into the input bucket. The client (boto3, `signature_version="s3v4"`) signs part URLs
+    with SigV4, the only signature S3 checks a signed Content-Length with."""
 
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3 = s3
         self._bucket = bucket
+
+    def presign_post(self, key: str, content_type: str, max_bytes: int, ttl_seconds: int) -> PresignedPost:
+        presigned = self._s3.generate_presigned_post(
+            Bucket=self._bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+            ExpiresIn=ttl_seconds,
+        )
+        return PresignedPost(str(presigned["url"]), {str(k): str(v) for k, v in presigned["fields"].items()})
 
     def start(self, key: str, content_type: str) -> str:
         response = self._s3.create_multipart_upload(Bucket=self._bucket, Key=key, ContentType=content_type)
@@ -145,7 +155,7 @@ class S3PartUploads:
         url = str(self._s3.generate_presigned_url("upload_part", Params=params, ExpiresIn=ttl_seconds))
         # boto3 presigns S3 with SigV2 unless the client asks for SigV4, and SigV2 cannot sign a length.
         if "X-Amz-Algorithm=AWS4-HMAC-SHA256" not in url:
-            raise ValueError('S3PartUploads needs an S3 client made with Config(signature_version="s3v4")')
+            raise ValueError('S3Uploads needs an S3 client made with Config(signature_version="s3v4")')
         return url
 
     def parts(self, key: str, upload_id: str) -> list[UploadedPart]:

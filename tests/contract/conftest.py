@@ -11,16 +11,16 @@ from chalicelib.aws.notify import SnsNotifier
 from chalicelib.aws.queue import SqsReprocessQueue
 from chalicelib.aws.quota_store import DynamoQuotaStore
 from chalicelib.aws.records import DynamoBackfillLog, DynamoRecordStore
-from chalicelib.aws.storage import S3ObjectStore, S3PartUploads
+from chalicelib.aws.storage import S3ObjectStore, S3Uploads
 from chalicelib.ports import ReprocessMessage
 from tests.conftest import ENV
 from tests.fakes import (
     InMemoryBackfillLog,
     InMemoryObjectStore,
-    InMemoryPartUploads,
     InMemoryQuotaStore,
     InMemoryRecordStore,
     InMemoryReprocessQueue,
+    InMemoryUploads,
     RecordingNotifier,
 )
 
@@ -107,12 +107,12 @@ def reprocess_queue(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any]]
 
 
 @pytest.fixture(params=["memory", "s3"])
-def part_uploads(request: pytest.FixtureRequest) -> Iterator[Any]:
+def uploads(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "memory":
-        yield InMemoryPartUploads()
+        yield InMemoryUploads()
     else:
         import boto3
         from botocore.config import Config
 
         request.getfixturevalue("aws")
-        yield S3PartUploads(boto3.client("s3", config=Config(signature_version="s3v4")), ENV["INPUT_BUCKET"])
+        yield S3Uploads(boto3.client("s3", config=Config(signature_version="s3v4")), ENV["INPUT_BUCKET"])
