@@ -58,12 +58,9 @@ deploy: $(STAMP)
 teardown: $(STAMP)
 	$(BIN)/python -m infra teardown --stage $(STAGE) $(if $(filter yes,$(CONFIRM)),--yes)
 
-## Terraform configuration and deployment zip for $(STAGE) in build/terraform-$(STAGE)/
+## Terraform configuration and deployment zip for $(STAGE) in build/terraform-$(STAGE)/ (no AWS set-up needed)
 package: $(STAMP)
-	$(BIN)/python -m infra check --stage $(STAGE)
-	rm -rf build/terraform-$(STAGE)
-	$(BIN)/chalice package --pkg-format terraform --stage $(STAGE) build/terraform-$(STAGE)
-	$(BIN)/python -m infra terraform --stage $(STAGE) --dir build/terraform-$(STAGE)
+	$(BIN)/python -m infra package --stage $(STAGE)
 
 ## Benchmark imgpress vs the naive seed recipe vs pyvips on the corpus -> bench/RESULTS.md (BENCH_ARGS=--help)
 .PHONY: bench

@@ -11,8 +11,10 @@ attach     create/update the handler stack (infra/handler.json): async retries a
 deploy     resources, then `chalice deploy`, then resources again if the API's URL is new to the
            user pool client (the first deploy of a stage with one), then attach
 teardown   everything deploy made, including the buckets' contents (asks for --yes)
-check      refuse a stage that must not be deployed (no AWS call; `make package` runs it)
-terraform  add what Chalice leaves out to the Terraform it generated: --dir build/terraform-<stage>
+check      refuse a stage that must not be deployed (no AWS call)
+package    check, then `chalice package --pkg-format terraform` into --dir (default build/terraform-<stage>),
+           then add what Chalice leaves out; needs no AWS account or configuration (`make package`)
+terraform  add what Chalice leaves out to the Terraform `chalice package` generated: --dir
 migrate-table  move the deployed table to the template's indexes in steps: --step expand, then
            (new code deployed) --step backfill, then --step contract (infra/migrate.py, docs/capacity.md)
 
@@ -24,16 +26,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib.settings import Environment
 from infra import eventsources, gateway, migrate, stacks, stages
 
 
 class Deployment:
-    """One stage of one project directory, in the account and region boto3 resolves."""
+    """One stage of one project directory, in the account boto3 resolves and the stage's own region."""
 
     def __init__(self, project: Path, stage: str) -> None:
         import boto3
@@ -42,9 +47,8 @@ class Deployment:
         self.stage = stage
         self.config = stages.load_config(project)
         stages.stage_config(self.config, stage)  # fails early on a stage that cannot be deployed
-        session = boto3.session.Session()
-        if not session.region_name:
-            raise SystemExit("No AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or use a profile with a region.")
+        self.region = stages.region(stage)
+        session = boto3.session.Session(region_name=self.region)
         self.cfn: Any = session.client("cloudformation")
         self.apigateway: Any = session.client("apigateway")
         self.lambda_: Any = session.client("lambda")
@@ -88,8 +92,7 @@ class Deployment:
             self.chalice("deploy")  # not expected (the client keeps its id), but the functions must see it
 
     def chalice(self, command: str) -> None:
-        chalice = Path(sys.executable).with_name("chalice")
-        subprocess.run([str(chalice), command, "--stage", self.stage], cwd=self.project, check=True)
+        run_chalice(self.project, self.stage, command)
 
     def attach(self) -> dict[str, str]:
         print(f"Deploying stack {self.handler_stack} ...", flush=True)
@@ -160,6 +163,21 @@ class Deployment:
         stacks.delete(self.cfn, self.resources_stack)
 
 
+def run_chalice(project: Path, stage: str, command: str, *arguments: str) -> None:
+    """The chalice command, in the stage's region whatever the shell's AWS settings say."""
+    chalice = Path(sys.executable).with_name("chalice")
+    region = stages.region(stage)
+    env = {**os.environ, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+    subprocess.run([str(chalice), command, *arguments, "--stage", stage], cwd=project, env=env, check=True)
+
+
+def package(project: Path, stage: str, directory: Path) -> None:
+    """Terraform configuration and the deployment zip for `stage`, made without touching AWS."""
+    shutil.rmtree(directory, ignore_errors=True)
+    run_chalice(project, stage, "package", "--pkg-format", "terraform", str(directory))
+    patch_terraform_dir(directory)
+
+
 def patch_terraform_dir(directory: Path) -> None:
     path = directory / "chalice.tf.json"
     document = json.loads(path.read_text())
@@ -174,11 +192,12 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m infra", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "command", choices=["resources", "attach", "deploy", "teardown", "check", "terraform", "migrate-table"]
+        "command",
+        choices=["resources", "attach", "deploy", "teardown", "check", "package", "terraform", "migrate-table"],
     )
     parser.add_argument("--step", choices=["expand", "backfill", "contract"], help="migrate-table: the phase to run")
     parser.add_argument("--checkpoint", type=Path, help="migrate-table --step backfill: where its position is kept")
-    parser.add_argument("--dir", type=Path, help="terraform: the directory `chalice package` wrote")
+    parser.add_argument("--dir", type=Path, help="package, terraform: the directory of the Terraform configuration")
     parser.add_argument(
         "--stage", required=True, help="a stage of .chalice/config.json whose functions name an iam_policy_file"
     )
@@ -189,11 +208,16 @@ def main(argv: list[str] | None = None) -> None:
         config = stages.load_config(args.project)
         stages.stage_config(config, args.stage)
         stages.check_deployable(config, args.stage)
+    terraform_dir = args.dir or args.project / "build" / f"terraform-{args.stage}"
+    if args.command == "package":
+        package(args.project, args.stage, terraform_dir)
+        return
     if args.command == "terraform":
-        patch_terraform_dir(args.dir or args.project / "build" / f"terraform-{args.stage}")
+        patch_terraform_dir(terraform_dir)
         return
     if args.command == "check":
-        print(f"stage {args.stage}: API_AUTH={stages.stage_environment(config, args.stage).get('API_AUTH', 'none')}")
+        auth = Environment(stages.stage_environment(config, args.stage)).text("API_AUTH")
+        print(f"stage {args.stage} ({stages.region(args.stage)}): API_AUTH={auth}")
         return
     deployment = Deployment(args.project, args.stage)
     if args.command == "migrate-table":

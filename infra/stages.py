@@ -76,6 +76,7 @@ def check_deployable(config: Mapping[str, Any], stage: str) -> None:
         parameters = resources_parameters(config, stage)  # PAGE_URLS: refused here as Cognito would
     except ConfigError as error:
         raise SystemExit(f"stage {stage!r} cannot be deployed: {error}") from error
+    check_region(config, stage)
     reserved = [word for word in ("aws", "amazon", "cognito") if word in stage]
     if "PageUrls" in parameters and reserved and not parameters.get("HostedUiDomain"):
         raise SystemExit(
@@ -97,6 +98,24 @@ def function_name(config: Mapping[str, Any], stage: str, handler: str | None = N
 
 def stack_name(config: Mapping[str, Any], stage: str, kind: str) -> str:
     return f"{config['app_name']}-{stage}-{kind}"
+
+
+def region(stage: str) -> str:
+    """The AWS region the stage lives in (infra/stages.json): packaging and deploying need no other
+    AWS set-up to know it, and a shell's AWS_REGION cannot send a stage somewhere else."""
+    found = json.loads(STAGE_PARAMETERS.read_text()).get(stage, {}).get("region")
+    if not isinstance(found, str) or not found:
+        raise SystemExit(f'stage {stage!r} names no region: add "region" to its entry in infra/stages.json')
+    return found
+
+
+def check_region(config: Mapping[str, Any], stage: str) -> None:
+    """Every regional ARN the stage's functions are given must be in the stage's region."""
+    expected = region(stage)
+    for name, value in sorted(stage_environment(config, stage).items()):
+        parts = str(value).split(":")
+        if len(parts) >= 6 and parts[0] == "arn" and parts[3] and parts[3] != expected:
+            raise SystemExit(f"stage {stage!r} is in {expected} (infra/stages.json), but {name} is in {parts[3]}")
 
 
 def extra_parameters(stage: str, kind: str) -> dict[str, str]:

@@ -86,13 +86,14 @@ def test_teardown_of_an_open_stage_is_not_refused(project: Path, monkeypatch: py
         main(["teardown", "--stage", "dev", "--project", str(project)])
 
 
-def test_make_package_checks_the_stage_before_packaging() -> None:
-    commands = subprocess.run(
-        ["make", "-n", "package", "STAGE=dev"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    check = next(i for i, line in enumerate(commands) if "-m infra check --stage dev" in line)
-    package = next(i for i, line in enumerate(commands) if "chalice package" in line)
-    assert check < package
+def test_packaging_refuses_an_open_stage_before_anything_is_built(project: Path, tmp_path: Path) -> None:
+    """`make package` is `python -m infra package`: the stage is checked first, as for a deploy."""
+    set_env(project, "dev", API_AUTH="none")
+    out = tmp_path / "terraform-dev"
+    command = [sys.executable, "-m", "infra", "package", "--stage", "dev", "--project", str(project), "--dir", str(out)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0 and PUBLIC_API_OPT_IN in result.stderr
+    assert not out.exists()
 
 
 def test_infra_check_exits_non_zero_for_an_open_stage(project: Path) -> None:

@@ -22,24 +22,24 @@ pytestmark = pytest.mark.integration
 
 ROOT = stages.PROJECT
 CONFIG = stages.load_config(ROOT)
-PACKAGE_ENV = {
-    **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-    "AWS_DEFAULT_REGION": "us-east-1",  # chalice wants a region even to package; nothing is called
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-}
+# A fresh machine: no AWS variables, no ~/.aws. Packaging needs neither (the stage names its region).
+PACKAGE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "HOME"}
 
 
 def chalice(*args: str) -> subprocess.CompletedProcess[str]:
     command = [str(Path(sys.executable).with_name("chalice")), *args]
-    return subprocess.run(command, cwd=ROOT, env=PACKAGE_ENV, capture_output=True, text=True, check=False, timeout=600)
+    env = {**PACKAGE_ENV, "AWS_DEFAULT_REGION": "us-east-1"}  # chalice alone wants a region even to package
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=600)
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
 def package(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """What `make package STAGE=<stage>` runs, on a machine with no AWS configuration at all."""
     stage = str(request.param)
     out = tmp_path_factory.mktemp(f"terraform-{stage}")
-    result = chalice("package", "--pkg-format", "terraform", "--stage", stage, str(out))
+    env = {**PACKAGE_ENV, "HOME": str(tmp_path_factory.mktemp("home"))}
+    command = [sys.executable, "-m", "infra", "package", "--stage", stage, "--dir", str(out)]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return stage, out
 
@@ -177,15 +177,13 @@ def test_cloudformation_packaging_cannot_express_the_s3_trigger(tmp_path: Path) 
 
 
 def test_make_package_adds_report_batch_item_failures_to_the_reprocess_mapping(package: tuple[str, Path]) -> None:
-    """Chalice's Terraform leaves it out (AWS would ignore batchItemFailures); `python -m infra terraform` adds it."""
+    """Chalice's Terraform leaves it out (AWS would ignore batchItemFailures); `make package` adds it, once."""
     from infra.__main__ import patch_terraform_dir
 
     stage, out = package
-    before = terraform(out)["resource"]["aws_lambda_event_source_mapping"]
-    [name] = [n for n, m in before.items() if m["function_name"] == "${aws_lambda_function.reprocess_images.arn}"]
-    assert "function_response_types" not in before[name]
-    patch_terraform_dir(out)
-    mapping = terraform(out)["resource"]["aws_lambda_event_source_mapping"][name]
+    patch_terraform_dir(out)  # a second time changes nothing
+    mappings = terraform(out)["resource"]["aws_lambda_event_source_mapping"]
+    [mapping] = [m for m in mappings.values() if m["function_name"] == "${aws_lambda_function.reprocess_images.arn}"]
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
     concurrency = stages.stage_environment(CONFIG, stage)["REPROCESS_MAX_CONCURRENCY"]
     assert mapping["scaling_config"] == {"maximum_concurrency": int(concurrency)}
