@@ -15,6 +15,7 @@ from pathlib import Path
 from bench import corpus, experiments, report, targets
 from bench.corpus import CLASSES, CorpusImage
 from bench.engines import vips_available
+from bench.machine import load_average
 from bench.run import Bench, Job, throughput
 from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON
 
@@ -65,10 +66,6 @@ def pair_if_close(
         if image.image_class == check.image_class
     }
     return targets.with_pairing(check, cpus)
-
-
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
