@@ -37,9 +37,9 @@ def test_an_upload_pays_its_vectors_requests_and_units_at_the_listed_prices() ->
 
 def test_a_worker_run_is_byte_identical_and_reports_every_figure(tmp_path: Path) -> None:
     path = tmp_path / "photo.jpg"
-    path.write_bytes(images.jpeg(600, 400))
+    path.write_bytes(images.jpeg(480, 320))
     result = worker({"path": str(path), "repeat": 2})
     assert result["output_bytes"] > 0
     assert 0 < result["ideal_2"] <= result["cpu_1"] * 1.05
-    text = report([Measured(CorpusImage(path, "jpeg_mid", 600, 400, False), **result)], [], 2, "1.00", "1.00")
+    text = report([Measured(CorpusImage(path, "jpeg_mid", 480, 320, False), **result)], [], 2, "1.00", "1.00")
     assert "| JPEG, mid, baseline | 1 |" in text and "$ / 1,000,000" in text and "20 WRU + 1 RRU" in text
