@@ -9,25 +9,26 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
-from bench import corpus, experiments, report, targets
-from bench.corpus import CLASSES, CorpusImage
-from bench.engines import vips_available
-from bench.run import Bench, Job, throughput
+from bench import corpus, report, targets
+from bench.corpus import CorpusImage
+from bench.engines import ENGINES, vips_available
+from bench.machine import load_average
+from bench.run import Bench, Job, import_time, stage_profile, throughput
 from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON
 
 DEFAULT_JOB = Job("default", DEFAULT_VARIANTS_JSON)
 WEB_JOB = Job("web", json.dumps([json.loads(DEFAULT_VARIANTS_JSON)[0]]))  # the 2048 px WebP variant alone
 QUALITY_OFFSETS = (-5, 5)  # imgpress's rate-distortion curve around each variant's quality
+# Each phase's engines, as far as --engines keeps them. The Lambda's whole job (variants and
+# placeholders) is timed beside the like-for-like engines, and the per-class matrix adds the seed
+# recipe made correct: the fair baseline where the seed recipe's output is wrong.
+HEADLINE_ENGINES = ("imgpress", "naive", "pyvips")
+JOB_ENGINES = ("imgpress", "imgpress+placeholders", "naive", "pyvips")
+MATRIX_ENGINES = ("imgpress", "imgpress+placeholders", "naive", "naive-correct", "pyvips")
 PAIRED_ENGINES = ("imgpress", "naive", "naive-correct")
-CHEAPER_EFFORTS = (0, 1, 2, 3)  # above the default 4 only costs more time
-ALLOCATOR_SETTINGS = {
-    "Pillow defaults": {},
-    "PILLOW_BLOCKS_MAX=32": {"PILLOW_BLOCKS_MAX": "32"},
-    "PILLOW_BLOCK_SIZE=4m, BLOCKS_MAX=32": {"PILLOW_BLOCK_SIZE": "4m", "PILLOW_BLOCKS_MAX": "32"},
-}
+TARGET_ENGINES = ("imgpress", "naive")  # what every target compares
 
 
 def target_image(images: Sequence[CorpusImage]) -> CorpusImage:
@@ -44,31 +45,18 @@ def target_image(images: Sequence[CorpusImage]) -> CorpusImage:
     return min(baseline, key=lambda image: abs(image.megapixels - 20))
 
 
-def one_per_class(images: Sequence[CorpusImage]) -> list[CorpusImage]:
-    """The largest image of each class: the knob sweeps' sample."""
-    return [
-        max((i for i in images if i.image_class == c), key=lambda i: i.megapixels)
-        for c in CLASSES
-        if any(i.image_class == c for i in images)
-    ]
-
-
 def pair_if_close(
-    bench: Bench, check: targets.ClassCheck, images: Sequence[CorpusImage], rounds: int
+    bench: Bench, check: targets.ClassCheck, images: Sequence[CorpusImage], engines: Sequence[str], rounds: int
 ) -> targets.ClassCheck:
     """Time a class again, the engines taking turns in a process, unless it is clearly faster."""
     if not check.needs_pairing():
         return check
     cpus = {
-        image.name: bench.paired(image, PAIRED_ENGINES, DEFAULT_JOB, rounds)
+        image.name: bench.paired(image, engines, DEFAULT_JOB, rounds)
         for image in images
         if image.image_class == check.image_class
     }
     return targets.with_pairing(check, cpus)
-
-
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -88,9 +76,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--out", type=Path, default=corpus.REPO / "bench" / "out", help="outputs of every engine and results.json"
     )
     parser.add_argument("--import-runs", type=int, default=15, help="runs of `python -c 'import app'`")
+    parser.add_argument(
+        "--engines",
+        type=lambda text: text.split(","),
+        default=list(ENGINES),
+        help=f"comma-separated, at least {' and '.join(TARGET_ENGINES)} (default: all, {','.join(ENGINES)})",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.rounds < 1:
         parser.error("--repeat and --rounds must be at least 1")
+    if not set(TARGET_ENGINES) <= set(args.engines) <= set(ENGINES):
+        parser.error(f"--engines: {','.join(args.engines)} does not hold {' and '.join(TARGET_ENGINES)} or is unknown")
     return args
 
 
@@ -99,34 +95,35 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
     command = ("python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])).strip()
     load_at_start = load_average()
     images = corpus.load(corpus.ensure(args.corpus))
-    vips = ["pyvips"] if vips_available() else []
-    if not vips:
+    chosen = set(args.engines)
+    if "pyvips" in chosen and not vips_available():
         print("pyvips is not installed (pip install -r bench/requirements.txt): skipping that engine", flush=True)
-    engines = ["imgpress", "naive", *vips]
-    # The Lambda's whole job (variants + placeholders) is timed too, and the per-class matrix adds the
-    # seed recipe made correct: the fair baseline where the seed recipe's output is wrong.
-    job_engines = ["imgpress", "imgpress+placeholders", "naive", *vips]
-    matrix_engines = ["imgpress", "imgpress+placeholders", "naive", "naive-correct", *vips]
+        chosen.remove("pyvips")
+
+    def kept(engines: Sequence[str]) -> list[str]:
+        return [engine for engine in engines if engine in chosen]
+
     bench = Bench(args.out, args.repeat, progress=lambda line: print(line, flush=True))
     target = target_image(images)
 
-    headline = [bench.measure(target, engine, WEB_JOB, repeat=3 * args.repeat) for engine in engines]
-    matrix = bench.matrix(images, matrix_engines, DEFAULT_JOB)
+    headline = [bench.measure(target, engine, WEB_JOB, repeat=3 * args.repeat) for engine in kept(HEADLINE_ENGINES)]
+    matrix = bench.matrix(images, kept(MATRIX_ENGINES), DEFAULT_JOB)
     quality_curve = [
         bench.measure(image, "imgpress", DEFAULT_JOB.with_quality_offset(offset), label=f"quality{offset:+d}", repeat=1)
         for offset in QUALITY_OFFSETS
         for image in images
     ]
-    checks = [pair_if_close(bench, check, images, args.rounds) for check in targets.per_class(matrix, quality_curve)]
-    cores = len(os.sched_getaffinity(0))
+    checks = [
+        pair_if_close(bench, check, images, kept(PAIRED_ENGINES), args.rounds)
+        for check in targets.per_class(matrix, quality_curve)
+    ]
+    workers = min(len(os.sched_getaffinity(0)), len(images))  # one on each core, none without an image
     rates = [
-        throughput(images, engine, DEFAULT_JOB, processes) for engine in job_engines for processes in sorted({1, cores})
+        throughput(images, engine, DEFAULT_JOB, processes)
+        for engine in kept(JOB_ENGINES)
+        for processes in sorted({1, workers})
     ]
-    sample = one_per_class(images)
-    efforts = experiments.effort_sweep(bench, sample, DEFAULT_JOB, CHEAPER_EFFORTS) + [
-        replace(m, label="effort=4 (default)") for m in matrix if m.engine == "imgpress" and m.image in sample
-    ]
-    import_time = experiments.import_time(args.import_runs)
+    import_seconds = import_time(args.import_runs)
     results = report.Results(
         command=command,
         machine=report.machine_info(),
@@ -138,13 +135,10 @@ def main(argv: Sequence[str] | None = None) -> report.Results:
         checks=checks,
         verdicts=targets.headline(headline)
         + targets.class_verdicts(checks)
-        + [targets.import_verdict(import_time["import_app_seconds"])],
+        + [targets.import_verdict(import_seconds["import_app_seconds"])],
         throughput=rates,
-        stages=experiments.stage_profile(target, DEFAULT_JOB, args.repeat),
-        efforts=efforts,
-        resampling=experiments.resample_sweep(target, 2048, args.repeat),
-        allocator=experiments.allocator_sweep(bench, target, DEFAULT_JOB, ALLOCATOR_SETTINGS),
-        import_time=import_time,
+        stages=stage_profile(target, DEFAULT_JOB, args.repeat),
+        import_time=import_seconds,
         load={"start": load_at_start, "end": load_average()},
     )
     report.write(results, args.results, args.out / "results.json")

@@ -3,112 +3,88 @@ and the load on every quota the path crosses. `python -m bench.capacity --rate 1
 exits 1 if a DynamoDB partition would take more than 1,000 write units a second (or a table or
 index more than its quota); `--report` writes bench/CAPACITY.md, which docs/capacity.md includes.
 
-The per-upload numbers are the cost vector measured on the local stack (devstack/ledger.py);
-tests/test_capacity_e2e.py asserts the stack still measures exactly UPLOAD and REPROCESS, so the
-model cannot drift from the code. The quotas are AWS's published defaults (QUOTAS_READ; the
-pages are listed in docs/capacity.md).
+The per-operation numbers are the cost vector (devstack/cost_vector.py), which the local stack's
+ledger measures and tests/test_capacity_e2e.py pins, so the model cannot drift from the code. The
+quotas are AWS's published defaults, each with its page, as read on QUOTAS_READ.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.aws.records import OWNER_SHARDS, SHARDS
+from chalicelib.images import MAX_WAIT_SECONDS
+from devstack.cost_vector import LONG_POLL_READS, POLL_READS, REPROCESS, RULES_READ, UNIT_RULES, UPLOAD, Vector
 
-REPO = Path(__file__).resolve().parent.parent
+REPORT = Path(__file__).resolve().parent / "CAPACITY.md"
 QUOTAS_READ = "2026-12-05"
 
 
 @dataclass(frozen=True)
-class Vector:
-    """AWS requests and DynamoDB write units of one operation. Index writes are keyed by their
-    partition key value, with `{owner}`, `{shard}` (of SHARDS), `{owner_shard}` (of OWNER_SHARDS)
-    and `{sha256}` standing for the record's own."""
+class Quota:
+    """An AWS default quota as published on QUOTAS_READ, per account and Region unless it says otherwise."""
 
-    requests: Mapping[str, int]
-    table_write_units: float
-    read_units: float
-    index_writes: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-
-    @property
-    def write_units(self) -> float:
-        return self.table_write_units + sum(sum(p.values()) for p in self.index_writes.values())
+    limit: float
+    what: str
+    page: str  # where AWS publishes it, as a Markdown link
 
 
-# One default-profile upload (web 2048 px + thumb 320 px WebP): slot, browser POST, handler, notification.
-UPLOAD = Vector(
-    requests={
-        "dynamodb:GetItem": 1,  # the handler reads the record
-        "dynamodb:PutItem": 4,  # created (POST /uploads), claimed, completed, marked notified
-        "s3:GetObject": 1,  # the handler reads the original
-        "s3:PostObject": 1,  # the browser's upload
-        "s3:PutObject": 2,  # one per output
-        "sns:Publish": 1,
-    },
-    table_write_units=6.0,  # 1 + 1 + 2 + 2: the completed record is over 1 KB
-    read_units=1.0,
-    index_writes={
-        "by-created-shard": {"{shard}": 3},  # it projects status: each status change rewrites the entry
-        "by-open-shard": {"pending#{shard}": 2, "processing#{shard}": 2},  # in, moved, out
-        "by-owner-sha256": {"{owner}#{sha256}": 1},  # once the sha256 is known
-        "by-owner-shard": {"{owner}#{owner_shard}": 1},
-        "by-owner-status-shard": {  # in, moved, moved
-            "{owner}#done#{owner_shard}": 1,
-            "{owner}#pending#{owner_shard}": 2,
-            "{owner}#processing#{owner_shard}": 2,
-        },
-    },
+_DOCS = "https://docs.aws.amazon.com"
+_DYNAMODB_QUOTAS = f"[DynamoDB quotas]({_DOCS}/amazondynamodb/latest/developerguide/ServiceQuotas.html)"
+_S3_PERFORMANCE = f"[S3 performance]({_DOCS}/AmazonS3/latest/userguide/optimizing-performance.html)"
+_SNS_QUOTAS = f"[SNS endpoints and quotas]({_DOCS}/general/latest/gr/sns.html)"
+PARTITION_WRITE_UNITS = Quota(
+    1_000,
+    "DynamoDB write units a second per partition key value of a table or index",
+    f"[DynamoDB partition key design]({_DOCS}/amazondynamodb/latest/developerguide/bp-partition-key-design.html)",
 )
-# POST /images/{id}/reprocess of a done image, then the queue consumer's work.
-REPROCESS = Vector(
-    requests={
-        "dynamodb:GetItem": 2,  # the API's read, the consumer's
-        "dynamodb:PutItem": 4,  # request recorded, claimed, completed, marked notified
-        "s3:DeleteObjects": 1,  # the outputs the new ones replace
-        "s3:GetObject": 1,
-        "s3:HeadObject": 1,  # the API checks the original is still there
-        "s3:PutObject": 2,
-        "sns:Publish": 1,
-        "sqs:DeleteMessageBatch": 1,
-        "sqs:ReceiveMessage": 1,
-        "sqs:SendMessageBatch": 1,
-    },
-    table_write_units=8.0,  # the record is over 1 KB in all four writes
-    read_units=2.0,
-    index_writes={"by-open-shard": {"processing#{shard}": 2}},  # status stays done: only the sweeper's entry
+TABLE_WRITE_UNITS = Quota(40_000, "DynamoDB on-demand write units a second per table, and per index", _DYNAMODB_QUOTAS)
+TABLE_READ_UNITS = Quota(40_000, "DynamoDB on-demand read units a second per table", _DYNAMODB_QUOTAS)
+NEW_TABLE_WRITE_UNITS = Quota(
+    4_000,
+    "DynamoDB write units a second a new on-demand table serves at once (then double its previous peak within 30 min)",
+    f"[on-demand capacity mode]({_DOCS}/amazondynamodb/latest/developerguide/on-demand-capacity-mode.html)",
 )
-# What a front end's requests cost (tests/test_capacity_e2e.py measures them too).
-POLL_READS = 1  # GET /images/{id}: one consistent GetItem, 1 read unit
-LIST_REQUESTS = {"dynamodb:Query": OWNER_SHARDS, "dynamodb:BatchGetItem": 1}  # GET /images, one page
-INDEX_ENTRY_BYTES = 200  # a keys-only entry of an owner's listing index, AWS's 100 bytes included
-LONG_POLL_SECONDS = 25  # ?wait=25 holds the API function this long when nothing finishes
-
-
-def list_page_read_units(records: int) -> float:
-    """Read units of one GET /images page of `records`: a Query on each of the owner's shards (up to
-    `records` keys-only entries each, eventually consistent: half a unit per started 4 KB), then one
-    BatchGetItem of the page's records (eventually consistent: half a unit each, all under 4 KB)."""
-    per_query = 0.5 * max(1, math.ceil(records * INDEX_ENTRY_BYTES / 4096))
-    return OWNER_SHARDS * per_query + 0.5 * records
-
-
-# AWS defaults (QUOTAS_READ), per account and Region unless noted; us-east-1 where Regions differ.
-PARTITION_WRITE_UNITS = 1_000  # per partition key value of a table or index, per second
-PARTITION_READ_UNITS = 3_000
-TABLE_WRITE_UNITS = 40_000  # on-demand, per table (and per GSI)
-TABLE_READ_UNITS = 40_000
-NEW_TABLE_WRITE_UNITS = 4_000  # what a new on-demand table serves at once (then double the previous peak)
-LAMBDA_CONCURRENCY = 1_000  # all functions of the account together
-LAMBDA_SCALING = 1_000  # more execution environments per function every 10 s
-API_GATEWAY_RPS = 10_000  # all APIs of the account, burst 5,000
-S3_WRITES_PER_PREFIX = 3_500  # PUT/COPY/POST/DELETE per partitioned prefix
-S3_READS_PER_PREFIX = 5_500  # GET/HEAD
-SNS_PUBLISH = {"us-east-1": 30_000, "us-west-2": 9_000, "eu-west-1": 9_000, "us-east-2": 1_500, "other": 300}
+LAMBDA_CONCURRENCY = Quota(
+    1_000,
+    "Lambda concurrent executions, all functions of the account together",
+    f"[Lambda quotas]({_DOCS}/lambda/latest/dg/gettingstarted-limits.html)",
+)
+LAMBDA_SCALING = Quota(
+    1_000,
+    "Lambda new execution environments per function every 10 s",
+    f"[Lambda scaling behavior]({_DOCS}/lambda/latest/dg/scaling-behavior.html)",
+)
+API_GATEWAY_RPS = Quota(
+    10_000,
+    "API Gateway requests a second, all APIs of the account together (burst 5,000)",
+    f"[API Gateway quotas]({_DOCS}/apigateway/latest/developerguide/limits.html)",
+)
+S3_WRITES_PER_PREFIX = Quota(3_500, "S3 PUT/COPY/POST/DELETE a second per partitioned prefix", _S3_PERFORMANCE)
+S3_READS_PER_PREFIX = Quota(5_500, "S3 GET/HEAD a second per partitioned prefix", _S3_PERFORMANCE)
+SNS_PUBLISH = {
+    "us-east-1": Quota(30_000, "SNS publishes a second to standard topics, us-east-1", _SNS_QUOTAS),
+    "us-west-2": Quota(9_000, "SNS publishes a second, us-west-2", _SNS_QUOTAS),
+    "eu-west-1": Quota(9_000, "SNS publishes a second, eu-west-1", _SNS_QUOTAS),
+    "us-east-2": Quota(1_500, "SNS publishes a second, us-east-2 (and a few other Regions)", _SNS_QUOTAS),
+    "other": Quota(300, "SNS publishes a second, the other Regions", _SNS_QUOTAS),
+}
+QUOTAS = (
+    PARTITION_WRITE_UNITS,
+    TABLE_WRITE_UNITS,
+    TABLE_READ_UNITS,
+    NEW_TABLE_WRITE_UNITS,
+    LAMBDA_CONCURRENCY,
+    LAMBDA_SCALING,
+    API_GATEWAY_RPS,
+    S3_WRITES_PER_PREFIX,
+    S3_READS_PER_PREFIX,
+    *SNS_PUBLISH.values(),
+)
 
 # Seconds a function is busy per invocation (Little's law: concurrency = rate x duration).
 # The handler's: a typical 12-20 MP photo's render (bench/COST.md) plus its AWS calls, rounded up.
@@ -189,38 +165,38 @@ def checks(load: Load) -> list[Check]:
         Check(
             f"DynamoDB partition {index} `{pattern}`",
             per_second,
-            PARTITION_WRITE_UNITS,
-            "spread the key (more shards: SHARDS, OWNER_SHARDS in chalicelib/aws/records.py)",
+            PARTITION_WRITE_UNITS.limit,
+            "spread the key (more shards: SHARDS, OWNER_SHARDS in chalicelib/records.py)",
             fails=True,
         )
         for index, pattern, _, per_second in partition_writes(load)
     ]
     table_writes = up * UPLOAD.table_write_units + re * REPROCESS.table_write_units
-    found.append(Check("DynamoDB table writes", table_writes, TABLE_WRITE_UNITS, "table quota increase", True))
+    found.append(Check("DynamoDB table writes", table_writes, TABLE_WRITE_UNITS.limit, "table quota increase", True))
     found.extend(
-        Check(f"DynamoDB index {index} writes", total, TABLE_WRITE_UNITS, "table quota increase", True)
+        Check(f"DynamoDB index {index} writes", total, TABLE_WRITE_UNITS.limit, "table quota increase", True)
         for index, total in index_totals(load).items()
     )
     found.append(
         Check(
             "DynamoDB new on-demand table, first burst",
             table_writes,
-            NEW_TABLE_WRITE_UNITS,
+            NEW_TABLE_WRITE_UNITS.limit,
             "set warm throughput before launch, or ramp up over 30 min (it doubles the previous peak)",
         )
     )
-    polls = load.pollers / load.poll_interval if load.poll_interval else load.pollers / LONG_POLL_SECONDS
+    polls = load.pollers / load.poll_interval if load.poll_interval else load.pollers / MAX_WAIT_SECONDS
     reads = up * UPLOAD.read_units + re * REPROCESS.read_units + load.pollers * _reads_per_poller(load)
-    found.append(Check("DynamoDB table reads", reads, TABLE_READ_UNITS, "table quota increase", True))
+    found.append(Check("DynamoDB table reads", reads, TABLE_READ_UNITS.limit, "table quota increase", True))
     api_rps = up + re + polls  # POST /uploads, POST .../reprocess, the polls
-    found.append(Check("API Gateway requests", api_rps, API_GATEWAY_RPS, "API Gateway throttle quota increase"))
+    found.append(Check("API Gateway requests", api_rps, API_GATEWAY_RPS.limit, "API Gateway throttle quota increase"))
     long_polling = load.pollers if not load.poll_interval else 0
     concurrency = (up + re) * HANDLER_SECONDS + api_rps * API_SECONDS + long_polling
     found.append(
         Check(
             "Lambda concurrent executions (account)",
             concurrency,
-            LAMBDA_CONCURRENCY,
+            LAMBDA_CONCURRENCY.limit,
             "concurrency quota increase; reserved concurrency for handle_upload so the API keeps some",
         )
     )
@@ -228,17 +204,24 @@ def checks(load: Load) -> list[Check]:
         Check(
             "Lambda scaling of handle_upload (new environments per 10 s)",
             (up + re) * HANDLER_SECONDS,
-            LAMBDA_SCALING,
+            LAMBDA_SCALING.limit,
             "provisioned concurrency ahead of a launch; the rate cannot be raised",
         )
     )
     outputs = UPLOAD.requests["s3:PutObject"]
     found.append(
-        Check("S3 output bucket writes (one prefix)", (up + re) * outputs, S3_WRITES_PER_PREFIX, "ramp up; S3 splits")
+        Check(
+            "S3 output bucket writes (one prefix)",
+            (up + re) * outputs,
+            S3_WRITES_PER_PREFIX.limit,
+            "ramp up; S3 splits",
+        )
     )
-    found.append(Check("S3 input bucket writes (one prefix)", up, S3_WRITES_PER_PREFIX, "ramp up; S3 splits"))
-    found.append(Check("S3 input bucket reads (one prefix)", up + 2 * re, S3_READS_PER_PREFIX, "ramp up; S3 splits"))
-    sns = SNS_PUBLISH.get(load.region, SNS_PUBLISH["other"])
+    found.append(Check("S3 input bucket writes (one prefix)", up, S3_WRITES_PER_PREFIX.limit, "ramp up; S3 splits"))
+    found.append(
+        Check("S3 input bucket reads (one prefix)", up + 2 * re, S3_READS_PER_PREFIX.limit, "ramp up; S3 splits")
+    )
+    sns = SNS_PUBLISH.get(load.region, SNS_PUBLISH["other"]).limit
     found.append(Check(f"SNS publishes ({load.region})", up + re, sns, "SNS Publish quota increase"))
     return found
 
@@ -247,7 +230,7 @@ def _reads_per_poller(load: Load) -> float:
     """Read units per second per waiting front end: a poll reads once; a ?wait=25 reads about every 2 s."""
     if load.poll_interval:
         return POLL_READS / load.poll_interval
-    return 17 / LONG_POLL_SECONDS  # docs/waiting.md: 17 reads over a whole 25 s wait
+    return LONG_POLL_READS / MAX_WAIT_SECONDS
 
 
 def first_limit(load: Load) -> Check:
@@ -334,15 +317,33 @@ def report() -> str:
             f"| {name} | {first.limit_name} | {_number(first.load)} / {_number(first.limit)} | "
             f"{100 * first.used:.0f} % | {first.change} | {hottest[0]} `{hottest[1]}`: {_number(hottest[3])} |"
         )
-    lines += ["<!-- --8<-- [end:scenarios] -->", ""]
+    lines += ["<!-- --8<-- [end:scenarios] -->", "", *quota_table(), ""]
     return "\n".join(lines)
+
+
+def quota_table() -> list[str]:
+    """Every quota the model checks, and the unit rules it is weighed by, each with its page."""
+    rules = ", ".join(f"[{what}]({page})" for what, page in UNIT_RULES.items())
+    return [
+        "<!-- --8<-- [start:quotas] -->",
+        f"Default quotas, per account and Region unless noted, as published on {QUOTAS_READ}:",
+        "",
+        "| quota | default | page |",
+        "|---|---|---|",
+        *(f"| {quota.what} | {_number(quota.limit)} | {quota.page} |" for quota in QUOTAS),
+        "",
+        f"DynamoDB's units follow the rules AWS publishes (devstack/cost_vector.py, read {RULES_READ}): {rules}.",
+        "<!-- --8<-- [end:quotas] -->",
+    ]
 
 
 def table(load: Load) -> str:
     rows = ["index  partition key  units/upload  units/s on the busiest value  limit"]
     for index, pattern, units, per_second in partition_writes(load):
-        flag = "  OVER" if per_second > PARTITION_WRITE_UNITS else ""
-        rows.append(f"{index}  {pattern}  {_number(units)}  {_number(per_second)}  {PARTITION_WRITE_UNITS:,}{flag}")
+        flag = "  OVER" if per_second > PARTITION_WRITE_UNITS.limit else ""
+        rows.append(
+            f"{index}  {pattern}  {_number(units)}  {_number(per_second)}  {PARTITION_WRITE_UNITS.limit:,}{flag}"
+        )
     rows.append("")
     rows.append("limit  load  quota  use")
     for check in sorted(checks(load), key=lambda c: -c.used):
@@ -363,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", action="store_true", help="write bench/CAPACITY.md instead")
     args = parser.parse_args(argv)
     if args.report:
-        (REPO / "bench" / "CAPACITY.md").write_text(report())
-        print(f"wrote {REPO / 'bench' / 'CAPACITY.md'}")
+        REPORT.write_text(report())
+        print(f"wrote {REPORT}")
         return 0
     load = Load(
         args.rate,

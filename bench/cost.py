@@ -5,9 +5,9 @@ time and peak memory, then the wall time of the same render with the variants en
 other (1 vCPU, Lambda's 1769 MB) and in parallel on two threads (2 vCPUs from 3538 MB), the two taking
 turns so the machine's other load hits both alike. The parallel outputs are checked byte for byte.
 
-The dollars come from those numbers, the request counts of one upload's path through imgpress
-(counted from the code, below), and the published prices in PRICES (us-east-1, x86, on-demand; the
-date and the pages they were read from are in the report).
+The dollars come from those numbers, the cost vector of one upload (devstack/cost_vector.py: the
+requests and DynamoDB units the local stack measures for it) and the published prices in PRICES
+(us-east-1, x86, on-demand), each with the page it was read from on PRICES_READ.
 """
 
 from __future__ import annotations
@@ -23,38 +23,84 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.corpus import CLASSES, DEFAULT_CORPUS, REPO, CorpusImage, ensure, load
-from chalicelib.settings import imaging_settings
+from bench.machine import load_average, reset_peak_rss, status_kib
+from chalicelib.settings import MB_PER_VCPU, imaging_settings
+from devstack.cost_vector import UPLOAD
 
 PRICES_READ = "2026-11-29"
-# USD, us-east-1. Sources (read on PRICES_READ) are listed in the report and docs/deploy/cost-per-image.md.
+
+
+@dataclass(frozen=True)
+class Price:
+    """A published price in USD, us-east-1, x86, on-demand, as read on PRICES_READ."""
+
+    what: str
+    usd: float  # for `count` of them
+    source: str  # the page it was read from, as Markdown
+    count: int = 1
+
+    @property
+    def each(self) -> float:
+        return self.usd / self.count
+
+    def __str__(self) -> str:
+        whole, cents = f"{self.usd:.10f}".rstrip("0").split(".")
+        count = "million" if self.count == 1_000_000 else f"{self.count:,}"
+        return f"${whole}.{cents:0<2}" + ("" if self.count == 1 else f" per {count}")
+
+
+_LAMBDA = (
+    "AWS Lambda pricing, as transcribed in [api-evangelist/aws-lambda plans]"
+    "(https://raw.githubusercontent.com/api-evangelist/aws-lambda/refs/heads/main/plans/aws-lambda-plans-pricing.yml) "
+    "(read from aws.amazon.com/lambda/pricing 2026-09-20) and [Artillery's Lambda price table]"
+    "(https://app.unpkg.com/artillery@2.0.28/files/lib/platform/aws-lambda/prices.js)"
+)
+_S3_REQUESTS = "[S3 request fees explained](https://c3x.dev/blog/s3-request-fees-explained)"
+_DYNAMODB = (
+    "[DynamoDB pricing](https://airbyte.com/data-engineering-resources/dynamodb-pricing); AWS's [on-demand post]"
+    "(https://aws.amazon.com/ko/blogs/aws/amazon-dynamodb-on-demand-no-capacity-planning-and-pay-per-request-pricing) "
+    "notes the reduced on-demand prices (updated 2025-01-31)"
+)
 PRICES = {
-    "lambda_gb_second": 0.0000166667,  # x86
-    "lambda_request": 0.20 / 1e6,
-    "s3_put": 0.005 / 1000,  # PUT, COPY, POST, LIST
-    "s3_get": 0.0004 / 1000,  # GET, HEAD
-    "s3_gb_month": 0.023,  # S3 Standard, first 50 TB
-    "dynamodb_wru": 0.625 / 1e6,  # on-demand write request unit
-    "dynamodb_rru": 0.125 / 1e6,  # on-demand read request unit
-    "sns_publish": 0.50 / 1e6,
-    "sqs_request": 0.40 / 1e6,
+    "lambda_gb_second": Price("Lambda duration, x86, per GB-second", 0.0000166667, _LAMBDA),
+    "lambda_request": Price("Lambda requests", 0.20, _LAMBDA, 1_000_000),
+    "s3_put": Price("S3 Standard PUT, COPY, POST, LIST", 0.005, _S3_REQUESTS, 1_000),
+    "s3_get": Price("S3 Standard GET, HEAD", 0.0004, _S3_REQUESTS, 1_000),
+    "s3_gb_month": Price(
+        "S3 Standard storage, per GB-month (first 50 TB)",
+        0.023,
+        "[Amazon S3 pricing explained, March 2026](https://cloudburn.io/blog/amazon-s3-pricing)",
+    ),
+    "dynamodb_wru": Price("DynamoDB on-demand write request units", 0.625, _DYNAMODB, 1_000_000),
+    "dynamodb_rru": Price("DynamoDB on-demand read request units", 0.125, _DYNAMODB, 1_000_000),
+    "sns_publish": Price(
+        "SNS publishes (standard topics)",
+        0.50,
+        "[Amazon SNS pricing (2026-06-13)](https://www.factualminds.com/blog/amazon-sns-pricing-publishes-fanout-protocols/)",
+        1_000_000,
+    ),
+    "sqs_request": Price(
+        "SQS requests (standard queues; reprocessing only)",
+        0.40,
+        "[SQS and SNS cost optimisation](https://awsnegotiations.com/sqs-sns-cost-optimization.html)",
+        1_000_000,
+    ),
 }
-ONE_VCPU_MB, TWO_VCPU_MB = 1769, 3538
+# What each request of the upload's vector is billed as.
+REQUEST_PRICES = {
+    "s3:PostObject": "s3_put",
+    "s3:PutObject": "s3_put",
+    "s3:GetObject": "s3_get",
+    "sns:Publish": "sns_publish",
+}
+ONE_VCPU_MB, TWO_VCPU_MB = MB_PER_VCPU, 2 * MB_PER_VCPU
 # Not measured here: the handler's AWS calls around the render (GET the original, PUT each output,
 # four DynamoDB writes and a read, one SNS publish), about 10 ms each inside a region.
 IO_SECONDS = 0.08
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def two_core_wall(main: Sequence[float], encodes: Sequence[float]) -> float:
@@ -117,11 +163,10 @@ def worker(request: dict[str, Any]) -> dict[str, Any]:
 
     render(1)  # warm: imports, colour transforms, first allocations
     gc.collect()
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")  # the kernel's high-water mark restarts from the current RSS
-    baseline = _status_kib("VmRSS")
+    reset_peak_rss()
+    baseline = status_kib("VmRSS")
     serial_bytes = render(1)
-    peak_kib = _status_kib("VmHWM")
+    peak_kib = status_kib("VmHWM")
     timings: dict[int, dict[str, list[float]]] = {1: {"wall": [], "cpu": []}, 2: {"wall": [], "cpu": []}}
     for round_number in range(request["repeat"]):
         for threads in (1, 2) if round_number % 2 == 0 else (2, 1):
@@ -137,7 +182,6 @@ def worker(request: dict[str, Any]) -> dict[str, Any]:
         "peak_mib": (peak_kib - baseline) / 1024,
         "process_peak_mib": peak_kib / 1024,
         "output_bytes": sum(len(b) for b in serial_bytes),
-        "variants": len(serial_bytes),
         **{
             f"{kind}_{threads}": statistics.median(values[kind])
             for threads, values in timings.items()
@@ -152,7 +196,6 @@ class Measured:
     peak_mib: float
     process_peak_mib: float
     output_bytes: int
-    variants: int
     cpu_1: float
     wall_1: float
     cpu_2: float
@@ -181,88 +224,27 @@ def measure(image: CorpusImage, repeat: int, variants: str | None = None) -> Mea
     return Measured(image, **json.loads(done.stdout))
 
 
-# -- requests of one upload, counted from the code ----------------------------------------------------
-
-
-def dynamodb_units(outputs: int) -> tuple[int, int]:
-    """Write and read request units of one upload's record: created, claimed, completed, notified.
-
-    Sizes come from the real item (records.to_item) of a production-like record with `outputs`
-    variants, weighed by the local stack's ledger rules (devstack/ledger.py, AWS's item size and
-    index write rules), which tests/test_capacity_e2e.py checks on the stack itself."""
-    from boto3.dynamodb.types import TypeSerializer
-
-    from chalicelib.aws.records import to_item
-    from chalicelib.domain import ImageRecord, OriginalInfo, Outcome, OutputInfo
-    from devstack.ledger import IndexShape, item_size, read_units, write_units
-    from devstack.resources import table_definition
-
-    now = datetime(2026, 11, 29, tzinfo=UTC)
-    image_id = "f" * 32
-    pending = ImageRecord.pending(
-        image_id,
-        owner="0123456789ab:" + "u" * 36,
-        profile="default",
-        content_type="image/jpeg",
-        input_bucket="imgpress-prod-input-123456789012-us-east-1",
-        input_key=f"uploads/{image_id}",
-        now=now,
-        filename="IMG_0001.jpg",
-        declared_size=4_000_000,
-    )
-    claimed = pending.claimed("c" * 32, "e" * 32, 4_000_000, now.timestamp() + 60, now, "r" * 36)
-    outcome = Outcome(
-        OriginalInfo(4_000_000, "JPEG", 6000, 4000),
-        {
-            f"variant{n}": OutputInfo(
-                "webp", "image/webp", 2048, 1365, 300_000, "imgpress-prod-output-123456789012-us-east-1",
-                f"processed/{image_id}/cccccccccccc/variant{n}.webp",
-            )
-            for n in range(outputs)
-        },
-        sha256="a" * 64,
-        placeholders={"blurhash": "L" * 28, "thumbhash": "t" * 32, "dominant_color": "#808080", "lqip": "d" * 400},
-    )  # fmt: skip
-    completed = claimed.completed(outcome, now)
-    notified = completed.marked_notified(now)
-    serializer = TypeSerializer()
-    items = [
-        {name: serializer.serialize(value) for name, value in to_item(record).items()}
-        for record in (pending, claimed, completed, notified)
-    ]
-    indexes = [
-        IndexShape(
-            index["IndexName"],
-            tuple(key["AttributeName"] for key in index["KeySchema"]),
-            tuple(index["Projection"].get("NonKeyAttributes", [])),
-        )
-        for index in table_definition()["GlobalSecondaryIndexes"]
-    ]
-    writes = 0.0
-    for before, after in zip([None, *items], items):
-        table, by_index = write_units(before, after, indexes, ("id",))
-        writes += table + sum(sum(partitions.values()) for partitions in by_index.values())
-    reads = read_units([item_size(items[-1])], consistent=True, per_item=True)  # the handler's consistent read
-    return int(writes), int(reads)
+# -- the dollars ------------------------------------------------------------------------------------
 
 
 def cost_per_image(measured: Measured, memory_mb: int, seconds: float) -> dict[str, float]:
-    writes, reads = dynamodb_units(measured.variants)
+    """One upload's dollars: its Lambda invocation, the requests and DynamoDB units of its vector, and
+    a month of its outputs in S3."""
+    requests = {
+        name: count * PRICES[REQUEST_PRICES[name]].each
+        for name, count in UPLOAD.requests.items()
+        if not name.startswith("dynamodb:")  # billed by their units
+    }
     return {
-        "lambda": PRICES["lambda_request"] + memory_mb / 1024 * seconds * PRICES["lambda_gb_second"],
-        # The browser's POST of the original, one PUT per output; the handler's GET of the original.
-        "s3_requests": (1 + measured.variants) * PRICES["s3_put"] + PRICES["s3_get"],
-        "dynamodb": writes * PRICES["dynamodb_wru"] + reads * PRICES["dynamodb_rru"],
-        "sns": PRICES["sns_publish"],
-        "storage_month": measured.output_bytes / 1024**3 * PRICES["s3_gb_month"],
+        "lambda": PRICES["lambda_request"].each + memory_mb / 1024 * seconds * PRICES["lambda_gb_second"].each,
+        "s3_requests": sum(dollars for name, dollars in requests.items() if name.startswith("s3:")),
+        "dynamodb": UPLOAD.write_units * PRICES["dynamodb_wru"].each + UPLOAD.read_units * PRICES["dynamodb_rru"].each,
+        "sns": requests["sns:Publish"],
+        "storage_month": measured.output_bytes / 1024**3 * PRICES["s3_gb_month"].each,
     }
 
 
 # -- the report ---------------------------------------------------------------------------------------
-
-
-def _load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def _class_row(image_class: str, items: Sequence[Measured]) -> str:
@@ -287,7 +269,7 @@ def _dollar_row(image_class: str, items: Sequence[Measured]) -> str:
     return (
         f"| {CLASSES[image_class]} | {ONE_VCPU_MB / 1024 * (cpu + IO_SECONDS):.3f} | {1000 * one['lambda']:.4f} | "
         f"{1000 * per_image_1:.4f} | {1e6 * per_image_1:.2f} | {1000 * per_image_2:.4f} | {1e6 * per_image_2:.2f} | "
-        f"{output_bytes / 1024:.0f} | {1e6 * output_bytes / 1024**3 * PRICES['s3_gb_month']:.2f} |"
+        f"{output_bytes / 1024:.0f} | {1e6 * output_bytes / 1024**3 * PRICES['s3_gb_month'].each:.2f} |"
     )
 
 
@@ -297,7 +279,6 @@ def report(results: Sequence[Measured], parallel: Sequence[Measured], repeat: in
         by_class.setdefault(result.image.image_class, []).append(result)
     cpu_total, ideal_total = sum(m.cpu_1 for m in results), sum(m.ideal_2 for m in results)
     wall_total_1, wall_total_2 = sum(m.wall_1 for m in results), sum(m.wall_2 for m in results)
-    writes, reads = dynamodb_units(2)
     fixed = cost_per_image(results[0], ONE_VCPU_MB, 0.0)
     return "\n".join(
         [
@@ -348,16 +329,24 @@ def report(results: Sequence[Measured], parallel: Sequence[Measured], repeat: in
             "|---|---|---|---|---|---|---|---|---|",
             *(_dollar_row(image_class, items) for image_class, items in by_class.items()),
             "",
-            f"Every image, whatever its class: Lambda request ${1e6 * PRICES['lambda_request']:.2f} per million; S3 "
-            f"requests ${1e6 * fixed['s3_requests']:.2f} per million images; DynamoDB {writes} WRU + {reads} RRU = "
+            f"Every image, whatever its class: Lambda request ${1e6 * PRICES['lambda_request'].each:.2f} per million; S3 "
+            f"requests ${1e6 * fixed['s3_requests']:.2f} per million images; DynamoDB {UPLOAD.write_units:g} WRU + {UPLOAD.read_units:g} RRU = "
             f"${1e6 * fixed['dynamodb']:.2f} per million; SNS ${1e6 * fixed['sns']:.2f} per million.",
             "",
-            f"Prices (USD, us-east-1, read {PRICES_READ}): "
-            + ", ".join(f"{name} {value:.10g}" for name, value in PRICES.items())
-            + ".",
+            *price_table(),
             "",
         ]
     )
+
+
+def price_table() -> list[str]:
+    return [
+        f"Prices (USD, us-east-1, x86, on-demand, read {PRICES_READ}):",
+        "",
+        "| item | price | source |",
+        "|---|---|---|",
+        *(f"| {price.what} | {price} | {price.source} |" for price in PRICES.values()),
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -375,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     chosen: list[CorpusImage] = []
     for image_class in CLASSES:
         chosen += [image for image in images if image.image_class == image_class][: args.per_class]
-    started = _load_average()
+    started = load_average()
     results, parallel = [], []
     for image in chosen:
         results.append(measure(image, args.repeat))
@@ -384,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
         for image in [i for i in chosen if i.image_class == image_class][:1]:
             parallel.append(measure(image, args.repeat, THREE_LARGE))
             print(f"{image.name}, three large variants: {parallel[-1].wall_1:.3f} -> {parallel[-1].wall_2:.3f} s")
-    args.out.write_text(report(results, parallel, args.repeat, started, _load_average()))
+    args.out.write_text(report(results, parallel, args.repeat, started, load_average()))
     print(f"wrote {args.out}")
 
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chalicelib.formats import DEFAULT_CONTENT_TYPES, allowed_decoders
 from chalicelib.imaging.compose import WHITE, flatten
 from chalicelib.imaging.specs import VariantSpec
+from chalicelib.settings import imaging_settings
 
 
 @dataclass(frozen=True)
@@ -41,17 +41,18 @@ class Imgpress:
     `ImgpressWithPlaceholders`, so they are reported but not charged to the like-for-like comparison."""
 
     name = "imgpress"
-    blurhash_components: tuple[int, int] | None = None
+    placeholders = False
 
     def prepare(self) -> None:
-        from chalicelib.imaging.decode import DecodeLimits
         from chalicelib.imaging.render import render_variants
 
+        settings = imaging_settings({})  # the Lambda's defaults
         self._render = render_variants
-        self._limits = DecodeLimits(allowed_decoders(DEFAULT_CONTENT_TYPES), 50_000_000, 12_000)
+        self._limits = settings.decode_limits()
+        self._blurhash = settings.blurhash_components if self.placeholders else None
 
     def run(self, data: bytes, specs: Sequence[VariantSpec]) -> list[Output]:
-        rendering = self._render(data, specs, self._limits, self.blurhash_components)
+        rendering = self._render(data, specs, self._limits, self._blurhash)
         return [Output(v.name, v.format, v.width, v.height, v.data) for v in rendering.variants]
 
 
@@ -59,7 +60,7 @@ class ImgpressWithPlaceholders(Imgpress):
     """The Lambda's whole job: the variants plus ThumbHash, BlurHash (4x3), dominant colour and LQIP."""
 
     name = "imgpress+placeholders"
-    blurhash_components = (4, 3)
+    placeholders = True
 
 
 class Naive:
@@ -79,17 +80,7 @@ class Naive:
     def run(self, data: bytes, specs: Sequence[VariantSpec]) -> list[Output]:
         from PIL import Image
 
-        image = Image.open(io.BytesIO(data)).convert("RGB")
-        outputs = []
-        for spec in specs:
-            size = spec.target_size(*image.size)
-            buffer = io.BytesIO()
-            params: dict[str, Any] = {"quality": spec.quality_for(spec.format)}
-            if spec.format == "jpeg":
-                params["progressive"] = spec.progressive
-            image.resize(size, Image.Resampling.LANCZOS).save(buffer, format=spec.format.upper(), **params)
-            outputs.append(Output(spec.name, spec.format, *size, buffer.getvalue()))
-        return outputs
+        return _lanczos_from_full_size(Image.open(io.BytesIO(data)).convert("RGB"), specs)
 
 
 class NaiveCorrect:
@@ -106,22 +97,27 @@ class NaiveCorrect:
         self._upright = upright_reference
 
     def run(self, data: bytes, specs: Sequence[VariantSpec]) -> list[Output]:
-        from PIL import Image
+        return _lanczos_from_full_size(self._upright(data), specs)
 
-        image = self._upright(data)
-        outputs = []
-        for spec in specs:
-            size = spec.target_size(*image.size)
-            resized = image.resize(size, Image.Resampling.LANCZOS)
-            params: dict[str, Any] = {"quality": spec.quality_for(spec.format)}
-            if spec.format == "jpeg":
-                params["progressive"] = spec.progressive
-                if resized.mode == "RGBA":
-                    resized = flatten(resized, WHITE)
-            buffer = io.BytesIO()
-            resized.save(buffer, format=spec.format.upper(), **params)
-            outputs.append(Output(spec.name, spec.format, *size, buffer.getvalue()))
-        return outputs
+
+def _lanczos_from_full_size(image: Any, specs: Sequence[VariantSpec]) -> list[Output]:
+    """The seed recipe's loop: each variant resized with LANCZOS from the full-size image and saved
+    at its quality (a JPEG of a transparent image over white)."""
+    from PIL import Image
+
+    outputs = []
+    for spec in specs:
+        size = spec.target_size(*image.size)
+        resized = image.resize(size, Image.Resampling.LANCZOS)
+        params: dict[str, Any] = {"quality": spec.quality_for(spec.format)}
+        if spec.format == "jpeg":
+            params["progressive"] = spec.progressive
+            if resized.mode == "RGBA":
+                resized = flatten(resized, WHITE)
+        buffer = io.BytesIO()
+        resized.save(buffer, format=spec.format.upper(), **params)
+        outputs.append(Output(spec.name, spec.format, *size, buffer.getvalue()))
+    return outputs
 
 
 class Vips:

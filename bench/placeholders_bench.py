@@ -26,19 +26,18 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench.corpus import DEFAULT_CORPUS
 from chalicelib.errors import ImageRejected
-from chalicelib.formats import DEFAULT_CONTENT_TYPES, allowed_decoders
 from chalicelib.imaging import placeholders
 from chalicelib.imaging.blurhash import rgb_to_blurhash
 from chalicelib.imaging.compose import WHITE, flatten
-from chalicelib.imaging.decode import DecodeLimits
 from chalicelib.imaging.render import render_variants
-from chalicelib.imaging.specs import parse_variants
 from chalicelib.imaging.thumbhash import rgba_to_thumbhash
+from chalicelib.settings import imaging_settings
 
-DEFAULT_CORPUS = Path.home() / ".cache" / "imgpress-corpus" / "corpus"
-THUMB = parse_variants('[{"name": "thumb", "max": 320, "format": "webp", "quality": 75}]')
-LIMITS = DecodeLimits(allowed_decoders(DEFAULT_CONTENT_TYPES))
+SETTINGS = imaging_settings({})  # the Lambda's defaults
+THUMB = tuple(spec for spec in SETTINGS.variants if spec.name == "thumb")
+LIMITS = SETTINGS.decode_limits()
 BUDGET_MS = 10.0
 PARTS = ("decode", "working", "thumbhash", "blurhash", "dominant", "lqip", "total")
 COLUMNS = (*PARTS, "best")

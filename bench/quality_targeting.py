@@ -29,12 +29,11 @@ from pathlib import Path
 import PIL
 from PIL import Image
 
+from bench.corpus import DEFAULT_CORPUS, REPO
 from chalicelib.imaging import quality
 from chalicelib.imaging.render import encode
 from chalicelib.imaging.specs import VariantSpec
 
-REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path.home() / ".cache" / "imgpress-corpus" / "corpus"
 CACHE = REPO / "bench" / "out" / "quality_curves.jsonl"
 SIZES = (2048, 1024, 320)  # the default variants' sizes
 FORMATS = ("jpeg", "webp", "avif")
@@ -233,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--jobs", type=int, default=1, help="processes measuring curves")
     parser.add_argument("--calibrate", action="store_true", help="print the typical curves instead of the report")

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.corpus import CLASSES, CorpusImage
-from bench.experiments import ResampleResult
 from bench.run import Measurement
 from bench.targets import TOO_CLOSE_TO_CALL, ClassCheck, ClassSummary, Verdict, ratio
 
@@ -30,9 +28,6 @@ class Results:
     verdicts: list[Verdict]
     throughput: list[dict[str, Any]]
     stages: dict[str, float]
-    efforts: list[Measurement]
-    resampling: list[ResampleResult]
-    allocator: list[Measurement]
     import_time: dict[str, Any]
     load: dict[str, str] = field(default_factory=dict)
 
@@ -186,7 +181,7 @@ def render(results: Results) -> str:
         "",
     ]
 
-    out += _largest_cost(results)
+    out += _time_by_stage(results)
     out += ['## `python -c "import app"`', ""]
     it = results.import_time
     out += [
@@ -308,7 +303,7 @@ def _paired(checks: Sequence[ClassCheck]) -> list[str]:
     return [*out, ""]
 
 
-def _largest_cost(results: Results) -> list[str]:
+def _time_by_stage(results: Results) -> list[str]:
     out = ["## Where the default job's time goes (imgpress, target image)", ""]
     total = sum(results.stages.values())
     out += _table(
@@ -316,42 +311,6 @@ def _largest_cost(results: Results) -> list[str]:
         [
             [stage, _ms(seconds), f"{seconds / total:.0%}"]
             for stage, seconds in sorted(results.stages.items(), key=lambda item: -item[1])
-        ],
-    )
-    out += ["", "### WebP effort (method) for both variants, imgpress, the largest image of each class", ""]
-    default = [m for m in results.efforts if m.label.endswith("(default)")]
-    default_seconds = sum(m.cpu_seconds for m in default)
-    default_bytes = sum(o["bytes"] for m in default for o in m.outputs)
-    rows = []
-    for label in dict.fromkeys(m.label for m in results.efforts):
-        runs = [m for m in results.efforts if m.label == label]
-        seconds = sum(m.cpu_seconds for m in runs)
-        size = sum(o["bytes"] for m in runs for o in m.outputs)
-        rows.append(
-            [
-                label,
-                _ms(seconds),
-                f"{ratio(seconds, default_seconds):.2f}x",
-                _kb(size),
-                f"{ratio(size, default_bytes):.3f}x",
-                f"{statistics.fmean(o['ssim'] for m in runs for o in m.outputs):.4f}",
-            ]
-        )
-    out += _table(["setting", "time ms (sum)", "time vs default", "kB (sum)", "bytes vs default", "mean SSIM"], rows)
-    out += [
-        "",
-        f"### Decode + resize to 2048 px, Pillow, `{results.target_image.name}` (lossless SSIM, before encoding)",
-        "",
-    ]
-    out += _table(
-        ["route", "time ms", "SSIM"], [[r.label, _ms(r.seconds), f"{r.ssim:.4f}"] for r in results.resampling]
-    )
-    out += ["", "### Pillow allocator environment (imgpress, default job, target image)", ""]
-    out += _table(
-        ["setting", "time ms", "wall ms", "peak RSS MiB", "MiB/MP"],
-        [
-            [m.label, _ms(m.cpu_seconds), _ms(m.seconds), f"{m.peak_rss_mib:.0f}", f"{m.rss_mib_per_mp:.2f}"]
-            for m in results.allocator
         ],
     )
     out += [""]
@@ -365,7 +324,7 @@ def _reading_notes() -> list[str]:
         "- **The reference is the naive recipe's own resampling.** For an upright sRGB source the naive "
         "output differs from the reference only by its encoding, so `imgpress SSIM >= naive SSIM` at the same "
         "quality is only reachable where both do the same work. JPEG `draft` (DCT-domain downscaling) is what "
-        "makes imgpress fast, and it costs a little fidelity before encoding (see the decode + resize table).",
+        "makes imgpress fast, and it costs a little fidelity before encoding (docs: decision 0001).",
         "- **Where no resize is needed** (sources at most 2048 px), imgpress and naive run the same Pillow "
         "calls; their time ratio is then 1.00 give or take run-to-run noise, a few percent on a shared machine.",
         "- **Every engine produces the same outputs:** the two variants. `imgpress` is the core without the "
@@ -401,9 +360,6 @@ def write(results: Results, markdown: Path, raw: Path) -> None:
                 "matrix": [m.as_dict() for m in results.matrix],
                 "throughput": results.throughput,
                 "stages": results.stages,
-                "efforts": [m.as_dict() for m in results.efforts],
-                "resampling": [vars(r) for r in results.resampling],
-                "allocator": [m.as_dict() for m in results.allocator],
                 "import_time": results.import_time,
             },
             indent=1,

@@ -1,9 +1,9 @@
-"""Drive the workers: every (engine, image) in its own process, then score every output's SSIM."""
+"""Drive the measurements: every (engine, image) in its own worker process, then score every
+output's SSIM; the whole job's throughput, where its time goes, and the cold-start import."""
 
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -27,10 +27,6 @@ class Job:
     name: str
     variants: str
 
-    def with_effort(self, effort: int) -> Job:
-        variants = [{**variant, "effort": effort} for variant in json.loads(self.variants)]
-        return Job(f"{self.name}-effort{effort}", json.dumps(variants))
-
     def with_quality_offset(self, offset: int) -> Job:
         variants = [
             {**v, "quality": max(1, min(100, v.get("quality", DEFAULT_QUALITY[v["format"]]) + offset))}
@@ -49,7 +45,7 @@ class Measurement:
     peak_rss_mib: float
     process_peak_rss_mib: float
     outputs: list[dict[str, Any]]
-    label: str = ""  # an experiment's setting, e.g. "effort=2"
+    label: str = ""  # a setting the job was run with, e.g. "quality-5"
     source_alpha: bool = False  # the source has visible transparency (set when scored)
     source_colour_managed: bool = False  # the source has a non-sRGB colour profile (set when scored)
 
@@ -79,7 +75,7 @@ class Measurement:
         }
 
 
-def call_worker(request: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
+def call_worker(request: dict[str, Any]) -> dict[str, Any]:
     """Run `python -m bench.worker` in a fresh process; its last stdout line is the JSON result."""
     completed = subprocess.run(
         [sys.executable, "-m", "bench.worker"],
@@ -87,7 +83,6 @@ def call_worker(request: dict[str, Any], env: dict[str, str] | None = None) -> d
         capture_output=True,
         text=True,
         cwd=REPO,
-        env={**os.environ, **(env or {})},
         check=False,
     )
     if completed.returncode != 0:
@@ -108,7 +103,6 @@ class Bench:
         engine: str,
         job: Job,
         label: str = "",
-        env: dict[str, str] | None = None,
         repeat: int | None = None,
     ) -> Measurement:
         where = self.out_dir / "outputs" / job.name / (label or engine) / image.path.stem
@@ -120,7 +114,7 @@ class Bench:
             "repeat": repeat or self.repeat,
             "out_dir": str(where),
         }
-        result = call_worker(request, env)
+        result = call_worker(request)
         measurement = Measurement(
             image,
             engine,
@@ -212,4 +206,34 @@ def throughput(images: Sequence[CorpusImage], engine: str, job: Job, processes: 
         "busy_seconds": busy,
         "images_per_second": len(images) / wall,
         "images_per_second_per_core": len(images) / sum(busy),
+    }
+
+
+def stage_profile(image: CorpusImage, job: Job, repeat: int) -> dict[str, float]:
+    """Seconds per run of imgpress's job on `image`, by stage (decode, resize, encode, colour, ...)."""
+    request = {
+        "mode": "profile",
+        "engine": "imgpress",
+        "path": str(image.path),
+        "variants": job.variants,
+        "repeat": repeat,
+    }
+    return call_worker(request)
+
+
+def import_time(runs: int) -> dict[str, Any]:
+    """Wall time of `python -c "import app"` (the Lambda cold-start import), and what it loaded."""
+    probe = "import sys, app; print(sorted(m for m in ('PIL', 'boto3', 'botocore.client') if m in sys.modules))"
+
+    def timed(code: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True)
+        return time.perf_counter() - started
+
+    heavy = subprocess.run([sys.executable, "-c", probe], cwd=REPO, check=True, capture_output=True, text=True)
+    timed("import app")
+    return {
+        "import_app_seconds": statistics.median(timed("import app") for _ in range(runs)),
+        "bare_python_seconds": statistics.median(timed("pass") for _ in range(runs)),
+        "heavy_modules_loaded": json.loads(heavy.stdout.strip().replace("'", '"')),
     }

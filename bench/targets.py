@@ -26,7 +26,7 @@ TOO_CLOSE_TO_CALL = 0.05
 class Verdict:
     target: str
     measured: str
-    met: bool | None  # None: could not be checked (e.g. pyvips not installed)
+    met: bool | None  # None: could not be checked (e.g. pyvips not measured)
 
 
 def ratio(numerator: float, denominator: float) -> float:
@@ -48,7 +48,7 @@ def headline(measurements: Sequence[Measurement]) -> list[Verdict]:
             Verdict(f"time <= {MAX_TIME_VS_PYVIPS}x pyvips", f"{vips_ratio:.2f}x", vips_ratio <= MAX_TIME_VS_PYVIPS)
         )
     else:
-        verdicts.append(Verdict(f"time <= {MAX_TIME_VS_PYVIPS}x pyvips", "pyvips not installed", None))
+        verdicts.append(Verdict(f"time <= {MAX_TIME_VS_PYVIPS}x pyvips", "pyvips not measured", None))
     verdicts.append(
         Verdict(
             f"peak RSS <= {MAX_RSS_MIB_PER_MP} MiB per source MP",

@@ -21,21 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.engines import ENGINES, Output
+from bench.machine import reset_peak_rss, status_kib
 from chalicelib.imaging.specs import parse_variants
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
-def _reset_peak_rss() -> None:
-    """Linux >= 4.0: writing 5 to clear_refs resets VmHWM to the current RSS."""
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
 
 
 def measure(request: dict[str, Any]) -> dict[str, Any]:
@@ -44,10 +31,10 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     specs = parse_variants(request["variants"])
     data = Path(request["path"]).read_bytes()
     gc.collect()
-    _reset_peak_rss()
-    baseline_kib = _status_kib("VmRSS")
+    reset_peak_rss()
+    baseline_kib = status_kib("VmRSS")
     outputs = engine.run(data, specs)
-    peak_kib = _status_kib("VmHWM")
+    peak_kib = status_kib("VmHWM")
     walls, cpus = [], []
     for _ in range(request["repeat"]):
         wall, cpu = time.perf_counter(), time.process_time()

@@ -3,8 +3,9 @@
 The moto server runs in the stack's own process, so one WSGI layer in front of it sees every
 request of every sandbox, the API and the browser alike. Each entry names the image it concerns
 (from the S3 key, the DynamoDB key, the SNS message or the SQS body) and, for DynamoDB, the
-capacity units AWS would bill: moto reports fixed numbers, so they are computed from the items
-and the table's indexes by AWS's published rules (`write_units`, `read_units`).
+capacity units AWS would bill: moto reports fixed numbers, so they are weighed by AWS's rules
+(devstack/cost_vector.py) from the items before and after each write, which the ledger reads
+through `Tables` (moto's, devstack/moto_internals.py).
 
 `GET /_ledger?since=N&image=ID` on the stand-in's port answers the entries after sequence number N
 (about image ID only, if given) and their sums (docs: local-stack). Requests that are the stand-in's own plumbing (the queues that
@@ -16,20 +17,20 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
+
+from devstack.cost_vector import TableShape, failed_write_units, item_size, read_units, write_units
 
 log = logging.getLogger("imgpress.devstack.ledger")
 LEDGER_PATH = "/_ledger"
 # Queues that exist only because the stand-in cannot invoke Lambda, or because tests listen.
 PLUMBING_QUEUE_SUFFIXES = ("-s3-events", "-notifications")
-INDEX_ENTRY_OVERHEAD = 100  # bytes AWS adds to each index entry
 _IMAGE_ID = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
 _DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 _DYNAMODB_READS = {"GetItem", "Query", "Scan", "BatchGetItem"}
@@ -37,6 +38,17 @@ _DYNAMODB_READS = {"GetItem", "Query", "Scan", "BatchGetItem"}
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+Item = dict[str, Any]  # DynamoDB JSON
+
+
+class Tables(Protocol):
+    """The stand-in's DynamoDB tables, read around each write to weigh it."""
+
+    def shape(self, region: str, table: str) -> TableShape | None:
+        """None for a table the stand-in does not have."""
+
+    def item(self, region: str, table: str, key: Item) -> Item | None:
+        """The stored item under `key`, None if there is none (or the key is malformed)."""
 
 
 @dataclass
@@ -56,88 +68,6 @@ class Entry:
     @property
     def name(self) -> str:
         return f"{self.service}:{self.operation}"
-
-
-# -- DynamoDB's sizes and units -------------------------------------------------------------------
-
-
-def value_size(value: Mapping[str, Any]) -> int:
-    """Bytes of one attribute value in DynamoDB JSON, by AWS's item size rules."""
-    (kind, inner), *_ = value.items()
-    if kind == "S":
-        return len(str(inner).encode())
-    if kind == "N":
-        digits = str(inner).lstrip("-").replace(".", "").strip("0") or "0"
-        return 1 + math.ceil(len(digits) / 2) + (1 if str(inner).startswith("-") else 0)
-    if kind == "B":
-        return len(inner) * 3 // 4  # base64 in JSON
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "L":
-        return 3 + sum(1 + value_size(v) for v in inner)
-    if kind == "M":
-        return 3 + sum(1 + len(k.encode()) + value_size(v) for k, v in inner.items())
-    if kind in ("SS", "NS", "BS"):
-        return sum(value_size({kind[0]: v}) for v in inner)
-    raise ValueError(f"unknown DynamoDB type {kind}")
-
-
-def item_size(item: Mapping[str, Any] | None) -> int:
-    return sum(len(name.encode()) + value_size(value) for name, value in (item or {}).items())
-
-
-@dataclass(frozen=True)
-class IndexShape:
-    name: str
-    keys: tuple[str, ...]  # partition, then sort if any
-    projected: tuple[str, ...] | None  # None: ALL
-
-
-def index_entry(index: IndexShape, table_keys: tuple[str, ...], item: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The item's entry in a sparse index: empty when the item lacks an index key attribute."""
-    if not item or any(key not in item for key in index.keys):
-        return {}
-    names = set(item) if index.projected is None else {*index.keys, *table_keys, *index.projected}
-    return {name: item[name] for name in names if name in item}
-
-
-def write_units(
-    before: Mapping[str, Any] | None,
-    after: Mapping[str, Any] | None,
-    indexes: Iterable[IndexShape],
-    table_keys: tuple[str, ...],
-) -> tuple[float, dict[str, dict[str, float]]]:
-    """Write units of one item write: the larger of its versions per started KB; and per index and
-    partition key value, one unit per KB of entry added, removed or changed there (an index key
-    change is two writes: the old entry deleted from its partition, the new one put in its own)."""
-    table = max(1, math.ceil(max(item_size(before), item_size(after)) / 1024))
-    by_index: dict[str, dict[str, float]] = {}
-    for index in indexes:
-        old, new = index_entry(index, table_keys, before), index_entry(index, table_keys, after)
-        if old == new:
-            continue
-        partitions: dict[str, float] = {}
-        moved = bool(old and new and any(old[k] != new[k] for k in index.keys))
-        for entry in [old, new] if moved else [new or old]:
-            partition = _plain_value(entry[index.keys[0]])
-            partitions[partition] = partitions.get(partition, 0) + math.ceil(
-                (item_size(entry) + INDEX_ENTRY_OVERHEAD) / 1024
-            )
-        by_index[index.name] = partitions
-    return float(table), by_index
-
-
-def _plain_value(value: Mapping[str, Any]) -> str:
-    (_, inner), *_ = value.items()
-    return str(inner)
-
-
-def read_units(sizes: Iterable[int], consistent: bool, per_item: bool) -> float:
-    """A GetItem or BatchGetItem costs per item per started 4 KB; a Query or Scan per started 4 KB
-    of everything it read. Eventually consistent reads cost half."""
-    sizes = list(sizes)
-    units = sum(max(1, math.ceil(s / 4096)) for s in sizes) if per_item else max(1, math.ceil(sum(sizes) / 4096))
-    return units if consistent else units / 2
 
 
 # -- the ledger -----------------------------------------------------------------------------------
@@ -258,10 +188,10 @@ class _Request:
 class LedgerMiddleware:
     """Wraps moto's WSGI app: answers `GET /_ledger`, records everything else."""
 
-    def __init__(self, app: WsgiApp, ledger: Ledger, backend: Callable[[str], Any] | None = None) -> None:
+    def __init__(self, app: WsgiApp, ledger: Ledger, tables: Tables) -> None:
         self.app = app
         self.ledger = ledger
-        self._backend = backend or _moto_dynamodb_backend
+        self._tables = tables
         self._write_lock = threading.Lock()  # item versions before and after a write, without races
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -277,11 +207,13 @@ class LedgerMiddleware:
         request = _read_request(environ)
         target = request.target()
         if target.startswith("DynamoDB_") and target.split(".")[-1] in _DYNAMODB_WRITES:
+            region, name = _region(request), str(request.json().get("TableName", ""))
             with self._write_lock:
-                table, key = _dynamodb_key(request, self._backend(_region(request)))
-                before = _stored_item(self._backend(_region(request)), table, key)
+                table = self._tables.shape(region, name)
+                key = _item_key(request, table)
+                before = self._tables.item(region, name, key) if key else None
                 status, chunks = self._call(environ, start_response)
-                after = _stored_item(self._backend(_region(request)), table, key)
+                after = self._tables.item(region, name, key) if key else None
             self._book(request, status, lambda: self._record_dynamodb_write(request, status, table, before, after))
             return chunks
         status, chunks = self._call(environ, start_response)
@@ -308,18 +240,17 @@ class LedgerMiddleware:
         return (seen[0] if seen else 0), chunks
 
     def _record_dynamodb_write(
-        self, request: _Request, status: int, table: Any, before: dict[str, Any] | None, after: dict[str, Any] | None
+        self, request: _Request, status: int, table: TableShape | None, before: Item | None, after: Item | None
     ) -> None:
         operation = request.target().split(".")[-1]
         entry = Entry(0, "dynamodb", operation, status)
         key_item = after or before or request.json().get("Item") or request.json().get("Key") or {}
         entry.image = _image_in(str(key_item.get("id", {}).get("S", "")))
         if table is not None:
-            shapes, keys = _index_shapes(table), _table_keys(table)
             if status == 200:
-                entry.write_units, entry.index_writes = write_units(before, after, shapes, keys)
-            else:  # a failed condition still costs the write of the item it was checked against
-                entry.write_units = float(max(1, math.ceil(item_size(before) / 1024)))
+                entry.write_units, entry.index_writes = write_units(before, after, table)
+            else:
+                entry.write_units = failed_write_units(before)
         owner = (after or {}).get("owner", {}).get("S")
         if entry.image and owner:
             self.ledger.learn_owner(entry.image, owner)
@@ -437,6 +368,17 @@ def _region(request: _Request) -> str:
     return found.group(1) if found else "us-east-1"
 
 
+def _item_key(request: _Request, table: TableShape | None) -> Item | None:
+    """The key of the item a write names: its `Key`, or the key attributes of its `Item`."""
+    if table is None:
+        return None
+    body = request.json()
+    if "Key" in body:
+        return body["Key"] if isinstance(body["Key"], dict) else None
+    item = body.get("Item", {})
+    return {name: item[name] for name in table.keys if name in item} or None
+
+
 def _json(data: bytes) -> dict[str, Any]:
     try:
         loaded = json.loads(data or b"{}")
@@ -457,69 +399,3 @@ def _image_in(text: str) -> str | None:
                 return str(loaded[name])
     found = _IMAGE_ID.search(text)
     return found.group(0) if found else None
-
-
-# -- moto's DynamoDB state, read around each write ------------------------------------------------
-
-
-def _moto_dynamodb_backend(region: str) -> Any:
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.dynamodb.models import dynamodb_backends
-
-    return dynamodb_backends[DEFAULT_ACCOUNT_ID][region]
-
-
-def _dynamodb_key(request: _Request, backend: Any) -> tuple[Any, dict[str, Any] | None]:
-    body = request.json()
-    try:
-        table = backend.get_table(body.get("TableName", ""))
-    except Exception:  # an unknown table: moto answers the error, nothing to weigh
-        return None, None
-    if "Key" in body:
-        return table, body["Key"]
-    item = body.get("Item", {})
-    return table, {name: item[name] for name in _table_keys(table) if name in item}
-
-
-def _stored_item(backend: Any, table: Any, key: dict[str, Any] | None) -> dict[str, Any] | None:
-    if table is None or not key:
-        return None
-    try:
-        found = backend.get_item(table.name, key)
-    except Exception:  # a malformed key: moto answers the error
-        return None
-    return dict(found.to_json()["Attributes"]) if found is not None else None
-
-
-def _table_keys(table: Any) -> tuple[str, ...]:
-    return tuple(k for k in (table.hash_key_attr, table.range_key_attr) if k)
-
-
-def _index_shapes(table: Any) -> list[IndexShape]:
-    shapes = []
-    for index in table.global_indexes:
-        keys = tuple(k["AttributeName"] for k in sorted(index.schema, key=lambda k: k["KeyType"] != "HASH"))
-        projection = index.projection or {}
-        projected = (
-            None
-            if projection.get("ProjectionType") == "ALL"
-            else tuple(projection.get("NonKeyAttributes", []) if projection.get("ProjectionType") == "INCLUDE" else [])
-        )
-        shapes.append(IndexShape(index.name, keys, projected))
-    return shapes
-
-
-def recording_moto_server(host: str, port: int, ledger: Ledger) -> Any:
-    """moto's ThreadedMotoServer with the ledger in front of its app."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from moto.server import ThreadedMotoServer
-    from werkzeug.serving import make_server
-
-    class RecordingMotoServer(ThreadedMotoServer):  # type: ignore[misc]
-        def _server_entry(self) -> None:
-            app = LedgerMiddleware(DomainDispatcherApplication(create_backend_app), ledger)
-            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
-            self._server_ready_event.set()
-            self._server.serve_forever()
-
-    return RecordingMotoServer(ip_address=host, port=port, verbose=False)

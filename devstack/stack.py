@@ -36,7 +36,8 @@ from devstack.event_sources import (
 )
 from devstack.functions import ACCOUNT, REGION, ROOT, STAGE, Registration, event_invoke_config, registrations
 from devstack.lambda_runtime import FunctionPool
-from devstack.ledger import Ledger, recording_moto_server
+from devstack.ledger import Ledger
+from devstack.moto_internals import recording_moto_server
 
 NOTIFICATIONS_QUEUE = "imgpress-local-notifications"
 log = logging.getLogger("imgpress.devstack")

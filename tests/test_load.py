@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from bench.capacity import UPLOAD
+from devstack.cost_vector import UPLOAD
 from tests import images
 from tests.jwt_stack import Caller, JwtStack, jwt_stack
 from tests.live_stack import ROOT, StackClient, ledger

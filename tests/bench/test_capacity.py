@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.capacity import (
-    REPO,
-    UPLOAD,
-    Load,
-    failures,
-    first_limit,
-    list_page_read_units,
-    main,
-    partition_writes,
-    report,
-)
+from bench.capacity import REPORT, Load, failures, first_limit, main, partition_writes, report
+from devstack.cost_vector import UPLOAD
 
 
 def busiest(load: Load, index: str, pattern: str) -> float:
@@ -49,11 +40,6 @@ def test_one_owner_fails_the_model_only_past_4000_uploads_a_second() -> None:
     }
 
 
-def test_a_listing_page_reads_every_owner_shard_then_its_records() -> None:
-    assert list_page_read_units(20) == 8 * 0.5 + 20 * 0.5  # each shard's 20 entries fit in 4 KB
-    assert list_page_read_units(100) == 8 * 2.5 + 100 * 0.5
-
-
 def test_the_first_limit_of_each_front_end() -> None:
     assert first_limit(Load(10, pollers=10_000, poll_interval=1.0)).limit_name == "API Gateway requests"
     assert first_limit(Load(10, pollers=10_000, poll_interval=0)).limit_name.startswith("Lambda concurrent")
@@ -69,4 +55,4 @@ def test_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_the_report_in_the_docs_is_the_current_one() -> None:
-    assert (REPO / "bench" / "CAPACITY.md").read_text() == report(), "run `python -m bench.capacity --report`"
+    assert REPORT.read_text() == report(), "run `python -m bench.capacity --report`"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +12,9 @@ from tests import images
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def small_corpus(folder: Path) -> Path:
-    (folder / "photo.jpg").write_bytes(images.jpeg(1200, 800))
+    (folder / "photo.jpg").write_bytes(images.jpeg(480, 320))
     (folder / "portrait.png").write_bytes(images.png(300, 500))
     (folder / "transparent.png").write_bytes(images.rgba_png())
     Image.new("RGB", (64, 64)).save(folder / "scan.tif")  # the pipeline refuses TIFF
@@ -41,23 +37,10 @@ def test_measures_every_image_the_pipeline_accepts(tmp_path: Path) -> None:
     assert "compute_placeholders per image (ms): median" in report and "budget 10 ms" in report
 
 
-def test_command_line(tmp_path: Path) -> None:
-    corpus = str(small_corpus(tmp_path))
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.placeholders_bench", corpus, "--repeat", "2", "--references"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "fastest run per image (ms)" in done.stdout
-    assert "pure-Python PyPI encoders on the same opaque 32 px working copies (2 images)" in done.stdout
-    missing = subprocess.run(
-        [sys.executable, "-m", "bench.placeholders_bench", str(tmp_path / "nowhere")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert missing.returncode == 2 and "make corpus" in missing.stderr
+def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert placeholders_bench.main([str(small_corpus(tmp_path)), "--repeat", "2", "--references"]) == 0
+    printed = capsys.readouterr().out
+    assert "fastest run per image (ms)" in printed
+    assert "pure-Python PyPI encoders on the same opaque 32 px working copies (2 images)" in printed
+    assert placeholders_bench.main([str(tmp_path / "nowhere")]) == 2
+    assert "make corpus" in capsys.readouterr().err

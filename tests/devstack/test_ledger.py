@@ -1,4 +1,4 @@
-"""devstack/ledger.py: AWS's item sizes and write units, and the ledger's sums."""
+"""devstack/ledger.py: what each request is, whose image it concerns, what a DynamoDB write weighs, and the sums."""
 
 from __future__ import annotations
 
@@ -6,50 +6,8 @@ import io
 import json
 from typing import Any
 
-from devstack.ledger import Entry, IndexShape, Ledger, LedgerMiddleware, item_size, read_units, write_units
-
-KEYS_ONLY = IndexShape("by-owner-status-shard", ("owner_status_shard", "created_at"), ())
-WITH_STATUS = IndexShape("by-created-shard", ("created_shard", "created_at"), ("status",))
-
-
-def item(status: str, size: int = 10, **extra: str) -> dict[str, dict[str, str]]:
-    attributes = {"id": "a" * 32, "status": status, "created_at": "2026-12-05", "blob": "x" * size, **extra}
-    return {name: {"S": value} for name, value in attributes.items()}
-
-
-def test_sizes_follow_the_published_rules() -> None:
-    assert item_size({"ab": {"S": "héllo"}}) == 2 + 6  # names and UTF-8 values
-    assert item_size({"n": {"N": "12345"}}) == 1 + 1 + 3  # about one byte per two digits, plus one
-    assert item_size({"f": {"BOOL": True}, "z": {"NULL": True}}) == 4
-    assert item_size({"m": {"M": {"k": {"S": "v"}}}}) == 1 + 3 + 1 + 1 + 1
-    assert item_size(None) == 0
-
-
-def test_a_write_costs_its_larger_version_and_every_index_entry_it_touches() -> None:
-    created = item("pending", owner_status_shard="o#pending#5", created_shard="3")
-    table, indexes = write_units(None, created, [KEYS_ONLY, WITH_STATUS], ("id",))
-    assert table == 1 and indexes == {"by-owner-status-shard": {"o#pending#5": 1}, "by-created-shard": {"3": 1}}
-
-    claimed = item("processing", 1500, owner_status_shard="o#processing#5", created_shard="3")
-    table, indexes = write_units(created, claimed, [KEYS_ONLY, WITH_STATUS], ("id",))
-    assert table == 2  # over 1 KB now
-    # A key change moves the entry: a delete in one partition, a put in another; a projected
-    # attribute's change rewrites the entry in place.
-    assert indexes == {"by-owner-status-shard": {"o#pending#5": 1, "o#processing#5": 1}, "by-created-shard": {"3": 1}}
-
-
-def test_unchanged_and_absent_entries_cost_nothing() -> None:
-    record = item("done", owner_status_shard="o#done#5")
-    same = write_units(record, {**record, "blob": {"S": "y"}}, [KEYS_ONLY, WITH_STATUS], ("id",))
-    assert same == (1, {})  # KEYS_ONLY entry unchanged; no created_shard: not in that index at all
-    removed = write_units(record, item("done"), [KEYS_ONLY], ("id",))[1]
-    assert removed == {"by-owner-status-shard": {"o#done#5": 1}}  # a sparse index's entry removed
-
-
-def test_reads_cost_per_4_kb_and_half_when_eventually_consistent() -> None:
-    assert read_units([100, 5000], consistent=True, per_item=True) == 1 + 2
-    assert read_units([100, 5000], consistent=False, per_item=False) == 1  # 5.1 KB in all: 2 units, halved
-    assert read_units([], consistent=True, per_item=False) == 1
+from devstack.cost_vector import IndexShape, TableShape
+from devstack.ledger import Entry, Item, Ledger, LedgerMiddleware
 
 
 def test_sums_leave_plumbing_and_idle_polls_apart_and_know_owners() -> None:
@@ -104,9 +62,63 @@ def answering(body: bytes = b"{}") -> Any:
 IMAGE = "0123456789abcdef0123456789abcdef"
 
 
+class DictTables:
+    """One table kept in a dict, standing in for moto's (tests/devstack/test_moto_internals.py)."""
+
+    def __init__(self, name: str, shape: TableShape) -> None:
+        self.name, self.table = name, shape
+        self.items: dict[str, Item] = {}
+
+    def shape(self, region: str, table: str) -> TableShape | None:
+        return self.table if table == self.name else None
+
+    def item(self, region: str, table: str, key: Item) -> Item | None:
+        return self.items.get(key["id"]["S"]) if table == self.name else None
+
+
+NO_TABLES = DictTables("", TableShape(("id",)))
+
+
+def storing(tables: DictTables, status: str) -> Any:
+    """A DynamoDB stand-in that stores each PutItem's item when it answers 200."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        item = json.loads(environ["wsgi.input"].read())["Item"]
+        if status.startswith("200"):
+            tables.items[item["id"]["S"]] = item
+        start_response(status, [])
+        return [b"{}"]
+
+    return app
+
+
+def put_item(middleware: LedgerMiddleware, table: str, **attributes: str) -> None:
+    item = {name: {"S": value} for name, value in {"id": IMAGE, **attributes}.items()}
+    body = json.dumps({"TableName": table, "Item": item}).encode()
+    call(middleware, "POST", "/", body, x_amz_target="DynamoDB_20120810.PutItem")
+
+
+def test_a_dynamodb_write_is_weighed_from_the_item_before_and_after_it() -> None:
+    ledger = Ledger()
+    by_status = IndexShape("by-status", ("status",), ())
+    tables = DictTables("images", TableShape(("id",), (by_status,)))
+    put_item(LedgerMiddleware(storing(tables, "200 OK"), ledger, tables), "images", owner="alice", status="pending")
+    put_item(LedgerMiddleware(storing(tables, "200 OK"), ledger, tables), "images", owner="alice", status="done")
+    put_item(LedgerMiddleware(storing(tables, "400 Bad Request"), ledger, tables), "images", blob="x" * 2000)
+    put_item(LedgerMiddleware(storing(tables, "200 OK"), ledger, tables), "elsewhere", status="done")
+    entries = ledger.report()["entries"]
+    assert [(e["write_units"], e["index_writes"]) for e in entries] == [
+        (1, {"by-status": {"pending": 1}}),
+        (1, {"by-status": {"pending": 1, "done": 1}}),  # the entry moved from one partition to another
+        (1, {}),  # its condition failed: it costs the stored item, which it did not change
+        (0, {}),  # a table the stand-in does not have: moto answers the error
+    ]
+    assert [e["image"] for e in entries] == [IMAGE] * 4 and entries[0]["owner"] == "alice"
+
+
 def test_s3_operations_are_named_from_method_query_and_headers() -> None:
     ledger = Ledger()
-    middleware = LedgerMiddleware(answering(), ledger)
+    middleware = LedgerMiddleware(answering(), ledger, NO_TABLES)
     form = f'--b\r\nContent-Disposition: form-data; name="key"\r\n\r\nuploads/{IMAGE}\r\n--b--'.encode()
     call(middleware, "POST", "/in-bucket", form)
     call(middleware, "GET", f"/in-bucket/uploads/{IMAGE}")
@@ -138,7 +150,7 @@ def test_s3_operations_are_named_from_method_query_and_headers() -> None:
 def test_sns_and_sqs_requests_find_their_image_and_plumbing_is_marked() -> None:
     ledger = Ledger()
     received = {"Messages": [{"Body": f'{{"image_id":"{IMAGE}"}}', "ReceiptHandle": "r1"}]}
-    middleware = LedgerMiddleware(answering(json.dumps(received).encode()), ledger)
+    middleware = LedgerMiddleware(answering(json.dumps(received).encode()), ledger, NO_TABLES)
     message = f'{{"id":"{IMAGE}","status":"done"}}'
     call(middleware, "POST", "/", f"Action=Publish&Message={message}".encode())
     target = {"x_amz_target": "AmazonSQS.ReceiveMessage"}
@@ -160,7 +172,7 @@ def test_the_ledger_answers_on_its_path() -> None:
     ledger.add(Entry(0, "s3", "GetObject", 200, IMAGE))
     seen: list[str] = []
     body = b"".join(
-        LedgerMiddleware(answering(), ledger)(
+        LedgerMiddleware(answering(), ledger, NO_TABLES)(
             {"PATH_INFO": "/_ledger", "QUERY_STRING": f"since=0&image={IMAGE}"},
             lambda status, headers: seen.append(status),
         )

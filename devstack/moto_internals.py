@@ -1,0 +1,64 @@
+"""Everything the stack takes from moto beyond its public API, in one place to check when moto moves.
+
+The ledger weighs each DynamoDB write from the item before and after it, which moto's server does not
+answer with: `MotoTables` reads them from moto's backends in this process. `recording_moto_server`
+is moto's threaded server with the ledger in front of its WSGI app, which its constructor offers no
+way to add.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devstack.cost_vector import IndexShape, TableShape
+from devstack.ledger import Item, Ledger, LedgerMiddleware
+
+
+class MotoTables:
+    """moto's DynamoDB tables and items (the `Tables` the ledger reads), in moto's default account."""
+
+    def shape(self, region: str, table: str) -> TableShape | None:
+        try:
+            found = _backend(region).get_table(table)
+        except Exception:  # an unknown table: moto answers the error, nothing to weigh
+            return None
+        keys = tuple(k for k in (found.hash_key_attr, found.range_key_attr) if k)
+        return TableShape(keys, tuple(_index_shape(index) for index in found.global_indexes))
+
+    def item(self, region: str, table: str, key: Item) -> Item | None:
+        try:
+            found = _backend(region).get_item(table, key)
+        except Exception:  # a malformed key: moto answers the error
+            return None
+        return dict(found.to_json()["Attributes"]) if found is not None else None
+
+
+def _backend(region: str) -> Any:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends[DEFAULT_ACCOUNT_ID][region]
+
+
+def _index_shape(index: Any) -> IndexShape:
+    keys = tuple(k["AttributeName"] for k in sorted(index.schema, key=lambda k: k["KeyType"] != "HASH"))
+    projection = index.projection or {}
+    kind = projection.get("ProjectionType")
+    projected = None if kind == "ALL" else tuple(projection.get("NonKeyAttributes", []) if kind == "INCLUDE" else [])
+    return IndexShape(index.name, keys, projected)
+
+
+def recording_moto_server(host: str, port: int, ledger: Ledger) -> Any:
+    """moto's ThreadedMotoServer with the ledger in front of its app."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
+
+    class RecordingMotoServer(ThreadedMotoServer):  # type: ignore[misc]
+        def _server_entry(self) -> None:
+            app = LedgerMiddleware(DomainDispatcherApplication(create_backend_app), ledger, MotoTables())
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return RecordingMotoServer(ip_address=host, port=port, verbose=False)
