@@ -1,12 +1,12 @@
 """What breaks first: a target upload rate turned into per-partition write rates of every index,
 and the load on every quota the path crosses. `python -m bench.capacity --rate 1000` prints it and
 exits 1 if a DynamoDB partition would take more than 1,000 write units a second (or a table or
-index more than its quota); `--report` writes bench/CAPACITY.md, which docs/capacity.md includes.
+index more than its quota); `--report` writes bench/CAPACITY.md, which docs/performance.md includes.
 
 The per-upload numbers are the cost vector measured on the local stack (devstack/ledger.py);
 tests/test_capacity_e2e.py asserts the stack still measures exactly UPLOAD and REPROCESS, so the
 model cannot drift from the code. The quotas are AWS's published defaults (QUOTAS_READ; the
-pages are listed in docs/capacity.md).
+pages are listed in docs/performance.md, "Quotas and sources").
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def _reads_per_poller(load: Load) -> float:
     """Read units per second per waiting front end: a poll reads once; a ?wait=25 reads about every 2 s."""
     if load.poll_interval:
         return POLL_READS / load.poll_interval
-    return 17 / LONG_POLL_SECONDS  # docs/waiting.md: 17 reads over a whole 25 s wait
+    return 17 / LONG_POLL_SECONDS  # docs/api.md (waiting): 17 reads over a whole 25 s wait
 
 
 def first_limit(load: Load) -> Check:

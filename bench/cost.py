@@ -30,7 +30,7 @@ from typing import Any
 from bench.corpus import CLASSES, DEFAULT_CORPUS, REPO, CorpusImage, ensure, load
 
 PRICES_READ = "2026-11-29"
-# USD, us-east-1. Sources (read on PRICES_READ) are listed in the report and docs/deploy/cost-per-image.md.
+# USD, us-east-1. Sources (read on PRICES_READ) are listed in the report and docs/performance.md.
 PRICES = {
     "lambda_gb_second": 0.0000166667,  # x86
     "lambda_request": 0.20 / 1e6,

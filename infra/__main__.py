@@ -14,7 +14,7 @@ teardown   everything deploy made, including the buckets' contents (asks for --y
 check      refuse a stage that must not be deployed (no AWS call; `make package` runs it)
 terraform  add what Chalice leaves out to the Terraform it generated: --dir build/terraform-<stage>
 migrate-table  move the deployed table to the template's indexes in steps: --step expand, then
-           (new code deployed) --step backfill, then --step contract (infra/migrate.py, docs/capacity.md)
+           (new code deployed) --step backfill, then --step contract (infra/migrate.py, docs/deploy/index.md)
 
 A stage with API_AUTH=none (or CORS_ALLOW_ORIGINS=*) is refused unless its environment sets
 IMGPRESS_ALLOW_PUBLIC_API=i-understand-anyone-can-upload (docs/security.md).
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     deployment = Deployment(args.project, args.stage)
     if args.command == "migrate-table":
         if not args.step:
-            raise SystemExit("migrate-table needs --step expand, backfill or contract (docs/capacity.md).")
+            raise SystemExit("migrate-table needs --step expand, backfill or contract (docs/deploy/index.md).")
         deployment.migrate_table(args.step, args.checkpoint)
     elif args.command == "resources":
         deployment.resources()

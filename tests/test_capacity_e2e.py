@@ -1,7 +1,7 @@
 """The cost vector: every AWS request one upload and one reprocess cause on the local stack, and
 what a front end adds to them. Pinned to bench/capacity.py's UPLOAD and REPROCESS, the numbers its
 capacity model runs on, so a change that adds a request or a write unit shows up here
-(docs/capacity.md explains each line; devstack/ledger.py counts them)."""
+(docs/performance.md explains each line; devstack/ledger.py counts them)."""
 
 from __future__ import annotations
 
