@@ -10,6 +10,7 @@ and curl fails on an HTTP error status, so a sample that calls a route wrongly f
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 PAGES = sorted({sample.page for sample in all_samples() if sample.runs}, key=lambda page: page != "README.md")
 PAGE_SECONDS = 120
+TOOLS = ("bash", "curl", "jq", "sha256sum")  # what the samples call besides imgpress and python
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,11 @@ def stack() -> Iterator[LiveStack]:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The files the samples name, as a reader would have them next to the commands."""
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{', '.join(missing)} missing: .ci/run installs them", pytrace=False)
+        pytest.skip(f"the samples need {', '.join(missing)}")
     directory = tmp_path_factory.mktemp("samples")
     photo = Image.new("RGB", (3000, 2000), (150, 112, 84))
     draw = ImageDraw.Draw(photo)
