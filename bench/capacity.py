@@ -1,7 +1,7 @@
 """What breaks first: a target upload rate turned into per-partition write rates of every index,
 and the load on every quota the path crosses. `python -m bench.capacity --rate 1000` prints it and
 exits 1 if a DynamoDB partition would take more than 1,000 write units a second (or a table or
-index more than its quota); `--report` writes bench/CAPACITY.md, which docs/capacity.md includes.
+index more than its quota); `--report` writes bench/CAPACITY.md, which docs/performance.md includes.
 
 The per-operation numbers are the cost vector (devstack/cost_vector.py), which the local stack's
 ledger measures and tests/test_capacity_e2e.py pins, so the model cannot drift from the code. The

@@ -16,7 +16,7 @@ package    check, then `chalice package --pkg-format terraform` into --dir (defa
            then add what Chalice leaves out; needs no AWS account or configuration (`make package`)
 terraform  add what Chalice leaves out to the Terraform `chalice package` generated: --dir
 migrate-table  move the deployed table to the template's indexes in steps: --step expand, then
-           (new code deployed) --step backfill, then --step contract (infra/migrate.py, docs/capacity.md)
+           (new code deployed) --step backfill, then --step contract (infra/migrate.py, docs/deploy/index.md)
 
 A stage with API_AUTH=none (or CORS_ALLOW_ORIGINS=*) is refused unless its environment sets
 IMGPRESS_ALLOW_PUBLIC_API=i-understand-anyone-can-upload (docs/security.md).
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     deployment = Deployment(args.project, args.stage)
     if args.command == "migrate-table":
         if not args.step:
-            raise SystemExit("migrate-table needs --step expand, backfill or contract (docs/capacity.md).")
+            raise SystemExit("migrate-table needs --step expand, backfill or contract (docs/deploy/index.md).")
         deployment.migrate_table(args.step, args.checkpoint)
     elif args.command == "resources":
         deployment.resources()

@@ -17,7 +17,7 @@ backfill  after the new code is deployed (it writes the index attributes on ever
 contract  delete the indexes the code no longer queries, one stack update each. The last step's
           template is infra/resources.json itself, so `make deploy` is a no-op for the table after.
 
-docs/capacity.md ("Migrating a deployed table") gives the whole sequence with the code deploy.
+docs/deploy/index.md ("Migrating a deployed table") gives the whole sequence with the code deploy.
 """
 
 from __future__ import annotations

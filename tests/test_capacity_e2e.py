@@ -1,7 +1,7 @@
 """The cost vector: every AWS request one upload and one reprocess cause on the local stack, and
 what a front end adds to them. Pinned to devstack/cost_vector.py's UPLOAD and REPROCESS, the numbers
 bench/capacity.py's model and bench/cost.py's prices run on, so a change that adds a request or a
-write unit shows up here (docs/capacity.md explains each line; devstack/ledger.py counts them)."""
+write unit shows up here (docs/performance.md explains each line; devstack/ledger.py counts them)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ negative), the examples, the coverage phase (boundaries of every parameter) and 
 sequences that follow the document's links (start a multipart upload, then sign, list, complete
 and abort it; open a slot, then read and delete its image). Checks: no 5xx, every status
 documented for its operation, the documented Content-Type, every body valid against its schema.
-Run size and time: docs/api-reference.md#property-based-testing.
+Run size and time: docs/testing.md#property-based-testing.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import io
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -31,11 +30,12 @@ from playwright.sync_api import Browser, Request, sync_playwright
 
 from devstack.stack import free_port
 from tests.live_stack import LiveStack, StackClient, running_stack
+from tests.npm_packages import PACKAGES as PAGE
+from tests.npm_packages import npm_ci
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
 
-PAGE = Path(__file__).resolve().parent / "uppy"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 MIB = 1024 * 1024
 LATENCY_MS = 600  # added to every request by Chromium's network emulation, so a reload lands mid-upload
@@ -43,15 +43,8 @@ SETTLE_MS = 120_000
 
 
 def build_page() -> None:
-    """`npm ci` once, then the bundle; a missing npm fails under CI (a skip would hide it)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm is missing: the machine's Node.js and npm build tests/uppy", pytrace=False)
-        pytest.skip("npm is not installed")
-    if not (PAGE / "node_modules" / "@uppy" / "aws-s3").exists():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PAGE, check=True, capture_output=True, timeout=300)
-    subprocess.run([npm, "run", "build"], cwd=PAGE, check=True, capture_output=True, timeout=120)
+    """The packages from the lock file, then the bundle."""
+    subprocess.run([npm_ci(), "run", "build"], cwd=PAGE, check=True, capture_output=True, timeout=120)
 
 
 def noise_png(width: int, height: int) -> bytes:

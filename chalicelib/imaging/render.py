@@ -4,7 +4,7 @@ Decode once, as small as the largest variant allows (JPEG DCT scaling via `draft
 convert that reduced master to sRGB once, then resample each variant from the next larger one when
 that is at least twice its size, and crop, watermark and encode it on its own copy. Resampling is
 LANCZOS, except Hamming for the mild (< 2x) reduction left after a baseline JPEG's draft. Why, with
-the measurements: docs/decisions/ (records 0001-0006).
+the measurements: decision 0001 and docs/performance.md ("What the numbers changed").
 
 With `encode_threads` > 1 each variant's crop, watermark and encode runs on a thread pool while the
 next variant is resized (Pillow releases the GIL in resampling and in its encoders): same bytes,

@@ -373,7 +373,7 @@ def test_once_the_api_exists_the_client_runs_the_code_flow_back_to_the_page(stag
     assert client["CallbackURLs"] == client["LogoutURLs"] == page_urls
     given = stages.resources_parameters(stages.load_config(stages.PROJECT), stage, API_URL)
     assert given["PageUrls"].split(",") == [API_URL]
-    # the CLI's password sign-in (docs/deploy/auth-cors.md) keeps working beside it
+    # the CLI's password sign-in (docs/security.md) keeps working beside it
     assert "ALLOW_USER_PASSWORD_AUTH" in client["ExplicitAuthFlows"]
 
 
