@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from chalicelib.auth.oidc import ALLOWED_ALGORITHMS, OidcSettings, check_fetchable
@@ -402,7 +402,7 @@ class Settings:
     redrive_after_seconds: int
     sweep_interval_seconds: int
     output_cache_control: str
-    output_sse: str
+    output_sse: Literal["AES256", "aws:kms"]
     kms_key_id: str | None
     output_base_url: str | None
     dedupe: bool
@@ -448,9 +448,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build and validate; a bad value fails the cold start with the variable's name."""
         read = Environment(env)
-        sse = read.text("OUTPUT_SSE")
-        if sse not in ("AES256", "aws:kms"):
-            raise ConfigError(f"OUTPUT_SSE: must be AES256 or aws:kms, got {sse!r}")
+        sse = _SSE.get(read.text("OUTPUT_SSE"))
+        if sse is None:
+            raise ConfigError(f"OUTPUT_SSE: must be AES256 or aws:kms, got {read.text('OUTPUT_SSE')!r}")
         imaging = _imaging(read)
         upload_url_ttl = read.integer("UPLOAD_URL_TTL_SECONDS", 60)
         settings = cls(
@@ -493,6 +493,9 @@ class Settings:
                 f"OUTPUT_PREFIX: with one bucket, {self.output_prefix!r} and UPLOAD_PREFIX {self.upload_prefix!r}"
                 " must not contain each other, or outputs would trigger processing again"
             )
+
+
+_SSE: dict[str, Literal["AES256", "aws:kms"]] = {"AES256": "AES256", "aws:kms": "aws:kms"}
 
 
 def _quotas(env: Environment, max_upload_bytes: int, slot_seconds: int) -> QuotaLimits:

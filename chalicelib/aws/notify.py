@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chalicelib.domain import ImageRecord
 from chalicelib.views import message_type, result_message
 
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+
 
 class SnsNotifier:
-    def __init__(self, sns: Any, topic_arn: str) -> None:
+    def __init__(self, sns: SNSClient, topic_arn: str) -> None:
         self._sns = sns
         self._topic_arn = topic_arn
 

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Final
 
 from chalicelib.ports import QueueDepth, ReprocessMessage
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
 _SEND_BATCH = 10  # SendMessageBatch takes at most this many entries
+_WAITING: Final = "ApproximateNumberOfMessages"
+_IN_FLIGHT: Final = "ApproximateNumberOfMessagesNotVisible"
 
 
 class SqsReprocessQueue:
-    def __init__(self, sqs: Any, queue_name: str, dead_letter_queue_name: str = "") -> None:
+    def __init__(self, sqs: SQSClient, queue_name: str, dead_letter_queue_name: str = "") -> None:
         self._sqs = sqs
         self._queue_name = queue_name
         self._dead_letter_queue_name = dead_letter_queue_name
@@ -44,10 +49,9 @@ class SqsReprocessQueue:
         return unsent
 
     def depth(self) -> QueueDepth:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        queue = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=names)["Attributes"]
+        queue = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=[_WAITING, _IN_FLIGHT])["Attributes"]
         dead = 0
         if self._dead_letter_url:
-            attributes = self._sqs.get_queue_attributes(QueueUrl=self._dead_letter_url, AttributeNames=names[:1])
-            dead = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
-        return QueueDepth(int(queue[names[0]]), int(queue[names[1]]), dead)
+            attributes = self._sqs.get_queue_attributes(QueueUrl=self._dead_letter_url, AttributeNames=[_WAITING])
+            dead = int(attributes["Attributes"][_WAITING])
+        return QueueDepth(int(queue[_WAITING]), int(queue[_IN_FLIGHT]), dead)

@@ -17,11 +17,14 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import Busy
 from chalicelib.ports import Counter
 from chalicelib.quota import day_ends
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
 
 KEY_PREFIX = "quota#"
 TTL_GRACE_SECONDS = 24 * 3600  # an item outlives its day by this much (late releases still find it)
@@ -36,7 +39,7 @@ def quota_key(owner: str, window: str) -> str:
 class DynamoQuotaStore:
     """Takes the boto3 Table resource of the images table."""
 
-    def __init__(self, table: Any, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, table: Table, sleep: Callable[[float], None] = time.sleep) -> None:
         self._table = table
         self._dynamodb = table.meta.client  # for TransactWriteItems, with the resource's value conversion
         self._sleep = sleep
@@ -68,8 +71,9 @@ class DynamoQuotaStore:
             self._table.update_item(**updates[0])
             return
         name = self._table.name
+        items: list[Any] = [{"Update": {"TableName": name, **update}} for update in updates]  # the resource's values
         self._dynamodb.transact_write_items(
-            TransactItems=[{"Update": {"TableName": name, **update}} for update in updates],
+            TransactItems=items,
             ClientRequestToken=uuid.uuid4().hex,  # an SDK retry of a transaction that went through is a no-op
         )
 

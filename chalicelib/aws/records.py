@@ -18,11 +18,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain import Failure, ImageRecord, OriginalInfo, OutputInfo, Reprocess, ReprocessStatus, Status
 from chalicelib.errors import BadRequest
 from chalicelib.ports import BackfillProgress, ListQuery, Page, RecordExists
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
 
 # Index name -> (partition attribute, sort attribute). Every index is KEYS_ONLY or INCLUDEs a
 # few small attributes, so a status change writes a few dozen bytes to each, not the whole item.
@@ -210,7 +213,7 @@ def _conditional_check_failed(error: Exception) -> bool:
 class DynamoRecordStore:
     """The `images` table. Takes a boto3 Table resource (and uses its client for batch reads)."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Table) -> None:
         self._table = table
         # The Table resource's client, for batch reads; it converts Python values to DynamoDB's and back.
         self._dynamodb = table.meta.client
@@ -365,13 +368,13 @@ class DynamoBackfillLog:
     """Backfill progress as one small item per backfill in the images table. It carries none of the
     index attributes, so no listing, lookup or sweep ever sees it; it expires by TTL."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Table) -> None:
         self._table = table
 
     def start(self, backfill: BackfillProgress) -> bool:
         from botocore.exceptions import ClientError
 
-        item = {
+        item: dict[str, str | int] = {
             "id": BACKFILL_KEY_PREFIX + backfill.id,
             "owner": backfill.owner,
             "profile": backfill.profile,

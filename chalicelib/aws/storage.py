@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from chalicelib.errors import StorageError
 from chalicelib.ports import InvalidPart, NoSuchUpload, PresignedPost, StoredObject, UploadedPart
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.literals import ServerSideEncryptionType
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, CopyObjectRequestTypeDef, PutObjectRequestTypeDef
 
 _GONE = {"NoSuchKey", "404", "NotFound"}
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
@@ -22,14 +27,18 @@ class S3ObjectStore:
     """Outputs are written encrypted (SSE-S3 by default, SSE-KMS when a key is given) and tagged."""
 
     def __init__(
-        self, s3: Any, output_bucket: str, cache_control: str, sse: str = "AES256", kms_key_id: str | None = None
+        self,
+        s3: S3Client,
+        output_bucket: str,
+        cache_control: str,
+        sse: ServerSideEncryptionType = "AES256",
+        kms_key_id: str | None = None,
     ) -> None:
         self._s3 = s3
         self._output_bucket = output_bucket
         self._cache_control = cache_control
-        self._encryption: dict[str, str] = {"ServerSideEncryption": sse}
-        if sse == "aws:kms" and kms_key_id:
-            self._encryption["SSEKMSKeyId"] = kms_key_id
+        self._sse = sse
+        self._kms_key_id = kms_key_id if sse == "aws:kms" else None
 
     @property
     def output_bucket(self) -> str:
@@ -80,27 +89,33 @@ class S3ObjectStore:
         )
 
     def put_output(self, key: str, data: bytes, content_type: str, tags: dict[str, str]) -> None:
-        self._s3.put_object(
-            Bucket=self._output_bucket,
-            Key=key,
-            Body=data,
-            ContentType=content_type,
-            CacheControl=self._cache_control,
-            Tagging=urlencode(tags),
-            **self._encryption,
-        )
+        request: PutObjectRequestTypeDef = {
+            "Bucket": self._output_bucket,
+            "Key": key,
+            "Body": data,
+            "ContentType": content_type,
+            "CacheControl": self._cache_control,
+            "Tagging": urlencode(tags),
+            "ServerSideEncryption": self._sse,
+        }
+        if self._kms_key_id:
+            request["SSEKMSKeyId"] = self._kms_key_id
+        self._s3.put_object(**request)
 
     def copy_output(self, source_key: str, key: str, tags: dict[str, str]) -> None:
         """Server-side copy of an existing output (dedupe): no bytes pass through Lambda."""
-        self._s3.copy_object(
-            Bucket=self._output_bucket,
-            Key=key,
-            CopySource={"Bucket": self._output_bucket, "Key": source_key},
-            MetadataDirective="COPY",
-            TaggingDirective="REPLACE",
-            Tagging=urlencode(tags),
-            **self._encryption,
-        )
+        request: CopyObjectRequestTypeDef = {
+            "Bucket": self._output_bucket,
+            "Key": key,
+            "CopySource": {"Bucket": self._output_bucket, "Key": source_key},
+            "MetadataDirective": "COPY",
+            "TaggingDirective": "REPLACE",
+            "Tagging": urlencode(tags),
+            "ServerSideEncryption": self._sse,
+        }
+        if self._kms_key_id:
+            request["SSEKMSKeyId"] = self._kms_key_id
+        self._s3.copy_object(**request)
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         keys: list[str] = []
@@ -130,7 +145,7 @@ class S3Uploads:
     """Uploads into the input bucket. The client (boto3, `signature_version="s3v4"`) signs part URLs
     with SigV4, the only signature S3 checks a signed Content-Length with."""
 
-    def __init__(self, s3: Any, bucket: str) -> None:
+    def __init__(self, s3: S3Client, bucket: str) -> None:
         self._s3 = s3
         self._bucket = bucket
 
@@ -169,7 +184,7 @@ class S3Uploads:
         return sorted(found, key=lambda part: part.number)
 
     def complete(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> str:
-        listed = [{"PartNumber": p.number, "ETag": f'"{p.etag}"'} for p in parts]
+        listed: list[CompletedPartTypeDef] = [{"PartNumber": p.number, "ETag": f'"{p.etag}"'} for p in parts]
         with _multipart_errors():
             response = self._s3.complete_multipart_upload(
                 Bucket=self._bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}

@@ -104,14 +104,43 @@ def _operation_of(service: str, call: ast.Call) -> str:
     return operations[method]
 
 
-def _aws_calls(under: Path) -> Iterator[tuple[str, str, ast.Call]]:
-    """(service, operation, the call) of every boto3 call on an AWS handle in the Python files under `under`."""
+def _aws_calls(under: Path) -> Iterator[tuple[str, str, set[str]]]:
+    """(service, operation, the parameters it names) of every boto3 call on an AWS handle under `under`.
+
+    A call's parameters are its keywords, and the keys of a dict literal it expands (`**request`)
+    when that dict is built in the same function."""
     for path in sorted(under.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                service = _handle_service(node.func.value)
-                if service is not None:
-                    yield service, _operation_of(service, node), node
+        tree = ast.parse(path.read_text(), str(path))
+        for function in [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))]:
+            built = _dict_keys_by_name(function)
+            for node in ast.walk(function):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                    service = _handle_service(node.func.value)
+                    if service is not None:
+                        yield service, _operation_of(service, node), _parameters(node, built)
+
+
+def _dict_keys_by_name(scope: ast.AST) -> dict[str, set[str]]:
+    keys: dict[str, set[str]] = {}
+    for node in ast.walk(scope):
+        target = node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        value = getattr(node, "value", None)
+        if isinstance(target, ast.Name) and isinstance(value, ast.Dict):
+            keys[target.id] = {str(k.value) for k in value.keys if isinstance(k, ast.Constant)}
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript):
+            subscript = node.targets[0]
+            if isinstance(subscript.value, ast.Name) and isinstance(subscript.slice, ast.Constant):
+                keys.setdefault(subscript.value.id, set()).add(str(subscript.slice.value))
+    return keys
+
+
+def _parameters(call: ast.Call, built: dict[str, set[str]]) -> set[str]:
+    named = {k.arg for k in call.keywords if k.arg is not None}
+    for expanded in (k.value for k in call.keywords if k.arg is None):
+        named |= built.get(expanded.id, set()) if isinstance(expanded, ast.Name) else set()
+    return named
 
 
 def code_calls(under: Path = ROOT / "chalicelib") -> set[tuple[str, str]]:
@@ -121,9 +150,9 @@ def code_calls(under: Path = ROOT / "chalicelib") -> set[tuple[str, str]]:
 def code_actions(under: Path = ROOT / "chalicelib") -> set[str]:
     """The IAM actions of those calls. (Which KMS actions depends on settings: the run-time check sees them.)"""
     actions: set[str] = set()
-    for service, operation, call in _aws_calls(under):
+    for service, operation, parameters in _aws_calls(under):
         actions.add(IAM_ACTION_OF.get((service, operation), f"{service}:{operation}"))
-        if operation in ("PutObject", "CopyObject") and any(k.arg == "Tagging" for k in call.keywords):
+        if operation in ("PutObject", "CopyObject") and "Tagging" in parameters:
             actions.add("s3:PutObjectTagging")  # tags on a write need their own grant
         if operation == "CopyObject":
             actions.add("s3:GetObject")  # reading the copy's source
