@@ -14,6 +14,7 @@ from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 
 from chalicelib import apidoc, images, multipart, parsing, reprocess, services, uploads, webpage
 from chalicelib.access import JWT_AUTHORIZER_TTL_SECONDS, route_access
+from chalicelib.auth.oidc import OidcSettings
 from chalicelib.auth.principal import Principal
 from chalicelib.errors import ImgpressError
 from chalicelib.pipeline import ClaimHeld
@@ -26,13 +27,15 @@ _TRIGGERS = get_triggers()
 _ACCESS = route_access(get_access())
 app.log.setLevel(_TRIGGERS.log_level)  # "imgpress" and its children, e.g. the pipeline
 
-if _ACCESS.mode == "jwt":  # only then: Chalice deploys a Lambda function for every registered authorizer
+_OIDC = get_access().oidc  # API_AUTH=jwt only
+if _OIDC is not None:  # only then: Chalice deploys a Lambda function for every registered authorizer
+    _ISSUER: OidcSettings = _OIDC
 
     @app.authorizer(ttl_seconds=JWT_AUTHORIZER_TTL_SECONDS)
     def jwt_authorizer(auth_request: AuthRequest) -> AuthResponse:
         from chalicelib.auth import tokens  # PyJWT and cryptography: the authorizer function only
 
-        return tokens.authorize(auth_request.token)
+        return tokens.authorize(auth_request.token, _ISSUER)
 
     _ACCESS = _ACCESS.with_authorizer(jwt_authorizer)
 _ACCESS.install_cors(app)

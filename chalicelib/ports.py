@@ -9,12 +9,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from chalicelib.auth.principal import Principal
 from chalicelib.domain import ImageRecord, Status
-
-if TYPE_CHECKING:
-    from chalicelib.quota import Quotas
 
 
 class RecordExists(Exception):
@@ -260,6 +258,13 @@ class Uploads(Protocol):
         """AbortMultipartUpload; an upload already gone is not an error."""
 
 
+class UploadQuotas(Protocol):
+    """The per-owner limits a new upload slot is taken against (quota.Quotas, over a QuotaStore)."""
+
+    def take(self, caller: Principal, size: int | None, now: datetime) -> None:
+        """Count a slot of `size` declared bytes for `caller`, or raise QuotaExceeded (429)."""
+
+
 class Ports(Protocol):
     """Everything a request handler reaches AWS (and the time) through: the one way handlers get their
     ports. services.AwsPorts builds each adapter on first use; tests pass in-memory fakes."""
@@ -274,7 +279,7 @@ class Ports(Protocol):
     def uploads(self) -> Uploads: ...
 
     @property
-    def quotas(self) -> Quotas: ...
+    def quotas(self) -> UploadQuotas: ...
 
     @property
     def reprocess_queue(self) -> ReprocessQueue: ...

@@ -175,14 +175,9 @@ def authorizer_response(verifier: TokenVerifier, header: str) -> AuthResponse:
 _verifier: TokenVerifier | None = None
 
 
-def authorize(header: str) -> AuthResponse:
+def authorize(header: str, settings: OidcSettings) -> AuthResponse:
     """The authorizer's work; the verifier (and so its key cache) lives as long as the warm Lambda."""
     global _verifier
     if _verifier is None:
-        from chalicelib.settings import get_access
-
-        oidc = get_access().oidc
-        if oidc is None:
-            raise ConfigError("API_AUTH: the JWT authorizer runs only on a stage with API_AUTH=jwt")
-        _verifier = TokenVerifier(oidc)
+        _verifier = TokenVerifier(settings)
     return authorizer_response(_verifier, header)
