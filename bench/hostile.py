@@ -26,10 +26,10 @@ from functools import partial
 from pathlib import Path
 
 from bench import corpus
-from bench.crafted import ATTACKS, PROBES, WORST
 from chalicelib.formats import sniff_format
 from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.structure import GUARDS, check_structure
+from tests.crafted import ATTACKS, PROBES, WORST
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "hostile_worker.py"
@@ -175,7 +175,7 @@ def report(results: Results, before_root: str | None) -> str:
         f" by `render_variants` with the default profile ({variants}) and the default decode limits, in a fresh"
         " process pinned to one core. Time and CPU: the render alone. Peak RSS: the whole process (the"
         f" interpreter and imports are about 60 MB). MAX_UPLOAD_BYTES is {settings.max_upload_bytes:,}."
-        " Generators: bench/crafted.py; guards: chalicelib/imaging/structure/guards.py.",
+        " Generators: tests/crafted.py; guards: chalicelib/imaging/structure/guards.py.",
         "",
         "## The linear bound",
         "",
@@ -226,7 +226,7 @@ def _guard_table(results: Results) -> list[str]:
     maxima = corpus_maxima()
     header = ["guard", "limit", "code", "corpus max", "bytes", "outcome", "CPU ms", "peak RSS MB", "decoded MP"]
     lines = [
-        "Each file is built just under its guard's limit (bench/crafted.py: `WORST`, else"
+        "Each file is built just under its guard's limit (tests/crafted.py: `WORST`, else"
         " `PROBES[guard].build(limit)`). The corpus maximum is the largest count over the shared corpus"
         " (with the class of the file it comes from).",
         "",

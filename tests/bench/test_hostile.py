@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench import hostile
-from bench.crafted import ATTACKS, PROBES
 from bench.hostile import Case, Measured
 from tests import images
+from tests.crafted import ATTACKS, PROBES
 
 ROOT = Path(__file__).resolve().parents[2]
 

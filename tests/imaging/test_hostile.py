@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from bench.crafted import ATTACKS, PROBES, WORST
 from chalicelib.errors import ImageRejected
 from chalicelib.imaging import decode
 from chalicelib.imaging.decode import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON, parse_variants
 from chalicelib.imaging.structure import GUARDS
-from tests import hostile, images
+from tests import crafted, images
+from tests.crafted import ATTACKS, PROBES, WORST
 
 LIMITS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF"))
 SPECS = parse_variants(DEFAULT_VARIANTS_JSON)
@@ -35,9 +35,9 @@ def _audit(event: str, _args: Any) -> None:
 sys.addaudithook(_audit)
 
 
-@pytest.mark.parametrize("name", sorted(hostile.REJECTED))
+@pytest.mark.parametrize("name", sorted(crafted.REJECTED))
 def test_hostile_file_is_rejected_with_its_code_and_starts_no_process(name: str) -> None:
-    build, code = hostile.REJECTED[name]
+    build, code = crafted.REJECTED[name]
     data = build()
     _PROCESS_EVENTS.clear()
     with pytest.raises(ImageRejected) as raised:
@@ -73,7 +73,7 @@ _MEASURE = textwrap.dedent(
 )
 def test_rejection_happens_before_decoding_so_memory_stays_flat(name: str, tmp_path: Path) -> None:
     """Decoding any of these would need 100 MB to 1 GB; rejecting them must cost almost nothing."""
-    build, code = hostile.REJECTED[name]
+    build, code = crafted.REJECTED[name]
     sample = tmp_path / "sample"
     sample.write_bytes(build())
     result = subprocess.run(
@@ -85,7 +85,7 @@ def test_rejection_happens_before_decoding_so_memory_stays_flat(name: str, tmp_p
 
 
 def test_jpeg_with_html_appended_is_processed_and_the_html_is_gone() -> None:
-    rendering = render_variants(hostile.jpeg_with_html(), SPECS, LIMITS)
+    rendering = render_variants(crafted.jpeg_with_html(), SPECS, LIMITS)
     assert [v.name for v in rendering.variants] == ["web", "thumb"]
     assert all(b"<script" not in v.data and b"<html" not in v.data for v in rendering.variants)
 
@@ -182,6 +182,6 @@ def test_the_largest_grids_decoders_accept_render(metric: str, size: tuple[int, 
 
 def test_apng_frames_count_towards_the_animation_limit() -> None:
     with pytest.raises(ImageRejected) as refused:
-        render_variants(hostile.apng(150, 1000), SPECS, LIMITS)
+        render_variants(crafted.apng(150, 1000), SPECS, LIMITS)
     assert refused.value.code == "too_many_frames"
     assert "150 frames" in refused.value.message

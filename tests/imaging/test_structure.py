@@ -1,5 +1,5 @@
 """The structure walk: every guard at its limit and one past it, linear work, never a crash, real
-files untouched. Crafted files come from bench/crafted.py, the benchmark's own generators."""
+files untouched. Crafted files come from tests/crafted.py, the benchmark's generators too."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ import zlib
 import pytest
 from PIL import Image
 
-from bench import crafted
-from bench.crafted import ATTACKS, PROBES
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import sniff_format
 from chalicelib.imaging.structure import GUARDS, Tally, check_structure
 from chalicelib.imaging.structure import walk as walk_structure
-from tests import hostile, images
+from tests import crafted, images
+from tests.crafted import ATTACKS, PROBES
 
 
 def walk(data: bytes) -> dict[str, int]:
@@ -240,7 +239,7 @@ def test_gif_frames_are_counted_as_pillow_counts_them() -> None:
     with Image.open(io.BytesIO(data)) as image:
         assert check_structure(data, "GIF").frames == getattr(image, "n_frames", 1) == 5
     assert check_structure(data[: len(data) // 2], "GIF").frames >= 1
-    assert check_structure(hostile.many_frame_gif(300), "GIF").frames == 300
+    assert check_structure(crafted.many_frame_gif(300), "GIF").frames == 300
 
 
 def test_gif_and_webp_canvases_far_larger_than_their_frames_are_refused() -> None:

