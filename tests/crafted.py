@@ -427,6 +427,82 @@ def coded_image(kind: bytes, width: int) -> tuple[bytes, bytes]:
     return find_box(data, [b"meta", b"iprp", b"ipco", b"hvcC"]), find_box(data, [b"mdat"])[8:]
 
 
+def _children(data: bytes, pos: int, end: int) -> dict[bytes, list[tuple[int, int]]]:
+    """Payload spans of the boxes in data[pos:end], by type."""
+    found: dict[bytes, list[tuple[int, int]]] = {}
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        found.setdefault(kind, []).append((pos + 8, pos + size))
+        pos += size
+    return found
+
+
+@cache
+def coded_items(name: str) -> tuple[tuple[bytes, bytes], ...]:
+    """(codec configuration box, data) of each coded item of a fixture written by pillow-heif, in item
+    order: the colour image, then its alpha plane when it has one."""
+    data = (FIXTURES / name).read_bytes()
+    meta = _children(data, 0, len(data))[b"meta"][0]
+    boxes = _children(data, meta[0] + 4, meta[1])
+    iprp = _children(data, *boxes[b"iprp"][0])
+    ipco = _children(data, *iprp[b"ipco"][0])
+    configurations = [data[start - 8 : stop] for start, stop in ipco.get(b"hvcC", []) + ipco.get(b"av1C", [])]
+    start, stop = boxes[b"iloc"][0]
+    count, pos, extents = struct.unpack_from(">H", data, start + 6)[0], start + 8, []
+    for _ in range(count):  # version 0, 4-byte base, offset and length, one extent (pillow-heif's layout)
+        base, _extents, offset, length = struct.unpack_from(">IHII", data, pos + 4)
+        extents.append(data[base + offset : base + offset + length])
+        pos += 18
+    return tuple(zip(configurations, extents))
+
+
+def clean_aperture(width: int, height: int) -> bytes:
+    """A `clap` box presenting the centred width x height of the image it is on."""
+    return box(b"clap", struct.pack(">8I", width, 1, height, 1, 0, 1, 0, 1))
+
+
+def alpha_property() -> bytes:
+    return full_box(b"auxC", 0, 0, b"urn:mpeg:hevc:2015:auxid:1\x00")
+
+
+@dataclass(frozen=True)
+class Coded:
+    """A picture of rows x columns flat tiles of `tile` px from a pillow-heif fixture (one coded item
+    when 1x1, else a grid of them): its colour plane (4:4:4) or its alpha plane (4:0:0)."""
+
+    tile: int
+    rows: int = 1
+    columns: int = 1
+    alpha: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.columns * self.tile, self.rows * self.tile
+
+    def items(self, first_id: int, properties: list[bytes]) -> tuple[list[Item], list[tuple[bytes, int, list[int]]]]:
+        """Its items, the first being the picture (with `properties` added), ids from `first_id`, and
+        the grid's references."""
+        config, data = coded_items(f"flat_{self.tile}_444_alpha.heic")[int(self.alpha)]
+        if self.rows * self.columns == 1:
+            return [Item(b"hvc1", data, [config, ispe(*self.size), *properties])], []
+        descriptor = struct.pack(">BBBBHH", 0, 0, self.rows - 1, self.columns - 1, *self.size)
+        count = self.rows * self.columns
+        tiles = [Item(b"hvc1", data, [config, ispe(self.tile, self.tile)], hidden=True) for _ in range(count)]
+        grid_item = Item(b"grid", descriptor, [ispe(*self.size), *properties])
+        return [grid_item, *tiles], [(b"dimg", first_id, list(range(first_id + 1, first_id + 1 + count)))]
+
+
+def heif_image(colour: Coded, alpha: Coded | None = None, crop: tuple[int, int] | None = None) -> bytes:
+    """A HEIC of the `colour` picture, with `alpha` as its alpha plane, optionally cropped by `clap`."""
+    items, references = colour.items(1, [clean_aperture(*crop)] if crop else [])
+    if alpha is not None:
+        alpha_items, alpha_references = alpha.items(len(items) + 1, [alpha_property()])
+        alpha_items[0].hidden = True
+        references += [(b"auxl", len(items) + 1, [1]), *alpha_references]
+        items += alpha_items
+    return iso_file(b"heic", items, references)
+
+
 def still(
     kind: bytes = b"av01", references: list[tuple[bytes, int, list[int]]] | None = None, extra: bytes = b""
 ) -> bytes:
@@ -756,7 +832,7 @@ def grid_shape(tiles: int) -> tuple[int, int]:
     return rows, tiles // rows
 
 
-def _grid_tile_ratio(ratio: int) -> bytes:
+def _grid_decoded_ratio(ratio: int) -> bytes:
     """A 2x2 grid of 1024 px tiles (4 MP decoded) making an image `ratio` times smaller."""
     return grid(2, 2, declared=1024, output=(2048, 2048 // ratio))
 
@@ -865,7 +941,7 @@ PROBES: dict[str, Probe] = {
     "bmff.items": Probe("AVIF", _items),
     "bmff.references": Probe("AVIF", _references),
     "bmff.tiles": Probe("AVIF", lambda n: grid(*grid_shape(n), distinct=64)),
-    "bmff.tile_ratio": Probe("AVIF", _grid_tile_ratio),
+    "bmff.decoded_ratio": Probe("AVIF", _grid_decoded_ratio),
     "bmff.units": Probe("AVIF", _coded_units),
     "bmff.pictures": Probe("AVIF", _coded_pictures),
     "bmff.metadata_bytes": Probe("AVIF", _metadata_bytes),
@@ -911,7 +987,7 @@ WORST: dict[str, Callable[[], bytes]] = {
     "bmff.tiles": lambda: grid(31, 32, b"hvc1"),
     # A valid grid cannot reach 4x its image with more than one tile (no tile may lie wholly
     # outside it); a single tile can: a 4 MP tile cropped to 1 MP.
-    "bmff.tile_ratio": lambda: grid(1, 1, tile=2048, output=(1024, 1024)),
+    "bmff.decoded_ratio": lambda: grid(1, 1, tile=2048, output=(1024, 1024)),
     "gif.canvas_ratio": _worst_gif_canvas,
     "webp.canvas_ratio": _worst_webp_canvas,
 }

@@ -1,5 +1,5 @@
 """Open untrusted bytes safely: sniff, restrict decoders, walk the container's structure, check size
-before any pixel is decoded."""
+and the memory the render will need before any pixel is decoded."""
 
 from __future__ import annotations
 
@@ -11,10 +11,15 @@ from PIL import Image, UnidentifiedImageError
 
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import sniff_format
-from chalicelib.imaging.structure import check_structure
+from chalicelib.imaging.settings import MIB, RENDER_MEMORY_MB
+from chalicelib.imaging.structure import Survey, check_structure
 
 # Pillow warns between 1x and 2x MAX_IMAGE_PIXELS; check_dimensions rejects those files itself.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Besides what the decoder holds, a render holds the decoded image and at most two more of its size at
+# once (a converted copy, the colour-managed or resized master), each up to RGBA's 4 bytes a pixel.
+_RENDER_IMAGES = 3
+_RGBA = 4
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class DecodeLimits:
     max_pixels: int = 50_000_000
     max_side: int = 12_000
     max_animation_pixels: int = 100_000_000  # frames x width x height, for every animated format
+    max_render_bytes: int = RENDER_MEMORY_MB * MIB  # what one render may allocate (check_memory)
 
 
 def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
@@ -52,12 +58,13 @@ def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
         raise ImageRejected(str(exc), "too_many_pixels") from exc
     except UnidentifiedImageError as exc:
         raise ImageRejected(f"The {sniffed} header could not be read.", "corrupt") from exc
-    except MemoryError:
-        raise
     except Exception as exc:  # Pillow plugins raise many types on hostile headers.
         raise _decode_failure(exc) from exc
     check_dimensions(image.size, limits)
     check_frames(image, survey.frames, limits)
+    check_memory(survey, image.size, limits)
+    if survey.whole_input:  # arithmetic decoding cannot suspend: hand libjpeg the whole file at once
+        image.decodermaxblock = max(image.decodermaxblock, len(data))
     return image
 
 
@@ -101,8 +108,6 @@ def check_frames(image: Image.Image, counted: int, limits: DecodeLimits) -> None
         else:
             frames = int(getattr(image, "n_frames", 1))
             image.seek(0)
-    except MemoryError:
-        raise
     except Exception as exc:
         raise _decode_failure(exc) from exc
     total = frames * frame_pixels
@@ -114,8 +119,28 @@ def check_frames(image: Image.Image, counted: int, limits: DecodeLimits) -> None
         )
 
 
+def check_memory(survey: Survey, size: tuple[int, int], limits: DecodeLimits) -> None:
+    """Refuse, from the structure, an image whose render would need more memory than a render may use:
+    what the decoder holds (the walk's count) and the render's images of the size Pillow reports."""
+    width, height = size
+    needed = survey.decoder_bytes + _RENDER_IMAGES * _RGBA * width * height
+    if needed > limits.max_render_bytes:
+        raise ImageRejected(
+            f"Rendering this image needs about {needed // MIB:,} MiB; a render may use"
+            f" {limits.max_render_bytes // MIB:,} MiB (RENDER_MEMORY_MB).",
+            "too_much_memory",
+        )
+
+
+def out_of_memory() -> ImageRejected:
+    """What a render that runs out of its memory ends with, wherever it ran out."""
+    return ImageRejected("The image needs more memory than a render may use.", "too_much_memory")
+
+
 def _decode_failure(exc: BaseException) -> ImageRejected:
     """Classify a decoder exception into a stable reason code."""
+    if isinstance(exc, MemoryError):
+        return out_of_memory()
     text = str(exc).lower()
     if "truncated" in text or isinstance(exc, EOFError):
         return ImageRejected("The image data is truncated.", "truncated")
@@ -130,7 +155,5 @@ def load_guarded(image: Image.Image) -> None:
         image.load()
     except Image.DecompressionBombError as exc:
         raise ImageRejected(str(exc), "too_many_pixels") from exc
-    except MemoryError:
-        raise
     except Exception as exc:
         raise _decode_failure(exc) from exc

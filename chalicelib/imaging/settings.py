@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 MIB = 1024 * 1024
 # Lambda allocates CPU in proportion to memory: one full vCPU at 1769 MB, two from 3538 MB.
 MB_PER_VCPU = 1769
+# A render may use the function's memory less what the handler holds besides (the runtime, the app
+# and its clients, the upload's bytes); outside Lambda, as on the stage's 1769 MB upload handler.
+HANDLER_RESERVE_MB = 256
+RENDER_MEMORY_MB = MB_PER_VCPU - HANDLER_RESERVE_MB
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class ImagingSettings:
     max_animation_pixels: int = 100_000_000
     blurhash_components: tuple[int, int] = (4, 3)
     encode_threads: int = 1  # > 1: variants are encoded in parallel (decision 0020)
+    render_memory_mb: int = RENDER_MEMORY_MB  # what one render may allocate (docs: sizing)
 
     @property
     def variants(self) -> tuple[VariantSpec, ...]:
@@ -47,7 +52,13 @@ class ImagingSettings:
     def decode_limits(self) -> DecodeLimits:
         from chalicelib.imaging.decode import DecodeLimits  # Pillow: only when rendering
 
-        return DecodeLimits(self.allowed_decoders, self.max_pixels, self.max_side, self.max_animation_pixels)
+        return DecodeLimits(
+            self.allowed_decoders,
+            self.max_pixels,
+            self.max_side,
+            self.max_animation_pixels,
+            self.render_memory_mb * MIB,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ImagingSettings:
@@ -74,6 +85,7 @@ class ImagingSettings:
             max_animation_pixels=env_int(env, "MAX_ANIMATION_PIXELS", 100_000_000, 1),
             blurhash_components=_components(env.get("BLURHASH_COMPONENTS", "4x3")),
             encode_threads=encode_threads(env),
+            render_memory_mb=env_int(env, "RENDER_MEMORY_MB", _function_mb(env) - HANDLER_RESERVE_MB, 64),
         )
 
 
@@ -95,10 +107,13 @@ def encode_threads(env: Mapping[str, str]) -> int:
     as the machine shows); elsewhere 1, so local tools and the benchmarks render as they always did."""
     if env.get("ENCODE_THREADS"):
         return env_int(env, "ENCODE_THREADS", 1, 1)
+    return max(1, min(_function_mb(env) // MB_PER_VCPU, os.cpu_count() or 1))
+
+
+def _function_mb(env: Mapping[str, str]) -> int:
+    """The Lambda function's memory size; elsewhere, one vCPU's worth (the upload handler's size)."""
     memory = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
-    if not memory.isdigit():
-        return 1
-    return max(1, min(int(memory) // MB_PER_VCPU, os.cpu_count() or 1))
+    return int(memory) if memory.isdigit() else MB_PER_VCPU
 
 
 def _components(raw: str) -> tuple[int, int]:

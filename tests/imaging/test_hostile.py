@@ -165,7 +165,7 @@ def test_issue_14_files_are_refused_before_pillow_reads_a_byte(name: str, monkey
 ALL_FORMATS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF", "AVIF", "HEIF"))
 # Probes whose file at the limit no decoder takes, the count being all they are: scans over a frame
 # of 64 MP; a grid naming one tile many times; tiles declaring more pixels than they code.
-WALK_ONLY = {"jpeg.scan_blocks", "bmff.tiles", "bmff.tile_ratio"}
+WALK_ONLY = {"jpeg.scan_blocks", "bmff.tiles", "bmff.decoded_ratio"}
 
 
 @pytest.mark.parametrize("metric", sorted(set(PROBES) - WALK_ONLY))
@@ -174,7 +174,7 @@ def test_a_file_at_a_guards_limit_still_renders(metric: str) -> None:
     assert [v.name for v in rendering.variants] == ["web", "thumb"]
 
 
-@pytest.mark.parametrize(("metric", "size"), [("bmff.tiles", (32 * 64, 31 * 64)), ("bmff.tile_ratio", (1024, 1024))])
+@pytest.mark.parametrize(("metric", "size"), [("bmff.tiles", (32 * 64, 31 * 64)), ("bmff.decoded_ratio", (1024, 1024))])
 def test_the_largest_grids_decoders_accept_render(metric: str, size: tuple[int, int]) -> None:
     rendering = render_variants(WORST[metric](), SPECS, ALL_FORMATS)
     assert (rendering.source.width, rendering.source.height) == size

@@ -172,7 +172,8 @@ def test_every_corpus_file_passes_far_from_every_limit(name: str) -> None:
     container = sniff_format(data[:1024])
     assert container is not None
     for metric, value in check_structure(data, container).metrics.items():
-        assert 5 * value <= GUARDS[metric].limit, (metric, value)
+        # A ratio of 1 decodes exactly what is shown: nothing in excess, however low its limit.
+        assert 5 * value <= GUARDS[metric].limit or (metric.endswith("_ratio") and value <= 1), (metric, value)
 
 
 # ---------------------------------------------------------------- what each walker reads
