@@ -21,14 +21,12 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 
 from PIL import Image
 
 from chalicelib.imaging.structure import GUARDS, check_structure
 from tests import images
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MIB = 1024 * 1024
 MAX_UPLOAD_BYTES = 25 * MIB
 
@@ -423,7 +421,7 @@ def coded_image(kind: bytes, width: int) -> tuple[bytes, bytes]:
     if kind == b"av01":
         data = encode(Image.new("RGB", (width, width), (40, 160, 90)), "AVIF", quality=50, speed=10)
         return find_box(data, [b"meta", b"iprp", b"ipco", b"av1C"]), find_box(data, [b"mdat"])[8:]
-    data = (FIXTURES / f"flat_{width}.heic").read_bytes()
+    data = images.fixture(f"flat_{width}.heic")
     return find_box(data, [b"meta", b"iprp", b"ipco", b"hvcC"]), find_box(data, [b"mdat"])[8:]
 
 
@@ -441,13 +439,13 @@ def _children(data: bytes, pos: int, end: int) -> dict[bytes, list[tuple[int, in
 def coded_items(name: str) -> tuple[tuple[bytes, bytes], ...]:
     """(codec configuration box, data) of each coded item of a fixture written by pillow-heif, in item
     order: the colour image, then its alpha plane when it has one."""
-    data = (FIXTURES / name).read_bytes()
+    data = images.fixture(name)
     meta = _children(data, 0, len(data))[b"meta"][0]
     boxes = _children(data, meta[0] + 4, meta[1])
     iprp = _children(data, *boxes[b"iprp"][0])
     ipco = _children(data, *iprp[b"ipco"][0])
     configurations = [data[start - 8 : stop] for start, stop in ipco.get(b"hvcC", []) + ipco.get(b"av1C", [])]
-    start, stop = boxes[b"iloc"][0]
+    start = boxes[b"iloc"][0][0]
     count, pos, extents = struct.unpack_from(">H", data, start + 6)[0], start + 8, []
     for _ in range(count):  # version 0, 4-byte base, offset and length, one extent (pillow-heif's layout)
         base, _extents, offset, length = struct.unpack_from(">IHII", data, pos + 4)
@@ -770,6 +768,31 @@ ATTACKS: dict[str, Attack] = {
     "avif-deep-boxes": Attack(
         "AVIF", lambda n: still(extra=nested_boxes(n)), "levels", (100, 100_000), "nesting_too_deep"
     ),
+    # Issue #23: far more decoded than shown.
+    "heif-clap-over-tiles-with-alpha": Attack(
+        "HEIF",
+        lambda n: heif_image(Coded(4096, n, n + 1), Coded(4096, n, n + 1, alpha=True), crop=(64, 64)),
+        "rows of 4096 px 4:4:4 tiles",
+        (1, 5),
+        "too_many_pixels",
+    ),
+    "heif-clap-over-tiles": Attack(
+        "HEIF",
+        lambda n: heif_image(Coded(4096, n, n + 1), crop=(64, 64)),
+        "rows of 4096 px tiles",
+        (5,),
+        "too_many_pixels",
+    ),
+    "heif-clap-over-one-picture": Attack(
+        "HEIF", lambda n: heif_image(Coded(n), crop=(64, 64)), "px coded", (4096,), "too_many_pixels"
+    ),
+    "heif-alpha-larger-than-image": Attack(
+        "HEIF",
+        lambda n: heif_image(Coded(64), Coded(4096, n, n + 1, alpha=True)),
+        "rows of 4096 px alpha tiles",
+        (1, 5),
+        "too_many_pixels",
+    ),
 }
 
 
@@ -1051,6 +1074,17 @@ def many_frame_webp(frames: int, size: int = 1000) -> bytes:
     return images.encode(dark, "WEBP", save_all=True, append_images=rest, duration=50, quality=10, method=0)
 
 
+def palette_png_without_plte() -> bytes:
+    return png_from_chunks(16, 16, idat=zlib.compress(b"\x00" * 17 * 16)).replace(ihdr(16, 16), ihdr(16, 16, colour=3))
+
+
+def metadata_item_of_type(kind: bytes) -> bytes:
+    """A 64 px HEIC described by an Exif-like item of type `kind` (pi-heif reads its type as text)."""
+    config, data = coded_image(b"hvc1", 64)
+    exif = Item(kind, b"\x00\x00\x00\x00" + tiff([(0x0112, 3, 1, 1)]))
+    return iso_file(b"heic", [Item(b"hvc1", data, [config, ispe(64, 64)]), exif], [(b"cdsc", 2, [1])])
+
+
 def svg_with_script() -> bytes:
     return (
         b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
@@ -1116,4 +1150,13 @@ REJECTED: dict[str, tuple[Callable[[], bytes], str]] = {
     "gif-long-comment": (lambda: ATTACKS["gif-long-comment"].build(1_000_000), "too_much_metadata"),
     "gif-huge-screen": (lambda: ATTACKS["gif-huge-screen"].build(4166), "canvas_too_large"),
     "webp-huge-canvas": (lambda: ATTACKS["webp-huge-canvas"].build(4166), "canvas_too_large"),
+    # Issue #23: pi-heif crashed on the first; Pillow failed an assertion on the second.
+    "heif-exif-type-not-text": (lambda: metadata_item_of_type(b"Exi\xff"), "corrupt"),
+    "png-palette-without-plte": (palette_png_without_plte, "corrupt"),
+    "heif-clap-over-30-tiles-with-alpha": (
+        lambda: ATTACKS["heif-clap-over-tiles-with-alpha"].build(5),
+        "too_many_pixels",
+    ),
+    "heif-alpha-larger-than-image": (lambda: ATTACKS["heif-alpha-larger-than-image"].build(5), "too_many_pixels"),
+    "heif-clap-over-one-picture": (lambda: ATTACKS["heif-clap-over-one-picture"].build(4096), "too_many_pixels"),
 }

@@ -17,9 +17,11 @@ from chalicelib.imaging.structure import Survey, check_structure
 # Pillow warns between 1x and 2x MAX_IMAGE_PIXELS; check_dimensions rejects those files itself.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 # Besides what the decoder holds, a render holds the decoded image and at most two more of its size at
-# once (a converted copy, the colour-managed or resized master), each up to RGBA's 4 bytes a pixel.
+# once (a copy on its way to Pillow or a converted one, the colour-managed master), each up to RGBA's
+# 4 bytes a pixel; and the encoders' working memory, the interpreter's growth (bench/MEMORY.md).
 _RENDER_IMAGES = 3
 _RGBA = 4
+_ENCODING_BYTES = 128 * MIB
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def check_memory(survey: Survey, size: tuple[int, int], limits: DecodeLimits) ->
     """Refuse, from the structure, an image whose render would need more memory than a render may use:
     what the decoder holds (the walk's count) and the render's images of the size Pillow reports."""
     width, height = size
-    needed = survey.decoder_bytes + _RENDER_IMAGES * _RGBA * width * height
+    needed = survey.decoder_bytes + _RENDER_IMAGES * _RGBA * width * height + _ENCODING_BYTES
     if needed > limits.max_render_bytes:
         raise ImageRejected(
             f"Rendering this image needs about {needed // MIB:,} MiB; a render may use"

@@ -24,17 +24,18 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from chalicelib.errors import ImageRejected
+from chalicelib.imaging.decode import out_of_memory
 
 T = TypeVar("T")
-MIB = 1024 * 1024
 _CHUNK = 1 << 20
-# A child killed by a signal had run out of memory, not crashed, when its peak came this close to its limit.
+# A child killed by a signal had run out of memory, not crashed, when it had grown this close to its limit.
 _NEAR_LIMIT = 0.9
 
 
 def run_isolated(work: Callable[[], T], memory_bytes: int) -> T:
     """`work()` in a forked child allowed `memory_bytes` more than this process holds now."""
-    ceiling = _data_bytes() + memory_bytes
+    ceiling = _status_bytes("VmData") + memory_bytes
+    resident = _status_bytes("VmRSS")
     reading, writing = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
@@ -51,7 +52,8 @@ def run_isolated(work: Callable[[], T], memory_bytes: int) -> T:
         os.close(reading)
     _, status, usage = os.wait4(pid, 0)
     if os.WIFSIGNALED(status) or not payload:
-        raise _death(os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0, usage.ru_maxrss * 1024, memory_bytes)
+        grown = usage.ru_maxrss * 1024 - resident
+        raise _death(os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0, grown >= _NEAR_LIMIT * memory_bytes)
     outcome, value = pickle.loads(payload)
     if outcome == "rejected":
         raise ImageRejected(*value)
@@ -67,7 +69,7 @@ def _child(work: Callable[[], Any], ceiling: int, writing: int) -> None:
         except ImageRejected as rejected:
             result = ("rejected", (rejected.message, rejected.code))
         except MemoryError:
-            result = ("rejected", ("Decoding the image needs more memory than a render may use.", "too_much_memory"))
+            result = ("rejected", (out_of_memory().message, out_of_memory().code))
         payload = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
         view = memoryview(payload)
         while view:
@@ -85,17 +87,18 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _data_bytes() -> int:
-    """This process's data segment (VmData: private writable memory), which a child inherits."""
+def _status_bytes(field: str) -> int:
+    """VmData (private writable memory, which a child inherits) or VmRSS of this process."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmData:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmData in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def _death(signum: int, peak: int, memory_bytes: int) -> ImageRejected:
-    if signum == 0 or peak >= _NEAR_LIMIT * memory_bytes:
-        return ImageRejected("Decoding the image needs more memory than a render may use.", "too_much_memory")
-    name = signal.Signals(signum).name
-    return ImageRejected(f"The image decoder crashed ({name}) on this file.", "decoder_crashed")
+def _death(signum: int, near_limit: bool) -> ImageRejected:
+    """A child that ended without a result: out of memory if it had grown to its limit, else a crash."""
+    if near_limit:
+        return out_of_memory()
+    cause = signal.Signals(signum).name if signum else "it exited without a result"
+    return ImageRejected(f"The image decoder crashed on this file ({cause}).", "decoder_crashed")

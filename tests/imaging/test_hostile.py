@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import ImageFile
 
 from chalicelib.errors import ImageRejected
 from chalicelib.imaging import decode
@@ -22,6 +23,7 @@ from tests import crafted, images
 from tests.crafted import ATTACKS, PROBES, WORST
 
 LIMITS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF"))
+ALL_FORMATS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF", "AVIF", "HEIF"))
 SPECS = parse_variants(DEFAULT_VARIANTS_JSON)
 ROOT = Path(__file__).resolve().parents[2]
 _PROCESS_EVENTS: list[str] = []
@@ -41,7 +43,7 @@ def test_hostile_file_is_rejected_with_its_code_and_starts_no_process(name: str)
     data = build()
     _PROCESS_EVENTS.clear()
     with pytest.raises(ImageRejected) as raised:
-        render_variants(data, SPECS, LIMITS)
+        render_variants(data, SPECS, ALL_FORMATS)
     assert raised.value.code == code, raised.value.message
     assert _PROCESS_EVENTS == []
 
@@ -162,7 +164,6 @@ def test_issue_14_files_are_refused_before_pillow_reads_a_byte(name: str, monkey
     assert time.perf_counter() - started < 1.0  # milliseconds in fact; the bound is for slow machines
 
 
-ALL_FORMATS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF", "AVIF", "HEIF"))
 # Probes whose file at the limit no decoder takes, the count being all they are: scans over a frame
 # of 64 MP; a grid naming one tile many times; tiles declaring more pixels than they code.
 WALK_ONLY = {"jpeg.scan_blocks", "bmff.tiles", "bmff.decoded_ratio"}
@@ -185,3 +186,30 @@ def test_apng_frames_count_towards_the_animation_limit() -> None:
         render_variants(crafted.apng(150, 1000), SPECS, LIMITS)
     assert refused.value.code == "too_many_frames"
     assert "150 frames" in refused.value.message
+
+
+def test_arithmetic_coded_jpegs_render() -> None:
+    """libjpeg decodes them, but cannot wait for more data mid-scan: Pillow's block-by-block feed
+    broke every one over 64 KB (`corrupt`) until the whole file was handed over at once."""
+    rendering = render_variants(images.fixture("arithmetic.jpg"), SPECS, LIMITS)
+    assert (rendering.source.width, rendering.source.height) == (800, 600)
+
+
+def test_a_render_that_would_not_fit_its_memory_is_refused_before_decoding() -> None:
+    """12 MP of RGBA WebP: about 340 MiB by the estimate (decode.check_memory); 256 MiB allowed."""
+    data = images.encode(images.gradients(4000, 3000, "RGBA"), "WEBP", quality=50, method=0)
+    with pytest.raises(ImageRejected) as refused:
+        render_variants(data, SPECS, DecodeLimits(("WEBP",), max_render_bytes=256 * 1024 * 1024))
+    assert refused.value.code == "too_much_memory"
+    assert "RENDER_MEMORY_MB" in refused.value.message
+
+
+def test_running_out_of_memory_in_a_decoder_is_refused_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def exhausted(*_args: object, **_kwargs: object) -> None:
+        raise MemoryError
+
+    data = images.png(64, 48)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", exhausted)
+    with pytest.raises(ImageRejected) as refused:
+        render_variants(data, SPECS, LIMITS)
+    assert refused.value.code == "too_much_memory"

@@ -149,9 +149,9 @@ def _box(walk: _File, kind: bytes, parent: bytes, start: int, stop: int) -> int 
     """Record what one box says; return where its child boxes start, if it has any."""
     if parent == b"ipco":
         walk.tally.add("bmff.references")
-        _check_code(walk, kind, "property")
+        _check_code(walk, kind, "a property type")
         if kind == b"auxC":
-            _check_text(walk, _Reader(walk.data, start + 4, stop).string(), "auxiliary type")
+            _check_text(walk, _Reader(walk.data, start + 4, stop).string(), "an auxiliary type")
         walk.properties.append((kind, start, stop))
         return None
     if parent == b"iref":
@@ -210,13 +210,13 @@ def _item_info(walk: _File, reader: _Reader) -> None:
         item_id = reader.uint(2 if version == 2 else 4)
         reader.uint(2)
         kind = reader.fourcc()
-        _check_code(walk, kind, "item type")
-        _check_text(walk, reader.string(), "item name")
+        _check_code(walk, kind, "an item type")
+        _check_text(walk, reader.string(), "an item name")
         if kind == b"mime":
-            _check_text(walk, reader.string(), "content type")
-            _check_text(walk, reader.string(), "content encoding")
+            _check_text(walk, reader.string(), "a content type")
+            _check_text(walk, reader.string(), "a content encoding")
         elif kind == b"uri ":
-            _check_text(walk, reader.string(), "item URI type")
+            _check_text(walk, reader.string(), "an item URI type")
     walk.tally.add("bmff.items")
     walk.item(item_id).kind = kind
 
@@ -224,14 +224,14 @@ def _item_info(walk: _File, reader: _Reader) -> None:
 def _check_code(walk: _File, code: bytes, what: str) -> None:
     """A four-character code of printable ASCII, as the standard defines them."""
     if not all(0x20 <= byte < 0x7F for byte in code):
-        raise walk.tally.refuse(f"has an {what} that is not a four-character code ({code!r}).")
+        raise walk.tally.refuse(f"has {what} that is not a four-character code ({code!r}).")
 
 
 def _check_text(walk: _File, text: bytes, what: str) -> None:
     try:
         text.decode("utf-8")
     except UnicodeDecodeError:
-        raise walk.tally.refuse(f"has an {what} that is not UTF-8 text ({text[:40]!r}).") from None
+        raise walk.tally.refuse(f"has {what} that is not UTF-8 text ({text[:40]!r}).") from None
 
 
 def _locations(walk: _File, reader: _Reader) -> None:
@@ -418,7 +418,7 @@ def _check_decoded(walk: _File) -> None:
     """Every picture the decoder decodes to show the primary image (each tile or input of a derived
     image, and its alpha plane), or an image sequence's first sample: their pixels against the pixels
     shown, and the bytes the decoder holds for them (their planes, each derived image's canvas, and
-    the RGBA image it converts to; libavif's RGBA is copied once more into a Python bytes object)."""
+    the RGBA image it converts them to)."""
     primary = walk.items.get(walk.primary) if walk.primary is not None else None
     pictures: list[tuple[int, int, int]] = []
     held = 0
@@ -436,9 +436,8 @@ def _check_decoded(walk: _File) -> None:
     decoded = sum(width * height for width, height, _ in pictures)
     if decoded > CANVAS_FLOOR:
         walk.tally.peak("bmff.decoded_ratio", decoded // max(shown, 1))
-    copies = 2 if walk.tally.survey.container == "AVIF" else 1
     held += sum(width * height * samples // 4 for width, height, samples in pictures)
-    walk.tally.survey.decoder_bytes += held + copies * _RGBA * shown
+    walk.tally.survey.decoder_bytes += held + _RGBA * shown
 
 
 def _decode(walk: _File, item_id: int, pictures: list[tuple[int, int, int]], depth: int) -> int:
