@@ -87,6 +87,12 @@ HOSTILE_ARGS ?=
 bench-hostile: $(STAMP)
 	$(BIN)/python -m bench.hostile $(HOSTILE_ARGS)
 
+## Fuzz the render (tests/fuzz.py) for FUZZ_SECONDS (default 600); findings, minimised, go to tests/fixtures/findings/
+.PHONY: fuzz
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz --seconds $(FUZZ_SECONDS) --save tests/fixtures/findings
+
 ## Time the front-end placeholders over the corpus (results in bench/PLACEHOLDERS.md)
 .PHONY: bench-placeholders
 bench-placeholders: $(STAMP)

@@ -70,6 +70,14 @@ def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
     return image
 
 
+def prepare_decoders(allowed: tuple[str, ...]) -> None:
+    """Import every decoder plugin now, so that processes forked later (isolation.py) start with them
+    instead of importing them again for each image."""
+    Image.init()
+    if "HEIF" in allowed:
+        _register_heif()
+
+
 def _register_heif() -> None:
     """Teach Pillow HEIF/HEIC via pi-heif, once, only when a HEIF upload actually arrives."""
     import pi_heif
@@ -121,11 +129,16 @@ def check_frames(image: Image.Image, counted: int, limits: DecodeLimits) -> None
         )
 
 
-def check_memory(survey: Survey, size: tuple[int, int], limits: DecodeLimits) -> None:
-    """Refuse, from the structure, an image whose render would need more memory than a render may use:
-    what the decoder holds (the walk's count) and the render's images of the size Pillow reports."""
+def memory_needed(survey: Survey, size: tuple[int, int]) -> int:
+    """What a render will allocate, from the structure: what the decoder holds (the walk's count) and
+    the render's images of the size Pillow reports."""
     width, height = size
-    needed = survey.decoder_bytes + _RENDER_IMAGES * _RGBA * width * height + _ENCODING_BYTES
+    return survey.decoder_bytes + _RENDER_IMAGES * _RGBA * width * height + _ENCODING_BYTES
+
+
+def check_memory(survey: Survey, size: tuple[int, int], limits: DecodeLimits) -> None:
+    """Refuse an image whose render would need more memory than a render may use."""
+    needed = memory_needed(survey, size)
     if needed > limits.max_render_bytes:
         raise ImageRejected(
             f"Rendering this image needs about {needed // MIB:,} MiB; a render may use"

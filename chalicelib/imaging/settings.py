@@ -85,7 +85,7 @@ class ImagingSettings:
             max_animation_pixels=env_int(env, "MAX_ANIMATION_PIXELS", 100_000_000, 1),
             blurhash_components=_components(env.get("BLURHASH_COMPONENTS", "4x3")),
             encode_threads=encode_threads(env),
-            render_memory_mb=env_int(env, "RENDER_MEMORY_MB", _function_mb(env) - HANDLER_RESERVE_MB, 64),
+            render_memory_mb=env_int(env, "RENDER_MEMORY_MB", max(_function_mb(env) - HANDLER_RESERVE_MB, 0), 64),
         )
 
 
