@@ -1015,6 +1015,25 @@ WORST: dict[str, Callable[[], bytes]] = {
     "webp.canvas_ratio": _worst_webp_canvas,
 }
 
+_LIMIT_SIZE = (8660, 5773)  # just under MAX_PIXELS (50 MP)
+
+# The worst legal file of each format: the most pixels allowed, with the costliest coding its encoders
+# here can make (alpha, no chroma subsampling, every scan the guard allows), for the guards docs.
+WORST_BY_FORMAT: dict[str, tuple[str, Callable[[], bytes]]] = {
+    "JPEG": ("50 MP progressive 4:4:4, 100 scans", _worst_scans),
+    "PNG": ("50 MP RGBA", lambda: encode(images.gradients(*_LIMIT_SIZE, "RGBA"), "PNG", compress_level=1)),
+    "GIF": ("50 MP", lambda: gif_image(*_LIMIT_SIZE)),
+    "WEBP": ("50 MP RGBA", images.large_webp),
+    "AVIF": (
+        "50 MP RGBA 4:4:4",
+        lambda: encode(images.gradients(*_LIMIT_SIZE, "RGBA"), "AVIF", quality=30, speed=10, subsampling="4:4:4"),
+    ),
+    "HEIF": (
+        "50 MP shown of 67 MP of 4:4:4 tiles, with alpha",
+        lambda: heif_image(Coded(4096, 2, 2), Coded(4096, 2, 2, alpha=True), crop=(8192, 6100)),
+    ),
+}
+
 
 # ---------------------------------------------------------------- malformed and unsupported uploads
 def ihdr(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
