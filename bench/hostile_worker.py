@@ -4,7 +4,8 @@ Run as a script, not a module, so that `chalicelib` is imported from ROOT: the b
 another checkout (the code before the structure guards) with the same files. Where ROOT renders in a
 child process (imaging/isolation.py), so does this, and the child's time and peak are the render's;
 with --compare it is then rendered three times more each way, in this process and in a child, for
-what the child costs (the medians).
+what the child costs (the medians). With --deadline SECONDS it is rendered under that deadline
+(chalicelib/deadline.py) in this process and in a child, and the seconds until each stopped printed.
 """
 
 from __future__ import annotations
@@ -118,5 +119,32 @@ def _estimate(data: bytes, limits: Any, memory_needed: Any) -> int:
         return 0
 
 
+def deadline(root: str, path: str, seconds: float) -> None:
+    sys.path.insert(0, root)
+    from chalicelib.deadline import Deadline, DeadlineExceeded
+    from chalicelib.imaging.decode import prepare_decoders
+    from chalicelib.imaging.isolation import run_isolated
+    from chalicelib.imaging.render import render_variants
+
+    settings = _settings()
+    limits = settings.decode_limits()
+    prepare_decoders(limits.allowed_decoders)
+    data = Path(path).read_bytes()
+
+    def render() -> Any:
+        return render_variants(data, settings.variants, limits, settings.blurhash_components)
+
+    stopped = {}
+    for how, work in (("in_process", render), ("isolated", lambda: run_isolated(render, limits.max_render_bytes))):
+        started = time.perf_counter()
+        with contextlib.suppress(DeadlineExceeded), Deadline(seconds).enforced():
+            work()
+        stopped[how] = time.perf_counter() - started
+    print(json.dumps(stopped))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], "--compare" in sys.argv[3:])
+    if sys.argv[3:4] == ["--deadline"]:
+        deadline(sys.argv[1], sys.argv[2], float(sys.argv[4]))
+    else:
+        main(sys.argv[1], sys.argv[2], "--compare" in sys.argv[3:])

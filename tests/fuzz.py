@@ -25,6 +25,7 @@ import signal
 import struct
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, help="write each finding there (tests/fixtures/findings)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    warnings.simplefilter("ignore")  # Pillow warns of the broken EXIF and APNG chunks mutants carry
     started = time.monotonic()
     findings, executions = fuzz(args.seconds, args.seed)
     elapsed = time.monotonic() - started
