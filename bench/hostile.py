@@ -170,6 +170,10 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _table_head(intro: str, header: list[str]) -> list[str]:
+    return [intro, "", _row(header), _row(["---"] * len(header))]
+
+
 Results = list[tuple[Case, Measured, Measured | None]]
 
 
@@ -238,25 +242,27 @@ def report(results: Results, before_root: str | None, stops: dict[str, float] | 
     ]
     for case, after, _before in results:
         if case.group == "corpus":
-            cells = [case.name, case.scale, f"{after.size:,}", after.outcome, _ms(after.wall), _ms(after.cpu)]
-            lines.append(_row([*cells, _mb(after.peak_kib), _mb(after.estimate_kib), f"{after.pixels / MP:.1f}"]))
+            lines.append(_render_row(case, after))
     return "\n".join(lines) + "\n"
+
+
+def _render_row(case: Case, after: Measured) -> str:
+    """A file's row: what it is, its size, and what rendering it took and was expected to take."""
+    cells = [case.name, case.scale, f"{after.size:,}", after.outcome, _ms(after.wall), _ms(after.cpu)]
+    return _row([*cells, _mb(after.peak_kib), _mb(after.estimate_kib), f"{after.pixels / MP:.1f}"])
 
 
 def _format_table(results: Results) -> list[str]:
     header = ["format", "file", "bytes", "outcome", "time ms", "CPU ms", "peak RSS MB", "estimate MB", "decoded MP"]
-    lines = [
+    lines = _table_head(
         "Each format at the most pixels allowed, coded the costliest way its encoders here allow"
         " (tests/crafted.py: `WORST_BY_FORMAT`). The estimate is what the render may need by its structure;"
         " the peak, what it used.",
-        "",
-        _row(header),
-        _row(["---"] * len(header)),
-    ]
+        header,
+    )
     for case, after, _before in results:
         if case.group == "format":
-            cells = [case.name, case.scale, f"{after.size:,}", after.outcome, _ms(after.wall), _ms(after.cpu)]
-            lines.append(_row([*cells, _mb(after.peak_kib), _mb(after.estimate_kib), f"{after.pixels / MP:.1f}"]))
+            lines.append(_render_row(case, after))
     return lines
 
 
@@ -313,14 +319,12 @@ def _bound(results: Results) -> list[str]:
 def _guard_table(results: Results) -> list[str]:
     maxima = corpus_maxima()
     header = ["guard", "limit", "code", "corpus max", "bytes", "outcome", "CPU ms", "peak RSS MB", "decoded MP"]
-    lines = [
+    lines = _table_head(
         "Each file is built just under its guard's limit (tests/crafted.py: `WORST`, else"
         " `PROBES[guard].build(limit)`). The corpus maximum is the largest count over the shared corpus"
         " (with the class of the file it comes from).",
-        "",
-        _row(header),
-        _row(["---"] * len(header)),
-    ]
+        header,
+    )
     for case, after, _before in results:
         if case.group != "limit":
             continue

@@ -13,14 +13,15 @@ from chalicelib.errors import ImageRejected
 from chalicelib.formats import sniff_format
 from chalicelib.imaging.settings import MIB, RENDER_MEMORY_MB
 from chalicelib.imaging.structure import Survey, check_structure
+from chalicelib.imaging.structure.guards import RGBA_BYTES
 
 # Pillow warns between 1x and 2x MAX_IMAGE_PIXELS; check_dimensions rejects those files itself.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 # Besides what the decoder holds, a render holds the decoded image and at most two more of its size at
 # once (a copy on its way to Pillow or a converted one, the colour-managed master), each up to RGBA's
-# 4 bytes a pixel; and the encoders' working memory, the interpreter's growth (bench/MEMORY.md).
+# 4 bytes a pixel; and the encoders' working memory, the interpreter's growth. Measured against the
+# peaks of the worst legal file of each format: bench/HOSTILE.md.
 _RENDER_IMAGES = 3
-_RGBA = 4
 _ENCODING_BYTES = 128 * MIB
 
 
@@ -133,7 +134,7 @@ def memory_needed(survey: Survey, size: tuple[int, int]) -> int:
     """What a render will allocate, from the structure: what the decoder holds (the walk's count) and
     the render's images of the size Pillow reports."""
     width, height = size
-    return survey.decoder_bytes + _RENDER_IMAGES * _RGBA * width * height + _ENCODING_BYTES
+    return survey.decoder_bytes + _RENDER_IMAGES * RGBA_BYTES * width * height + _ENCODING_BYTES
 
 
 def check_memory(survey: Survey, size: tuple[int, int], limits: DecodeLimits) -> None:

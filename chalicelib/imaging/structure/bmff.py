@@ -30,7 +30,7 @@ from chalicelib.imaging.structure.coded import (
     hevc_unit,
     hevc_units,
 )
-from chalicelib.imaging.structure.guards import CANVAS_FLOOR, Tally
+from chalicelib.imaging.structure.guards import CANVAS_FLOOR, RGBA_BYTES, Tally
 from chalicelib.imaging.structure.icc import check_icc
 from chalicelib.imaging.structure.tiff import check_exif
 
@@ -44,7 +44,6 @@ _CODED_SLACK = 64  # coded sizes round up to whole coding blocks (up to 64 px) b
 _DERIVED = {b"grid", b"iovl", b"iden"}  # images made from the items they reference (dimg)
 _ALPHA = {b"urn:mpeg:hevc:2015:auxid:1", b"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha"}
 _WORST_SAMPLES = SAMPLES_PER_4_PIXELS[3] * 2  # an item whose coding is not read: 4:4:4 at 16 bits
-_RGBA = 4  # bytes per pixel of the interleaved 8-bit RGBA the decoders convert to
 _VISUAL_SAMPLE_ENTRY = 78  # the fields of a VisualSampleEntry; its child boxes follow
 
 
@@ -437,7 +436,7 @@ def _check_decoded(walk: _File) -> None:
     if decoded > CANVAS_FLOOR:
         walk.tally.peak("bmff.decoded_ratio", decoded // max(shown, 1))
     held += sum(width * height * samples // 4 for width, height, samples in pictures)
-    walk.tally.survey.decoder_bytes += held + _RGBA * shown
+    walk.tally.survey.decoder_bytes += held + RGBA_BYTES * shown
 
 
 def _decode(walk: _File, item_id: int, pictures: list[tuple[int, int, int]], depth: int) -> int:

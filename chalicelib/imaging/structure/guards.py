@@ -80,6 +80,7 @@ GUARDS: dict[str, Guard] = {
 }
 
 _NAMES = {"WEBP": "WebP"}  # sniff_format's names, as messages spell them
+RGBA_BYTES = 4  # a pixel of 8-bit RGBA, what decoders convert to for Pillow (which stores RGB so too)
 # Canvas and decoded-pixel guards apply from this many pixels: below it, any canvas is cheap whatever its frames.
 CANVAS_FLOOR = 1_000_000
 

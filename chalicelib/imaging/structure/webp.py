@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from chalicelib.imaging.structure.guards import CANVAS_FLOOR, Tally
+from chalicelib.imaging.structure.guards import CANVAS_FLOOR, RGBA_BYTES, Tally
 from chalicelib.imaging.structure.icc import check_icc
 from chalicelib.imaging.structure.tiff import check_exif
 
@@ -32,7 +32,7 @@ def walk_webp(data: bytes, tally: Tally) -> None:
         tally.peak("webp.canvas_ratio", walk.canvas // max(walk.covered, 1))
     # Pillow decodes every WebP with libwebp's animation decoder: two RGBA canvases of its own, and a
     # copy of the frame as a Python bytes object.
-    tally.survey.decoder_bytes = _DECODER_CANVASES * 4 * walk.canvas
+    tally.survey.decoder_bytes = _DECODER_CANVASES * RGBA_BYTES * walk.canvas
 
 
 class _Walk:
