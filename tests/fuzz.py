@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import os
 import random
+import re
 import resource
 import signal
 import struct
@@ -28,6 +29,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from PIL import Image
@@ -42,11 +44,11 @@ from chalicelib.imaging.structure import check_structure
 from tests import crafted, images
 
 FINDINGS = Path(__file__).resolve().parent / "fixtures" / "findings"
+REPORT = Path(__file__).resolve().parent.parent / "bench" / "HOSTILE.md"
 LIMITS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF", "AVIF", "HEIF"))
 SPECS = parse_variants(DEFAULT_VARIANTS_JSON)
 MIB = 1024 * 1024
-# The linear bound of docs/guards.md (bench/HOSTILE.md), doubled for a shared machine's noise.
-FIXED_MS, MS_PER_MB, MS_PER_MP, SLACK = 300.0, 26.0, 150.0, 2.0
+SLACK = 2.0  # on the linear bound, for a shared machine's noise
 REFUSED_GROWTH = 64 * MIB  # what a refused file may add to the process, at most
 _BOUNDARIES = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF)
 
@@ -65,12 +67,23 @@ class Verdict:
         """What is wrong with this render of an input of `size` bytes, if anything."""
         if self.outcome.startswith(("escaped", "crashed")):
             return self.outcome
-        bound = SLACK * (FIXED_MS + MS_PER_MB * size / 1e6 + MS_PER_MP * self.pixels / 1e6) / 1000
+        fixed, per_mb, per_mp = linear_bound()
+        bound = SLACK * (fixed + per_mb * size / 1e6 + per_mp * self.pixels / 1e6) / 1000
         if self.cpu_seconds > bound:
             return f"slow: {self.cpu_seconds:.2f} s of CPU, bound {bound:.2f} s"
         if self.growth > self.allowed_growth:
             return f"memory: grew {self.growth // MIB} MiB, estimate {self.allowed_growth // MIB} MiB"
         return None
+
+
+@cache
+def linear_bound() -> tuple[float, float, float]:
+    """The bound on a render's CPU that bench/HOSTILE.md measured (docs/guards.md): milliseconds fixed,
+    per MB of upload and per decoded megapixel."""
+    found = re.search(r"\*\*([\d,]+) ms \+ ([\d,]+) ms per MB of upload \+ ([\d,]+) ms per decoded", REPORT.read_text())
+    assert found is not None, f"no linear bound in {REPORT}"
+    fixed, per_mb, per_mp = (float(group.replace(",", "")) for group in found.groups())
+    return fixed, per_mb, per_mp
 
 
 def render(data: bytes) -> Verdict:
