@@ -9,9 +9,15 @@ A finding is an input that makes the render do what it promises never to do:
 
     python -m tests.fuzz --seconds 600              # make fuzz (FUZZ_SECONDS=600)
     python -m tests.fuzz --seconds 30 --seed 7 --save tests/fixtures/findings
+    python -m tests.fuzz --coverage --seconds 600   # make fuzz-coverage: libFuzzer, through Atheris
 
 Findings are minimised (the shortest prefix, then chunks cut out, that still misbehave) and, with
 --save, written as regression files that tests/test_fuzz.py replays on every run.
+
+With --coverage, libFuzzer (Atheris, a dev dependency) mutates the same seeds guided by the Python
+code each input runs (the walkers, Pillow's plugins): faster, in this process, so a crash ends the
+run with its input saved as crash-* (a decoder crash), and an escaped exception, more CPU than the
+bound, more than 2.5 GB or more than 20 s as well (libFuzzer's own limits for the last two).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import resource
 import signal
 import struct
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -276,14 +283,43 @@ def regressions() -> Iterator[tuple[str, bytes]]:
             yield path.name, path.read_bytes()
 
 
+def fuzz_with_coverage(seconds: float, seeds_directory: Path, findings: Path) -> None:
+    """libFuzzer through Atheris over the seeds; does not return (libFuzzer exits)."""
+    import atheris
+
+    for name, data in seeds().items():
+        (seeds_directory / name).write_bytes(data)
+    findings.mkdir(parents=True, exist_ok=True)
+
+    def one_input(data: bytes) -> None:
+        started = time.process_time()
+        try:
+            rendering = render_variants(data, SPECS, LIMITS)
+            pixels = rendering.source.width * rendering.source.height
+        except ImageRejected:
+            pixels = 0
+        problem = Verdict("ok", time.process_time() - started, pixels=pixels).problem(len(data))
+        if problem is not None:
+            raise AssertionError(problem)
+
+    atheris.instrument_all()
+    limits = [f"-max_total_time={int(seconds)}", "-rss_limit_mb=2560", "-timeout=20"]
+    atheris.Setup([sys.argv[0], *limits, f"-artifact_prefix={findings}/", str(seeds_directory)], one_input)
+    atheris.Fuzz()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("FUZZ_SECONDS", 60)))
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "big"))
     parser.add_argument("--save", type=Path, help="write each finding there (tests/fixtures/findings)")
+    parser.add_argument("--coverage", action="store_true", help="libFuzzer through Atheris instead")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     warnings.simplefilter("ignore")  # Pillow warns of the broken EXIF and APNG chunks mutants carry
+    if args.coverage:
+        with tempfile.TemporaryDirectory() as directory:
+            fuzz_with_coverage(args.seconds, Path(directory), args.save or Path(directory) / "findings")
     started = time.monotonic()
     findings, executions = fuzz(args.seconds, args.seed)
     elapsed = time.monotonic() - started

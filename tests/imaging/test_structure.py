@@ -310,6 +310,11 @@ def test_av1_chroma_is_read_from_the_sequence_header(subsampling: str, samples: 
     assert check_structure(data, "AVIF").decoder_bytes == 64 * 48 * samples // 4 + 4 * 64 * 48
 
 
+def test_an_image_sequence_decodes_its_first_sample() -> None:
+    """An 'avis' file: libavif decodes the track, whose first sample is a 256 px 4:2:0 picture."""
+    assert check_structure(crafted.avif_sequence(256), "AVIF").decoder_bytes == 256 * 256 * 6 // 4 + 4 * 256 * 256
+
+
 def test_a_progressive_jpeg_holds_every_coefficient_and_a_baseline_one_none() -> None:
     progressive = crafted.jpeg_image(64, 48, "RGB", progressive=True)  # 4:4:4: 3 x 48 blocks
     assert check_structure(progressive, "JPEG").decoder_bytes == 3 * 48 * 128
