@@ -9,7 +9,8 @@ is then killed. `os.fork` and a pipe need nothing Lambda lacks (no /dev/shm, no 
 
 How a child ends, and what the image records:
 - it returns or raises ImageRejected: that, as if rendered in this process;
-- it runs out of its memory (MemoryError, or killed while near its limit): `too_much_memory`;
+- it runs out of its memory (MemoryError, killed while near its limit, or killed outright, as the
+  kernel's out-of-memory killer does): `too_much_memory`;
 - it is killed by any other signal (a crash in a decoder): `decoder_crashed`;
 - the deadline passes: the child is killed and DeadlineExceeded raised here (`processing_timeout`).
 """
@@ -97,8 +98,10 @@ def _status_bytes(field: str) -> int:
 
 
 def _death(signum: int, near_limit: bool) -> ImageRejected:
-    """A child that ended without a result: out of memory if it had grown to its limit, else a crash."""
-    if near_limit:
+    """A child that ended without a result: out of memory if it had grown to its limit or was killed
+    (only the out-of-memory killer sends a child SIGKILL; run_isolated's own kill raises before this),
+    else a crash."""
+    if near_limit or signum == signal.SIGKILL:
         return out_of_memory()
     cause = signal.Signals(signum).name if signum else "it exited without a result"
     return ImageRejected(f"The image decoder crashed on this file ({cause}).", "decoder_crashed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import time
 
 import pytest
@@ -61,3 +62,10 @@ def _children() -> set[str]:
     pid = os.getpid()
     with open(f"/proc/{pid}/task/{pid}/children") as children:
         return set(children.read().split())
+
+
+def test_a_child_killed_outright_ran_out_of_memory() -> None:
+    """What the kernel's out-of-memory killer does to the largest process when the function's memory is used up."""
+    with pytest.raises(ImageRejected) as killed:
+        run_isolated(lambda: os.kill(os.getpid(), signal.SIGKILL), 256 * MIB)
+    assert killed.value.code == "too_much_memory"
