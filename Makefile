@@ -84,6 +84,17 @@ HOSTILE_ARGS ?=
 bench-hostile: $(STAMP)
 	$(BIN)/python -m bench.hostile $(HOSTILE_ARGS)
 
+## Fuzz the render (tests/fuzz.py) for FUZZ_SECONDS (default 600); findings, minimised, go to tests/fixtures/findings/
+.PHONY: fuzz
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz --seconds $(FUZZ_SECONDS) --save tests/fixtures/findings
+
+## The same, guided by coverage (libFuzzer through Atheris); what it stops on is saved in build/fuzz/
+.PHONY: fuzz-coverage
+fuzz-coverage: $(STAMP)
+	$(BIN)/python -m tests.fuzz --coverage --seconds $(FUZZ_SECONDS) --save build/fuzz
+
 ## Time the front-end placeholders over the corpus (results in bench/PLACEHOLDERS.md)
 .PHONY: bench-placeholders
 bench-placeholders: $(STAMP)

@@ -1,12 +1,15 @@
 """The hostile benchmark: each crafted class at several sizes, the worst file each guard still accepts,
-and the corpus, all rendered as the Lambda renders them, each in a fresh process pinned to one core.
+the worst legal file of each format, and the corpus, all rendered as the Lambda renders them (in a
+child process: imaging/isolation.py), each in a fresh process pinned to one core.
 
     python -m bench.hostile                       # writes bench/HOSTILE.md (make bench-hostile)
     python -m bench.hostile --before ../main      # also runs the attacks on another checkout
     python -m bench.hostile --save runs.json      # keep the measurements; --load runs.json re-renders
 
-Time and CPU are the worker's own for `render_variants`; peak RSS is the whole process's (interpreter
-and imports included, about 60 MB: the kernel's VmHWM).
+Time and CPU are the render's (the child's CPU included); peak RSS is that of the process that
+rendered (the child, or the worker for refused files and older checkouts: interpreter and imports
+included, about 60 MB), beside decode.check_memory's estimate. The corpus is also rendered three
+times each way, in the worker and in a child, for what the child process costs per image.
 """
 
 from __future__ import annotations
@@ -26,20 +29,21 @@ from functools import partial
 from pathlib import Path
 
 from bench import corpus
-from bench.crafted import ATTACKS, PROBES, WORST
 from chalicelib.formats import sniff_format
 from chalicelib.imaging.structure import GUARDS, check_structure
 from chalicelib.settings import imaging_settings
+from tests.crafted import ATTACKS, PROBES, WORST, WORST_BY_FORMAT
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "hostile_worker.py"
 REPORT = Path(__file__).resolve().parent / "HOSTILE.md"
+DEADLINE_SECONDS = 0.5
 MB, MP = 1_000_000, 1_000_000
 
 
 @dataclass(frozen=True)
 class Case:
-    group: str  # attack, limit or corpus
+    group: str  # attack, limit, format or corpus
     name: str
     scale: str
     build: Callable[[], bytes]
@@ -47,8 +51,9 @@ class Case:
 
 @dataclass(frozen=True)
 class Measured:
-    """One render in a fresh process: its outcome, the render's wall and CPU time, the process's peak
-    RSS, the decoded pixels and the file's size."""
+    """One render in a fresh process: its outcome, the render's wall and CPU time, the peak RSS of the
+    process that rendered, the decoded pixels, the file's size, the memory estimate; for the corpus,
+    the median wall time of a render in the worker and in a child."""
 
     outcome: str
     wall: float  # seconds
@@ -56,6 +61,9 @@ class Measured:
     peak_kib: int
     pixels: int
     size: int
+    estimate_kib: int = 0
+    direct_wall: float = 0.0
+    isolated_wall: float = 0.0
 
 
 def cases(include_corpus: bool) -> Iterator[Case]:
@@ -65,20 +73,23 @@ def cases(include_corpus: bool) -> Iterator[Case]:
     for metric, probe in PROBES.items():
         limit = GUARDS[metric].limit
         yield Case("limit", metric, f"{limit:,}", WORST.get(metric, partial(probe.build, limit)))
+    for container, (description, build) in WORST_BY_FORMAT.items():
+        yield Case("format", container, description, build)
     if include_corpus:
         for image in corpus.load(corpus.DEFAULT_CORPUS):
             yield Case("corpus", image.name, image.image_class, image.path.read_bytes)
 
 
-def measure(data: bytes, root: Path, timeout: float) -> Measured:
+def measure(data: bytes, root: Path, timeout: float, compare: bool = False) -> Measured:
     """Render `data` in a fresh process on CPU 0; a run past `timeout` is killed and reported as such
-    (its CPU time then from the kernel's accounting of finished children)."""
+    (its CPU time then from the kernel's accounting of finished children). With `compare`, also the
+    median render in that process and in a child of it."""
     with tempfile.TemporaryDirectory() as scratch:
         sample = Path(scratch) / "sample"
         sample.write_bytes(data)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         child = subprocess.Popen(
-            [sys.executable, str(WORKER), str(root), str(sample)],
+            [sys.executable, str(WORKER), str(root), str(sample), *(["--compare"] if compare else [])],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -95,7 +106,28 @@ def measure(data: bytes, root: Path, timeout: float) -> Measured:
     if not text.strip():
         return Measured(f"crashed ({child.returncode})", 0, 0, 0, 0, len(data))
     result = json.loads(text)
-    return Measured(result["outcome"], result["wall"], result["cpu"], result["peak_kib"], result["pixels"], len(data))
+    return Measured(
+        result["outcome"],
+        result["wall"],
+        result["cpu"],
+        result["peak_kib"],
+        result["pixels"],
+        len(data),
+        result.get("estimate_kib", 0),
+        result.get("direct_wall", 0.0),
+        result.get("isolated_wall", 0.0),
+    )
+
+
+def deadline_stops(data: bytes, seconds: float) -> dict[str, float]:
+    """When a render of `data` under a deadline of `seconds` stopped, in the worker's own process and
+    in a child of it (bench/hostile_worker.py --deadline)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        sample = Path(scratch) / "sample"
+        sample.write_bytes(data)
+        command = [sys.executable, str(WORKER), str(REPO), str(sample), "--deadline", str(seconds)]
+        text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(text))
 
 
 def corpus_maxima() -> dict[str, tuple[int, str]]:
@@ -138,6 +170,10 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _table_head(intro: str, header: list[str]) -> list[str]:
+    return [intro, "", _row(header), _row(["---"] * len(header))]
+
+
 Results = list[tuple[Case, Measured, Measured | None]]
 
 
@@ -162,7 +198,7 @@ def _section(name: str, lines: list[str]) -> list[str]:
     return [f"<!-- --8<-- [start:{name}] -->", *lines, f"<!-- --8<-- [end:{name}] -->"]
 
 
-def report(results: Results, before_root: str | None) -> str:
+def report(results: Results, before_root: str | None, stops: dict[str, float] | None = None) -> str:
     settings = imaging_settings({})
     import PIL
 
@@ -172,10 +208,12 @@ def report(results: Results, before_root: str | None) -> str:
         "",
         f"Measured {date.today():%Y-%m-%d} by `python -m bench.hostile` (`make bench-hostile`) on"
         f" {platform.machine()}, Python {platform.python_version()}, Pillow {PIL.__version__}: each file rendered"
-        f" by `render_variants` with the default profile ({variants}) and the default decode limits, in a fresh"
-        " process pinned to one core. Time and CPU: the render alone. Peak RSS: the whole process (the"
-        f" interpreter and imports are about 60 MB). MAX_UPLOAD_BYTES is {settings.max_upload_bytes:,}."
-        " Generators: bench/crafted.py; guards: chalicelib/imaging/structure/guards.py.",
+        f" by `render_variants` with the default profile ({variants}) and the default decode limits, in a child"
+        " process as the pipeline renders, in a fresh process pinned to one core. Time and CPU: the render"
+        " alone. Peak RSS: the process that rendered (the interpreter and imports are about 60 MB);"
+        " estimate: what `decode.check_memory` expects before decoding (refused above RENDER_MEMORY_MB,"
+        f" {settings.render_memory_mb:,} MiB by default). MAX_UPLOAD_BYTES is {settings.max_upload_bytes:,}."
+        " Generators: tests/crafted.py; guards: chalicelib/imaging/structure/guards.py.",
         "",
         "## The linear bound",
         "",
@@ -185,20 +223,76 @@ def report(results: Results, before_root: str | None) -> str:
         "",
         *_section("guards", _guard_table(results)),
         "",
+        "## The worst legal file of each format",
+        "",
+        *_section("formats", _format_table(results)),
+        "",
+        "## What rendering in a child process costs",
+        "",
+        *_section("isolation", _isolation(results, stops)),
+        "",
         "## Attacks, by class and size",
         "",
         *_section("attacks", _attack_table(results, before_root)),
         "",
         "## Corpus",
         "",
-        _row(["file", "class", "bytes", "outcome", "time ms", "CPU ms", "peak RSS MB", "decoded MP"]),
-        _row(["---"] * 8),
+        _row(["file", "class", "bytes", "outcome", "time ms", "CPU ms", "peak RSS MB", "estimate MB", "decoded MP"]),
+        _row(["---"] * 9),
     ]
     for case, after, _before in results:
         if case.group == "corpus":
-            cells = [case.name, case.scale, f"{after.size:,}", after.outcome, _ms(after.wall), _ms(after.cpu)]
-            lines.append(_row([*cells, f"{after.peak_kib / 1024:,.0f}", f"{after.pixels / MP:.1f}"]))
+            lines.append(_render_row(case, after))
     return "\n".join(lines) + "\n"
+
+
+def _render_row(case: Case, after: Measured) -> str:
+    """A file's row: what it is, its size, and what rendering it took and was expected to take."""
+    cells = [case.name, case.scale, f"{after.size:,}", after.outcome, _ms(after.wall), _ms(after.cpu)]
+    return _row([*cells, _mb(after.peak_kib), _mb(after.estimate_kib), f"{after.pixels / MP:.1f}"])
+
+
+def _format_table(results: Results) -> list[str]:
+    header = ["format", "file", "bytes", "outcome", "time ms", "CPU ms", "peak RSS MB", "estimate MB", "decoded MP"]
+    lines = _table_head(
+        "Each format at the most pixels allowed, coded the costliest way its encoders here allow"
+        " (tests/crafted.py: `WORST_BY_FORMAT`). The estimate is what the render may need by its structure;"
+        " the peak, what it used.",
+        header,
+    )
+    for case, after, _before in results:
+        if case.group == "format":
+            lines.append(_render_row(case, after))
+    return lines
+
+
+def _isolation(results: Results, stops: dict[str, float] | None) -> list[str]:
+    lines = []
+    if stops is not None:
+        lines += [
+            f"A deadline of {DEADLINE_SECONDS} s on the worst HEIF (seconds in one call of libheif's decoder)"
+            f" stopped the render after **{stops['isolated']:.2f} s** in a child process, and after"
+            f" {stops['in_process']:.2f} s in the handler's own process, where the timer's exception waits for"
+            " the decoder to give control back.",
+            "",
+        ]
+    compared = [(c, a) for c, a, _b in results if c.group == "corpus" and a.isolated_wall and a.direct_wall]
+    if not compared:
+        return [*lines, "(The child's cost was not measured: the corpus was left out of this run.)"]
+    added = sorted(a.isolated_wall - a.direct_wall for _c, a in compared)
+    shares = sorted((a.isolated_wall - a.direct_wall) / a.direct_wall for _c, a in compared)
+    median, worst = added[len(added) // 2], max(added)
+    return [
+        *lines,
+        f"Over the {len(compared)} corpus files, each rendered three times in the worker and three times in a"
+        " child forked for it (medians compared), the child added a median of"
+        f" **{1000 * median:.0f} ms** per image (at most {1000 * worst:.0f} ms; a median"
+        f" {shares[len(shares) // 2]:.0%} of the render): the fork, the pages it then copies, the result's"
+        " way back through a pipe, and what the child builds again that a warm process keeps (colour"
+        " transforms). Rendering in the handler's own process would save that and lose what the child"
+        " buys: a decoder crash or an allocation past the memory limit ends one image with a code, and"
+        " the deadline stops a decode in C on time.",
+    ]
 
 
 def _bound(results: Results) -> list[str]:
@@ -225,14 +319,12 @@ def _bound(results: Results) -> list[str]:
 def _guard_table(results: Results) -> list[str]:
     maxima = corpus_maxima()
     header = ["guard", "limit", "code", "corpus max", "bytes", "outcome", "CPU ms", "peak RSS MB", "decoded MP"]
-    lines = [
-        "Each file is built just under its guard's limit (bench/crafted.py: `WORST`, else"
+    lines = _table_head(
+        "Each file is built just under its guard's limit (tests/crafted.py: `WORST`, else"
         " `PROBES[guard].build(limit)`). The corpus maximum is the largest count over the shared corpus"
         " (with the class of the file it comes from).",
-        "",
-        _row(header),
-        _row(["---"] * len(header)),
-    ]
+        header,
+    )
     for case, after, _before in results:
         if case.group != "limit":
             continue
@@ -291,15 +383,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--load", type=Path, help="render the report from saved measurements")
     args = parser.parse_args(argv)
     label = args.before_label or (str(args.before) if args.before else None)
+    stops = deadline_stops(WORST_BY_FORMAT["HEIF"][1](), DEADLINE_SECONDS)
     if args.load:
-        args.out.write_text(report(load(args.load), label))
+        args.out.write_text(report(load(args.load), label, stops))
         return
     results: Results = []
     for case in cases(include_corpus=not args.no_corpus):
         if args.only not in case.name:
             continue
         data = case.build()
-        after = measure(data, REPO, args.timeout)
+        after = measure(data, REPO, args.timeout, compare=case.group == "corpus")
         before = None
         if args.before and case.group == "attack":
             before = measure(data, args.before.resolve(), args.before_timeout)
@@ -316,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
         results.append((case, after, before))
     if args.save:
         save(results, args.save)
-    args.out.write_text(report(results, label))
+    args.out.write_text(report(results, label, stops))
     print(f"wrote {args.out}")
 
 

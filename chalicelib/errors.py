@@ -118,7 +118,9 @@ class ImageRejected(ImgpressError):
     (metadata segments, chunks or items: their number or bytes), too_many_chunks (segments,
     chunks, blocks, boxes, items or references), too_many_tiles (grid tiles and overlay inputs),
     canvas_too_large (a canvas far larger than the frames drawn on it), nesting_too_deep
-    (boxes within boxes); too_many_frames and corrupt are used by the walk too.
+    (boxes within boxes); too_many_frames, too_many_pixels (pixels decoded per pixel shown) and
+    corrupt are used by the walk too. too_much_memory: the render would need, or did need, more
+    memory than RENDER_MEMORY_MB allows; decoder_crashed: a decoder killed the process rendering it.
     """
 
     code = "corrupt"

@@ -70,11 +70,17 @@ class UploadEvent:
 
 
 def render_with_pillow(data: bytes, variants: Sequence[VariantSpec], settings: ImagingSettings) -> Rendering:
+    """In a child process (imaging/isolation.py): a decoder's crash or overrun ends the image, not the attempt."""
     # Imported here, not at module level: Pillow is only paid for by the S3 handler.
+    from chalicelib.imaging.decode import prepare_decoders
+    from chalicelib.imaging.isolation import run_isolated
     from chalicelib.imaging.render import render_variants
 
-    return render_variants(
-        data, variants, settings.decode_limits(), settings.blurhash_components, settings.encode_threads
+    limits = settings.decode_limits()
+    prepare_decoders(limits.allowed_decoders)
+    return run_isolated(
+        lambda: render_variants(data, variants, limits, settings.blurhash_components, settings.encode_threads),
+        limits.max_render_bytes,
     )
 
 

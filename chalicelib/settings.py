@@ -28,15 +28,14 @@ from chalicelib.deadline import Deadline
 from chalicelib.domain import is_image_id
 from chalicelib.errors import ConfigError
 from chalicelib.formats import DECODERS_BY_CONTENT_TYPE, DEFAULT_CONTENT_TYPES
+from chalicelib.imaging import limits
+from chalicelib.imaging.limits import HANDLER_RESERVE_MB, MB_PER_VCPU, MIB
 from chalicelib.imaging.profiles import load_profiles
 from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.specs import parse_variants
 from chalicelib.quota import QuotaLimits
 from chalicelib.webpage import PageSettings
 
-MIB = 1024 * 1024
-# Lambda allocates CPU in proportion to memory: one full vCPU at 1769 MB, two from 3538 MB.
-MB_PER_VCPU = 1769
 API_AUTH_MODES = ("none", "jwt", "cognito", "api_key", "iam")
 # The one way to run a deployed stage without auth: this variable, with exactly this value, in the
 # stage's environment_variables (infra refuses to deploy such a stage without it, too).
@@ -69,14 +68,15 @@ VARIABLES: dict[str, str] = {
     # Images.
     "ALLOWED_CONTENT_TYPES": ",".join(DEFAULT_CONTENT_TYPES),
     "MAX_UPLOAD_BYTES": str(25 * MIB),
-    "MAX_PIXELS": "50000000",
-    "MAX_SIDE": "12000",
-    "MAX_ANIMATION_PIXELS": "100000000",
+    "MAX_PIXELS": str(limits.MAX_PIXELS),
+    "MAX_SIDE": str(limits.MAX_SIDE),
+    "MAX_ANIMATION_PIXELS": str(limits.MAX_ANIMATION_PIXELS),
     "PROFILES": "",
     "DEFAULT_PROFILE": "",
     "VARIANTS": "",
     "BLURHASH_COMPONENTS": "4x3",
     "ENCODE_THREADS": "",
+    "RENDER_MEMORY_MB": "",  # the function's memory less HANDLER_RESERVE_MB
     # Every upload ends (docs: guarantees).
     "PROCESSING_LEASE_SECONDS": "90",
     "MAX_ATTEMPTS": "3",
@@ -195,6 +195,7 @@ def _imaging(env: Environment) -> ImagingSettings:
         max_animation_pixels=env.integer("MAX_ANIMATION_PIXELS", 1),
         blurhash_components=_components(env),
         encode_threads=_encode_threads(env),
+        render_memory_mb=_render_memory_mb(env),
     )
 
 
@@ -203,10 +204,21 @@ def _encode_threads(env: Environment) -> int:
     as the machine shows); elsewhere 1, so local tools and the benchmarks render as they always did."""
     if env.is_set("ENCODE_THREADS"):
         return env.integer("ENCODE_THREADS", 1)
+    return max(1, min(_function_mb(env) // MB_PER_VCPU, os.cpu_count() or 1))
+
+
+def _render_memory_mb(env: Environment) -> int:
+    """RENDER_MEMORY_MB if set (at least 64); else the function's memory less what the handler holds."""
+    if env.is_set("RENDER_MEMORY_MB"):
+        return env.integer("RENDER_MEMORY_MB", 64)
+    return max(_function_mb(env) - HANDLER_RESERVE_MB, 0)
+
+
+def _function_mb(env: Environment) -> int:
+    """The Lambda function's memory size; elsewhere, one vCPU's worth (the upload handler's size)."""
     if not env.is_set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"):
-        return 1
-    memory = env.integer("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 128)
-    return max(1, min(memory // MB_PER_VCPU, os.cpu_count() or 1))
+        return MB_PER_VCPU
+    return env.integer("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 128)
 
 
 def _components(env: Environment) -> tuple[int, int]:

@@ -4,6 +4,7 @@ A sandbox is a `python -m devstack.worker` process (spawned, never forked from t
 stack) that imports the app once and runs one invocation at a time. This side holds the clock: past
 the function's timeout, or over its memory size, the sandbox's process group gets SIGKILL, as on
 Lambda, so no `finally` and no cleanup runs; the invocation fails and a fresh sandbox takes its place.
+Its memory is its processes' together (a render's child process too), as Lambda's limit counts them.
 Everything the worker prints is the function's log, forwarded line by line to the stack's log.
 """
 
@@ -76,16 +77,29 @@ def sandbox_environment(function: FunctionConfig, base: Mapping[str, str]) -> di
     }
 
 
-def _memory_mb(pid: int, field: str) -> float:
-    """VmRSS (now) or VmHWM (peak) of a process, in MB; 0 where /proc is not available."""
+def _memory_mb(pid: int, field: str, path: str = "status") -> float:
+    """A memory field of a process (/proc/<pid>/status: VmHWM, its peak), in MB; 0 where /proc is not
+    available."""
     try:
-        with open(f"/proc/{pid}/status") as status:
+        with open(f"/proc/{pid}/{path}") as status:
             for line in status:
                 if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def _tree_memory_mb(pid: int) -> float:
+    """The memory a process and its descendants use now, each page counted once (their Pss added up):
+    what Lambda's memory limit counts."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        total += _memory_mb(current, "Pss", "smaps_rollup")
+        with contextlib.suppress(OSError), open(f"/proc/{current}/task/{current}/children") as children:
+            pending.extend(int(child) for child in children.read().split())
+    return total
 
 
 class Sandbox:
@@ -124,7 +138,7 @@ class Sandbox:
         finally:
             self._request_id = "-"
         duration = (time.monotonic() - started) * 1000
-        peak = _memory_mb(self.process.pid, "VmHWM") if self.alive else self._peak_mb
+        peak = max(_memory_mb(self.process.pid, "VmHWM") if self.alive else 0.0, self._peak_mb)
         log.info(
             "[%s] REPORT RequestId: %s Duration: %.2f ms Memory Size: %d MB Max Memory Used: %.0f MB",
             self.function.name,
@@ -162,7 +176,9 @@ class Sandbox:
                     return dict(json.loads(self._channel.recv_bytes()))
             except (EOFError, OSError):
                 return self._exit_error(request_id)
-            if self._memory_watchdog and _memory_mb(self.process.pid, "VmRSS") > self.function.memory_mb:
+            used = _tree_memory_mb(self.process.pid) if self._memory_watchdog else 0.0
+            self._peak_mb = max(self._peak_mb, used)
+            if used > self.function.memory_mb:
                 self.kill()
                 log.warning(
                     "[%s %s] out of memory: over %d MB", self.function.name, request_id, self.function.memory_mb
@@ -186,7 +202,7 @@ class Sandbox:
     def kill(self) -> None:
         """SIGKILL to the sandbox's whole process group, as Lambda ends a sandbox: nothing gets to clean up."""
         if self.alive:
-            self._peak_mb = _memory_mb(self.process.pid, "VmHWM")
+            self._peak_mb = max(self._peak_mb, _memory_mb(self.process.pid, "VmHWM"))
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()

@@ -147,3 +147,8 @@ def corpus_file(name: str) -> bytes:
     if not path.is_file():
         pytest.skip(f"corpus not built ({path}); run `make corpus`")
     return path.read_bytes()
+
+
+def fixture(name: str) -> bytes:
+    """A small file kept in tests/fixtures/ (made once with a tool the tests do not need)."""
+    return (Path(__file__).resolve().parent / "fixtures" / name).read_bytes()

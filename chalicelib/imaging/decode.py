@@ -1,30 +1,27 @@
 """Open untrusted bytes safely: sniff, restrict decoders, walk the container's structure, check size
-before any pixel is decoded."""
+and the memory the render will need before any pixel is decoded."""
 
 from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import sniff_format
-from chalicelib.imaging.structure import check_structure
+from chalicelib.imaging.limits import MIB, DecodeLimits
+from chalicelib.imaging.structure import Survey, check_structure
+from chalicelib.imaging.structure.guards import RGBA_BYTES
 
 # Pillow warns between 1x and 2x MAX_IMAGE_PIXELS; check_dimensions rejects those files itself.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-
-
-@dataclass(frozen=True)
-class DecodeLimits:
-    """Bounds checked against the header, before decoding, so memory stays bounded."""
-
-    allowed_decoders: tuple[str, ...]
-    max_pixels: int = 50_000_000
-    max_side: int = 12_000
-    max_animation_pixels: int = 100_000_000  # frames x width x height, for every animated format
+# Besides what the decoder holds, a render holds the decoded image and at most two more of its size at
+# once (a copy on its way to Pillow or a converted one, the colour-managed master), each up to RGBA's
+# 4 bytes a pixel; and the encoders' working memory, the interpreter's growth. Measured against the
+# peaks of the worst legal file of each format: bench/HOSTILE.md.
+_RENDER_IMAGES = 3
+_ENCODING_BYTES = 128 * MIB
 
 
 def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
@@ -52,13 +49,22 @@ def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:
         raise ImageRejected(str(exc), "too_many_pixels") from exc
     except UnidentifiedImageError as exc:
         raise ImageRejected(f"The {sniffed} header could not be read.", "corrupt") from exc
-    except MemoryError:
-        raise
     except Exception as exc:  # Pillow plugins raise many types on hostile headers.
         raise _decode_failure(exc) from exc
     check_dimensions(image.size, limits)
     check_frames(image, survey.frames, limits)
+    check_memory(survey, image.size, limits)
+    if survey.whole_input:  # arithmetic decoding cannot suspend: hand libjpeg the whole file at once
+        image.decodermaxblock = max(image.decodermaxblock, len(data))
     return image
+
+
+def prepare_decoders(allowed: tuple[str, ...]) -> None:
+    """Import every decoder plugin now, so that processes forked later (isolation.py) start with them
+    instead of importing them again for each image."""
+    Image.init()
+    if "HEIF" in allowed:
+        _register_heif()
 
 
 def _register_heif() -> None:
@@ -101,8 +107,6 @@ def check_frames(image: Image.Image, counted: int, limits: DecodeLimits) -> None
         else:
             frames = int(getattr(image, "n_frames", 1))
             image.seek(0)
-    except MemoryError:
-        raise
     except Exception as exc:
         raise _decode_failure(exc) from exc
     total = frames * frame_pixels
@@ -114,8 +118,33 @@ def check_frames(image: Image.Image, counted: int, limits: DecodeLimits) -> None
         )
 
 
+def memory_needed(survey: Survey, size: tuple[int, int]) -> int:
+    """What a render will allocate, from the structure: what the decoder holds (the walk's count) and
+    the render's images of the size Pillow reports."""
+    width, height = size
+    return survey.decoder_bytes + _RENDER_IMAGES * RGBA_BYTES * width * height + _ENCODING_BYTES
+
+
+def check_memory(survey: Survey, size: tuple[int, int], limits: DecodeLimits) -> None:
+    """Refuse an image whose render would need more memory than a render may use."""
+    needed = memory_needed(survey, size)
+    if needed > limits.max_render_bytes:
+        raise ImageRejected(
+            f"Rendering this image needs about {needed // MIB:,} MiB; a render may use"
+            f" {limits.max_render_bytes // MIB:,} MiB (RENDER_MEMORY_MB).",
+            "too_much_memory",
+        )
+
+
+def out_of_memory() -> ImageRejected:
+    """What a render that runs out of its memory ends with, wherever it ran out."""
+    return ImageRejected("The image needs more memory than a render may use.", "too_much_memory")
+
+
 def _decode_failure(exc: BaseException) -> ImageRejected:
     """Classify a decoder exception into a stable reason code."""
+    if isinstance(exc, MemoryError):
+        return out_of_memory()
     text = str(exc).lower()
     if "truncated" in text or isinstance(exc, EOFError):
         return ImageRejected("The image data is truncated.", "truncated")
@@ -130,7 +159,5 @@ def load_guarded(image: Image.Image) -> None:
         image.load()
     except Image.DecompressionBombError as exc:
         raise ImageRejected(str(exc), "too_many_pixels") from exc
-    except MemoryError:
-        raise
     except Exception as exc:
         raise _decode_failure(exc) from exc

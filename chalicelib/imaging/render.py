@@ -25,8 +25,9 @@ from chalicelib.errors import ImageRejected
 from chalicelib.formats import ENCODERS, SAME_FORMAT
 from chalicelib.imaging.colour import to_srgb
 from chalicelib.imaging.compose import apply_watermark, crop_to, flatten
-from chalicelib.imaging.decode import DecodeLimits, load_guarded, open_guarded
+from chalicelib.imaging.decode import load_guarded, open_guarded, out_of_memory
 from chalicelib.imaging.jpegstrip import strip_jpeg_metadata
+from chalicelib.imaging.limits import DecodeLimits
 from chalicelib.imaging.placeholders import compute_placeholders
 from chalicelib.imaging.quality import encode_for_ssim, ssim_against
 from chalicelib.imaging.results import ORIGINAL_STRIPPED, REENCODED, RenderedVariant, Rendering, SourceInfo
@@ -82,8 +83,10 @@ def render_variants(
     pool = ThreadPoolExecutor(encode_threads, "encode") if encode_threads > 1 and len(specs) > 1 else None
     try:
         return _render(image, data, specs, blurhash_components, pool)
-    except (ImageRejected, MemoryError):
+    except ImageRejected:
         raise
+    except MemoryError as exc:
+        raise out_of_memory() from exc
     except Exception as exc:  # A user file must never crash the handler; keep the cause in logs.
         log.exception("unexpected error while rendering")
         raise ImageRejected(f"The image could not be processed ({type(exc).__name__}).", "processing_error") from exc

@@ -7,14 +7,11 @@ Built by chalicelib/settings.py from the Lambda's environment variables (`imagin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from chalicelib.formats import allowed_decoders
+from chalicelib.imaging.limits import MIB, DecodeLimits
 from chalicelib.imaging.profiles import ProfileSet
 from chalicelib.imaging.specs import VariantSpec
-
-if TYPE_CHECKING:
-    from chalicelib.imaging.decode import DecodeLimits
 
 
 @dataclass(frozen=True)
@@ -27,6 +24,7 @@ class ImagingSettings:
     max_animation_pixels: int  # frames x width x height, for every animated format
     blurhash_components: tuple[int, int]
     encode_threads: int  # > 1: variants are encoded in parallel (decision 0020)
+    render_memory_mb: int  # what one render may allocate (RENDER_MEMORY_MB; docs: sizing)
 
     @property
     def variants(self) -> tuple[VariantSpec, ...]:
@@ -38,6 +36,10 @@ class ImagingSettings:
         return allowed_decoders(self.allowed_content_types)
 
     def decode_limits(self) -> DecodeLimits:
-        from chalicelib.imaging.decode import DecodeLimits  # Pillow: only when rendering
-
-        return DecodeLimits(self.allowed_decoders, self.max_pixels, self.max_side, self.max_animation_pixels)
+        return DecodeLimits(
+            self.allowed_decoders,
+            self.max_pixels,
+            self.max_side,
+            self.max_animation_pixels,
+            self.render_memory_mb * MIB,
+        )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import ImageRejected
-from chalicelib.imaging.decode import DecodeLimits
+from chalicelib.imaging.limits import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.results import RenderedVariant, Rendering
 from chalicelib.imaging.settings import ImagingSettings

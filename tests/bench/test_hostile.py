@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench import hostile
-from bench.crafted import ATTACKS, PROBES
 from bench.hostile import Case, Measured
 from tests import images
+from tests.crafted import ATTACKS, PROBES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,7 @@ def test_the_report_has_the_sections_the_docs_include(tmp_path: Path) -> None:
     saved = tmp_path / "runs.json"
     hostile.save(results, saved)
     text = hostile.report(hostile.load(saved), before_root=None)
-    for section in ("bound", "guards", "attacks"):
+    for section in ("bound", "guards", "formats", "isolation", "attacks"):
         assert f"<!-- --8<-- [start:{section}] -->" in text and f"<!-- --8<-- [end:{section}] -->" in text
     assert "| `jpeg.scans` | 100 | too_many_scans |" in text
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.imaging.decode import DecodeLimits
+from chalicelib.imaging.limits import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.settings import Settings
 from tests import images

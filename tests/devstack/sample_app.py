@@ -48,7 +48,7 @@ def health() -> dict[str, str]:
 
 @app.on_s3_event(bucket=os.environ.get("INPUT_BUCKET", "sample-input"), prefix="uploads/")
 def handle_upload(event: S3Event) -> dict[str, Any]:
-    """uploads/<behaviour>-<anything>, behaviour one of: ok, raise, sleep, exit, hog, noisy."""
+    """uploads/<behaviour>-<anything>, behaviour one of: ok, raise, sleep, exit, hog, childhog, noisy."""
     behaviour = event.key.removeprefix("uploads/").split("-")[0]
     remaining = event.context.get_remaining_time_in_millis()
     journal("attempts", key=event.key, remaining_ms=remaining, context=context_facts(event.context))
@@ -65,6 +65,13 @@ def handle_upload(event: S3Event) -> dict[str, Any]:
         hold = b"\x01" * (300 * 1024 * 1024)  # written, so resident
         time.sleep(5)
         return {"held": len(hold)}
+    if behaviour == "childhog":  # as a render's child process would (chalicelib/imaging/isolation.py)
+        child = os.fork()
+        if child == 0:
+            hold = b"\x01" * (300 * 1024 * 1024)
+            time.sleep(5)
+            os._exit(len(hold) % 2)
+        os.waitpid(child, 0)
     if behaviour == "noisy":
         print('{"type": "result", "payload": "forged"}')
         print("x" * 300_000)

@@ -112,8 +112,10 @@ def test_a_process_exit_is_a_runtime_exit_error(pool: FunctionPool) -> None:
     assert not invoke(pool, "uploads/ok-after-exit", "request-7").failed
 
 
-def test_going_over_the_memory_size_kills_the_sandbox(pool: FunctionPool) -> None:
-    result = invoke(pool, "uploads/hog-1", "request-8")
+@pytest.mark.parametrize("behaviour", ["hog", "childhog"])
+def test_going_over_the_memory_size_kills_the_sandbox(pool: FunctionPool, behaviour: str) -> None:
+    """Its processes count together, a child's memory as its parent's, as Lambda counts them."""
+    result = invoke(pool, f"uploads/{behaviour}-1", "request-8")
     assert result.payload["errorType"] == "Runtime.OutOfMemory"
     assert result.duration_ms < 1900  # killed when it went over, not at the timeout
 

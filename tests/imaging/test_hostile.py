@@ -11,17 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import ImageFile
 
-from bench.crafted import ATTACKS, PROBES, WORST
 from chalicelib.errors import ImageRejected
 from chalicelib.imaging import decode
-from chalicelib.imaging.decode import DecodeLimits
+from chalicelib.imaging.limits import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON, parse_variants
 from chalicelib.imaging.structure import GUARDS
-from tests import hostile, images
+from tests import crafted, images
+from tests.crafted import ATTACKS, PROBES, WORST
 
 LIMITS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF"))
+ALL_FORMATS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF", "AVIF", "HEIF"))
 SPECS = parse_variants(DEFAULT_VARIANTS_JSON)
 ROOT = Path(__file__).resolve().parents[2]
 _PROCESS_EVENTS: list[str] = []
@@ -35,13 +37,13 @@ def _audit(event: str, _args: Any) -> None:
 sys.addaudithook(_audit)
 
 
-@pytest.mark.parametrize("name", sorted(hostile.REJECTED))
+@pytest.mark.parametrize("name", sorted(crafted.REJECTED))
 def test_hostile_file_is_rejected_with_its_code_and_starts_no_process(name: str) -> None:
-    build, code = hostile.REJECTED[name]
+    build, code = crafted.REJECTED[name]
     data = build()
     _PROCESS_EVENTS.clear()
     with pytest.raises(ImageRejected) as raised:
-        render_variants(data, SPECS, LIMITS)
+        render_variants(data, SPECS, ALL_FORMATS)
     assert raised.value.code == code, raised.value.message
     assert _PROCESS_EVENTS == []
 
@@ -51,7 +53,7 @@ _MEASURE = textwrap.dedent(
     import json, resource, sys
     sys.path.insert(0, sys.argv[1])
     from chalicelib.errors import ImageRejected
-    from chalicelib.imaging.decode import DecodeLimits
+    from chalicelib.imaging.limits import DecodeLimits
     from chalicelib.imaging.render import render_variants
     from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON, parse_variants
     data = open(sys.argv[2], "rb").read()
@@ -73,7 +75,7 @@ _MEASURE = textwrap.dedent(
 )
 def test_rejection_happens_before_decoding_so_memory_stays_flat(name: str, tmp_path: Path) -> None:
     """Decoding any of these would need 100 MB to 1 GB; rejecting them must cost almost nothing."""
-    build, code = hostile.REJECTED[name]
+    build, code = crafted.REJECTED[name]
     sample = tmp_path / "sample"
     sample.write_bytes(build())
     result = subprocess.run(
@@ -85,7 +87,7 @@ def test_rejection_happens_before_decoding_so_memory_stays_flat(name: str, tmp_p
 
 
 def test_jpeg_with_html_appended_is_processed_and_the_html_is_gone() -> None:
-    rendering = render_variants(hostile.jpeg_with_html(), SPECS, LIMITS)
+    rendering = render_variants(crafted.jpeg_with_html(), SPECS, LIMITS)
     assert [v.name for v in rendering.variants] == ["web", "thumb"]
     assert all(b"<script" not in v.data and b"<html" not in v.data for v in rendering.variants)
 
@@ -162,10 +164,9 @@ def test_issue_14_files_are_refused_before_pillow_reads_a_byte(name: str, monkey
     assert time.perf_counter() - started < 1.0  # milliseconds in fact; the bound is for slow machines
 
 
-ALL_FORMATS = DecodeLimits(("JPEG", "PNG", "WEBP", "GIF", "AVIF", "HEIF"))
 # Probes whose file at the limit no decoder takes, the count being all they are: scans over a frame
 # of 64 MP; a grid naming one tile many times; tiles declaring more pixels than they code.
-WALK_ONLY = {"jpeg.scan_blocks", "bmff.tiles", "bmff.tile_ratio"}
+WALK_ONLY = {"jpeg.scan_blocks", "bmff.tiles", "bmff.decoded_ratio"}
 
 
 @pytest.mark.parametrize("metric", sorted(set(PROBES) - WALK_ONLY))
@@ -174,7 +175,7 @@ def test_a_file_at_a_guards_limit_still_renders(metric: str) -> None:
     assert [v.name for v in rendering.variants] == ["web", "thumb"]
 
 
-@pytest.mark.parametrize(("metric", "size"), [("bmff.tiles", (32 * 64, 31 * 64)), ("bmff.tile_ratio", (1024, 1024))])
+@pytest.mark.parametrize(("metric", "size"), [("bmff.tiles", (32 * 64, 31 * 64)), ("bmff.decoded_ratio", (1024, 1024))])
 def test_the_largest_grids_decoders_accept_render(metric: str, size: tuple[int, int]) -> None:
     rendering = render_variants(WORST[metric](), SPECS, ALL_FORMATS)
     assert (rendering.source.width, rendering.source.height) == size
@@ -182,6 +183,33 @@ def test_the_largest_grids_decoders_accept_render(metric: str, size: tuple[int, 
 
 def test_apng_frames_count_towards_the_animation_limit() -> None:
     with pytest.raises(ImageRejected) as refused:
-        render_variants(hostile.apng(150, 1000), SPECS, LIMITS)
+        render_variants(crafted.apng(150, 1000), SPECS, LIMITS)
     assert refused.value.code == "too_many_frames"
     assert "150 frames" in refused.value.message
+
+
+def test_arithmetic_coded_jpegs_render() -> None:
+    """libjpeg decodes them, but cannot wait for more data mid-scan: Pillow's block-by-block feed
+    broke every one over 64 KB (`corrupt`) until the whole file was handed over at once."""
+    rendering = render_variants(images.fixture("arithmetic.jpg"), SPECS, LIMITS)
+    assert (rendering.source.width, rendering.source.height) == (800, 600)
+
+
+def test_a_render_that_would_not_fit_its_memory_is_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any render needs more than 64 MiB by the estimate (decode.check_memory): the encoders' share alone."""
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda _image: pytest.fail("decoded"))
+    with pytest.raises(ImageRejected) as refused:
+        render_variants(images.webp(), SPECS, DecodeLimits(("WEBP",), max_render_bytes=64 * 1024 * 1024))
+    assert refused.value.code == "too_much_memory"
+    assert "RENDER_MEMORY_MB" in refused.value.message
+
+
+def test_running_out_of_memory_in_a_decoder_is_refused_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def exhausted(*_args: object, **_kwargs: object) -> None:
+        raise MemoryError
+
+    data = images.png(64, 48)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", exhausted)
+    with pytest.raises(ImageRejected) as refused:
+        render_variants(data, SPECS, LIMITS)
+    assert refused.value.code == "too_much_memory"

@@ -13,7 +13,7 @@ import thumbhash as thumbhash_reference
 from blurhash.blurhash import base83_decode
 from PIL import Image, ImageDraw
 
-from chalicelib.imaging.decode import DecodeLimits
+from chalicelib.imaging.limits import DecodeLimits
 from chalicelib.imaging.placeholders import (
     LQIP_MAX_CHARS,
     Placeholders,

@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from chalicelib.imaging.decode import DecodeLimits
 from chalicelib.imaging.jpegstrip import strip_jpeg_metadata
+from chalicelib.imaging.limits import DecodeLimits
 from chalicelib.imaging.profiles import SHIPPED_PROFILES, parse_profiles
 from chalicelib.imaging.render import ORIGINAL_STRIPPED, REENCODED, Rendering, render_variants
 from chalicelib.imaging.specs import parse_variants

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
 from chalicelib.errors import ImageRejected
-from chalicelib.imaging.decode import DecodeLimits
+from chalicelib.imaging.limits import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.specs import DEFAULT_VARIANTS_JSON, parse_variants
 from tests import icc, images

@@ -30,7 +30,7 @@ import json, re, sys
 import boto3, app
 clients = [boto3.client(s, region_name="us-east-1") for s in ("s3", "sns")] + [boto3.resource("dynamodb", region_name="us-east-1")]
 from chalicelib.settings import imaging_settings
-from chalicelib.imaging.decode import DecodeLimits
+from chalicelib.imaging.limits import DecodeLimits
 from chalicelib.imaging.render import render_variants
 from chalicelib.imaging.settings import ImagingSettings
 settings = imaging_settings({})

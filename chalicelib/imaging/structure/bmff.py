@@ -1,11 +1,18 @@
 """AVIF and HEIF (ISO-BMFF): boxes, items, properties and references, then what the decoders will
 derive from them.
 
-libavif and libheif parse the boxes in C, but three things cost far more than the bytes they take:
+libavif and libheif parse the boxes in C, but four things cost far more than the bytes they take:
 grids and overlays decode every tile they reference; each coded item, and the first sample of an
 image sequence, decodes at the size its codec header gives, whatever the container declares
-(coded.py); and pi-heif copies each image's metadata and ICC profile once per image that refers to
-it. Boxes are walked with an explicit stack (no recursion).
+(coded.py); what is decoded may be far more than what is shown (an alpha plane larger than its
+image, a clean aperture cropping a large picture to a few pixels); and pi-heif copies each image's
+metadata and ICC profile once per image that refers to it. So the walk follows the primary image to
+every picture the decoder will decode, with its coded size, chroma and bit depth, and bounds their
+pixels against the pixels shown and their bytes (`Survey.decoder_bytes`).
+
+What the decoders read as text must be text: pi-heif turns item types, content types and auxiliary
+types into Python strings without checking the conversion, and crashes on bytes that are not UTF-8.
+Boxes are walked with an explicit stack (no recursion).
 """
 
 from __future__ import annotations
@@ -15,8 +22,15 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
-from chalicelib.imaging.structure.coded import CodedStream, ShortHeader, av1_units, hevc_unit, hevc_units
-from chalicelib.imaging.structure.guards import CANVAS_FLOOR, Tally
+from chalicelib.imaging.structure.coded import (
+    SAMPLES_PER_4_PIXELS,
+    CodedStream,
+    ShortHeader,
+    av1_units,
+    hevc_unit,
+    hevc_units,
+)
+from chalicelib.imaging.structure.guards import CANVAS_FLOOR, RGBA_BYTES, Tally
 from chalicelib.imaging.structure.icc import check_icc
 from chalicelib.imaging.structure.tiff import check_exif
 
@@ -27,6 +41,9 @@ _CODED = {b"av01", b"hvc1", b"hev1"}
 _CONFIGURATION = {b"av01": b"av1C", b"hvc1": b"hvcC", b"hev1": b"hvcC"}
 _TRACK_BOXES = {b"stsd", b"stsz", b"stco", b"co64"}
 _CODED_SLACK = 64  # coded sizes round up to whole coding blocks (up to 64 px) before cropping
+_DERIVED = {b"grid", b"iovl", b"iden"}  # images made from the items they reference (dimg)
+_ALPHA = {b"urn:mpeg:hevc:2015:auxid:1", b"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha"}
+_WORST_SAMPLES = SAMPLES_PER_4_PIXELS[3] * 2  # an item whose coding is not read: 4:4:4 at 16 bits
 _VISUAL_SAMPLE_ENTRY = 78  # the fields of a VisualSampleEntry; its child boxes follow
 
 
@@ -35,6 +52,7 @@ class _Item:
     kind: bytes = b""
     extents: list[tuple[int, int, int]] = field(default_factory=list)  # construction method, offset, length
     properties: list[int] = field(default_factory=list)  # 1-based indices into the ipco box
+    picture: tuple[int, int, int] | None = None  # a coded item's width, height and bytes per 4 pixels
 
 
 @dataclass
@@ -56,6 +74,9 @@ class _File:
     reference_id_size: int = 2
     idat: tuple[int, int] = (0, 0)
     tracks: list[_Track] = field(default_factory=list)
+    brand: bytes = b""
+    primary: int | None = None
+    sequence: tuple[int, int, int] | None = None  # the first sample's picture, as _Item.picture
 
     def item(self, item_id: int) -> _Item:
         return self.items.setdefault(item_id, _Item())
@@ -77,6 +98,12 @@ class _Reader:
         self.uint(4)
         return self.data[self.pos - 4 : self.pos]
 
+    def string(self) -> bytes:
+        """A null-terminated string (what is left of the box if it has no terminator)."""
+        stop = self.data.find(b"\x00", self.pos, self.end)
+        start, self.pos = self.pos, self.end if stop < 0 else stop + 1
+        return self.data[start : self.end if stop < 0 else stop]
+
 
 def walk_bmff(data: bytes, tally: Tally) -> None:
     walk = _File(data, tally)
@@ -84,6 +111,7 @@ def walk_bmff(data: bytes, tally: Tally) -> None:
     _check_derived_images(walk)
     _check_coded_items(walk)
     _check_sequences(walk)
+    _check_decoded(walk)
     _check_metadata(walk)
 
 
@@ -120,6 +148,9 @@ def _box(walk: _File, kind: bytes, parent: bytes, start: int, stop: int) -> int 
     """Record what one box says; return where its child boxes start, if it has any."""
     if parent == b"ipco":
         walk.tally.add("bmff.references")
+        _check_code(walk, kind, "a property type")
+        if kind == b"auxC":
+            _check_text(walk, _Reader(walk.data, start + 4, stop).string(), "an auxiliary type")
         walk.properties.append((kind, start, stop))
         return None
     if parent == b"iref":
@@ -138,6 +169,10 @@ def _box(walk: _File, kind: bytes, parent: bytes, start: int, stop: int) -> int 
         return None
     if kind == b"meta":
         return start + 4
+    if kind == b"ftyp":
+        walk.brand = reader.fourcc()
+    elif kind == b"pitm":
+        walk.primary = reader.uint(2 if reader.uint(4) >> 24 == 0 else 4)
     if kind == b"iinf":
         return start + 4 + (2 if reader.uint(1) == 0 else 4)
     if kind == b"iref":
@@ -174,8 +209,28 @@ def _item_info(walk: _File, reader: _Reader) -> None:
         item_id = reader.uint(2 if version == 2 else 4)
         reader.uint(2)
         kind = reader.fourcc()
+        _check_code(walk, kind, "an item type")
+        _check_text(walk, reader.string(), "an item name")
+        if kind == b"mime":
+            _check_text(walk, reader.string(), "a content type")
+            _check_text(walk, reader.string(), "a content encoding")
+        elif kind == b"uri ":
+            _check_text(walk, reader.string(), "an item URI type")
     walk.tally.add("bmff.items")
     walk.item(item_id).kind = kind
+
+
+def _check_code(walk: _File, code: bytes, what: str) -> None:
+    """A four-character code of printable ASCII, as the standard defines them."""
+    if not all(0x20 <= byte < 0x7F for byte in code):
+        raise walk.tally.refuse(f"has {what} that is not a four-character code ({code!r}).")
+
+
+def _check_text(walk: _File, text: bytes, what: str) -> None:
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise walk.tally.refuse(f"has {what} that is not UTF-8 text ({text[:40]!r}).") from None
 
 
 def _locations(walk: _File, reader: _Reader) -> None:
@@ -250,23 +305,24 @@ def _spans(walk: _File, item: _Item) -> list[tuple[int, int]]:
 
 def _check_derived_images(walk: _File) -> None:
     """Grids and overlays decode every image they reference, once per reference."""
-    for kind, source, inputs in walk.references:
-        if kind != b"dimg":
-            continue
-        walk.tally.add("bmff.tiles", len(inputs))
-        output = _size(walk, walk.items.get(source))
-        decoded = sum(
-            width * height for width, height in filter(None, (_size(walk, walk.items.get(i)) for i in inputs))
-        )
-        if output is not None and decoded > CANVAS_FLOOR:
-            walk.tally.peak("bmff.tile_ratio", decoded // max(output[0] * output[1], 1))
+    for kind, _source, inputs in walk.references:
+        if kind == b"dimg":
+            walk.tally.add("bmff.tiles", len(inputs))
 
 
 def _check_coded_items(walk: _File) -> None:
     for item in walk.items.values():
         if item.kind in _CODED:
             configuration = _property(walk, item, _CONFIGURATION[item.kind])
-            _check_coded(walk, item.kind, _size(walk, item), configuration, _spans(walk, item))
+            declared = _size(walk, item)
+            stream = _check_coded(walk, item.kind, declared, configuration, _spans(walk, item))
+            item.picture = _picture(declared, stream)
+
+
+def _picture(declared: tuple[int, int] | None, stream: CodedStream) -> tuple[int, int, int]:
+    """The size a decoder allocates for a coded picture: the larger of the declared and coded sizes."""
+    width, height = declared or (0, 0)
+    return max(width, stream.width), max(height, stream.height), stream.sample_bytes()
 
 
 def _check_sequences(walk: _File) -> None:
@@ -281,7 +337,9 @@ def _check_sequences(walk: _File) -> None:
         declared = struct.unpack_from(">HH", data, start + 24)
         configuration = _child(walk, start + _VISUAL_SAMPLE_ENTRY, stop, _CONFIGURATION[kind])
         sample = (track.first_offset, min(len(data), track.first_offset + track.first_size))
-        _check_coded(walk, kind, declared, configuration, [sample])
+        stream = _check_coded(walk, kind, declared, configuration, [sample])
+        if walk.sequence is None:
+            walk.sequence = _picture(declared, stream)
 
 
 def _child(walk: _File, pos: int, end: int, kind: bytes) -> tuple[int, int] | None:
@@ -304,7 +362,7 @@ def _check_coded(
     declared: tuple[int, int] | None,
     configuration: tuple[int, int] | None,
     spans: list[tuple[int, int]],
-) -> None:
+) -> CodedStream:
     """Refuse coded data whose codec headers give a larger picture than the container declares."""
     stream = CodedStream(budget=walk.tally.remaining("bmff.units"))
     with contextlib.suppress(ShortHeader):  # a header the decoder cannot read either
@@ -318,6 +376,7 @@ def _check_coded(
             f"has an image declared {declared[0]}x{declared[1]} whose coded pictures are"
             f" {stream.width}x{stream.height}."
         )
+    return stream
 
 
 def _read_coded(
@@ -352,6 +411,73 @@ def _hevc_configuration(data: bytes, start: int, stop: int, stream: CodedStream)
             hevc_unit(data, pos + 2, min(pos + 2 + size, stop), stream)
             pos += 2 + size
     return length_size
+
+
+def _check_decoded(walk: _File) -> None:
+    """Every picture the decoder decodes to show the primary image (each tile or input of a derived
+    image, and its alpha plane), or an image sequence's first sample: their pixels against the pixels
+    shown, and the bytes the decoder holds for them (their planes, each derived image's canvas, and
+    the RGBA image it converts them to)."""
+    primary = walk.items.get(walk.primary) if walk.primary is not None else None
+    pictures: list[tuple[int, int, int]] = []
+    held = 0
+    if walk.sequence is not None and (primary is None or walk.brand == b"avis"):
+        pictures.append(walk.sequence)
+        shown = walk.sequence[0] * walk.sequence[1]
+    elif primary is not None and walk.primary is not None:
+        held = _decode(walk, walk.primary, pictures, 0)
+        for kind, source, targets in walk.references:
+            if kind == b"auxl" and walk.primary in targets and _auxiliary_type(walk, source) in _ALPHA:
+                held += _decode(walk, source, pictures, 0)
+        shown = _shown_pixels(walk, primary)
+    else:
+        return
+    decoded = sum(width * height for width, height, _ in pictures)
+    if decoded > CANVAS_FLOOR:
+        walk.tally.peak("bmff.decoded_ratio", decoded // max(shown, 1))
+    held += sum(width * height * samples // 4 for width, height, samples in pictures)
+    walk.tally.survey.decoder_bytes += held + RGBA_BYTES * shown
+
+
+def _decode(walk: _File, item_id: int, pictures: list[tuple[int, int, int]], depth: int) -> int:
+    """Add the pictures decoded to make item `item_id` to `pictures`; return the bytes of the canvases
+    derived images are drawn on (in the planes of their first input)."""
+    item = walk.items.get(item_id)
+    if item is None or depth > 2:  # decoders refuse deeper derivations
+        return 0
+    if item.kind not in _DERIVED:
+        width, height = item.picture[:2] if item.picture else _size(walk, item) or (0, 0)
+        pictures.append((width, height, item.picture[2] if item.picture else _WORST_SAMPLES))
+        return 0
+    walk.tally.step()
+    first = len(pictures)
+    held = sum(_decode(walk, i, pictures, depth + 1) for i in _inputs(walk, item_id))
+    width, height = _size(walk, item) or (0, 0)
+    samples = max((p[2] for p in pictures[first:]), default=_WORST_SAMPLES)
+    return held + (0 if item.kind == b"iden" else width * height * samples // 4)
+
+
+def _inputs(walk: _File, item_id: int) -> list[int]:
+    for kind, source, targets in walk.references:
+        if kind == b"dimg" and source == item_id:
+            return targets
+    return []
+
+
+def _auxiliary_type(walk: _File, item_id: int) -> bytes:
+    found = _property(walk, walk.items.get(item_id), b"auxC")
+    return _Reader(walk.data, found[0] + 4, found[1]).string() if found and found[1] - found[0] > 4 else b""
+
+
+def _shown_pixels(walk: _File, item: _Item) -> int:
+    """The pixels of the image shown: its `ispe`, cropped by a clean aperture (`clap`) if it has one."""
+    width, height = _size(walk, item) or (0, 0)
+    crop = _property(walk, item, b"clap")
+    if crop is not None and crop[1] - crop[0] >= 16:
+        width_n, width_d, height_n, height_d = struct.unpack_from(">4I", walk.data, crop[0])
+        width = min(width, width_n // max(width_d, 1))
+        height = min(height, height_n // max(height_d, 1))
+    return width * height
 
 
 def _check_metadata(walk: _File) -> None:

@@ -73,25 +73,30 @@ GUARDS: dict[str, Guard] = {
     "bmff.items": Guard(1000, "too_many_chunks", "items"),
     "bmff.references": Guard(10_000, "too_many_chunks", "item references, properties and associations"),
     "bmff.tiles": Guard(1024, "too_many_tiles", "grid tiles and overlay inputs"),
-    "bmff.tile_ratio": Guard(4, "too_many_tiles", "tile pixels per pixel of the image they make"),
+    "bmff.decoded_ratio": Guard(4, "too_many_pixels", "pixels decoded per pixel of the image shown"),
     "bmff.units": Guard(100_000, "too_many_chunks", "NAL units or OBUs in coded items"),
     "bmff.pictures": Guard(8, "too_many_frames", "coded pictures in one image item"),
     "bmff.metadata_bytes": Guard(16 * MIB, "too_much_metadata", "bytes of metadata items as decoders copy them"),
 }
 
 _NAMES = {"WEBP": "WebP"}  # sniff_format's names, as messages spell them
-# Canvas and tile guards apply from this many pixels: below it, any canvas is cheap whatever its frames.
+RGBA_BYTES = 4  # a pixel of 8-bit RGBA, what decoders convert to for Pillow (which stores RGB so too)
+# Canvas and decoded-pixel guards apply from this many pixels: below it, any canvas is cheap whatever its frames.
 CANVAS_FLOOR = 1_000_000
 
 
 @dataclass
 class Survey:
-    """What a walk saw: the peak of every metric, the frames counted, and the loop iterations spent."""
+    """What a walk saw: the peak of every metric, the frames counted, the loop iterations spent, and
+    the bytes the decoder will hold besides the image it hands to Pillow (coefficients, planes, its
+    own output buffers), which decode.check_memory adds to the render's own."""
 
     container: str
     metrics: dict[str, int] = field(default_factory=dict)
     frames: int = 1
     steps: int = 0
+    decoder_bytes: int = 0
+    whole_input: bool = False  # the decoder cannot wait for more data (arithmetic-coded JPEG)
 
 
 class Tally:

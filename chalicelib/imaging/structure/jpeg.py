@@ -24,6 +24,8 @@ _NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 _EOI, _SOS, _DQT, _DHT, _COM = 0xD9, 0xDA, 0xDB, 0xC4, 0xFE
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC9, 0xCA, 0xCB}  # the frame types libjpeg decodes
+_ARITHMETIC = {0xC9, 0xCA, 0xCB}  # its arithmetic-coded frames
+_COEFFICIENT_BYTES = 128
 _TABLES = {0xCC, 0xDC, 0xDD}  # DAC, DNL, DRI
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and restart markers: no length
 _WITH_LENGTH = {*_SOF, *_TABLES, _SOS, _DQT, _DHT, _COM}  # and APP0-APP15
@@ -42,6 +44,7 @@ class _Walk:
     data: bytes
     tally: Tally
     frame: _Frame | None = None
+    arithmetic: bool = False
     exif: list[tuple[int, int]] = field(default_factory=list)
     icc: list[tuple[int, int]] = field(default_factory=list)
     mpf: tuple[int, int] | None = None
@@ -49,7 +52,13 @@ class _Walk:
 
 def walk_jpeg(data: bytes, tally: Tally) -> None:
     walk = _Walk(data, tally)
-    _walk_segments(walk)
+    try:
+        _walk_segments(walk)
+    finally:  # what the decoder holds, however far the walk got
+        if walk.frame is not None and tally.survey.metrics.get("jpeg.scans", 0) > 1:
+            # More than one scan: libjpeg keeps every coefficient (64 x 2 bytes a block) at full size.
+            tally.survey.decoder_bytes = _COEFFICIENT_BYTES * sum(walk.frame.blocks.values())
+        tally.survey.whole_input = walk.arithmetic
     _check_metadata(walk)
 
 
@@ -109,7 +118,7 @@ def _segment(walk: _Walk, marker: int, start: int, stop: int) -> int:
     if 0xE0 <= marker <= 0xEF or marker == _COM:
         _metadata_segment(walk, marker, start, stop)
     elif marker in _SOF:
-        _frame_header(walk, start, stop)
+        _frame_header(walk, marker, start, stop)
     elif marker == _SOS:
         return _scan(walk, start, stop)
     elif marker == _DQT:
@@ -153,7 +162,7 @@ def _photoshop_resources(data: bytes, pos: int, stop: int, tally: Tally) -> None
         pos += pos & 1
 
 
-def _frame_header(walk: _Walk, start: int, stop: int) -> None:
+def _frame_header(walk: _Walk, marker: int, start: int, stop: int) -> None:
     data, tally = walk.data, walk.tally
     if walk.frame is not None:
         raise tally.refuse("has two frame headers (SOF).")
@@ -165,6 +174,7 @@ def _frame_header(walk: _Walk, start: int, stop: int) -> None:
     sampling = [(data[at], data[at + 1] >> 4, data[at + 1] & 15) for at in range(start + 6, stop, 3)]
     if any(not (1 <= h <= 4 and 1 <= v <= 4) for _c, h, v in sampling):
         raise tally.refuse("has impossible sampling factors.")
+    walk.arithmetic = marker in _ARITHMETIC
     h_max, v_max = max(h for _c, h, _v in sampling), max(v for _c, _h, v in sampling)
     mcu_columns, mcu_rows = -(-width // (8 * h_max)), -(-height // (8 * v_max))
     walk.frame = _Frame({c: mcu_columns * h * mcu_rows * v for c, h, v in sampling})

@@ -3,6 +3,8 @@
 Pillow handles every chunk in Python (~2.5 us each: 25 MB of empty chunks is ~5 s), keeps every
 private chunk, and inflates every iCCP chunk up to 1 MiB (5,000 small iCCP chunks took 10 s). Text
 chunks named "Raw profile type exif" become EXIF when no eXIf chunk exists, so both are checked.
+A palette image must have its palette (PLTE) before its image data: Pillow decodes one without, then
+fails an assertion wherever the palette is read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from chalicelib.imaging.structure.tiff import check_exif
 _CHUNK_TYPE = re.compile(rb"\w{4}")  # Pillow's test for a chunk type
 _IMAGE_DATA = {b"IDAT", b"fdAT"}
 _IMAGE = {b"IHDR", b"PLTE", b"acTL"}
+_PALETTE_COLOUR = 3  # IHDR colour type of palette images
 _TEXT = {b"tEXt", b"zTXt", b"iTXt"}
 _RAW_EXIF_KEY = b"Raw profile type exif\x00"
 _TEXT_CHUNK_MAX = 1024 * 1024  # Pillow's MAX_TEXT_CHUNK: it refuses text that inflates further
@@ -27,6 +30,7 @@ def walk_png(data: bytes, tally: Tally) -> None:
     end, pos, chunks, allowed = len(data), 8, 0, tally.remaining("png.chunks")
     raw_exif: tuple[bytes, int, int] | None = None
     icc: tuple[int, int] | None = None
+    palette_missing = False
     while pos + 12 <= end and chunks <= allowed:
         length, kind = struct.unpack_from(">I4s", data, pos)
         start, stop = pos + 8, pos + 8 + length
@@ -35,6 +39,12 @@ def walk_png(data: bytes, tally: Tally) -> None:
         chunks += 1
         pos = stop + 4
         if kind in _IMAGE_DATA or kind in _IMAGE:  # the common case, kept to a dictionary lookup
+            if kind == b"IHDR":
+                palette_missing = length >= 13 and data[start + 9] == _PALETTE_COLOUR
+            elif kind == b"PLTE":
+                palette_missing = False
+            elif palette_missing and kind in _IMAGE_DATA:
+                raise tally.refuse("is a palette image without a palette (no PLTE chunk before its image data).")
             continue
         if kind == b"IEND":
             break

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import struct
 
-from chalicelib.imaging.structure.guards import CANVAS_FLOOR, Tally
+from chalicelib.imaging.structure.guards import CANVAS_FLOOR, RGBA_BYTES, Tally
 from chalicelib.imaging.structure.icc import check_icc
 from chalicelib.imaging.structure.tiff import check_exif
 
 _HEADER = 12  # "RIFF", size, "WEBP"
 _FRAME_HEADER = 16  # ANMF: x, y, width - 1, height - 1 (24 bits each), duration (24), flags (8)
 _IMAGE = {b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"VP8X"}
+_DECODER_CANVASES = 3
 
 
 def walk_webp(data: bytes, tally: Tally) -> None:
@@ -29,6 +30,9 @@ def walk_webp(data: bytes, tally: Tally) -> None:
     tally.survey.frames = max(walk.frames, 1)
     if walk.frames and walk.canvas > CANVAS_FLOOR:
         tally.peak("webp.canvas_ratio", walk.canvas // max(walk.covered, 1))
+    # Pillow decodes every WebP with libwebp's animation decoder: two RGBA canvases of its own, and a
+    # copy of the frame as a Python bytes object.
+    tally.survey.decoder_bytes = _DECODER_CANVASES * RGBA_BYTES * walk.canvas
 
 
 class _Walk:
@@ -52,6 +56,8 @@ class _Walk:
                 self.chunks(start + _FRAME_HEADER, stop, top_level=False)
             elif kind == b"VP8X" and stop - start >= 10:
                 self.canvas = (1 + _u24(data, start + 4)) * (1 + _u24(data, start + 7))
+            elif top_level and not self.canvas and stop - start >= 10:  # a still image: its own size
+                self.canvas = _bitstream_pixels(data, kind, start)
             elif kind not in _IMAGE:
                 self.metadata += stop - start
                 if kind == b"ICCP":
@@ -60,6 +66,16 @@ class _Walk:
                 elif kind == b"EXIF":
                     check_exif(data, start, stop, self.tally)
             pos = start + size + (size & 1)
+
+
+def _bitstream_pixels(data: bytes, kind: bytes, start: int) -> int:
+    if kind == b"VP8 ":  # after the frame tag and start code: 14-bit width and height (VP8, RFC 6386)
+        width, height = struct.unpack_from("<HH", data, start + 6)
+        return (width & 0x3FFF) * (height & 0x3FFF)
+    if kind == b"VP8L":  # after the signature: 14-bit width - 1 and height - 1
+        (bits,) = struct.unpack_from("<I", data, start + 1)
+        return (1 + (bits & 0x3FFF)) * (1 + (bits >> 14 & 0x3FFF))
+    return 0
 
 
 def _u24(data: bytes, pos: int) -> int:

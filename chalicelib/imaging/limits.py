@@ -1,0 +1,28 @@
+"""The bounds a decode is held to, and their defaults: one owner for both, the image core's and the
+stage settings' (settings.VARIABLES takes its defaults from here). Pure: no Pillow, cheap to import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+MAX_PIXELS = 50_000_000
+MAX_SIDE = 12_000
+MAX_ANIMATION_PIXELS = 100_000_000  # frames x width x height, for every animated format
+# Lambda allocates CPU in proportion to memory: one full vCPU at 1769 MB, two from 3538 MB.
+MB_PER_VCPU = 1769
+# A render may use the function's memory less what the handler holds besides (the runtime, the app
+# and its clients, the upload's bytes); outside Lambda, as on the stage's 1769 MB upload handler.
+HANDLER_RESERVE_MB = 256
+RENDER_MEMORY_MB = MB_PER_VCPU - HANDLER_RESERVE_MB
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Bounds checked against the structure and the header, before decoding, so memory stays bounded."""
+
+    allowed_decoders: tuple[str, ...]
+    max_pixels: int = MAX_PIXELS
+    max_side: int = MAX_SIDE
+    max_animation_pixels: int = MAX_ANIMATION_PIXELS
+    max_render_bytes: int = RENDER_MEMORY_MB * MIB  # what one render may allocate (decode.check_memory)
