@@ -489,6 +489,7 @@ def test_a_stage_whose_name_cognito_refuses_in_a_domain_must_name_its_own(monkey
     config = stages.load_config(stages.PROJECT)
     config["stages"]["awsome"] = config["stages"]["prod"]
     monkeypatch.setattr(stages, "extra_parameters", lambda stage, kind: {})
+    monkeypatch.setattr(stages, "region", lambda stage: "us-east-1")
     with pytest.raises(SystemExit, match="set HostedUiDomain under awsome"):
         stages.check_deployable(config, "awsome")
     monkeypatch.setattr(stages, "extra_parameters", lambda stage, kind: {"HostedUiDomain": "images-login"})
