@@ -494,3 +494,12 @@ def test_a_stage_whose_name_cognito_refuses_in_a_domain_must_name_its_own(monkey
         stages.check_deployable(config, "awsome")
     monkeypatch.setattr(stages, "extra_parameters", lambda stage, kind: {"HostedUiDomain": "images-login"})
     stages.check_deployable(config, "awsome")
+
+
+def test_a_stage_whose_arns_name_another_region_than_its_own_is_refused() -> None:
+    """The stage's region (infra/stages.json) is where `make deploy` and `make package` put it."""
+    config = stages.load_config(stages.PROJECT)
+    config["stages"]["dev"]["environment_variables"]["TOPIC_ARN"] = "arn:aws:sns:eu-west-1:123456789012:t"
+    with pytest.raises(SystemExit, match="is in us-east-1 .*TOPIC_ARN is in eu-west-1"):
+        stages.check_deployable(config, "dev")
+    assert stages.region("prod") == "us-east-1"
