@@ -37,6 +37,7 @@ class Endings:
         """
         try:
             self._notifier.publish(record)
+            logs.outcome("notified", record.id, status=record.status)
         except Exception:
             try:
                 self._records.save(record.released(self._clock()))
@@ -79,12 +80,12 @@ class Endings:
         if saved is None:
             logs.outcome("end_skipped_record_moved_on", record.id)
             return "skipped"
-        self.publish(saved)
         timing = metrics.Timing(uploaded_at, now) if uploaded_at is not None else None
         if record.is_reprocessing:
             metrics.reprocess_failed(saved, failure.code, None, ended_by)
         else:
             metrics.upload_failed(saved, failure.code, timing, now, ended_by)
+        self.publish(saved)
         return "failed"
 
 

@@ -365,13 +365,13 @@ class UploadProcessor:
             raise
         if saved is None:
             return self._superseded(claimed, written)
-        self._endings.publish(saved)
-        replaced = [o.key for o in claimed.outputs.values() if o.key not in set(written)]
-        self._delete_quietly(replaced)  # a previous upload's outputs, no longer advertised
-        if claimed.is_reprocessing:
+        if claimed.is_reprocessing:  # counted once, when the record became done (a failed publish is retried)
             metrics.reprocess_done(saved, timing)
         else:
             metrics.upload_done(saved, timing, now)
+        self._endings.publish(saved)
+        replaced = [o.key for o in claimed.outputs.values() if o.key not in set(written)]
+        self._delete_quietly(replaced)  # a previous upload's outputs, no longer advertised
         return "done"
 
     def _end_failed(self, claimed: ImageRecord, failure: Failure, outcome: Outcome, timing: Timing) -> str:
@@ -379,11 +379,11 @@ class UploadProcessor:
         saved = self._records.save(claimed.failed(failure, outcome, now))
         if saved is None:
             return self._superseded(claimed, [])
-        self._endings.publish(saved)
         if claimed.is_reprocessing:
             metrics.reprocess_failed(saved, failure.code, timing)
         else:
             metrics.upload_failed(saved, failure.code, timing, now)
+        self._endings.publish(saved)
         return "failed"
 
     def _superseded(self, claimed: ImageRecord, written: list[str]) -> str:

@@ -147,3 +147,8 @@ def corpus_file(name: str) -> bytes:
     if not path.is_file():
         pytest.skip(f"corpus not built ({path}); run `make corpus`")
     return path.read_bytes()
+
+
+def flat_png(width: int = 7000, height: int = 7000) -> bytes:
+    """49 MP of one colour: about 160 KB to send and a second to make, about 150 MB once decoded."""
+    return encode(Image.new("RGB", (width, height), (200, 100, 50)), "PNG")
