@@ -33,7 +33,7 @@ def of_type(resources: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {name: body["Properties"] for name, body in resources.items() if body["Type"] == kind}
 
 
-@pytest.mark.parametrize("template", ["resources.json", "handler.json"])
+@pytest.mark.parametrize("template", ["resources.json", "handler.json", "monitoring.json"])
 def test_cfn_lint_passes(template: str) -> None:
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run(
