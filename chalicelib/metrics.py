@@ -152,6 +152,8 @@ def emit(
     for metric, value in values.items():
         metrics.add_metric(name=metric, unit=METRICS[metric], value=value)
     line = {"outcome": name, **fields, **metrics.serialize_metric_set()}
+    for metric in values:  # one sample as a number, not Powertools' list of one: Logs Insights sorts by it
+        line[metric] = values[metric]
     if record is not None:
         line.update(image_id=record.id, owner=logs.owner_hash(record.owner))
     logs.METRICS.info(name, extra={"fields": line})
