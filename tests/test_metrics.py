@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,3 +158,8 @@ def test_an_event_time_ahead_of_the_clock_gives_no_negative_latency(rig: Rig, li
     event = replace(rig.upload(rig.new_image(), b"photo bytes"), uploaded_at=rig.clock.now + timedelta(seconds=5))
     rig.deliver(event)
     assert samples(lines.records()[0])["UploadToFinal"] == 0
+
+
+def test_every_metric_is_explained_on_the_monitoring_page() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md").read_text()
+    assert [name for name in metrics.METRICS if f"`{name}`" not in page] == []
