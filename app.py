@@ -32,6 +32,7 @@ if _ACCESS.mode == "jwt":  # only then: Chalice deploys a Lambda function for ev
     def jwt_authorizer(auth_request: AuthRequest) -> AuthResponse:
         from chalicelib.auth import tokens  # PyJWT and cryptography: the authorizer function only
 
+        logs.begin("jwt_authorizer", None)  # its log lines name the function; tokens are never logged
         return tokens.authorize(auth_request.token)
 
     _ACCESS = _ACCESS.with_authorizer(jwt_authorizer)

@@ -15,6 +15,7 @@ from chalice.test import Client
 from chalicelib import logs
 from tests import images
 from tests.conftest import Aws
+from tests.loglines import captured, parsed
 from tests.test_handler import deliver
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2VjcmV0LXNpZ25hdHVyZQ"
@@ -22,16 +23,8 @@ TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2VjcmV0LXNpZ25hdHVyZQ"
 
 @pytest.fixture
 def sink() -> Iterator[io.StringIO]:
-    """Everything the "imgpress" loggers write, at DEBUG, as app.py formats it."""
-    logger = logging.getLogger("imgpress")
-    saved = logger.handlers[:], logger.level
-    captured = io.StringIO()
-    logger.handlers[:] = [logging.StreamHandler(captured)]
-    logs.configure(logger, "DEBUG")
-    yield captured
-    logger.handlers[:] = saved[0]
-    logger.setLevel(saved[1])
-    logs.begin(logs.OUTSIDE.function, None)
+    with captured("DEBUG") as lines:
+        yield lines
 
 
 def test_a_line_is_one_json_object_with_where_it_comes_from_and_its_exception(sink: io.StringIO) -> None:
@@ -41,7 +34,7 @@ def test_a_line_is_one_json_object_with_where_it_comes_from_and_its_exception(si
     except ValueError:
         logging.getLogger("imgpress.pipeline").exception("could not release %s", "abc")
     logs.outcome("claimed", "f" * 32, attempt=2)
-    (failure, claimed) = [json.loads(line) for line in sink.getvalue().splitlines()]
+    (failure, claimed) = parsed(sink)
     assert (failure["level"], failure["function"], failure["request_id"]) == ("ERROR", "sweep", "request-7")
     assert failure["message"] == "could not release abc" and "ValueError: two\nlines" in failure["exception"]
     assert claimed["outcome"] == "claimed" and claimed["image_id"] == "f" * 32 and claimed["attempt"] == 2
@@ -61,7 +54,7 @@ def test_a_request_with_a_token_and_a_view_with_presigned_urls_log_neither(
     for output in view["outputs"].values():
         secrets.update(parse_qs(urlsplit(output["url"]).query)["X-Amz-Signature"])
     text = sink.getvalue()
-    lines = [json.loads(line) for line in text.splitlines()]
+    lines = parsed(sink)
     assert {"slot_opened", "claimed", "done", "notified"} <= {line.get("outcome") for line in lines}
     assert all(secret not in text for secret in secrets)
     assert "Signature" not in text and "anonymous" not in text  # the owner is a hash in every line

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -19,6 +18,7 @@ from chalicelib.deadline import Deadline
 from chalicelib.errors import NotFound, QuotaExceeded, Unauthorized
 from chalicelib.settings import Settings
 from tests.conftest import ENV
+from tests.loglines import captured, parsed
 from tests.test_pipeline import Rig
 
 INPUT_BUCKET = ENV["INPUT_BUCKET"]
@@ -33,7 +33,7 @@ class Lines:
         self._sink = sink
 
     def all(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self._sink.getvalue().splitlines()]
+        return parsed(self._sink)
 
     def records(self) -> list[dict[str, Any]]:
         """The EMF records among them."""
@@ -42,19 +42,10 @@ class Lines:
 
 @pytest.fixture
 def lines() -> Iterator[Lines]:
-    """The "imgpress" logger as app.py configures it, into memory, at LOG_LEVEL=WARNING (metric lines
-    are written whatever the level); put back afterwards."""
-    logger = logging.getLogger("imgpress")
-    saved = logger.handlers[:], logger.propagate, logger.level
-    sink = io.StringIO()
-    logger.handlers[:] = [logging.StreamHandler(sink)]
-    logger.propagate = False
-    logs.configure(logger, "WARNING")
-    logs.begin("handle_upload", "request-1")
-    yield Lines(sink)
-    logger.handlers[:], logger.propagate = saved[0], saved[1]
-    logger.setLevel(saved[2])
-    logs.begin(logs.OUTSIDE.function, None)
+    """At LOG_LEVEL=WARNING: metric lines are written whatever the level."""
+    with captured("WARNING") as sink:
+        logs.begin("handle_upload", "request-1")
+        yield Lines(sink)
 
 
 @pytest.fixture

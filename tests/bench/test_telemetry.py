@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,16 +11,14 @@ import pytest
 
 from bench import telemetry
 from chalicelib import logs, metrics
+from tests.loglines import captured
 
 
 @pytest.fixture
 def quiet() -> Iterator[None]:
-    """telemetry.silence() rewires the functions' logger; put it back afterwards."""
-    logger = logging.getLogger("imgpress")
-    handlers, propagate, level = logger.handlers[:], logger.propagate, logger.level
-    yield
-    logger.handlers[:], logger.propagate = handlers, propagate
-    logger.setLevel(level)
+    """telemetry.silence() rewires the functions' logger; `captured` puts it back afterwards."""
+    with captured("INFO"):
+        yield
 
 
 def test_the_comparison_writes_the_metrics_chalicelib_writes(quiet: None) -> None:
