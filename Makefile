@@ -105,5 +105,10 @@ bench-placeholders: $(STAMP)
 bench-cost: $(STAMP)
 	$(BIN)/python -m bench.cost
 
+## What metrics and structured logs cost: cold start and per image, Powertools vs hand-written EMF (results in bench/TELEMETRY.md)
+.PHONY: bench-telemetry
+bench-telemetry: $(STAMP)
+	$(BIN)/python -m bench.telemetry
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -12,7 +12,7 @@ from typing import Any
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 
-from chalicelib import apidoc, images, multipart, parsing, reprocess, services, uploads, webpage
+from chalicelib import apidoc, images, logs, metrics, multipart, parsing, reprocess, services, uploads, webpage
 from chalicelib.access import JWT_AUTHORIZER_TTL_SECONDS, route_access
 from chalicelib.auth.oidc import OidcSettings
 from chalicelib.auth.principal import Principal
@@ -25,7 +25,7 @@ app = Chalice(app_name="imgpress")
 # Read at import because Chalice wires these when it packages the app (stage env is set then).
 _TRIGGERS = get_triggers()
 _ACCESS = route_access(get_access())
-app.log.setLevel(_TRIGGERS.log_level)  # "imgpress" and its children, e.g. the pipeline
+logs.configure(app.log, _TRIGGERS.log_level)  # JSON lines from "imgpress" and its children, e.g. the pipeline
 
 _OIDC = get_access().oidc  # API_AUTH=jwt only
 if _OIDC is not None:  # only then: Chalice deploys a Lambda function for every registered authorizer
@@ -35,6 +35,7 @@ if _OIDC is not None:  # only then: Chalice deploys a Lambda function for every 
     def jwt_authorizer(auth_request: AuthRequest) -> AuthResponse:
         from chalicelib.auth import tokens  # PyJWT and cryptography: the authorizer function only
 
+        logs.begin("jwt_authorizer", None)  # its log lines name the function; tokens are never logged
         return tokens.authorize(auth_request.token, _ISSUER)
 
     _ACCESS = _ACCESS.with_authorizer(jwt_authorizer)
@@ -47,6 +48,7 @@ def route(path: str, method: str, public: bool = False) -> Callable[[Callable[..
 
     Every route gets the stage's auth (API_AUTH) and CORS; `public` ones only CORS. A protected
     route first reads the caller (a refused token becomes a 401 here, see chalicelib/access.py).
+    401s and 429s are counted (chalicelib/metrics.py); every log line names the request.
 
     (Chalice catches view exceptions before any middleware sees them, hence a decorator.)
     """
@@ -54,11 +56,14 @@ def route(path: str, method: str, public: bool = False) -> Callable[[Callable[..
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def json_errors(**params: Any) -> Any:
+            logs.begin("api_handler", _request_id())
+            caller = None
             try:
                 if not public:
-                    _ACCESS.principal(_request().context)
+                    caller = _ACCESS.principal(_request().context)
                 return view(**params)
             except ImgpressError as error:
+                metrics.refused(error, caller.owner if caller else None)
                 headers: dict[str, str | list[str]] = {**error.headers}  # Retry-After of a 429
                 return Response({"error": error.to_dict()}, status_code=error.http_status, headers=headers)
 
@@ -73,6 +78,12 @@ def _request() -> Any:
     """The request being handled (Chalice sets it before calling a view)."""
     assert app.current_request is not None
     return app.current_request
+
+
+def _request_id() -> str | None:
+    """Lambda's request id for this invocation, or API Gateway's where there is no Lambda (locally)."""
+    context = getattr(app, "lambda_context", None)
+    return getattr(context, "aws_request_id", None) or _request().context.get("requestId")
 
 
 def _caller() -> Principal:
@@ -232,6 +243,7 @@ def backfill_progress(backfill_id: str) -> dict[str, Any]:
 
 @app.on_s3_event(bucket=_TRIGGERS.input_bucket, events=["s3:ObjectCreated:*"], prefix=_TRIGGERS.upload_prefix)
 def handle_upload(event: UploadNotification) -> None:
+    logs.begin("handle_upload", getattr(event.context, "aws_request_id", None))
     processor = services.processor()
     deadline = get_settings().attempt_deadline(event.context)
     upload_events = event.upload_events()
@@ -248,10 +260,14 @@ handle_upload.event_class = UploadNotification
 @app.on_sqs_message(queue=_TRIGGERS.upload_failure_queue, batch_size=1)
 def end_abandoned_uploads(event: SQSEvent) -> None:
     """Lambda's on-failure destination for handle_upload: uploads whose every attempt failed."""
+    logs.begin("end_abandoned_uploads", getattr(event.context, "aws_request_id", None))
     recovery = services.recovery()
     for message in event:
         for upload in abandoned_uploads(message.body):
-            if recovery.end_abandoned(upload.bucket, upload.key, upload.reason, upload.request_id) == "in_progress":
+            ended = recovery.end_abandoned(
+                upload.bucket, upload.key, upload.reason, upload.request_id, upload.uploaded_at
+            )
+            if ended == "in_progress":
                 # A live lease: raising returns the message to the queue for a later look.
                 raise ClaimHeld(f"{upload.key} is still being worked on")
 
@@ -265,10 +281,12 @@ def end_abandoned_uploads(event: SQSEvent) -> None:
 def reprocess_images(event: SQSEvent) -> dict[str, Any]:
     """Renders images again from their originals (POST /images/{id}/reprocess, backfills); reports
     the messages to retry as batchItemFailures, so one bad image does not retry its neighbours."""
+    logs.begin("reprocess_images", getattr(event.context, "aws_request_id", None))
     return reprocess.consume_batch(event, services.processor(), get_settings(), event.context, services.backfills())
 
 
 @app.schedule(Rate(_TRIGGERS.sweep_every_minutes, unit=Rate.MINUTES))
 def sweep(event: CloudWatchEvent) -> None:
     """Ends records stuck past their lease and retries; re-sends S3 events that never came."""
+    logs.begin("sweep", getattr(event.context, "aws_request_id", None))
     services.recovery().sweep(get_settings().attempt_deadline(event.context))

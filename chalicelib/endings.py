@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from chalicelib import logs
+from chalicelib import logs, metrics
 from chalicelib.domain import Failure, ImageRecord, OriginalInfo, Outcome, utc_now
 from chalicelib.ports import Notifier, ObjectStore, RecordStore
 from chalicelib.settings import Settings
@@ -37,6 +37,7 @@ class Endings:
         """
         try:
             self._notifier.publish(record)
+            logs.outcome("notified", record.id, status=record.status)
         except Exception:
             try:
                 self._records.save(record.released(self._clock()))
@@ -66,16 +67,25 @@ class Endings:
         logs.outcome("notified_on_retry", record.id)
         return "notified"
 
-    def end_for_good(self, record: ImageRecord, failure: Failure) -> str:
-        """Fail an abandoned record under a lease of our own, so its notification is sent once."""
-        lease_until = self._clock().timestamp() + NOTIFY_LEASE_SECONDS
+    def end_for_good(
+        self, record: ImageRecord, failure: Failure, ended_by: str, uploaded_at: datetime | None = None
+    ) -> str:
+        """Fail an abandoned record under a lease of our own, so its notification is sent once.
+
+        `ended_by` (failure_queue, sweeper) and the upload's time, when known, go into its metrics."""
+        now = self._clock()
         outcome = Outcome(OriginalInfo(record.object_size) if record.object_size is not None else None)
-        saved = self._records.save(record.leased(lease_until, self._clock()).failed(failure, outcome, self._clock()))
+        leased = record.leased(now.timestamp() + NOTIFY_LEASE_SECONDS, now)
+        saved = self._records.save(leased.failed(failure, outcome, now))
         if saved is None:
             logs.outcome("end_skipped_record_moved_on", record.id)
             return "skipped"
+        timing = metrics.Timing(uploaded_at, now) if uploaded_at is not None else None
+        if record.is_reprocessing:
+            metrics.reprocess_failed(saved, failure.code, None, ended_by)
+        else:
+            metrics.upload_failed(saved, failure.code, timing, now, ended_by)
         self.publish(saved)
-        logs.outcome("failed", saved.id, code=failure.code, attempt=saved.attempts)
         return "failed"
 
 

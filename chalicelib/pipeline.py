@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from chalicelib import logs
+from chalicelib import logs, metrics
 from chalicelib.deadline import Deadline, DeadlineExceeded
 from chalicelib.domain import (
     Decision,
@@ -47,6 +48,7 @@ from chalicelib.formats import declared_type_matches
 from chalicelib.imaging.results import Rendering
 from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.specs import VariantSpec
+from chalicelib.metrics import Timing
 from chalicelib.ports import ObjectStore, RecordStore, ReprocessMessage
 from chalicelib.quota import Quotas
 from chalicelib.settings import Settings
@@ -67,6 +69,7 @@ class UploadEvent:
     key: str  # already URL-decoded, exactly once
     etag: str
     size: int
+    uploaded_at: datetime | None = None  # the S3 event's time: where upload -> final latency starts
 
 
 def render_with_pillow(data: bytes, variants: Sequence[VariantSpec], settings: ImagingSettings) -> Rendering:
@@ -119,6 +122,7 @@ class UploadProcessor:
         the upload is handled (done, failed, or nothing to do); raises (ClaimHeld, AWS faults)
         only when a retry can still do better.
         """
+        timing = Timing(event.uploaded_at, self._clock())
         image_id = self._settings.upload_image_id(event.bucket, event.key)
         if image_id is None:
             logs.outcome("ignored_foreign_key", None, bucket=event.bucket, key=event.key)
@@ -142,8 +146,8 @@ class UploadProcessor:
         logs.outcome("claimed", image_id, attempt=claimed.attempts, etag=stored.etag)
         if stored.data is None:
             failure = Failure("too_large", f"The upload is {stored.size} bytes; at most {limit} are accepted.")
-            return self._end_failed(claimed, failure, Outcome(OriginalInfo(stored.size)))
-        return self._attempt(claimed, stored.data, deadline)
+            return self._end_failed(claimed, failure, Outcome(OriginalInfo(stored.size)), timing)
+        return self._attempt(claimed, stored.data, deadline, timing)
 
     def _settle(self, record: ImageRecord, decision: Decision, request_id: str | None) -> str:
         """An event that brings no new work: busy elsewhere, already finished, or deleted."""
@@ -186,13 +190,13 @@ class UploadProcessor:
         except Exception:  # It stops counting by itself when its upload URL's bucket ends.
             log.warning("could not release the upload slot of %s", claimed.id, exc_info=True)
 
-    def _attempt(self, claimed: ImageRecord, data: bytes, deadline: Deadline) -> str:
+    def _attempt(self, claimed: ImageRecord, data: bytes, deadline: Deadline, timing: Timing) -> str:
         """Render and store under the claim, then end the image, unless a retry can do better."""
         written: list[str] = []
         sha256 = hashlib.sha256(data).hexdigest()
         unread = Outcome(OriginalInfo(len(data)), sha256=sha256)
         try:
-            result = self._outcome(claimed, data, sha256, deadline, written)
+            result = self._outcome(claimed, data, sha256, deadline, written, timing)
             deadline.check()
         except DeadlineExceeded:
             self._delete_quietly(written)
@@ -207,8 +211,8 @@ class UploadProcessor:
             log.exception("last attempt on %s failed", claimed.id)
             result = Failure("processing_error", f"Every attempt failed; the last one with {type(error).__name__}.")
         if isinstance(result, Failure):
-            return self._end_failed(claimed, result, unread)
-        return self._end_done(claimed, result, written)
+            return self._end_failed(claimed, result, unread, timing)
+        return self._end_done(claimed, result, written, timing)
 
     def _is_last_attempt(self, claimed: ImageRecord) -> bool:
         if claimed.is_reprocessing and claimed.reprocess is not None:
@@ -216,7 +220,7 @@ class UploadProcessor:
         return claimed.attempts >= self._settings.max_attempts
 
     def _outcome(
-        self, claimed: ImageRecord, data: bytes, sha256: str, deadline: Deadline, written: list[str]
+        self, claimed: ImageRecord, data: bytes, sha256: str, deadline: Deadline, written: list[str], timing: Timing
     ) -> Outcome | Failure:
         profile = self._settings.imaging.profiles.get(claimed.target_profile)
         if profile is None:
@@ -226,11 +230,14 @@ class UploadProcessor:
             twin = self._records.find_done_twin(claimed.owner, sha256, profile.name, claimed.id)
             if twin is not None:
                 return self._copy_twin(claimed, twin, sha256, deadline, written)
+        started = time.perf_counter()
         try:
             with deadline.enforced():
                 rendering = self._render(data, profile.variants, self._settings.imaging)
         except ImageRejected as rejected:
             return Failure(rejected.code, rejected.message)
+        finally:
+            timing.render_ms = (time.perf_counter() - started) * 1000
         source = rendering.source
         revision = output_revision(str(claimed.claim_token))
         outputs: dict[str, OutputInfo] = {}
@@ -295,6 +302,7 @@ class UploadProcessor:
         if record is None:
             logs.outcome("ignored_no_record", message.image_id)
             return "ignored"
+        timing = Timing(None, self._clock())
         decision = record.decide_reprocess(message.request_id, self._epoch(), holder)
         if decision is ReprocessDecision.CLAIM and not record.notified:
             # The outcome standing now was never announced: its message goes first (one per outcome).
@@ -319,12 +327,12 @@ class UploadProcessor:
         logs.outcome("claimed_reprocess", record.id, request=message.request_id, profile=claimed.target_profile)
         if stored is None:
             gone = "The original is no longer stored (expired by the retention rule, or removed)."
-            return self._end_failed(claimed, Failure("original_gone", gone), Outcome(None))
+            return self._end_failed(claimed, Failure("original_gone", gone), Outcome(None), timing)
         if stored.data is None:
             limit = self._settings.imaging.max_upload_bytes
             too_large = Failure("too_large", f"The original is {stored.size} bytes; at most {limit} are accepted.")
-            return self._end_failed(claimed, too_large, Outcome(OriginalInfo(stored.size)))
-        return self._attempt(claimed, stored.data, deadline)
+            return self._end_failed(claimed, too_large, Outcome(OriginalInfo(stored.size)), timing)
+        return self._attempt(claimed, stored.data, deadline, timing)
 
     def _settle_reprocess(self, record: ImageRecord, decision: ReprocessDecision, holder: str | None) -> str:
         if decision is ReprocessDecision.BUSY:
@@ -353,29 +361,35 @@ class UploadProcessor:
 
     # -- ending an image ------------------------------------------------------------------------
 
-    def _end_done(self, claimed: ImageRecord, outcome: Outcome, written: list[str]) -> str:
+    def _end_done(self, claimed: ImageRecord, outcome: Outcome, written: list[str], timing: Timing) -> str:
+        now = self._clock()
         try:
-            saved = self._records.save(claimed.completed(outcome, self._clock()))
+            saved = self._records.save(claimed.completed(outcome, now))
         except Exception:
             self._delete_quietly(written)  # the retry renders again, under a revision of its own
             self._release_quietly(claimed)
             raise
         if saved is None:
             return self._superseded(claimed, written)
+        if claimed.is_reprocessing:  # counted once, when the record became done (a failed publish is retried)
+            metrics.reprocess_done(saved, timing)
+        else:
+            metrics.upload_done(saved, timing, now)
         self._endings.publish(saved)
         replaced = [o.key for o in claimed.outputs.values() if o.key not in set(written)]
         self._delete_quietly(replaced)  # a previous upload's outputs, no longer advertised
-        logs.outcome(
-            "done", saved.id, outputs={n: o.bytes for n, o in saved.outputs.items()}, dedupe=saved.deduplicated_from
-        )
         return "done"
 
-    def _end_failed(self, claimed: ImageRecord, failure: Failure, outcome: Outcome) -> str:
-        saved = self._records.save(claimed.failed(failure, outcome, self._clock()))
+    def _end_failed(self, claimed: ImageRecord, failure: Failure, outcome: Outcome, timing: Timing) -> str:
+        now = self._clock()
+        saved = self._records.save(claimed.failed(failure, outcome, now))
         if saved is None:
             return self._superseded(claimed, [])
+        if claimed.is_reprocessing:
+            metrics.reprocess_failed(saved, failure.code, timing)
+        else:
+            metrics.upload_failed(saved, failure.code, timing, now)
         self._endings.publish(saved)
-        logs.outcome("failed", saved.id, code=failure.code, attempt=saved.attempts)
         return "failed"
 
     def _superseded(self, claimed: ImageRecord, written: list[str]) -> str:

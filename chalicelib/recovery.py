@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from chalicelib import logs
+from chalicelib import logs, metrics
 from chalicelib.deadline import Deadline
 from chalicelib.domain import Failure, ImageRecord, Status, iso, parse_iso, utc_now
 from chalicelib.endings import Endings, remove_objects
@@ -40,10 +40,17 @@ class Recovery:
         self._endings = endings
         self._clock = clock
 
-    def end_abandoned(self, bucket: str, key: str, reason: str, request_id: str | None = None) -> str:
+    def end_abandoned(
+        self,
+        bucket: str,
+        key: str,
+        reason: str,
+        request_id: str | None = None,
+        uploaded_at: datetime | None = None,
+    ) -> str:
         """An event whose every attempt failed (from Lambda's on-failure queue, `request_id` being
-        the failed invocation's). Ends the image `failed` unless it finished after all or another
-        invocation's live worker still has it."""
+        the failed invocation's, `uploaded_at` the S3 event's time). Ends the image `failed` unless
+        it finished after all or another invocation's live worker still has it."""
         image_id = self._settings.upload_image_id(bucket, key)
         record = self._records.get(image_id) if image_id is not None else None
         if record is None:
@@ -57,7 +64,8 @@ class Recovery:
             return "in_progress"  # the caller has the event redelivered later
         if record.is_final:
             return self._endings.renotify(record, request_id)
-        return self._endings.end_for_good(record, Failure("processing_error", f"Every attempt failed ({reason})."))
+        failure = Failure("processing_error", f"Every attempt failed ({reason}).")
+        return self._endings.end_for_good(record, failure, "failure_queue", uploaded_at)
 
     def sweep(self, deadline: Deadline) -> dict[str, int]:
         """Ends records stuck past their lease and retries, and re-sends S3 events that never came.
@@ -102,7 +110,7 @@ class Recovery:
             if record.lease_live(now.timestamp()) or now.timestamp() - (record.lease_until or 0) < stuck_after:
                 return None
             failure = Failure("processing_error", "The attempt stopped and no retry finished it.")
-            self._endings.end_for_good(record, failure)
+            self._endings.end_for_good(record, failure, "sweeper")
             return "failed"
         if record.is_final:
             return None
@@ -113,9 +121,11 @@ class Recovery:
             if saved is None:
                 return None
             self._store.redrive(record.input_bucket, record.input_key)
-            logs.outcome("redriven", record.id)
+            metrics.redriven(saved)
             return "redriven"
         if (now - parse_iso(record.redriven_at)).total_seconds() < stuck_after:
             return None
-        self._endings.end_for_good(record, Failure("processing_error", "No S3 event arrived for the upload."))
+        self._endings.end_for_good(
+            record, Failure("processing_error", "No S3 event arrived for the upload."), "sweeper"
+        )
         return "failed"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
 from chalice.app import S3Event
 
+from chalicelib.domain import parse_iso
 from chalicelib.pipeline import UploadEvent
 
 
@@ -34,9 +36,21 @@ class UploadNotification(S3Event):
         obj = records[0].get("s3", {}).get("object", {})
         return [
             UploadEvent(
-                bucket=self.bucket, key=self.key, etag=str(obj.get("eTag", "")).strip('"'), size=int(obj.get("size", 0))
+                bucket=self.bucket,
+                key=self.key,
+                etag=str(obj.get("eTag", "")).strip('"'),
+                size=int(obj.get("size", 0)),
+                uploaded_at=event_time(records[0]),
             )
         ]
+
+
+def event_time(record: dict[str, Any]) -> datetime | None:
+    """An S3 event record's `eventTime` (when the object was created), None if it has none."""
+    try:
+        return parse_iso(str(record["eventTime"]))
+    except (KeyError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,7 @@ class AbandonedUpload:
     key: str  # URL-decoded once
     reason: str  # Lambda's condition: RetriesExhausted, EventAgeExceeded
     request_id: str | None  # the failed invocation's (its retries shared it)
+    uploaded_at: datetime | None  # the S3 event's time
 
 
 def abandoned_uploads(body: str) -> list[AbandonedUpload]:
@@ -62,7 +77,11 @@ def abandoned_uploads(body: str) -> list[AbandonedUpload]:
         s3_records = record.get("requestPayload", {}).get("Records", [])
         return [
             AbandonedUpload(
-                str(r["s3"]["bucket"]["name"]), unquote_plus(str(r["s3"]["object"]["key"])), reason, request_id
+                str(r["s3"]["bucket"]["name"]),
+                unquote_plus(str(r["s3"]["object"]["key"])),
+                reason,
+                request_id,
+                event_time(r),
             )
             for r in s3_records
         ]

@@ -114,8 +114,9 @@ VARIABLES: dict[str, str] = {
     "OIDC_AUTHORIZE_AUDIENCE": "",
     "PAGE_ALLOWED_APIS": "",
     "PAGE_URLS": "",  # read by `python -m infra` only: the page's URLs, as Cognito callback URLs
-    # Logging.
+    # Logging and metrics: the stage every log line and metric names (`python -m infra resources` sets it).
     "LOG_LEVEL": "INFO",
+    "STAGE": "local",
     # Set by Lambda itself.
     "AWS_LAMBDA_FUNCTION_NAME": "",
     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "",
@@ -564,7 +565,13 @@ def get_triggers() -> Triggers:
     return triggers(os.environ)
 
 
+@lru_cache(maxsize=1)
+def get_stage() -> str:
+    """The stage's name, as log lines and metric dimensions give it."""
+    return Environment(os.environ).text("STAGE")
+
+
 def reset() -> None:
     """Read the environment again (tests change it between cases)."""
-    for cached in (get_settings, get_access, get_triggers):
+    for cached in (get_settings, get_access, get_triggers, get_stage):
         cached.cache_clear()

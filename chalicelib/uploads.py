@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib import parsing
+from chalicelib import logs, parsing
 from chalicelib.auth.principal import Principal
 from chalicelib.domain import ImageRecord, iso, new_image_id, parse_iso
 from chalicelib.errors import BadRequest, TooLarge, UnsupportedType
@@ -91,6 +91,7 @@ def open_slot(request: UploadRequest, caller: Principal, settings: Settings, por
         declared_size=request.size,
     )
     ports.records.create(record)
+    logs.outcome("slot_opened", record.id, owner=logs.owner_hash(record.owner), profile=record.profile)
     return record
 
 

@@ -25,7 +25,7 @@ import boto3
 from devstack.functions import EventInvokeConfig
 from devstack.lambda_runtime import FunctionPool, Invocation, Stopped
 
-log = logging.getLogger("imgpress.lambda")
+log = logging.getLogger("devstack.lambda")
 
 
 @dataclass(order=True)

@@ -29,7 +29,7 @@ from devstack.lambda_runtime import FunctionPool, Invocation, Stopped
 
 DEFAULT_SQS_CONCURRENCY = 2  # Lambda's minimum MaximumConcurrency; locally enough to show overlap
 POLL_SECONDS = 1  # long-poll wait: short, so that stopping the stack is quick
-log = logging.getLogger("imgpress.devstack")
+log = logging.getLogger("devstack")
 
 
 class ConfigurationError(Exception):

@@ -5,7 +5,8 @@ stack) that imports the app once and runs one invocation at a time. This side ho
 the function's timeout, or over its memory size, the sandbox's process group gets SIGKILL, as on
 Lambda, so no `finally` and no cleanup runs; the invocation fails and a fresh sandbox takes its place.
 Its memory is its processes' together (a render's child process too), as Lambda's limit counts them.
-Everything the worker prints is the function's log, forwarded line by line to the stack's log.
+Everything the worker prints is the function's log, forwarded line by line to the stack's log (and
+to the stack's metrics, which read the EMF records among the lines, as CloudWatch Logs does).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +34,8 @@ from devstack.functions import ROOT, FunctionConfig
 # the app in several sandboxes at once gets more before an init counts as failed.
 INIT_SECONDS = 30.0
 WATCH_SECONDS = 0.1  # how often a running invocation's memory is checked
-log = logging.getLogger("imgpress.lambda")
+log = logging.getLogger("devstack.lambda")
+LineReader = Callable[[str], None]  # what else reads each line of a function's log
 
 
 class Stopped(Exception):
@@ -105,9 +107,16 @@ def _tree_memory_mb(pid: int) -> float:
 class Sandbox:
     """One warm worker process of a function."""
 
-    def __init__(self, function: FunctionConfig, env: Mapping[str, str], memory_watchdog: bool) -> None:
+    def __init__(
+        self,
+        function: FunctionConfig,
+        env: Mapping[str, str],
+        memory_watchdog: bool,
+        read_line: LineReader | None = None,
+    ) -> None:
         self.function = function
         self._memory_watchdog = memory_watchdog
+        self._read_line = read_line
         self._channel, child = multiprocessing.Pipe()
         command = [sys.executable, "-m", "devstack.worker", "--app", function.app_module, "--handler", function.handler]
         self.process = subprocess.Popen(
@@ -211,17 +220,28 @@ class Sandbox:
     def _forward_logs(self) -> None:
         assert self.process.stdout is not None
         for raw in self.process.stdout:
-            log.info("[%s %s] %s", self.function.name, self._request_id, raw.decode("utf-8", "replace").rstrip())
+            line = raw.decode("utf-8", "replace").rstrip()
+            log.info("[%s %s] %s", self.function.name, self._request_id, line)
+            if self._read_line is not None:
+                self._read_line(line)
 
 
 class FunctionPool:
     """The sandboxes of one function: `size` warm ones, so at most `size` invocations at a time."""
 
-    def __init__(self, function: FunctionConfig, size: int, env: Mapping[str, str], memory_watchdog: bool) -> None:
+    def __init__(
+        self,
+        function: FunctionConfig,
+        size: int,
+        env: Mapping[str, str],
+        memory_watchdog: bool,
+        read_line: LineReader | None = None,
+    ) -> None:
         self.function = function
         self.size = size
         self._env = dict(env)
         self._memory_watchdog = memory_watchdog
+        self._read_line = read_line
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._idle: queue.Queue[Sandbox] = queue.Queue()
@@ -230,7 +250,7 @@ class FunctionPool:
             self._idle.put(self._spawn())
 
     def _spawn(self) -> Sandbox:
-        sandbox = Sandbox(self.function, self._env, self._memory_watchdog)
+        sandbox = Sandbox(self.function, self._env, self._memory_watchdog, self._read_line)
         with self._lock:
             self._all.add(sandbox)
         return sandbox

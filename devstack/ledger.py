@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, unquote
 
 from devstack.cost_vector import TableShape, failed_write_units, item_size, read_units, write_units
 
-log = logging.getLogger("imgpress.devstack.ledger")
+log = logging.getLogger("devstack.ledger")
 LEDGER_PATH = "/_ledger"
 # Queues that exist only because the stand-in cannot invoke Lambda, or because tests listen.
 PLUMBING_QUEUE_SUFFIXES = ("-s3-events", "-notifications")

@@ -37,10 +37,11 @@ from devstack.event_sources import (
 from devstack.functions import ACCOUNT, REGION, ROOT, STAGE, Registration, event_invoke_config, registrations
 from devstack.lambda_runtime import FunctionPool
 from devstack.ledger import Ledger
+from devstack.metrics import InProcessLines, MetricStore
 from devstack.moto_internals import recording_moto_server
 
 NOTIFICATIONS_QUEUE = "imgpress-local-notifications"
-log = logging.getLogger("imgpress.devstack")
+log = logging.getLogger("devstack")
 
 
 def stage_environment(stage: str = STAGE) -> dict[str, str]:
@@ -121,6 +122,8 @@ class LocalStack:
         self._threads: list[threading.Thread] = []
         self._moto: Any = None
         self.ledger = Ledger()  # every request the AWS stand-in answers (GET <aws_url>/_ledger)
+        self.metrics = MetricStore()  # every EMF record the functions write (GET <aws_url>/_metrics)
+        self._api_lines: logging.Handler | None = None
         self._api: Any = None
         self.app_module: ModuleType | None = None
 
@@ -141,7 +144,7 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        self._moto = recording_moto_server(self.host, self.aws_port, self.ledger)
+        self._moto = recording_moto_server(self.host, self.aws_port, self.ledger, self.metrics)
         self._moto.start()
         os.environ.update(self.env)
         # Fake credentials on purpose: nothing started here may ever reach a real AWS account.
@@ -174,8 +177,11 @@ class LocalStack:
 
         self.app_module = importlib.import_module(self.settings.app_module)
         from chalicelib import services
+        from chalicelib.logs import JsonFormatter
 
         services.reset()
+        self._api_lines = InProcessLines(self.metrics, JsonFormatter())
+        logging.getLogger("imgpress").addHandler(self._api_lines)
         self._start_functions()
         self._start_api()
 
@@ -200,21 +206,21 @@ class LocalStack:
     def _local_function(self, registration: Registration, transports: dict[str, str]) -> LocalFunction | None:
         """Sandboxes get this process's environment: the stage's variables, fake credentials, the caller's extras."""
         function, trigger = registration.function, registration.trigger
-        env, watchdog = dict(os.environ), self.settings.memory_watchdog
+        env, watchdog, lines = dict(os.environ), self.settings.memory_watchdog, self.metrics.read_line
         if isinstance(trigger, S3EventConfig):
-            pool = FunctionPool(function, self.workers, env, watchdog)
+            pool = FunctionPool(function, self.workers, env, watchdog, lines)
             invoker = AsyncInvoker(pool, event_invoke_config(function.name, self.env))
             return LocalFunction(
                 registration, pool, S3Notifications(invoker, trigger, transports[function.name]), invoker
             )
         if isinstance(trigger, ScheduledEventConfig):
-            pool = FunctionPool(function, 1, env, watchdog)
+            pool = FunctionPool(function, 1, env, watchdog, lines)
             invoker = AsyncInvoker(pool, event_invoke_config(function.name, self.env))
             return LocalFunction(
                 registration, pool, Schedule(invoker, trigger, self.settings.schedule_seconds), invoker
             )
         if isinstance(trigger, SQSEventConfig):
-            pool = FunctionPool(function, sqs_concurrency(trigger), env, watchdog)
+            pool = FunctionPool(function, sqs_concurrency(trigger), env, watchdog, lines)
             try:
                 return LocalFunction(
                     registration, pool, SqsMapping(pool, trigger, self.settings.report_batch_item_failures)
@@ -281,3 +287,6 @@ class LocalStack:
         moto, self._moto = self._moto, None
         if moto is not None:
             moto.stop()
+        api_lines, self._api_lines = self._api_lines, None
+        if api_lines is not None:
+            logging.getLogger("imgpress").removeHandler(api_lines)

@@ -2,6 +2,7 @@
 
 resources  create/update the stage's resources stack (infra/resources.json), then write its
            outputs into .chalice/config.json and each function's .chalice/policy-<stage>-<function>.json;
+           then its monitoring stack (infra/monitoring.json: alarms, dashboard, saved queries);
            on a stage with a user pool, the deployed API's URL (and PAGE_URLS) become the app
            client's callback URLs
 attach     create/update the handler stack (infra/handler.json): async retries and the
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.settings import Environment
-from infra import eventsources, gateway, migrate, stacks, stages
+from infra import eventsources, gateway, migrate, monitoring, stacks, stages
 
 
 class Deployment:
@@ -54,6 +55,7 @@ class Deployment:
         self.lambda_: Any = session.client("lambda")
         self.s3: Any = session.client("s3")
         self.resources_stack = stages.stack_name(self.config, stage, "resources")
+        self.monitoring_stack = stages.stack_name(self.config, stage, "monitoring")
         self.handler_stack = stages.stack_name(self.config, stage, "handler")
         self.tags = {"imgpress:stage": stage}
 
@@ -77,6 +79,15 @@ class Deployment:
         if "HostedUiUrl" in outputs:
             pages = parameters["PageUrls"].replace(",", ", ") or "none yet (no API deployed)"
             print(f"The upload page signs in at {outputs['HostedUiUrl']}; callback URLs: {pages}.")
+        self.monitoring()
+        return outputs
+
+    def monitoring(self) -> dict[str, str]:
+        """Alarms, dashboard and saved queries: named by the stage alone, so they may precede the functions."""
+        print(f"Deploying stack {self.monitoring_stack} ...", flush=True)
+        parameters = stages.monitoring_parameters(self.config, self.stage)
+        outputs = stacks.deploy(self.cfn, self.monitoring_stack, monitoring.TEMPLATE, parameters, self.tags)
+        print(f"Alarms notify {outputs['AlarmTopicArn']}; dashboard: {outputs['DashboardUrl']}")
         return outputs
 
     def register_page(self) -> None:
@@ -159,6 +170,7 @@ class Deployment:
         env = stages.stage_environment(self.config, self.stage)
         for bucket in sorted({env["INPUT_BUCKET"], env["OUTPUT_BUCKET"]}):
             print(f"Emptied s3://{bucket}: {stacks.empty_bucket(self.s3, bucket)} objects deleted.")
+        stacks.delete(self.cfn, self.monitoring_stack)
         print(f"Deleting stack {self.resources_stack} ...", flush=True)
         stacks.delete(self.cfn, self.resources_stack)
 

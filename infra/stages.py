@@ -164,6 +164,17 @@ def page_urls(env: Mapping[str, str], api_url: str) -> list[str]:
     return list(dict.fromkeys(pages))
 
 
+def monitoring_parameters(config: Mapping[str, Any], stage: str) -> dict[str, str]:
+    """Parameters of infra/monitoring.json: the names API Gateway's metrics are filed under, then the
+    stage's alarm settings (thresholds, the alarm e-mail, the runbooks' URL) from infra/stages.json."""
+    return {
+        "Stage": stage,
+        "ApiName": str(config["app_name"]),
+        "ApiGatewayStage": stage_config(config, stage).get("api_gateway_stage", "api"),
+        **extra_parameters(stage, "monitoring"),
+    }
+
+
 def handler_parameters(
     config: Mapping[str, Any], stage: str, outputs: Mapping[str, str], rest_api_id: str
 ) -> dict[str, str]:
@@ -179,7 +190,8 @@ def handler_parameters(
 
 
 def record_outputs(project: Path, stage: str, outputs: Mapping[str, str]) -> None:
-    """Write resource names into the stage's environment and regenerate each function's IAM policy.
+    """Write resource names (and STAGE) into the stage's environment and regenerate each function's
+    IAM policy.
 
     A variable whose output the stack no longer has (the CDN or the user pool was switched off)
     is removed, so the app stops pointing at a resource CloudFormation has just deleted. So is the
@@ -188,6 +200,7 @@ def record_outputs(project: Path, stage: str, outputs: Mapping[str, str]) -> Non
     config = load_config(project)
     stage_body = stage_config(config, stage)
     env = stage_body.setdefault("environment_variables", {})
+    env["STAGE"] = stage  # the dimension the monitoring stack's alarms read (chalicelib/metrics.py)
     for output, variable in OUTPUT_VARIABLES.items():
         if output in outputs:
             env[variable] = outputs[output]

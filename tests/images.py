@@ -152,3 +152,8 @@ def corpus_file(name: str) -> bytes:
 def fixture(name: str) -> bytes:
     """A small file kept in tests/fixtures/ (made once with a tool the tests do not need)."""
     return (Path(__file__).resolve().parent / "fixtures" / name).read_bytes()
+
+
+def flat_png(width: int = 7000, height: int = 7000) -> bytes:
+    """49 MP of one colour: about 160 KB to send and a second to make, about 150 MB once decoded."""
+    return encode(Image.new("RGB", (width, height), (200, 100, 50)), "PNG")

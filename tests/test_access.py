@@ -159,10 +159,11 @@ def test_preflight_and_responses_echo_each_listed_origin(cors_app: Chalice) -> N
 
 
 def _probe(env: dict[str, str], code: str) -> str:
+    """What the probe printed last (the app's own log lines, JSON too, come before it)."""
     full = {"PATH": "/usr/bin:/bin", **env}
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=full, capture_output=True, text=True, check=True
-    ).stdout
+    ).stdout.splitlines()[-1]
 
 
 def test_the_app_wires_the_stage_auth_into_every_route_but_health_and_the_page() -> None:

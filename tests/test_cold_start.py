@@ -1,4 +1,4 @@
-"""`import app` is what every Lambda cold start pays: it must not load boto3, botocore or Pillow.
+"""`import app` is what every Lambda cold start pays: it must not load boto3, botocore, Pillow or Powertools.
 (How long it takes is measured by the benchmark, not asserted here.)"""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = (
     "import json, sys\n"
     "import app\n"
-    "HEAVY = ('PIL', 'boto3', 'botocore', 'jwt', 'cryptography')\n"
+    "HEAVY = ('PIL', 'boto3', 'botocore', 'jwt', 'cryptography', 'aws_lambda_powertools')\n"
     "print(json.dumps(sorted(m for m in HEAVY if m in sys.modules)))"
 )
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageCms
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("imgpress.imaging")  # JSON lines, like every imgpress logger (chalicelib/logs.py)
 
 _TRANSFORMS_KEPT = 16  # distinct (profile, mode) pairs; each transform is a few hundred KiB at most
 _SRGB = ImageCms.createProfile("sRGB")

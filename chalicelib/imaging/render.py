@@ -33,7 +33,7 @@ from chalicelib.imaging.quality import encode_for_ssim, ssim_against
 from chalicelib.imaging.results import ORIGINAL_STRIPPED, REENCODED, RenderedVariant, Rendering, SourceInfo
 from chalicelib.imaging.specs import VariantSpec
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("imgpress.imaging")  # JSON lines, like every imgpress logger (chalicelib/logs.py)
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {

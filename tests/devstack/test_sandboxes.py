@@ -123,7 +123,7 @@ def test_going_over_the_memory_size_kills_the_sandbox(pool: FunctionPool, behavi
 def test_what_the_handler_prints_is_its_log_never_its_response(
     pool: FunctionPool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level("INFO", logger="imgpress.lambda"):
+    with caplog.at_level("INFO", logger="devstack.lambda"):
         result = invoke(pool, "uploads/noisy-1", "request-9")
     assert result.payload["key"] == "uploads/noisy-1"
     lines = [record.getMessage() for record in caplog.records]

@@ -67,10 +67,15 @@ def test_the_zip_carries_native_code_built_for_the_lambda_runtime(package: tuple
                 distribution,
                 tags,
             )
+        # Powertools (chalicelib/metrics.py) and what it imports: pure Python wheels, no native code.
+        for distribution in ("aws_lambda_powertools-", "jmespath-", "typing_extensions-"):
+            wheel = next(n for n in names if n.startswith(distribution) and n.endswith(".dist-info/WHEEL"))
+            assert "Tag: py3-none-any" in bundle.read(wheel).decode(), distribution
     assert any(n.startswith("PIL/_imaging.") and n.endswith("-x86_64-linux-gnu.so") for n in names)
     assert any(n.startswith("pillow.libs/libwebp") for n in names), "the wheel's bundled codecs are missing"
     assert any(n.startswith("pi_heif.libs/libheif") for n in names), "pi-heif's libheif is missing"
     assert "cryptography/hazmat/bindings/_rust.abi3.so" in names and "jwt/jwks_client.py" in names
+    assert "aws_lambda_powertools/metrics/provider/cloudwatch_emf/cloudwatch.py" in names
     assert "app.py" in names and "chalicelib/pipeline.py" in names and "chalicelib/access.py" in names
     assert not any(n.split("/")[0] in ("devstack", "infra", "tests") for n in names), "dev tooling shipped"
 

@@ -33,7 +33,7 @@ def of_type(resources: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {name: body["Properties"] for name, body in resources.items() if body["Type"] == kind}
 
 
-@pytest.mark.parametrize("template", ["resources.json", "handler.json"])
+@pytest.mark.parametrize("template", ["resources.json", "handler.json", "monitoring.json"])
 def test_cfn_lint_passes(template: str) -> None:
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run(
@@ -500,6 +500,6 @@ def test_a_stage_whose_arns_name_another_region_than_its_own_is_refused() -> Non
     """The stage's region (infra/stages.json) is where `make deploy` and `make package` put it."""
     config = stages.load_config(stages.PROJECT)
     config["stages"]["dev"]["environment_variables"]["TOPIC_ARN"] = "arn:aws:sns:eu-west-1:123456789012:t"
-    with pytest.raises(SystemExit, match="is in us-east-1 .*TOPIC_ARN is in eu-west-1"):
+    with pytest.raises(SystemExit, match=r"is in us-east-1 .*TOPIC_ARN is in eu-west-1"):
         stages.check_deployable(config, "dev")
     assert stages.region("prod") == "us-east-1"
