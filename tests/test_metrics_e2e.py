@@ -2,9 +2,9 @@
 expected counts in `GET <aws>/_metrics`, with sensible latencies, and every log line about an image
 is one JSON object carrying its id (docs: troubleshooting, local-stack).
 
-One stack for the module: 256 MB for the upload handler, so a 49 MP PNG is killed on every attempt
-and ends through the failure queue (as in test_guarantees_e2e.py), and at most 5 open slots, so a
-sixth is a 429.
+One stack for the module: 256 MB for the upload handler, and renders allowed more than that
+(RENDER_MEMORY_MB), so a 49 MP PNG is killed on every attempt and ends through the failure queue
+(as in test_guarantees_e2e.py); and at most 5 open slots, so a sixth is a 429.
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ from tests.live_stack import LiveStack, StackClient, running_stack
 
 pytestmark = pytest.mark.e2e
 
-SETTINGS = {"LOCAL_LAMBDA_MEMORY_HANDLE_UPLOAD": "256", "LOCAL_ASYNC_RETRY_DELAYS": "0.2", "QUOTA_OPEN_SLOTS": "5"}
+SETTINGS = {
+    "LOCAL_LAMBDA_MEMORY_HANDLE_UPLOAD": "256",
+    "RENDER_MEMORY_MB": "4096",
+    "LOCAL_ASYNC_RETRY_DELAYS": "0.2",
+    "QUOTA_OPEN_SLOTS": "5",
+}
 STAGE = {"Stage": "local"}
 
 
