@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chalicelib.domain import ImageRecord, Status
 
 if TYPE_CHECKING:
+    from chalicelib.endings import Endings
     from chalicelib.quota import Quotas
 
 
@@ -275,6 +276,10 @@ class Ports(Protocol):
 
     @property
     def quotas(self) -> Quotas: ...
+
+    @property
+    def endings(self) -> Endings:
+        """How an image ends (its one SNS message included), for a slot a client gave up on."""
 
     @property
     def reprocess_queue(self) -> ReprocessQueue: ...
