@@ -70,6 +70,16 @@ class PartPlan:
             )
 
 
+def upload_limits(settings: Settings) -> dict[str, Any]:
+    """GET /upload-limits: the limits every upload route enforces, for a client to check first."""
+    imaging = settings.imaging
+    return {
+        "max_upload_bytes": imaging.max_upload_bytes,
+        "content_types": list(imaging.allowed_content_types),
+        "part_bytes": PART_BYTES,
+    }
+
+
 def start(request: UploadRequest, caller: Principal, settings: Settings, ports: Ports) -> dict[str, Any]:
     """POST /s3/multipart: a slot (as POST /uploads opens it: quotas included) and an S3 multipart upload into it."""
     record = slots.open_slot(request, caller, settings, ports, multipart=True)

@@ -283,3 +283,22 @@ def test_json_numbers_with_an_integral_value_are_integers(client: Client, aws: A
     started = start(client, size=100.0, profile=None, filename=None, metadata=None)
     etag = put_part(client, started, 1, b"x" * 100)
     assert complete(client, started, [{"PartNumber": 1.0, "ETag": etag}]).status_code == 200
+
+
+def test_the_upload_limits_are_public_and_the_ones_enforced(client: Client) -> None:
+    answer = client.http.get("/upload-limits")
+    limits = body(answer)
+    settings = get_settings()
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "public, max-age=300"
+    assert limits == {
+        "max_upload_bytes": settings.imaging.max_upload_bytes,
+        "content_types": list(settings.imaging.allowed_content_types),
+        "part_bytes": PART_BYTES,
+    }
+    over = start_refused(client, size=limits["max_upload_bytes"] + 1)
+    assert over.status_code == 413
+
+
+def start_refused(client: Client, **fields: Any) -> Any:
+    request = {"filename": "a.jpg", "type": "image/jpeg", **fields}
+    return client.http.post("/s3/multipart", headers={"Content-Type": "application/json"}, body=json.dumps(request))
