@@ -181,7 +181,8 @@ def _slot(
     upload_id: str, params: Mapping[str, str] | None, viewer: Viewer, records: RecordStore, settings: Settings
 ) -> ImageRecord:
     """The caller's pending image whose upload key is `key` and whose multipart upload is
-    `upload_id`. Anyone else's, or another upload id, is answered as missing before S3 is asked."""
+    `upload_id`. Anyone else's, or another upload id, is answered as missing before S3 is asked;
+    the caller's own upload whose image has ended (completed, aborted, deleted) as gone."""
     if not _UPLOAD_ID.match(upload_id or ""):
         raise BadRequest("uploadId is not an S3 upload id.", "invalid_field")
     key = (params or {}).get("key")
@@ -189,15 +190,10 @@ def _slot(
         raise BadRequest("key is required: the key POST /s3/multipart returned.", "missing_field")
     image_id = settings.image_id_of(key)
     record = records.get(image_id) if is_image_id(image_id) else None
-    if (
-        record is None
-        or record.is_deleted
-        or record.owner != viewer.owner
-        or record.input_key != key
-        or record.upload_id != upload_id
-        or record.status != Status.PENDING
-    ):
+    if record is None or record.owner != viewer.owner or record.input_key != key or record.upload_id != upload_id:
         raise NotFound("No upload in progress for that key.")
+    if record.is_deleted or record.status != Status.PENDING:
+        raise Gone(f"This upload has ended: its image is {record.status}.", "upload_ended")
     return record
 
 

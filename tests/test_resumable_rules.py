@@ -60,8 +60,11 @@ def test_only_the_owner_of_a_pending_slot_reaches_its_upload(settings: Settings)
         multipart.list_parts(slot["uploadId"], key, MALLORY, settings, ports)
     record = records.get(slot["id"])
     records.save(record.failed(Failure("corrupt", "x"), Outcome(OriginalInfo(1)), utc_now()))
-    with pytest.raises(NotFound):  # no longer pending: nothing to upload into
+    with pytest.raises(Gone) as ended:  # no longer pending: nothing to upload into, as its owner is told
         multipart.list_parts(slot["uploadId"], key, ALICE, settings, ports)
+    assert ended.value.code == "upload_ended"
+    with pytest.raises(NotFound):  # and anyone else is not
+        multipart.list_parts(slot["uploadId"], key, MALLORY, settings, ports)
     with pytest.raises(BadRequest):
         multipart.list_parts("bad/id", key, ALICE, settings, ports)
 
@@ -87,7 +90,7 @@ def test_an_aborted_upload_ends_its_image_failed_with_one_message(settings: Sett
     record = ports.records.get(slot["id"])
     assert record.status == "failed" and record.error is not None and record.error.code == "upload_aborted"
     assert [r.id for r in ports.notifier.published] == [slot["id"]] and record.notified
-    with pytest.raises(NotFound):  # nothing left to abort, list or complete
+    with pytest.raises(Gone):  # nothing left to abort, list or complete
         multipart.abort(slot["uploadId"], {"key": slot["key"]}, ALICE, settings, ports)
     assert len(ports.notifier.published) == 1
 
