@@ -8,7 +8,6 @@ LOCALSTACK_PYTHON names another interpreter that has it). Signatures are checked
 
 from __future__ import annotations
 
-import datetime
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 import requests
 
 from devstack.stack import free_port
+from tests.certificates import self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PYTHON = ROOT / ".localstack" / "venv" / "bin" / "python"
@@ -97,26 +97,12 @@ def _wait_until_healthy(endpoint: str, process: subprocess.Popen[bytes], log: st
 
 
 def _self_signed_certificate() -> bytes:
-    """A key and certificate for 127.0.0.1, PEM, as LocalStack's CUSTOM_SSL_CERT_PATH wants them."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    """A key and certificate, PEM, as LocalStack's CUSTOM_SSL_CERT_PATH wants them."""
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .sign(key, hashes.SHA256())
-    )
     pem_key = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return pem_key + certificate.public_bytes(serialization.Encoding.PEM)
+    return pem_key + self_signed(key, "localhost")
