@@ -110,20 +110,24 @@ def test_a_30_mb_upload_resumes_after_a_reload_without_resending_finished_parts(
     )
     reloaded = threading.Event()
     sent_parts: list[tuple[bool, int, int]] = []  # (after the reload?, part number, status)
-    listed: list[int] = []  # the parts S3 held, as the API listed them to Uppy after the reload
+    listed: list[int] = []  # the parts S3 held when the API first listed them to Uppy after the reload
+
+    # Whether a request was sent after the reload, as its `request` event said: the part in flight at
+    # the reload may report `requestfinished` only after it.
+    sent_after: dict[Request, bool] = {}
 
     def finished(request: Request) -> None:
         url = urlsplit(request.url)
         response = request.response()
         if request.method == "PUT" and "partNumber" in url.query:
-            sent_parts.append(
-                (reloaded.is_set(), int(parse_qs(url.query)["partNumber"][0]), response.status if response else 0)
-            )
+            number, status = int(parse_qs(url.query)["partNumber"][0]), response.status if response else 0
+            sent_parts.append((sent_after.get(request, reloaded.is_set()), number, status))
             return
         listing = request.method == "GET" and url.path.startswith("/s3/multipart/") and url.path.count("/") == 3
-        if listing and response is not None and reloaded.is_set():
+        if listing and response is not None and reloaded.is_set() and not listed:
             listed.extend(part["PartNumber"] for part in response.json())
 
+    context.on("request", lambda request: sent_after.setdefault(request, reloaded.is_set()))
     context.on("requestfinished", finished)
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
