@@ -29,13 +29,17 @@ token: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## One tier of it (pytest.ini): unit (under 30 s, run it on every save), integration, e2e, slow.
+## One tier of it (pytest.ini): unit (under 30 s, run it on every save), integration, e2e, reference, slow.
 ## The unit tier runs on every core (pytest-xdist): its tests share nothing, not even a port.
-.PHONY: test-unit test-integration test-e2e test-slow
+.PHONY: test-unit test-integration test-e2e test-reference test-slow
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m unit -n auto $(PYTEST_ARGS)
 test-integration test-e2e test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m $(patsubst test-%,%,$@) $(PYTEST_ARGS)
+## The upload contract against LocalStack's S3 and the local stack (installs LocalStack on first use)
+test-reference: $(STAMP)
+	tools/install_localstack.sh
+	$(BIN)/python -m pytest -m reference $(PYTEST_ARGS)
 
 ## Lint and check formatting (ruff, configured in pyproject.toml); `make format` rewrites
 lint: $(STAMP)

@@ -155,6 +155,13 @@ def create_upload() -> Response:
     return Response(body, status_code=201, headers={"Location": body["links"]["self"]})
 
 
+@route("/upload-limits", "GET", public=True)
+def upload_limits() -> Response:
+    """What a front end may refuse before sending a byte: the size limit, the types, the part size."""
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/json", "Cache-Control": "public, max-age=300"}
+    return Response(multipart.upload_limits(get_settings()), headers=headers)
+
+
 @route("/s3/params", "GET")
 def uppy_params() -> dict[str, Any]:
     """Uppy's one-request upload (files it does not send in parts): a slot and its presigned POST."""

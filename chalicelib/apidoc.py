@@ -54,6 +54,9 @@ def document(stage: StageFacts) -> dict[str, Any]:
     for request in ("UploadRequest", "MultipartRequest"):
         schemas[request]["properties"]["profile"].update(profiles)
         schemas[request]["properties"]["size"]["maximum"] = stage.max_upload_bytes
+    reprocess = described["paths"]["/images/{image_id}/reprocess"]["post"]["requestBody"]
+    for body in (reprocess["content"]["application/json"]["schema"], schemas["BackfillPageRequest"]):
+        body["properties"]["profile"]["enum"] = list(stage.profiles)
     for parameter in described["paths"]["/s3/multipart/{upload_id}/{part_number}"]["get"]["parameters"]:
         if parameter["name"] == "part_number":  # no upload of this stage has more parts
             parameter["schema"]["maximum"] = max(1, -(-stage.max_upload_bytes // PART_BYTES))

@@ -213,6 +213,8 @@ class ImageRecord:
     version: int = 1  # set by the store: the number of writes so far
     filename: str | None = None
     declared_size: int | None = None
+    # The S3 multipart upload started into the slot (POST /s3/multipart): the only one its routes reach.
+    upload_id: str | None = None
     expires_at: int | None = None  # DynamoDB TTL (epoch seconds): unused slots and tombstones
     # The upload being (or last) processed, and the attempt working on it.
     source_etag: str | None = None
@@ -256,6 +258,7 @@ class ImageRecord:
         now: datetime,
         filename: str | None = None,
         declared_size: int | None = None,
+        upload_id: str | None = None,
     ) -> ImageRecord:
         stamp = iso(now)
         return cls(
@@ -270,6 +273,7 @@ class ImageRecord:
             updated_at=stamp,
             filename=filename,
             declared_size=declared_size,
+            upload_id=upload_id,
             expires_at=int(now.timestamp()) + PENDING_TTL_SECONDS,
         )
 

@@ -68,11 +68,16 @@ class Endings:
         return "notified"
 
     def end_for_good(
-        self, record: ImageRecord, failure: Failure, ended_by: str, uploaded_at: datetime | None = None
+        self,
+        record: ImageRecord,
+        failure: Failure,
+        ended_by: str | None = None,
+        uploaded_at: datetime | None = None,
     ) -> str:
         """Fail an abandoned record under a lease of our own, so its notification is sent once.
 
-        `ended_by` (failure_queue, sweeper) and the upload's time, when known, go into its metrics."""
+        `ended_by` (failure_queue, sweeper: recovery from a fault) and the upload's time, when known, go
+        into its metrics; an upload its client gave up on (aborted, abandoned) is ended by nobody."""
         now = self._clock()
         outcome = Outcome(OriginalInfo(record.object_size) if record.object_size is not None else None)
         leased = record.leased(now.timestamp() + NOTIFY_LEASE_SECONDS, now)

@@ -43,6 +43,13 @@ class Unauthorized(ImgpressError):
     http_status = 401
 
 
+class Forbidden(ImgpressError):
+    """The caller is known but may not ask for this (admin_only: another owner's images)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class NotFound(ImgpressError):
     code = "not_found"
     http_status = 404

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from chalicelib import parsing
 from chalicelib.domain import ImageRecord, OutputInfo, Status
 from chalicelib.endings import remove_objects
-from chalicelib.errors import BadRequest, Busy, NotFound
+from chalicelib.errors import BadRequest, Busy, Forbidden, NotFound
 from chalicelib.ports import ListQuery, ObjectStore, Ports, RecordStore
 from chalicelib.settings import Settings
 from chalicelib.views import public_view
@@ -108,11 +108,9 @@ def parse_list_query(params: Mapping[str, str] | None, viewer: Viewer) -> ListQu
     if sha256 is not None and not _SHA256.match(sha256):
         raise BadRequest("sha256 must be 64 hexadecimal characters.", "invalid_field")
     owner: str | None = viewer.owner
-    if "owner" in params:
+    if params.get("owner"):  # empty: absent, as every empty query value
         if not viewer.is_admin:
-            raise BadRequest(
-                "owner may only be given by an admin; others always see their own images.", "invalid_field"
-            )
+            raise Forbidden("owner may only be given by an admin; others always see their own images.", "admin_only")
         owner = params["owner"] or None
     elif viewer.is_admin:
         owner = None  # an admin's list is every owner's, unless narrowed

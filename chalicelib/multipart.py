@@ -18,7 +18,7 @@ from typing import Any
 from chalicelib import parsing
 from chalicelib import uploads as slots
 from chalicelib.auth.principal import Principal
-from chalicelib.domain import ImageRecord, Status, is_image_id, iso
+from chalicelib.domain import Failure, ImageRecord, Status, is_image_id, iso
 from chalicelib.errors import BadRequest, Gone, NotFound, TooLarge
 from chalicelib.images import Viewer
 from chalicelib.ports import InvalidPart, NoSuchUpload, Ports, RecordStore, UploadedPart, Uploads
@@ -70,13 +70,22 @@ class PartPlan:
             )
 
 
+def upload_limits(settings: Settings) -> dict[str, Any]:
+    """GET /upload-limits: the limits every upload route enforces, for a client to check first."""
+    imaging = settings.imaging
+    return {
+        "max_upload_bytes": imaging.max_upload_bytes,
+        "content_types": list(imaging.allowed_content_types),
+        "part_bytes": PART_BYTES,
+    }
+
+
 def start(request: UploadRequest, caller: Principal, settings: Settings, ports: Ports) -> dict[str, Any]:
     """POST /s3/multipart: a slot (as POST /uploads opens it: quotas included) and an S3 multipart upload into it."""
-    record = slots.open_slot(request, caller, settings, ports)
-    upload_id = ports.uploads.start(record.input_key, record.content_type)
+    record = slots.open_slot(request, caller, settings, ports, multipart=True)
     plan = PartPlan.of(record, settings)
     return {
-        "uploadId": upload_id,
+        "uploadId": record.upload_id,
         "key": record.input_key,
         "id": record.id,
         "part_bytes": plan.part_bytes,
@@ -133,8 +142,8 @@ def complete(
         chosen.append(part)
     try:
         plan.check(chosen)
-    except TooLarge:
-        uploads.abort(record.input_key, upload_id)
+    except TooLarge as refused:
+        _give_up(record, upload_id, ports, Failure("too_large", refused.message))
         raise
     try:
         location = uploads.complete(record.input_key, upload_id, chosen)
@@ -152,15 +161,28 @@ def complete(
 
 
 def abort(upload_id: str, params: Mapping[str, str] | None, viewer: Viewer, settings: Settings, ports: Ports) -> None:
-    """DELETE /s3/multipart/{uploadId}?key=: S3 drops the parts; the slot expires unused."""
+    """DELETE /s3/multipart/{uploadId}?key=: S3 drops the parts, and the image ends `failed` with
+    `upload_aborted` (one SNS message, the open slot given back), unless its object arrived after all."""
     record = _slot(upload_id, params, viewer, ports.records, settings)
+    _give_up(record, upload_id, ports, Failure("upload_aborted", "The multipart upload was aborted by the client."))
+
+
+def _give_up(record: ImageRecord, upload_id: str, ports: Ports, failure: Failure) -> None:
+    """Abort the slot's S3 upload and end the image `failed` (one SNS message, the open slot given
+    back), unless its object arrived after all: then it is processed like any upload."""
     ports.uploads.abort(record.input_key, upload_id)
+    if ports.store.head_original(record.input_bucket, record.input_key) is not None:
+        return
+    if ports.endings.end_for_good(record, failure) == "failed":
+        ports.quotas.release_slot(record.owner, record.created_at, ports.now())
 
 
 def _slot(
     upload_id: str, params: Mapping[str, str] | None, viewer: Viewer, records: RecordStore, settings: Settings
 ) -> ImageRecord:
-    """The caller's pending image whose upload key is `key`. Anyone else's is answered as missing."""
+    """The caller's pending image whose upload key is `key` and whose multipart upload is
+    `upload_id`. Anyone else's, or another upload id, is answered as missing before S3 is asked;
+    the caller's own upload whose image has ended (completed, aborted, deleted) as gone."""
     if not _UPLOAD_ID.match(upload_id or ""):
         raise BadRequest("uploadId is not an S3 upload id.", "invalid_field")
     key = (params or {}).get("key")
@@ -168,14 +190,10 @@ def _slot(
         raise BadRequest("key is required: the key POST /s3/multipart returned.", "missing_field")
     image_id = settings.image_id_of(key)
     record = records.get(image_id) if is_image_id(image_id) else None
-    if (
-        record is None
-        or record.is_deleted
-        or record.owner != viewer.owner
-        or record.input_key != key
-        or record.status != Status.PENDING
-    ):
+    if record is None or record.owner != viewer.owner or record.input_key != key or record.upload_id != upload_id:
         raise NotFound("No upload in progress for that key.")
+    if record.is_deleted or record.status != Status.PENDING:
+        raise Gone(f"This upload has ended: its image is {record.status}.", "upload_ended")
     return record
 
 

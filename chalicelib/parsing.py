@@ -121,9 +121,9 @@ def boolean(data: Mapping[str, Any], name: str) -> bool:
 
 
 def optional_text(data: Mapping[str, Any], name: str, max_chars: int = 2048) -> str | None:
-    """A string we handed out earlier (a cursor, an id): up to `max_chars`, or absent."""
+    """A string we handed out earlier (a cursor, an id): up to `max_chars`, or absent (null or empty)."""
     value = data.get(name)
-    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= max_chars):
+    if value is not None and (not isinstance(value, str) or len(value) > max_chars):
         raise BadRequest(f"{name} must be a string as returned by an earlier call.", "invalid_field")
     return value or None
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.auth.principal import Principal
-from chalicelib.domain import ImageRecord, Status
+from chalicelib.domain import Failure, ImageRecord, Status
 
 
 class RecordExists(Exception):
@@ -264,6 +264,22 @@ class UploadQuotas(Protocol):
     def take(self, caller: Principal, size: int | None, now: datetime) -> None:
         """Count a slot of `size` declared bytes for `caller`, or raise QuotaExceeded (429)."""
 
+    def release_slot(self, owner: str, opened_at: str, now: datetime) -> None:
+        """The slot opened at `opened_at` is no longer open (its upload arrived, or it ended)."""
+
+
+class ImageEndings(Protocol):
+    """How an image is ended by someone other than its attempts (endings.Endings)."""
+
+    def end_for_good(
+        self,
+        record: ImageRecord,
+        failure: Failure,
+        ended_by: str | None = None,
+        uploaded_at: datetime | None = None,
+    ) -> str:
+        """Fail `record` under a lease of its own and publish it once; "failed", or "skipped" if it moved on."""
+
 
 class Ports(Protocol):
     """Everything a request handler reaches AWS (and the time) through: the one way handlers get their
@@ -280,6 +296,10 @@ class Ports(Protocol):
 
     @property
     def quotas(self) -> UploadQuotas: ...
+
+    @property
+    def endings(self) -> ImageEndings:
+        """How an image ends (its one SNS message included), for a slot a client gave up on."""
 
     @property
     def reprocess_queue(self) -> ReprocessQueue: ...

@@ -3,8 +3,9 @@
 - `end_abandoned`: Lambda's on-failure destination delivers an S3 event whose every attempt
   failed (a killed process, an AWS fault on the last try); its image ends `failed` unless it
   finished after all or another invocation's live worker still has it.
-- `sweep`: on a schedule, ends records stuck past their lease and retries, and re-sends the S3
-  events that never came for uploads that exist.
+- `sweep`: on a schedule, ends records stuck past their lease and retries, re-sends the S3
+  events that never came for uploads that exist, and ends multipart slots nobody completed
+  (`upload_abandoned`, their S3 upload aborted).
 
 Every action is a version-checked write (ports.RecordStore.save), so these race safely with the
 attempts, DELETEs and each other (docs: guarantees).
@@ -19,7 +20,7 @@ from chalicelib import logs, metrics
 from chalicelib.deadline import Deadline
 from chalicelib.domain import Failure, ImageRecord, Status, iso, parse_iso, utc_now
 from chalicelib.endings import Endings, remove_objects
-from chalicelib.ports import ObjectStore, RecordStore
+from chalicelib.ports import ObjectStore, RecordStore, Uploads
 from chalicelib.settings import Settings
 
 SWEEP_LOOKBACK = timedelta(days=7)  # processing records older than this are the sweeper's too (it was down)
@@ -31,12 +32,14 @@ class Recovery:
         settings: Settings,
         records: RecordStore,
         store: ObjectStore,
+        uploads: Uploads,
         endings: Endings,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._settings = settings
         self._records = records
         self._store = store
+        self._uploads = uploads
         self._endings = endings
         self._clock = clock
 
@@ -76,7 +79,7 @@ class Recovery:
         nobody uses costs a handful of HEADs in all, not one per run.
         """
         now = self._clock()
-        counts = {"checked": 0, "failed": 0, "redriven": 0}
+        counts = {"checked": 0, "failed": 0, "redriven": 0, "abandoned": 0}
         stuck = iso(now - timedelta(seconds=self._settings.stuck_after_seconds))
         candidates = list(self._records.open_records(Status.PROCESSING, iso(now - SWEEP_LOOKBACK), stuck))
         width = timedelta(seconds=2 * self._settings.sweep_interval_seconds)  # runs may be late or overlap
@@ -104,6 +107,17 @@ class Recovery:
         )
         return sorted({redrive, redrive + stuck, expiry + redrive, expiry + redrive + stuck})
 
+    def _end_if_abandoned(self, record: ImageRecord, now: datetime) -> str | None:
+        """A slot nobody uploaded to expires by itself; one whose multipart upload was started and
+        not completed STUCK_AFTER_SECONDS after the slot expired (its part URLs with it) is ended:
+        S3 drops the parts, the image is `failed` with `upload_abandoned`, one message says so."""
+        expired_at = parse_iso(record.created_at) + timedelta(seconds=self._settings.upload_url_ttl)
+        if record.upload_id is None or (now - expired_at).total_seconds() < self._settings.stuck_after_seconds:
+            return None
+        self._uploads.abort(record.input_key, record.upload_id)
+        failure = Failure("upload_abandoned", "The multipart upload was started and never completed.")
+        return "abandoned" if self._endings.end_for_good(record, failure) == "failed" else None
+
     def _sweep_one(self, record: ImageRecord, now: datetime) -> str | None:
         stuck_after = self._settings.stuck_after_seconds
         if record.open_status == Status.PROCESSING:  # an upload's claim, or a reprocess's
@@ -115,7 +129,7 @@ class Recovery:
         if record.is_final:
             return None
         if self._store.head_original(record.input_bucket, record.input_key) is None:
-            return None  # nobody uploaded (yet): the slot expires by itself
+            return self._end_if_abandoned(record, now)
         if record.redriven_at is None:
             saved = self._records.save(record.marked_redriven(now))
             if saved is None:

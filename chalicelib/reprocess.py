@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from chalicelib import parsing
 from chalicelib.domain import ImageRecord, Reprocess, Status, iso
-from chalicelib.errors import BadRequest, Busy, Conflict, Gone, NotFound, StorageError
+from chalicelib.errors import BadRequest, Busy, Conflict, Forbidden, Gone, NotFound, StorageError
 from chalicelib.images import MAX_PAGE, Viewer, get_record
 from chalicelib.pipeline import UploadProcessor
 from chalicelib.ports import (
@@ -122,17 +122,15 @@ def parse_backfill_page(body: bytes | str | None, viewer: Viewer, settings: Sett
     if not isinstance(status, str) or status not in {str(s) for s in _BACKFILL_STATUSES}:
         raise BadRequest("status must be done or failed.", "invalid_field")
     limit = parsing.integer(data.get("limit", MAX_PAGE), "limit", 1, MAX_PAGE)
-    owner: str | None = viewer.owner
-    if "owner" in data:
-        if not viewer.is_admin:
-            raise BadRequest("owner may only be given by an admin; others backfill their own images.", "invalid_field")
-        owner = parsing.optional_text(data, "owner")
-    elif viewer.is_admin:
-        owner = None  # an admin's backfill covers every owner unless narrowed
+    owner: str | None = parsing.optional_text(data, "owner")  # null or empty: absent
+    if owner is not None and not viewer.is_admin:
+        raise Forbidden("owner may only be given by an admin; others backfill their own images.", "admin_only")
+    if owner is None and not viewer.is_admin:
+        owner = viewer.owner  # an admin's backfill covers every owner unless narrowed
     return BackfillPage(
         profile=parsing.profile(data["profile"], settings.imaging.profiles.profiles),
         status=Status(status),
-        since=iso(parsing.moment(data["since"], "since")) if data.get("since") is not None else None,
+        since=iso(parsing.moment(data["since"], "since")) if data.get("since") not in (None, "") else None,
         owner=owner,
         backfill=parsing.optional_text(data, "backfill"),
         cursor=parsing.optional_text(data, "cursor"),

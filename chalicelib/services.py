@@ -100,7 +100,7 @@ def processor() -> UploadProcessor:
 
 @lru_cache(maxsize=1)
 def recovery() -> Recovery:
-    return Recovery(get_settings(), records(), store(), endings())
+    return Recovery(get_settings(), records(), store(), uploads(), endings())
 
 
 class AwsPorts:
@@ -122,6 +122,10 @@ class AwsPorts:
     @property
     def quotas(self) -> Quotas:
         return quotas()
+
+    @property
+    def endings(self) -> Endings:
+        return endings()
 
     @property
     def reprocess_queue(self) -> SqsReprocessQueue:

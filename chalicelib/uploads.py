@@ -71,24 +71,29 @@ def _size(value: Any, settings: Settings, text: bool = False) -> int | None:
     return size
 
 
-def open_slot(request: UploadRequest, caller: Principal, settings: Settings, ports: Ports) -> ImageRecord:
+def open_slot(
+    request: UploadRequest, caller: Principal, settings: Settings, ports: Ports, *, multipart: bool = False
+) -> ImageRecord:
     """The one way an upload slot is opened, whatever the client then uploads with (a presigned
     POST, Uppy's /s3/params, or S3 multipart): take the caller's quotas, mint an id, record the
     image as pending. The slot is counted at the very instant its record is created at, which its
-    release reads."""
+    release reads. With `multipart`, the S3 multipart upload is started first and its id recorded
+    with the slot in the same write: the slot's routes reach that upload and no other."""
     now = ports.now()
     ports.quotas.take(caller, request.size, now)
     image_id = new_image_id()
+    key = settings.upload_key(image_id)
     record = ImageRecord.pending(
         image_id,
         owner=caller.owner,
         profile=request.profile,
         content_type=request.content_type,
         input_bucket=settings.input_bucket,
-        input_key=settings.upload_key(image_id),
+        input_key=key,
         now=now,
         filename=request.filename,
         declared_size=request.size,
+        upload_id=ports.uploads.start(key, request.content_type) if multipart else None,
     )
     ports.records.create(record)
     logs.outcome("slot_opened", record.id, owner=logs.owner_hash(record.owner), profile=record.profile)

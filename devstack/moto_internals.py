@@ -2,8 +2,8 @@
 
 The ledger weighs each DynamoDB write from the item before and after it, which moto's server does not
 answer with: `MotoTables` reads them from moto's backends in this process. `recording_moto_server`
-is moto's threaded server with the ledger and the metrics endpoint in front of its WSGI app, which its
-constructor offers no way to add.
+is moto's threaded server with the ledger, S3's upload rules (devstack/s3_rules.py) and the metrics
+endpoint in front of its WSGI app, which its constructor offers no way to add.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from devstack.cost_vector import IndexShape, TableShape
 from devstack.ledger import Item, Ledger, LedgerMiddleware
 from devstack.metrics import MetricsEndpoint, MetricStore
+from devstack.s3_rules import S3Rules
 
 
 class MotoTables:
@@ -49,8 +50,12 @@ def _index_shape(index: Any) -> IndexShape:
     return IndexShape(index.name, keys, projected)
 
 
-def recording_moto_server(host: str, port: int, ledger: Ledger, metrics: MetricStore) -> Any:
-    """moto's ThreadedMotoServer with the ledger (and `GET /_metrics`) in front of its app."""
+def recording_moto_server(
+    host: str, port: int, ledger: Ledger, metrics: MetricStore, credentials: dict[str, str]
+) -> Any:
+    """moto's ThreadedMotoServer with the ledger (and `GET /_metrics`) in front of its app, and S3's
+    upload rules between them (so the ledger counts refused requests too); `credentials`: access key ->
+    secret."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from moto.server import ThreadedMotoServer
     from werkzeug.serving import make_server
@@ -58,7 +63,7 @@ def recording_moto_server(host: str, port: int, ledger: Ledger, metrics: MetricS
     class RecordingMotoServer(ThreadedMotoServer):  # type: ignore[misc]
         def _server_entry(self) -> None:
             moto = DomainDispatcherApplication(create_backend_app)
-            app = MetricsEndpoint(LedgerMiddleware(moto, ledger, MotoTables()), metrics)
+            app = MetricsEndpoint(LedgerMiddleware(S3Rules(moto, credentials), ledger, MotoTables()), metrics)
             self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
             self._server_ready_event.set()
             self._server.serve_forever()

@@ -41,6 +41,9 @@ from devstack.metrics import InProcessLines, MetricStore
 from devstack.moto_internals import recording_moto_server
 
 NOTIFICATIONS_QUEUE = "imgpress-local-notifications"
+# Fake credentials on purpose: nothing started here may ever reach a real AWS account. The stand-in
+# checks presigned URLs and POST policies against this pair, as S3 checks them against a real one.
+LOCAL_ACCESS_KEY = LOCAL_SECRET_KEY = "imgpress-local"
 log = logging.getLogger("devstack")
 
 
@@ -144,14 +147,15 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        self._moto = recording_moto_server(self.host, self.aws_port, self.ledger, self.metrics)
+        self._moto = recording_moto_server(
+            self.host, self.aws_port, self.ledger, self.metrics, {LOCAL_ACCESS_KEY: LOCAL_SECRET_KEY}
+        )
         self._moto.start()
         os.environ.update(self.env)
-        # Fake credentials on purpose: nothing started here may ever reach a real AWS account.
         os.environ.update(
             AWS_ENDPOINT_URL=self.aws_url,
-            AWS_ACCESS_KEY_ID="imgpress-local",
-            AWS_SECRET_ACCESS_KEY="imgpress-local",
+            AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY,
+            AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_KEY,
             AWS_DEFAULT_REGION=REGION,
             AWS_REGION=REGION,
         )

@@ -171,6 +171,9 @@ def _api_handler(arns: _Arns, settings: Settings) -> list[Statement]:
         _statement(
             "ReprocessDeadLetters", ["sqs:GetQueueUrl", "sqs:GetQueueAttributes"], [arns.reprocess_dead_letters]
         ),
+        # A multipart upload its client aborted, or that was refused at completion, ends its image
+        # failed: one message, as every outcome has.
+        _statement("PublishResults", ["sns:Publish"], [arns.topic]),
         *_output_encryption_key(settings, ["kms:Decrypt"] if presigns_downloads else []),
     ]
 
@@ -233,7 +236,8 @@ def _sweep(arns: _Arns, settings: Settings) -> list[Statement]:
     return [
         # GetObject: HeadObject (was it uploaded?) and the source of the redrive, a copy of the
         # upload onto itself; PutObject: that copy, which makes S3 send the event again.
-        _statement("Originals", ["s3:GetObject", "s3:PutObject"], [arns.originals]),
+        # AbortMultipartUpload: a multipart upload nobody completed, whose image ends abandoned.
+        _statement("Originals", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], [arns.originals]),
         # BatchGetItem: the open records the index found. PutItem: redriven mark, failed outcome.
         _statement("Records", ["dynamodb:PutItem", "dynamodb:BatchGetItem"], [arns.table]),
         _statement("ListOpenRecords", ["dynamodb:Query"], arns.indexes(BY_OPEN_SHARD)),

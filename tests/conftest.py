@@ -153,7 +153,7 @@ def invoke(_client: Client, function: str, event: dict[str, Any], timeout_second
     return handler(event, LambdaContext(function, memory_size=1769, max_runtime_ms=timeout_seconds * 1000))
 
 
-TIERS = ("unit", "integration", "e2e", "slow")
+TIERS = ("unit", "integration", "e2e", "reference", "slow")
 _MOTO_FIXTURES = {"aws", "client"}
 _AWS_ADAPTERS = {"dynamodb", "s3", "sns", "sqs"}  # the adapter side of tests/contract/
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.domain import ImageRecord, Status, utc_now
+from chalicelib.endings import Endings
 from chalicelib.errors import BadRequest, StorageError
 from chalicelib.ports import (
     BackfillProgress,
@@ -406,7 +407,12 @@ class FakePorts:
     quotas: Quotas = field(default_factory=lambda: Quotas(QuotaLimits(), InMemoryQuotaStore()))
     reprocess_queue: InMemoryReprocessQueue = field(default_factory=InMemoryReprocessQueue)
     backfills: InMemoryBackfillLog = field(default_factory=InMemoryBackfillLog)
+    notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     clock: Callable[[], datetime] = utc_now
+
+    @property
+    def endings(self) -> Endings:
+        return Endings(self.records, self.notifier, self.now)
 
     def now(self) -> datetime:
         return self.clock()

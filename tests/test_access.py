@@ -28,6 +28,7 @@ PUBLIC_ROUTES = {
     "GET /docs",
     "GET /docs/redoc.standalone.js",
     "GET /page-config",
+    "GET /upload-limits",
     "GET /vendor/oidc-client-ts.min.js",
 }
 ADMIN_APP = "https://admin.example.com"

@@ -159,6 +159,12 @@ def test_bad_list_queries_are_400(client: Client, query: str, code: str) -> None
     assert response.status_code == 400 and body(response)["error"]["code"] == code
 
 
+def test_an_owner_is_for_admins_to_ask_for_and_an_empty_one_is_absent(client: Client) -> None:
+    refused = client.http.get("/images?owner=someone")
+    assert refused.status_code == 403 and body(refused)["error"]["code"] == "admin_only"
+    assert client.http.get("/images?owner=&cursor=").status_code == 200
+
+
 def test_delete_removes_original_outputs_and_record(client: Client, aws: Aws) -> None:
     image_id = body(post_upload(client, {"content_type": "image/jpeg"}))["id"]
     aws.s3.put_object(Bucket=ENV["INPUT_BUCKET"], Key=f"uploads/{image_id}", Body=b"x")

@@ -18,8 +18,17 @@ PROGRAMS = ["app.py", "chalicelib", "devstack", "infra", "cli", "bench", "exampl
 READERS = {"get", "getenv", "text", "integer", "flag", "items", "required", "is_set"}
 VARIABLE_NAME = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
 ENVIRONMENT_OBJECTS = {"environ", "env", "environment", "read"}
-# A WSGI request's `environ` (the local stack's request ledger reads it): request fields, not configuration.
-WSGI_KEYS = {"REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "CONTENT_LENGTH", "CONTENT_TYPE"}
+# A WSGI request's `environ` (the local stack's request ledger and S3 rules read it): request fields, not configuration.
+WSGI_KEYS = {
+    "REQUEST_METHOD",
+    "PATH_INFO",
+    "RAW_URI",
+    "REQUEST_URI",
+    "QUERY_STRING",
+    "CONTENT_LENGTH",
+    "CONTENT_TYPE",
+    "HTTP_ORIGIN",
+}
 
 
 def _sources() -> Iterator[Path]:

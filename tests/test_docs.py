@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -234,7 +235,8 @@ def test_html_samples_are_well_formed_and_name_real_fields(sample: Sample) -> No
 
 
 def test_typescript_samples_compile() -> None:
-    """Against the npm packages they import, and the types openapi-typescript makes of the API's document."""
+    """Against the npm packages they import, the types openapi-typescript makes of the API's document,
+    and the TypeScript modules of examples/ (compiled too; samples import them as `./<name>`)."""
     samples = [sample for sample in all_samples() if sample.language == "ts" and sample.not_run is None]
     assert samples
     npm_ci()
@@ -249,7 +251,11 @@ def test_typescript_samples_compile() -> None:
         files = {f"sample{index:03}.ts": sample for index, sample in enumerate(samples)}
         for name, sample in files.items():
             (directory / name).write_text(sample.code)
-        (directory / "tsconfig.json").write_text(json.dumps({"compilerOptions": TSCONFIG, "files": list(files)}))
+        examples = sorted((ROOT / "examples").rglob("*.ts"))
+        for example in examples:
+            shutil.copy(example, directory / example.name)
+        compiled_files = [*files, *(example.name for example in examples)]
+        (directory / "tsconfig.json").write_text(json.dumps({"compilerOptions": TSCONFIG, "files": compiled_files}))
         compiled = subprocess.run(
             [bin_of("tsc"), "-p", "tsconfig.json", "--pretty", "false"], cwd=directory, capture_output=True, text=True
         )

@@ -113,7 +113,10 @@ def test_an_oversized_part_is_refused_and_the_upload_aborted(client: Client) -> 
     etag = put_part(client, started, 1, b"x" * (PART_BYTES + 1))  # an unsigned length: S3 took it
     refused = complete(client, started, [{"PartNumber": 1, "ETag": etag}])
     assert refused.status_code == 413 and body(refused)["error"]["code"] == "part_too_large"
-    assert parts_of(client, started).status_code == 404  # aborted: S3 dropped the parts
+    listed = parts_of(client, started)  # aborted (S3 dropped the parts) and its image ended
+    assert listed.status_code == 410 and body(listed)["error"]["code"] == "upload_ended"
+    image = body(client.http.get(f"/images/{started['id']}"))
+    assert image["status"] == "failed" and image["error"]["code"] == "too_large"
 
 
 def test_a_total_over_the_limit_is_refused(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -193,7 +196,8 @@ def test_abort_drops_the_parts(client: Client) -> None:
     put_part(client, started, 1, b"x" * 100)
     aborted = client.http.delete(f"/s3/multipart/{started['uploadId']}?key={quote(started['key'], safe='')}")
     assert aborted.status_code == 204
-    assert parts_of(client, started).status_code == 404
+    assert parts_of(client, started).status_code == 410
+    assert body(client.http.get(f"/images/{started['id']}"))["error"]["code"] == "upload_aborted"
 
 
 @pytest.mark.parametrize(
@@ -283,3 +287,22 @@ def test_json_numbers_with_an_integral_value_are_integers(client: Client, aws: A
     started = start(client, size=100.0, profile=None, filename=None, metadata=None)
     etag = put_part(client, started, 1, b"x" * 100)
     assert complete(client, started, [{"PartNumber": 1.0, "ETag": etag}]).status_code == 200
+
+
+def test_the_upload_limits_are_public_and_the_ones_enforced(client: Client) -> None:
+    answer = client.http.get("/upload-limits")
+    limits = body(answer)
+    settings = get_settings()
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "public, max-age=300"
+    assert limits == {
+        "max_upload_bytes": settings.imaging.max_upload_bytes,
+        "content_types": list(settings.imaging.allowed_content_types),
+        "part_bytes": PART_BYTES,
+    }
+    over = start_refused(client, size=limits["max_upload_bytes"] + 1)
+    assert over.status_code == 413
+
+
+def start_refused(client: Client, **fields: Any) -> Any:
+    request = {"filename": "a.jpg", "type": "image/jpeg", **fields}
+    return client.http.post("/s3/multipart", headers={"Content-Type": "application/json"}, body=json.dumps(request))

@@ -26,6 +26,7 @@ PUBLIC = {
     ("GET", "/docs/redoc.standalone.js"),
     ("GET", "/page-config"),
     ("GET", "/vendor/oidc-client-ts.min.js"),
+    ("GET", "/upload-limits"),
 }
 STAGE = apidoc.StageFacts("jwt", ("image/jpeg", "image/png"), ("default", "compress"), 26214400)
 

@@ -69,7 +69,7 @@ def test_another_owners_images_are_in_no_listing_or_lookup(world: World) -> None
     assert world.alices not in ids(world.bob.get("/images?status=done"))
     assert world.alices not in ids(world.bob.get(f"/images?sha256={digest}"))
     narrowed = world.bob.get(f"/images?owner={world.alice.owner}")
-    assert narrowed.status_code == 400 and narrowed.json()["error"]["code"] == "invalid_field"
+    assert narrowed.status_code == 403 and narrowed.json()["error"]["code"] == "admin_only"
 
 
 def test_dedupe_never_copies_across_owners_and_the_events_carry_the_owner(world: World) -> None:

@@ -97,3 +97,14 @@ def test_an_image_id_is_32_lowercase_hex_characters(raw: str | None) -> None:
     with pytest.raises(InvalidId):
         parsing.image_id(raw)
     assert parsing.image_id("0123456789abcdef" * 2) == "0123456789abcdef" * 2
+
+
+@pytest.mark.parametrize("value, expected", [(None, None), ("", None), ("c1", "c1")])
+def test_a_handed_out_string_absent_null_or_empty_is_none(value: str | None, expected: str | None) -> None:
+    assert parsing.optional_text({"cursor": value}, "cursor") == expected
+
+
+@pytest.mark.parametrize("value", [5, "x" * 2049, []])
+def test_a_handed_out_string_of_another_type_or_too_long_is_a_400(value: object) -> None:
+    with pytest.raises(BadRequest):
+        parsing.optional_text({"cursor": value}, "cursor")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.deadline import Deadline
-from chalicelib.domain import ImageRecord, Status, new_image_id
+from chalicelib.domain import Failure, ImageRecord, Status, new_image_id
 from chalicelib.endings import Endings
 from chalicelib.errors import Busy, ImageRejected, NotFound, StorageError
 from chalicelib.images import delete_image, get_record
@@ -22,10 +22,18 @@ from chalicelib.imaging.results import RenderedVariant, Rendering, SourceInfo
 from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.specs import VariantSpec
 from chalicelib.pipeline import ClaimHeld, UploadEvent, UploadProcessor
+from chalicelib.ports import NoSuchUpload
 from chalicelib.recovery import Recovery
 from chalicelib.settings import Settings
 from tests.conftest import ENV
-from tests.fakes import FakePorts, InjectedFault, InMemoryObjectStore, InMemoryRecordStore, RecordingNotifier
+from tests.fakes import (
+    FakePorts,
+    InjectedFault,
+    InMemoryObjectStore,
+    InMemoryRecordStore,
+    InMemoryUploads,
+    RecordingNotifier,
+)
 
 INPUT = ENV["INPUT_BUCKET"]
 
@@ -65,6 +73,7 @@ class Rig:
     records: InMemoryRecordStore = field(default_factory=InMemoryRecordStore)
     store: InMemoryObjectStore = field(default_factory=lambda: InMemoryObjectStore(ENV["OUTPUT_BUCKET"]))
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
+    uploads: InMemoryUploads = field(default_factory=InMemoryUploads)
     render: Callable[..., Rendering] = fake_render
 
     @property
@@ -77,14 +86,15 @@ class Rig:
 
     @property
     def recovery(self) -> Recovery:
-        return Recovery(self.settings, self.records, self.store, self.endings, self.clock)
+        return Recovery(self.settings, self.records, self.store, self.uploads, self.endings, self.clock)
 
     @property
     def ports(self) -> FakePorts:
         return FakePorts(records=self.records, store=self.store, clock=self.clock)
 
-    def new_image(self, owner: str = "alice", profile: str = "default") -> str:
+    def new_image(self, owner: str = "alice", profile: str = "default", multipart: bool = False) -> str:
         image_id = new_image_id()
+        key = self.settings.upload_key(image_id)
         self.records.create(
             ImageRecord.pending(
                 image_id,
@@ -92,8 +102,9 @@ class Rig:
                 profile=profile,
                 content_type="image/jpeg",
                 input_bucket=INPUT,
-                input_key=self.settings.upload_key(image_id),
+                input_key=key,
                 now=self.clock(),
+                upload_id=self.uploads.start(key, "image/jpeg") if multipart else None,
             )
         )
         return image_id
@@ -426,6 +437,26 @@ def test_the_sweeper_redrives_a_missing_event_once_then_gives_up(rig: Rig) -> No
     assert rig.recovery.sweep(Deadline(60))["failed"] == 1
     assert rig.record(uploaded).error.message == "No S3 event arrived for the upload."
     assert rig.record(unused).status == Status.PENDING  # never uploaded: left to expire
+
+
+def test_the_sweeper_ends_a_multipart_slot_nobody_completed_once_its_urls_are_long_expired(rig: Rig) -> None:
+    started, completed, unused = rig.new_image(multipart=True), rig.new_image(multipart=True), rig.new_image()
+    key = rig.settings.upload_key(started)
+    rig.uploads.put_part(key, rig.record(started).upload_id or "", 1, b"part")
+    rig.upload(completed, b"photo")  # completed: S3 holds the object, its event is the pipeline's
+    expired = rig.settings.upload_url_ttl + rig.settings.redrive_after_seconds
+    rig.clock.advance(expired + 1)  # the slot's URLs expired, but a client may still complete
+    assert rig.recovery.sweep(Deadline(60))["abandoned"] == 0
+    rig.clock.advance(rig.settings.stuck_after_seconds)
+    assert rig.recovery.sweep(Deadline(60))["abandoned"] == 1
+    assert rig.recovery.sweep(Deadline(60))["abandoned"] == 0
+    ended = rig.record(started)
+    assert ended.status == Status.FAILED and ended.error is not None and ended.error.code == "upload_abandoned"
+    assert rig.uploads.calls["abort"] == 1 and len(rig.notifier.messages_for(started)) == 1
+    with pytest.raises(NoSuchUpload):
+        rig.uploads.parts(key, ended.upload_id or "")
+    assert rig.record(unused).status == Status.PENDING  # a presigned POST's slot just expires
+    assert (rig.record(completed).error or Failure("", "")).code != "upload_abandoned"  # redriven instead
 
 
 def test_a_redriven_event_completes_the_upload(rig: Rig) -> None:

@@ -371,18 +371,22 @@ def test_unsent_messages_leave_their_requests_for_a_rerun(rig: ReprocessRig) -> 
 
 
 def test_backfill_requests_are_checked(rig: ReprocessRig) -> None:
-    from chalicelib.errors import BadRequest
+    from chalicelib.errors import BadRequest, Forbidden
 
     for body in (
         {},
         {"profile": "nope"},
         {"profile": "avatar", "status": "pending"},
         {"profile": "avatar", "since": "x"},
+        {"profile": "avatar", "owner": 5},
     ):
         with pytest.raises(BadRequest):
             parse_backfill_page(json.dumps(body), ALICE, rig.settings)
-    with pytest.raises(BadRequest):
+    with pytest.raises(Forbidden):  # another owner's images are for admins to backfill
         parse_backfill_page(json.dumps({"profile": "avatar", "owner": "bob"}), ALICE, rig.settings)
+    for absent in ({"owner": None, "since": "", "cursor": ""}, {"owner": ""}):
+        page = parse_backfill_page(json.dumps({"profile": "avatar", **absent}), ALICE, rig.settings)
+        assert (page.owner, page.since, page.cursor) == (ALICE.owner, None, None)
     with pytest.raises(NotFound):
         rig.backfill(ALICE, backfill="bf-unknown")
 

@@ -60,10 +60,47 @@ def test_only_the_owner_of_a_pending_slot_reaches_its_upload(settings: Settings)
         multipart.list_parts(slot["uploadId"], key, MALLORY, settings, ports)
     record = records.get(slot["id"])
     records.save(record.failed(Failure("corrupt", "x"), Outcome(OriginalInfo(1)), utc_now()))
-    with pytest.raises(NotFound):  # no longer pending: nothing to upload into
+    with pytest.raises(Gone) as ended:  # no longer pending: nothing to upload into, as its owner is told
         multipart.list_parts(slot["uploadId"], key, ALICE, settings, ports)
+    assert ended.value.code == "upload_ended"
+    with pytest.raises(NotFound):  # and anyone else is not
+        multipart.list_parts(slot["uploadId"], key, MALLORY, settings, ports)
     with pytest.raises(BadRequest):
         multipart.list_parts("bad/id", key, ALICE, settings, ports)
+
+
+def test_an_upload_id_reaches_only_the_slot_it_was_started_for(settings: Settings) -> None:
+    ports = FakePorts()
+    mine, theirs = started(settings, ports), started(settings, ports)
+    assert ports.records.get(mine["id"]).upload_id == mine["uploadId"]
+    before = dict(ports.uploads.calls)
+    for call in (multipart.list_parts, multipart.abort):
+        with pytest.raises(NotFound):  # my key with their upload id: refused before S3 is asked
+            call(theirs["uploadId"], {"key": mine["key"]}, ALICE, settings, ports)
+    with pytest.raises(NotFound):
+        multipart.sign_part(theirs["uploadId"], "1", {"key": mine["key"]}, ALICE, settings, ports)
+    assert ports.uploads.calls == before
+    assert ports.uploads.parts(theirs["key"], theirs["uploadId"]) == []  # theirs is untouched
+
+
+def test_an_aborted_upload_ends_its_image_failed_with_one_message(settings: Settings) -> None:
+    ports = FakePorts()
+    slot = started(settings, ports)
+    multipart.abort(slot["uploadId"], {"key": slot["key"]}, ALICE, settings, ports)
+    record = ports.records.get(slot["id"])
+    assert record.status == "failed" and record.error is not None and record.error.code == "upload_aborted"
+    assert [r.id for r in ports.notifier.published] == [slot["id"]] and record.notified
+    with pytest.raises(Gone):  # nothing left to abort, list or complete
+        multipart.abort(slot["uploadId"], {"key": slot["key"]}, ALICE, settings, ports)
+    assert len(ports.notifier.published) == 1
+
+
+def test_an_upload_completed_before_the_abort_is_left_to_be_processed(settings: Settings) -> None:
+    ports = FakePorts()
+    slot = started(settings, ports)
+    ports.store.put_original(settings.input_bucket, slot["key"], b"photo")
+    multipart.abort(slot["uploadId"], {"key": slot["key"]}, ALICE, settings, ports)
+    assert ports.records.get(slot["id"]).status == "pending" and ports.notifier.published == []
 
 
 def test_the_server_trusts_s3s_sizes_not_the_client(settings: Settings) -> None:
@@ -82,6 +119,9 @@ def test_the_server_trusts_s3s_sizes_not_the_client(settings: Settings) -> None:
         )
     assert refused.value.code == "part_too_large"
     assert uploads.calls.get("abort") == 1 and uploads.calls.get("complete") is None
+    record = ports.records.get(slot["id"])  # refused for good: the image ends, not pending forever
+    assert record.status == "failed" and record.error is not None and record.error.code == "too_large"
+    assert [r.id for r in ports.notifier.published] == [slot["id"]]
 
 
 def test_a_slot_past_its_expiry_signs_nothing(settings: Settings) -> None:

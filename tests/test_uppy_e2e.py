@@ -1,13 +1,14 @@
-"""Uppy (from npm) in headless Chromium against the local stack: a resumable upload that survives a reload.
+"""Uppy (from npm) in headless Chromium against the local stack, set up by examples/uppy/imgpress-uppy.ts.
 
-tests/uppy/ holds a minimal page: `@uppy/aws-s3` with `companionEndpoint` = the API URL, and
-Golden Retriever. Its bundle is built here with esbuild (`npm ci` and `npm run build`, lock file
-committed). The page is served from its own origin, so the API's CORS and the input bucket's
-(infra/resources.json, applied by the local stack) are exercised as a deployed front end would.
+tests/uppy/ holds a minimal page that bundles that module (esbuild; `npm ci` and `npm run build`,
+lock file committed). The page is served from its own origin, so the API's CORS and the input
+bucket's (infra/resources.json, applied by the local stack) are exercised as a deployed front end would.
 
-A 30 MB image goes up in 5 MiB parts over a slow (high-latency) network; after two parts the page is
-reloaded. Golden Retriever restores the file and its multipart upload, Uppy asks the API for the
-parts S3 holds and sends only the others; the image ends `done`.
+- A 30 MB image goes up in 5 MiB parts, each signed for its exact length, over a slow (high-latency)
+  network; after two parts the page is reloaded. Golden Retriever restores the file and its multipart
+  upload, Uppy asks the API for the parts S3 holds and sends only the others; the image ends `done`.
+- A file over the API's limit is refused by Uppy before any request; the API's own message is what
+  the page shows; a failed upload is aborted and its image ends `failed` with one message.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from PIL import Image
-from playwright.sync_api import Browser, Request, sync_playwright
+from playwright.sync_api import Browser, Page, Request, Response, sync_playwright
 
 from devstack.stack import free_port
+from tests.conftest import ENV
 from tests.live_stack import LiveStack, StackClient, running_stack
 from tests.npm_packages import PACKAGES as PAGE
 from tests.npm_packages import npm_ci
@@ -40,6 +42,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 MIB = 1024 * 1024
 LATENCY_MS = 600  # added to every request by Chromium's network emulation, so a reload lands mid-upload
 SETTLE_MS = 120_000
+MAX_UPLOAD_BYTES = 40 * MIB
 
 
 def build_page() -> None:
@@ -75,7 +78,7 @@ def page_origin() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def live(page_origin: str) -> Iterator[LiveStack]:
     # The page's origin is another one than the API's and S3's, as deployed: CORS on both.
-    with running_stack({"CORS_ALLOW_ORIGINS": page_origin, "MAX_UPLOAD_BYTES": str(40 * MIB)}) as stack:
+    with running_stack({"CORS_ALLOW_ORIGINS": page_origin, "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)}) as stack:
         yield stack
 
 
@@ -107,46 +110,50 @@ def test_a_30_mb_upload_resumes_after_a_reload_without_resending_finished_parts(
     )
     reloaded = threading.Event()
     sent_parts: list[tuple[bool, int, int]] = []  # (after the reload?, part number, status)
-    api_calls: list[tuple[bool, str, str]] = []
+    listed: list[int] = []  # the parts S3 held when the API first listed them to Uppy after the reload
+
+    # Whether a request was sent after the reload, as its `request` event said: the part in flight at
+    # the reload may report `requestfinished` only after it.
+    sent_after: dict[Request, bool] = {}
 
     def finished(request: Request) -> None:
         url = urlsplit(request.url)
+        response = request.response()
         if request.method == "PUT" and "partNumber" in url.query:
-            response = request.response()
-            sent_parts.append(
-                (reloaded.is_set(), int(parse_qs(url.query)["partNumber"][0]), response.status if response else 0)
-            )
-        elif request.url.startswith(live.api):
-            api_calls.append((reloaded.is_set(), request.method, url.path))
+            number, status = int(parse_qs(url.query)["partNumber"][0]), response.status if response else 0
+            sent_parts.append((sent_after.get(request, reloaded.is_set()), number, status))
+            return
+        listing = request.method == "GET" and url.path.startswith("/s3/multipart/") and url.path.count("/") == 3
+        if listing and response is not None and reloaded.is_set() and not listed:
+            listed.extend(part["PartNumber"] for part in response.json())
 
+    context.on("request", lambda request: sent_after.setdefault(request, reloaded.is_set()))
     context.on("requestfinished", finished)
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
 
-    page.goto(f"{page_origin}/index.html?api={live.api}")
+    open_page(page, page_origin, live)
     page.set_input_files("#file", str(source))
     page.wait_for_function("Number(document.querySelector('#state').dataset.parts || 0) >= 2", timeout=SETTLE_MS)
     page.wait_for_timeout(1200)  # Golden Retriever saves its state at most every 500 ms
-    before = {number for after, number, status in sent_parts if not after and status == 200}
     reloaded.set()
     page.reload()
     page.wait_for_function("document.querySelector('#state').dataset.status", timeout=SETTLE_MS)
-    state = page.eval_on_selector("#state", "element => ({...element.dataset})")
+    state = dataset(page)
     page.screenshot(path=str(ARTIFACTS / "uppy-resumed.png"), full_page=True)
     context.close()
 
     assert not problems, problems
     assert state.get("restored") == "true" and "error" not in state, state
     assert state["status"] == "done", state
-    assert len(before) >= 2
+    # S3 may also hold the part in flight at the reload: its answer was lost, its bytes were not.
+    before = {number for after, number, status in sent_parts if not after and status == 200}
     after = [number for was_after, number, status in sent_parts if was_after and status == 200]
-    print(f"parts held before the reload: {sorted(before)}; sent after it: {after}; progress seen: {state['progress']}")
+    print(f"parts held at the reload: {sorted(listed)}; sent after it: {after}; progress seen: {state['progress']}")
+    assert len(before) >= 2 and before <= set(listed), "Uppy did not list the parts after the reload"
     expected_parts = -(-size // (5 * MIB))
-    assert sorted(before | set(after)) == list(range(1, expected_parts + 1))
-    assert not before & set(after), f"finished parts sent again: {sorted(before & set(after))}"
-    assert any(after_reload and method == "GET" and path.count("/") == 3 for after_reload, method, path in api_calls), (
-        "Uppy did not list the parts after the reload"
-    )
+    assert sorted(set(listed) | set(after)) == list(range(1, expected_parts + 1))
+    assert not set(listed) & set(after), f"finished parts sent again: {sorted(set(listed) & set(after))}"
     progress = {int(value) for value in state["progress"].split()}
     assert len({p for p in progress if 0 < p < 100}) >= 3, sorted(progress)
 
@@ -157,3 +164,71 @@ def test_a_30_mb_upload_resumes_after_a_reload_without_resending_finished_parts(
     time.sleep(2)
     messages = [m for m in StackClient(live.api, live.aws).notifications() if m["id"] == state["image"]]
     assert [m["type"] for m in messages] == ["image.done"], messages
+
+
+def open_page(page: Page, page_origin: str, live: LiveStack) -> None:
+    page.goto(f"{page_origin}/index.html?api={live.api}")
+    page.wait_for_function("document.querySelector('#state').dataset.ready", timeout=SETTLE_MS)
+
+
+def dataset(page: Page) -> dict[str, str]:
+    return dict(page.eval_on_selector("#state", "element => ({...element.dataset})"))
+
+
+def test_a_file_over_the_apis_limit_is_refused_before_any_request(
+    browser: Browser, live: LiveStack, page_origin: str
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    open_page(page, page_origin, live)
+    sent: list[str] = []
+    context.on("request", lambda request: sent.append(f"{request.method} {request.url}"))
+    big = {"name": "big.png", "mimeType": "image/png", "buffer": b"\0" * (MAX_UPLOAD_BYTES + 1)}
+    page.set_input_files("#file", files=[big])
+    page.wait_for_function("document.querySelector('#state').dataset.refused", timeout=SETTLE_MS)
+    refused = dataset(page)["refused"]
+    context.close()
+    assert "exceeds maximum allowed size" in refused, refused
+    assert sent == [], sent
+
+
+def test_the_apis_message_is_shown(browser: Browser, live: LiveStack, page_origin: str) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    open_page(page, page_origin, live)
+    named = {"name": "a" * 300 + ".png", "mimeType": "image/png", "buffer": b"x" * 1000}
+    page.set_input_files("#file", files=[named])
+    page.wait_for_function("document.querySelector('#state').dataset.error", timeout=SETTLE_MS)
+    shown = dataset(page)["error"]
+    context.close()
+    assert shown == "filename may be at most 255 characters.", shown
+
+
+def test_a_failed_upload_is_aborted_and_its_image_ends_failed_once(
+    browser: Browser, live: LiveStack, page_origin: str
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    started: list[dict[str, str]] = []
+
+    def answered(response: Response) -> None:
+        if response.request.method == "POST" and urlsplit(response.url).path == "/s3/multipart":
+            started.append(response.json())
+
+    page.on("response", answered)
+    s3_refusal = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+    page.route("**/*partNumber=2*", lambda route: route.fulfill(status=403, body=s3_refusal))
+    open_page(page, page_origin, live)
+    two_parts = {"name": "two.png", "mimeType": "image/png", "buffer": os.urandom(6 * MIB)}
+    page.set_input_files("#file", files=[two_parts])
+    page.wait_for_function("document.querySelector('#state').dataset.error", timeout=SETTLE_MS)
+    [slot] = started
+    stack = StackClient(live.api, live.aws)
+    deadline = time.monotonic() + 30
+    while (image := requests.get(f"{live.api}/images/{slot['id']}", timeout=10).json())["status"] == "pending":
+        assert time.monotonic() < deadline, "the failed upload was not aborted"
+        time.sleep(0.2)
+    context.close()
+    assert image["status"] == "failed" and image["error"]["code"] == "upload_aborted", image
+    assert not stack.s3.list_multipart_uploads(Bucket=ENV["INPUT_BUCKET"], Prefix=slot["key"]).get("Uploads")
+    assert [m["status"] for m in stack.notifications() if m["id"] == slot["id"]] == ["failed"]

@@ -64,6 +64,15 @@ def token_owner(issuer: str, subject: str) -> str:
     return f"{issuer_tag(issuer)}:{subject}"
 
 
+def identity_claim(claims: Mapping[str, Any], name: str) -> str:
+    """`sub` or `iss` as a non-blank string: an empty subject names nobody, and every token that
+    carries one would share a single owner. Else Unauthorized (a 401)."""
+    value = claims.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise Unauthorized(f"the token's `{name}` claim is missing or empty", "invalid_token")
+    return value
+
+
 # What the JWT authorizer puts into the request context (API Gateway passes only flat strings).
 CONTEXT_OWNER, CONTEXT_ADMIN, CONTEXT_EXPIRES = "owner", "is_admin", "expires_at"
 CONTEXT_REJECTED, CONTEXT_REASON = "rejected", "reason"
@@ -85,9 +94,10 @@ def principal_from_request(
         return _jwt_principal(authorizer, time.time() if now is None else now)
     if mode == "cognito":
         claims: Mapping[str, Any] = authorizer.get("claims") or {}
-        if not claims.get("iss") or not claims.get("sub"):
+        if not claims:
             raise Unauthorized("the request carries no verified Cognito claims", "missing_token")
-        return Principal(token_owner(claims["iss"], claims["sub"]), (admin or AdminRule()).matches(claims), "cognito")
+        owner = token_owner(identity_claim(claims, "iss"), identity_claim(claims, "sub"))
+        return Principal(owner, (admin or AdminRule()).matches(claims), "cognito")
     if mode == "api_key":
         if not identity.get("apiKeyId"):
             raise Unauthorized("the request carries no API key identity", "missing_token")

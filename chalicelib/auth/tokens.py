@@ -81,6 +81,7 @@ class TokenVerifier:
         except jwt.PyJWTError as error:
             raise Unauthorized(f"the token does not verify ({error})", "invalid_token") from error
         self._check_audience(claims)
+        principal.identity_claim(claims, "sub")
         return claims
 
     def _check_audience(self, claims: Mapping[str, Any]) -> None:

@@ -70,6 +70,22 @@ def test_a_cognito_user_is_the_same_owner_whichever_authorizer_checked_the_token
     assert cognito.owner == token_owner(POOL_ISSUER, "u-1") == token_owner(POOL_ISSUER + "/", "u-1")
 
 
+@pytest.mark.parametrize(
+    "claims, code",
+    [
+        ({}, "missing_token"),
+        ({"iss": POOL_ISSUER, "sub": ""}, "invalid_token"),
+        ({"iss": POOL_ISSUER, "sub": " "}, "invalid_token"),
+        ({"iss": "", "sub": "u-1"}, "invalid_token"),
+        ({"iss": POOL_ISSUER}, "invalid_token"),
+    ],
+)
+def test_a_cognito_token_without_a_subject_or_issuer_is_a_401(claims: dict[str, str], code: str) -> None:
+    with pytest.raises(Unauthorized) as raised:
+        principal_from_request({"authorizer": {"claims": claims}}, "cognito")
+    assert raised.value.code == code and raised.value.http_status == 401
+
+
 def test_admin_by_scope_from_an_access_token() -> None:
     claims = {"iss": POOL_ISSUER, "sub": "u-1", "scope": "openid imgpress/admin"}
     assert principal_from_request({"authorizer": {"claims": claims}}, "cognito", ADMINS).is_admin

@@ -74,8 +74,10 @@ def test_keys_are_cached_across_tokens(issuer: FakeIssuer) -> None:
         ({"aud": "someone-else"}, "invalid_token"),
         ({"iss": "https://evil.example.com"}, "invalid_token"),
         ({"sub": None}, "invalid_token"),
+        ({"sub": ""}, "invalid_token"),
+        ({"sub": "  "}, "invalid_token"),
     ],
-    ids=["expired", "nbf-in-future", "other-audience", "other-issuer", "no-sub"],
+    ids=["expired", "nbf-in-future", "other-audience", "other-issuer", "no-sub", "empty-sub", "blank-sub"],
 )
 def test_bad_claims_are_refused(issuer: FakeIssuer, claims: dict[str, Any], code: str) -> None:
     token_claims = {k: v for k, v in issuer.claims(**claims).items() if v is not None}

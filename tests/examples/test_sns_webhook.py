@@ -7,7 +7,6 @@ end-to-end test in tests/test_contract_e2e.py checks the same code against moto'
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import threading
 from collections.abc import Iterator
@@ -15,32 +14,19 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 
 from devstack.stack import free_port
 from examples.sns_webhook import SignatureVerifier, is_sns_url, make_server, string_to_sign
+from tests.certificates import self_signed
 
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:imgpress-dev-events"
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem"
 
 
 def certificate(key: Any) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    return self_signed(key, "sns.amazonaws.com")
 
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

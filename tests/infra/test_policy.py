@@ -37,6 +37,7 @@ from chalicelib import services
 from chalicelib.auth.principal import Principal
 from chalicelib.aws.records import BY_OPEN_SHARD, BY_OWNER_SHA256, DynamoRecordStore
 from chalicelib.domain import ImageRecord, utc_now
+from chalicelib.settings import Settings
 from infra import stages
 from infra.policy import FUNCTIONS, LOG_GROUP_OUTPUTS, function_policies, stage_functions
 from tests import images
@@ -415,16 +416,24 @@ class Lifecycle:
         key = f"{self.env.get('OUTPUT_PREFIX', 'processed/')}{image_id}/late/web.webp"
         self.s3.put_object(Bucket=self.env["OUTPUT_BUCKET"], Key=key, Body=b"late")
 
-    def abandoned_slots(self) -> tuple[str, str]:
+    def abandoned_slots(self) -> tuple[str, str, str]:
         """An upload whose S3 event never came (as the sweeper first looks at one: its event is
-        overdue), and one whose worker died an hour ago."""
+        overdue), one whose worker died an hour ago, and a multipart upload started and never
+        completed (as the sweeper last looks at one: long after its slot expired)."""
         records = DynamoRecordStore(self.table)
         hour_ago = utc_now() - timedelta(hours=1)
-        overdue = utc_now() - timedelta(seconds=int(self.env.get("REDRIVE_AFTER_SECONDS", "300")) + 60)
-        quiet, stuck = "a" * 32, "b" * 32
-        for image_id, created in ((quiet, overdue), (stuck, hour_ago)):
+        settings = Settings.from_env(self.env)
+        redrive, stuck_after = settings.redrive_after_seconds, settings.stuck_after_seconds
+        overdue = utc_now() - timedelta(seconds=redrive + 60)
+        expired = utc_now() - timedelta(seconds=settings.upload_url_ttl + redrive + stuck_after + 60)
+        quiet, stuck, unfinished = "a" * 32, "b" * 32, "d" * 32
+        for image_id, created in ((quiet, overdue), (stuck, hour_ago), (unfinished, expired)):
             key = self.env.get("UPLOAD_PREFIX", "uploads/") + image_id
-            self.s3.put_object(Bucket=self.env["INPUT_BUCKET"], Key=key, Body=self.photo, ContentType="image/jpeg")
+            upload_id = None
+            if image_id == unfinished:
+                upload_id = self.s3.create_multipart_upload(Bucket=self.env["INPUT_BUCKET"], Key=key)["UploadId"]
+            else:
+                self.s3.put_object(Bucket=self.env["INPUT_BUCKET"], Key=key, Body=self.photo, ContentType="image/jpeg")
             pending = ImageRecord.pending(
                 image_id,
                 owner="anonymous",
@@ -433,11 +442,12 @@ class Lifecycle:
                 input_bucket=self.env["INPUT_BUCKET"],
                 input_key=key,
                 now=created,
+                upload_id=upload_id,
             )
             records.create(pending)
             if image_id == stuck:
                 records.save(pending.claimed("token", "etag", len(self.photo), hour_ago.timestamp(), hour_ago))
-        return quiet, stuck
+        return quiet, stuck, unfinished
 
     def reprocess(self, image_id: str) -> None:
         """Ask for the image to be rendered again, once alone and once by a backfill, watch the
@@ -495,9 +505,10 @@ def run_every_function(run: Run, client: Client, monkeypatch: pytest.MonkeyPatch
         }
         message = client.events.generate_sqs_event([json.dumps(failure)], run.env["UPLOAD_FAILURE_QUEUE"])
         life.invoke("end_abandoned_uploads", message)
-    quiet, stuck = life.abandoned_slots()
+    quiet, stuck, unfinished = life.abandoned_slots()
     life.invoke("sweep", client.events.generate_cw_event("aws.events", "Scheduled Event", {}, []))
     names = {"good": good, "bad": bad, "twin": twin, "abandoned": abandoned, "quiet": quiet, "stuck": stuck}
+    names["unfinished"] = unfinished
     return {name: life.state(image_id) for name, image_id in names.items()}
 
 
@@ -515,6 +526,7 @@ def test_each_function_s_policy_allows_its_requests_and_grants_nothing_else(
         "abandoned": "failed",
         "quiet": "redriven",
         "stuck": "failed",
+        "unfinished": "failed",
     }
     assert run.recorder.calls <= code_calls(), "a call the static scan missed"
     if not run.configuration.committed:  # every setting on: every call the code has
@@ -599,9 +611,11 @@ def test_no_function_can_do_what_its_code_never_needs() -> None:
         # The S3 handler writes outputs, never originals; it deletes no record; it queries by hash only.
         assert not allows(handler, original) and allows(handler, output), where
         assert _queried_indexes(handler) <= {BY_OWNER_SHA256}, where
-        # The API signs uploads of originals but cannot write outputs or publish results.
+        # The API signs uploads of originals but cannot write outputs; it publishes to the topic only
+        # (the end of a multipart upload its client gave up on).
         assert allows(api, original) and not allows(api, output), where
-        assert not {"sns:Publish", "s3:PutObjectTagging"} & granted_actions(api), where
+        assert "s3:PutObjectTagging" not in granted_actions(api), where
+        assert [s["Resource"] for s in api["Statement"] if "sns:Publish" in s["Action"]] == [[env["TOPIC_ARN"]]], where
         # The consumer and the sweeper: no output writes; the consumer reads no objects, the sweeper
         # deletes none and touches no output; each queries only what it must.
         assert not allows(consumer, original) and not allows(consumer, output) and allows(consumer, topic), where

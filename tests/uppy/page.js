@@ -1,20 +1,13 @@
-// The Uppy configuration a page needs for imgpress: @uppy/aws-s3 pointed at the API, and Golden
-// Retriever so a reload resumes. Everything else here only shows what happens, for the test to read.
-import AwsS3 from '@uppy/aws-s3'
-import Uppy, { debugLogger } from '@uppy/core'
-import GoldenRetriever from '@uppy/golden-retriever'
+// The page tests/test_uppy_e2e.py drives: Uppy set up by examples/uppy/imgpress-uppy.ts (the module
+// the docs tell front ends to copy), resuming across a reload. Everything else here only shows what
+// happens, in #state's data attributes, for the test to read.
+import { debugLogger } from '@uppy/core'
+import { errorMessage, imgpressUppy } from '../../examples/uppy/imgpress-uppy.ts'
 
 const params = new URLSearchParams(location.search)
 const api = params.get('api')
-const logger = params.has('debug') ? { logger: debugLogger } : {}
-const uppy = new Uppy({ id: 'imgpress', autoProceed: true, ...logger })
-  .use(AwsS3, {
-    companionEndpoint: api,
-    // Uppy's default sends files under 100 MiB in one POST; imgpress accepts parts for any size.
-    shouldUseMultipart: true,
-  })
-  // Golden Retriever keeps files up to 10 MiB by default; imgpress takes up to MAX_UPLOAD_BYTES.
-  .use(GoldenRetriever, { indexedDB: { maxFileSize: 64 * 1024 * 1024 } })
+const uppy = await imgpressUppy(api, { resume: true, uppy: { id: 'imgpress', autoProceed: true } })
+if (params.has('debug')) uppy.setOptions({ logger: debugLogger })
 
 const log = (line) => {
   const item = document.createElement('li')
@@ -49,13 +42,22 @@ uppy.on('upload-success', async (file, response) => {
   set('status', image.status)
   log(`image ${image.status}`)
 })
-uppy.on('upload-error', (file, error) => {
-  set('error', error.message)
-  log(`error ${error.message}`)
+uppy.on('restriction-failed', (file, error) => {
+  set('refused', error.message)
+  log(`refused ${error.message}`)
 })
+uppy.on('upload-error', (file, error) => {
+  set('error', errorMessage(error))
+  log(`error ${errorMessage(error)}`)
+})
+set('ready', true)
 
 document.querySelector('#file').addEventListener('change', (event) => {
   for (const file of event.target.files) {
-    uppy.addFile({ name: file.name, type: file.type, data: file, source: 'file input' })
+    try {
+      uppy.addFile({ name: file.name, type: file.type, data: file, source: 'file input' })
+    } catch {
+      // a restriction: reported by 'restriction-failed' above
+    }
   }
 })
