@@ -96,15 +96,15 @@ class OriginalInfo:
     width: int | None = None
     height: int | None = None
     # An animation (frames > 1): its one play in ms (None unless every frame was decoded) and how
-    # many times it plays (0: for ever). Unknown (None) until decoded, like the format.
-    animated: bool | None = None
+    # many times it plays (0: for ever). Shown for animations only.
+    animated: bool = False
     frames: int | None = None
     duration_ms: int | None = None
     loop: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         fields = {"format": self.format, "width": self.width, "height": self.height, "bytes": self.bytes}
-        if self.animated is not None:
+        if self.animated:
             fields.update(animated=self.animated, frames=self.frames, duration_ms=self.duration_ms, loop=self.loop)
         return fields
 
