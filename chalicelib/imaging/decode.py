@@ -26,10 +26,11 @@ _ENCODING_BYTES = 128 * MIB
 # An animation's render holds besides: the decoder's previous frame and the area it disposes of, a
 # moving variant's frame on its way to its encoder; each moving variant's encoder its own canvases
 # (libwebp: the frame given, the previous one, the candidate sub-frames); and the bytes encoded so
-# far, at most about a byte per output pixel (lossy WebP of noise: 0.6). Measured: bench/ANIMATION.md.
+# far, at most what raw RGBA would take (lossy WebP of noise: 0.6 a pixel; lossless of noise went past
+# 1, and past the estimate made with 1: bench/ANIMATION.md).
 _ANIMATION_IMAGES = 3
 _ENCODER_CANVASES = 6
-_ENCODED_BYTES_PER_PIXEL = 1
+_ENCODED_BYTES_PER_PIXEL = RGBA_BYTES
 
 
 def open_guarded(data: bytes, limits: DecodeLimits) -> Image.Image:

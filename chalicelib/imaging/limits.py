@@ -11,7 +11,7 @@ MAX_SIDE = 12_000
 MAX_ANIMATION_PIXELS = 100_000_000  # frames x width x height, for every animated format: refused above
 # An animation is rendered moving within both, else its variants are stills (docs: processing, animations):
 # 1,000 frames is over a minute at 15 fps; 50 million output pixels (frames x the animated variants'
-# pixels) take about 7 s to encode lossy and 24 s lossless on one core, in the worst case measured.
+# pixels) took 10.5 s to encode lossy and 32 s lossless on one core, noise, the worst case measured.
 MAX_ANIMATION_FRAMES = 1000
 MAX_ANIMATION_WORK = 50_000_000
 # Lambda allocates CPU in proportion to memory: one full vCPU at 1769 MB, two from 3538 MB.
