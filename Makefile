@@ -99,6 +99,11 @@ fuzz: $(STAMP)
 fuzz-coverage: $(STAMP)
 	$(BIN)/python -m tests.fuzz --coverage --seconds $(FUZZ_SECONDS) --save build/fuzz
 
+## Animated files through imgpress against gif2webp and libvips: bytes, SSIM per frame, time, memory -> bench/ANIMATION.md
+.PHONY: bench-animation
+bench-animation: $(BENCH_STAMP)
+	$(BIN)/python -m bench.animation
+
 ## Time the front-end placeholders over the corpus (results in bench/PLACEHOLDERS.md)
 .PHONY: bench-placeholders
 bench-placeholders: $(STAMP)

@@ -98,11 +98,13 @@ class Reference:
         """
         output = Image.open(io.BytesIO(encoded))
         output.load()
-        reference = self.at(output.size)
-        backgrounds = (
-            _BACKGROUNDS if reference.mode == "RGBA" or output.mode in ("RGBA", "LA", "PA") else _BACKGROUNDS[:1]
-        )
-        return min(ssim(_over(reference, bg), _over(output, bg)) for bg in backgrounds)
+        return ssim_shown(self.at(output.size), output)
+
+
+def ssim_shown(reference: Image.Image, output: Image.Image) -> float:
+    """SSIM of two pictures as they are shown: over white, and over black too where either has alpha."""
+    backgrounds = _BACKGROUNDS if reference.mode == "RGBA" or output.mode in ("RGBA", "LA", "PA") else _BACKGROUNDS[:1]
+    return min(ssim(_over(reference, bg), _over(output, bg)) for bg in backgrounds)
 
 
 def _over(image: Image.Image, background: tuple[int, int, int]) -> np.ndarray:

@@ -95,9 +95,18 @@ class OriginalInfo:
     format: str | None = None
     width: int | None = None
     height: int | None = None
+    # An animation (frames > 1): its one play in ms (None unless every frame was decoded) and how
+    # many times it plays (0: for ever). Shown for animations only.
+    animated: bool = False
+    frames: int | None = None
+    duration_ms: int | None = None
+    loop: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "width": self.width, "height": self.height, "bytes": self.bytes}
+        fields = {"format": self.format, "width": self.width, "height": self.height, "bytes": self.bytes}
+        if self.animated:
+            fields.update(animated=self.animated, frames=self.frames, duration_ms=self.duration_ms, loop=self.loop)
+        return fields
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,10 @@ class OutputInfo:
     method: str = "reencoded"  # or "original_stripped": the source's own JPEG data, metadata removed
     quality: int | None = None  # chosen by a target_ssim search, with the SSIM it reached
     ssim: float | None = None
+    # Of an animated upload: what this variant became (animated, poster, truncated, larger_than_source)
+    # and its frames (1 for a still).
+    animation: str | None = None
+    frames: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         fields = {
@@ -128,6 +141,8 @@ class OutputInfo:
         }
         if self.ssim is not None:
             fields.update(quality=self.quality, ssim=self.ssim)
+        if self.animation is not None:
+            fields.update(animation=self.animation, frames=self.frames)
         return fields
 
 
@@ -141,6 +156,7 @@ class Outcome:
     type_mismatch: bool = False
     placeholders: Mapping[str, str] | None = None
     deduplicated_from: str | None = None
+    animation: str | None = None  # of an animated upload: animated, truncated or still
 
 
 class ReprocessStatus(enum.StrEnum):
@@ -236,6 +252,7 @@ class ImageRecord:
     type_mismatch: bool = False
     placeholders: Mapping[str, str] | None = None
     deduplicated_from: str | None = None
+    animation: str | None = None
     error: Failure | None = None
     deleted_at: str | None = None  # a tombstone: gone for readers, kept briefly for late writers
     # Reprocessing: how often the outputs were rendered again, the request that did it last (and
@@ -397,7 +414,8 @@ class ImageRecord:
         if self.is_reprocessing and self.reprocess is not None:
             request = replace(self.reprocess, status=ReprocessStatus.FAILED, error=failure)
             return self._next(now, reprocess=request, notified=False)
-        return self._finished(Status.FAILED, replace(outcome, outputs={}, placeholders=None), failure, now)
+        failed = replace(outcome, outputs={}, placeholders=None, animation=None)
+        return self._finished(Status.FAILED, failed, failure, now)
 
     # -- reprocessing ---------------------------------------------------------------------------
 
@@ -448,6 +466,7 @@ class ImageRecord:
             type_mismatch=outcome.type_mismatch,
             placeholders=outcome.placeholders,
             deduplicated_from=outcome.deduplicated_from,
+            animation=outcome.animation,
         )
 
     def marked_notified(self, now: datetime) -> ImageRecord:
@@ -470,6 +489,7 @@ class ImageRecord:
             outputs={},
             sha256=None,
             placeholders=None,
+            animation=None,
             error=None,
             reprocess=None,
         )

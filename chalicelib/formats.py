@@ -40,6 +40,15 @@ SAME_FORMAT = {
     "BMP": "png",
 }
 
+# Source decoder -> output format of a moving "same" variant of an animation (its stills follow SAME_FORMAT).
+ANIMATED_SAME_FORMAT = {"GIF": "webp", "PNG": "webp", "WEBP": "webp", "AVIF": "avif"}
+# An animation kept in its own encoding (every re-encoding came out larger): format, content type, extension.
+KEPT_ANIMATIONS: dict[str, tuple[str, str, str]] = {
+    "GIF": ("gif", "image/gif", "gif"),
+    "PNG": ("png", "image/png", "png"),
+    "WEBP": ("webp", "image/webp", "webp"),
+}
+
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xff\xd8\xff", "JPEG"),
     (0, b"\x89PNG\r\n\x1a\n", "PNG"),

@@ -259,13 +259,25 @@ class UploadProcessor:
                 method=variant.method,
                 quality=variant.quality,
                 ssim=variant.ssim,
+                animation=variant.animation,
+                frames=variant.frames if variant.animation is not None else None,
             )
         return Outcome(
-            original=OriginalInfo(source.bytes, source.format, source.width, source.height),
+            original=OriginalInfo(
+                source.bytes,
+                source.format,
+                source.width,
+                source.height,
+                source.frames > 1,
+                source.frames,
+                source.duration_ms,
+                source.loop,
+            ),
             outputs=outputs,
             sha256=sha256,
             type_mismatch=not declared_type_matches(claimed.content_type, source.format),
             placeholders=rendering.placeholders,
+            animation=rendering.animation,
         )
 
     def _copy_twin(
@@ -288,6 +300,7 @@ class UploadProcessor:
             type_mismatch=not declared_type_matches(claimed.content_type, str(source_format)),
             placeholders=twin.placeholders,
             deduplicated_from=twin.id,
+            animation=twin.animation,
         )
 
     # -- one reprocess request ------------------------------------------------------------------

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from chalicelib.domain import ImageRecord, OriginalInfo, OutputInfo, ReprocessStatus
+from chalicelib.imaging.results import MOVING
 
 
 class Measured(Protocol):
@@ -49,16 +50,19 @@ def markup(outputs: Mapping[str, OutputInfo], url_for: UrlFor) -> dict[str, Any]
     """What `<img srcset>` / `<picture>` need: per format, the variants of the largest one's shape.
 
     Cropped variants of another aspect ratio (avatars) are left out: a srcset must show one picture.
+    For an animation, the srcset holds only the moving variants (a browser must not pick a still for
+    a small screen), and `poster` is the largest still: for reduced motion and before it plays.
     """
-    largest = largest_output(outputs)
+    moving = {name: output for name, output in outputs.items() if output.animation == MOVING}
+    largest = largest_output(moving or outputs)
     if largest is None:
         return None
     aspect = largest.width / largest.height
     srcset: dict[str, list[OutputInfo]] = {}
-    for output in outputs.values():
+    for output in (moving or outputs).values():
         if abs(output.width / output.height - aspect) <= 0.02 * aspect:
             srcset.setdefault(output.format, []).append(output)
-    return {
+    shown: dict[str, Any] = {
         "width": largest.width,
         "height": largest.height,
         "srcset": {
@@ -66,6 +70,10 @@ def markup(outputs: Mapping[str, OutputInfo], url_for: UrlFor) -> dict[str, Any]
             for fmt, items in srcset.items()
         },
     }
+    if moving:
+        poster = largest_output({name: o for name, o in outputs.items() if o.animation != MOVING})
+        shown.update(animated=True, poster=url_for(poster) if poster is not None else None)
+    return shown
 
 
 def public_view(record: ImageRecord, url_for: UrlFor | None = None) -> dict[str, Any]:
@@ -100,6 +108,7 @@ def public_view(record: ImageRecord, url_for: UrlFor | None = None) -> dict[str,
         "outputs": outputs,
         "savings": savings(record.original.bytes if record.original else None, record.outputs),
         "placeholders": dict(record.placeholders) if record.placeholders is not None else None,
+        "animation": record.animation,
         "markup": markup(record.outputs, url_for) if url_for is not None else None,
         "error": record.error.to_dict() if record.error else None,
         "generation": record.generation,

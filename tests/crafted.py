@@ -1086,6 +1086,22 @@ def many_frame_gif(frames: int, width: int = 1000, height: int = 1000) -> bytes:
     return b"GIF89a" + screen + frame * frames + b"\x3b"
 
 
+def frames_off_the_screen(frames: int, distance: int = 60_000) -> bytes:
+    """A 64 px GIF whose later 1x1 frames sit `distance` px right of and below its screen."""
+    head, rest = gif_parts(gif_image(64, 64))
+    tiny = bytearray(gif_parts(gif_image(1, 1))[1][:-1])
+    struct.pack_into("<HH", tiny, tiny.index(b"\x2c") + 1, distance, distance)
+    return head + rest[:-1] + bytes(tiny) * (frames - 1) + b"\x3b"
+
+
+def flat_frames_gif(frames: int, size: int = 1000) -> bytes:
+    """Valid full-size frames of flat colour: a few bytes of LZW each, a megapixel decoded each."""
+    colours = [Image.new("P", (size, size), i % 2) for i in range(frames)]
+    for image in colours:
+        image.putpalette([0, 0, 0, 255, 255, 255])
+    return encode(colours[0], "GIF", save_all=True, append_images=colours[1:], duration=40)
+
+
 def many_frame_webp(frames: int, size: int = 1000) -> bytes:
     """Alternating full-size frames (identical ones would be merged by the encoder)."""
     dark, light = Image.new("RGB", (size, size), (10, 20, 30)), Image.new("RGB", (size, size), (200, 210, 220))
@@ -1153,6 +1169,10 @@ REJECTED: dict[str, tuple[Callable[[], bytes], str]] = {
     "gif-300-frames-1mp": (lambda: many_frame_gif(300), "too_many_frames"),
     "apng-150-frames-1mp": (lambda: apng(150, 1000), "too_many_frames"),
     "webp-120-frames-1mp": (lambda: many_frame_webp(120), "too_many_frames"),
+    # Issue #26: animations are decoded frame by frame now; these still end failed before any of that.
+    "gif-many-tiny-frames": (lambda: gif_frames(25_000), "too_many_frames"),
+    "gif-frames-off-the-screen": (lambda: frames_off_the_screen(1000), "corrupt"),
+    "gif-150-flat-frames-1mp": (lambda: flat_frames_gif(150), "too_many_frames"),
     "tiff": (tiff_file, "unsupported_format"),
     "bmp": (bmp, "unsupported_format"),
     "ico": (ico, "unsupported_format"),

@@ -43,7 +43,7 @@ from PIL import Image
 
 from chalicelib.errors import ImageRejected
 from chalicelib.formats import sniff_format
-from chalicelib.imaging.decode import memory_needed, open_guarded
+from chalicelib.imaging.decode import ANIMATED_DECODERS, memory_needed, open_counted
 from chalicelib.imaging.isolation import run_isolated
 from chalicelib.imaging.limits import DecodeLimits
 from chalicelib.imaging.render import render_variants
@@ -108,7 +108,8 @@ def _judged(data: bytes) -> Verdict:
     try:
         allowed = max(allowed, _estimate(data))
         rendering = render_variants(data, SPECS, LIMITS)
-        outcome, pixels = "ok", rendering.source.width * rendering.source.height
+        source = rendering.source
+        outcome, pixels = "ok", source.width * source.height * source.frames  # every frame decoded, at most
     except ImageRejected as rejected:
         outcome = f"rejected:{rejected.code}"
     except Exception as escaped:  # the finding this fuzzer exists for
@@ -122,7 +123,9 @@ def _estimate(data: bytes) -> int:
     container = sniff_format(data[:1024])
     if container is None or container not in LIMITS.allowed_decoders:
         return 0
-    return memory_needed(check_structure(data, container), open_guarded(data, LIMITS).size)
+    image, frames = open_counted(data, LIMITS)
+    animated = frames > 1 and image.format in ANIMATED_DECODERS
+    return memory_needed(check_structure(data, container), image.size, frames if animated else 1)
 
 
 def _resident() -> int:
@@ -138,6 +141,7 @@ def seeds() -> dict[str, bytes]:
     photo = images.photo(48, 32)
     rgba = images.gradients(40, 30, "RGBA")
     frames = [Image.new("P", (24, 16), i) for i in range(3)]
+    moving = [images.gradients(24, 16, "RGBA").rotate(angle) for angle in (0, 90, 180)]
     return {
         "baseline.jpg": images.encode(photo, "JPEG", quality=80),
         "progressive.jpg": images.encode(photo, "JPEG", quality=80, progressive=True, subsampling=0),
@@ -149,6 +153,13 @@ def seeds() -> dict[str, bytes]:
         "grey16.png": images.gray16_png(64, 4),
         "animated.png": crafted.apng(3, 16),
         "animated.gif": images.encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50),
+        "disposal.gif": images.encode(
+            moving[0], "GIF", save_all=True, append_images=moving[1:], duration=40, disposal=2, loop=2
+        ),
+        "blend.png": images.encode(
+            moving[0], "PNG", save_all=True, append_images=moving[1:], duration=40, disposal=2, blend=1
+        ),
+        "sequence.avif": images.encode(moving[0], "AVIF", save_all=True, append_images=moving[1:], speed=10),
         "lossy.webp": images.encode(photo, "WEBP", quality=50),
         "lossless.webp": images.encode(rgba, "WEBP", lossless=True),
         "animated.webp": crafted.animated_webp(

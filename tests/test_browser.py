@@ -131,6 +131,27 @@ def test_several_images_upload_with_progress_previews_figures_and_failures(
     page.screenshot(path=str(ARTIFACTS / "upload-page.png"), full_page=True)
 
 
+def test_an_animated_gif_plays_as_an_animated_webp_beside_its_still_thumb(page: Page, tmp_path: Path) -> None:
+    (tmp_path / "cartoon.gif").write_bytes(images.fixture("animated/chi.gif"))
+    page.set_input_files("#files", [str(tmp_path / "cartoon.gif")])
+    wait_until_settled(page, 1)
+    cartoon = card(page, "cartoon.gif")
+    assert cartoon.get_attribute("data-status") == "done"
+    figures = {figure.get_attribute("data-variant"): figure.inner_text() for figure in cartoon.locator("figure").all()}
+    assert "animated · 31 frames · 3.1 s" in figures["original"]
+    assert "animated · 31 frames" in figures["web"] and "poster" in figures["thumb"]
+    # What Chromium itself decodes from the stored output: an animation of several frames.
+    decoded = cartoon.locator('figure[data-variant="web"] img').evaluate(
+        """async img => {
+            const decoder = new ImageDecoder({data: (await fetch(img.src)).body, type: "image/webp"});
+            await decoder.tracks.ready;
+            const track = decoder.tracks.selectedTrack;
+            return {animated: track.animated, frames: track.frameCount, loaded: img.complete && img.naturalWidth};
+        }"""
+    )
+    assert decoded["animated"] and decoded["frames"] > 1 and decoded["loaded"] == 320, decoded
+
+
 def test_progress_bar_follows_a_slow_upload(page: Page) -> None:
     """Throttle the browser's upload bandwidth: the bar must move through values, not jump to 100."""
     session = page.context.new_cdp_session(page)

@@ -15,15 +15,22 @@ _ENTROPY_ANALYSIS_SIDE = 160
 
 def crop_to(image: Image.Image, size: tuple[int, int], strategy: str) -> Image.Image:
     """Crop `image` (already scaled to cover `size`) to exactly `size`."""
+    box = crop_box(image, size, strategy)
+    return image if box is None else image.crop(box)
+
+
+def crop_box(image: Image.Image, size: tuple[int, int], strategy: str) -> tuple[int, int, int, int] | None:
+    """Where crop_to cuts `image`, or None where it fits already: an animation's frames are all cut
+    where its first one is, so the picture does not jump about."""
     width, height = size
     spare_x, spare_y = image.width - width, image.height - height
     if spare_x <= 0 and spare_y <= 0:
-        return image
+        return None
     if strategy == "entropy":
         left, top = _busiest_offset(image, size)
     else:
         left, top = spare_x // 2, spare_y // 2
-    return image.crop((left, top, left + width, top + height))
+    return left, top, left + width, top + height
 
 
 def _busiest_offset(image: Image.Image, size: tuple[int, int]) -> tuple[int, int]:

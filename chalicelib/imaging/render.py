@@ -15,22 +15,31 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from PIL import Image
 
 from chalicelib.errors import ImageRejected
-from chalicelib.formats import ENCODERS, SAME_FORMAT
+from chalicelib.formats import ANIMATED_SAME_FORMAT, ENCODERS, KEPT_ANIMATIONS, SAME_FORMAT
+from chalicelib.imaging import animation
 from chalicelib.imaging.colour import to_srgb
-from chalicelib.imaging.compose import apply_watermark, crop_to, flatten
-from chalicelib.imaging.decode import load_guarded, open_guarded, out_of_memory
+from chalicelib.imaging.compose import apply_watermark, crop_box, crop_to, flatten
+from chalicelib.imaging.decode import ANIMATED_DECODERS, load_guarded, open_counted, out_of_memory
 from chalicelib.imaging.jpegstrip import strip_jpeg_metadata
 from chalicelib.imaging.limits import DecodeLimits
 from chalicelib.imaging.placeholders import compute_placeholders
 from chalicelib.imaging.quality import encode_for_ssim, ssim_against
-from chalicelib.imaging.results import ORIGINAL_STRIPPED, REENCODED, RenderedVariant, Rendering, SourceInfo
+from chalicelib.imaging.results import (
+    LARGER,
+    MOVING,
+    ORIGINAL_STRIPPED,
+    REENCODED,
+    RenderedVariant,
+    Rendering,
+    SourceInfo,
+)
 from chalicelib.imaging.specs import VariantSpec
 
 log = logging.getLogger("imgpress.imaging")  # JSON lines, like every imgpress logger (chalicelib/logs.py)
@@ -79,9 +88,11 @@ def render_variants(
     `encode_threads` > 1 (and more than one variant) variants are encoded in parallel, byte for byte
     as they would be one after the other.
     """
-    image = open_guarded(data, limits)
+    image, frames = open_counted(data, limits)
     pool = ThreadPoolExecutor(encode_threads, "encode") if encode_threads > 1 and len(specs) > 1 else None
     try:
+        if frames > 1 and image.format in ANIMATED_DECODERS:
+            return _render_animated(image, data, frames, specs, limits, blurhash_components)
         return _render(image, data, specs, blurhash_components, pool)
     except ImageRejected:
         raise
@@ -130,40 +141,206 @@ def _render(
     master = _resize(working, largest_stored, fast=baseline_drafted)
     if master is not image:
         image.close()  # the full decode is no longer needed: encoding peaks without it
-    if orientation in _TRANSPOSE:
-        master = master.transpose(_TRANSPOSE[orientation])
-
-    # Convert to sRGB once, at the largest size, and derive the smaller variants from that: each
-    # colour transform applied is ~25 ms per megapixel. Variants that keep the ICC profile chain
-    # from the unconverted master instead.
     keeps_icc = {spec.name: spec.keep_icc and source.icc_profile is not None for spec in specs}
+    masters = _masters(_upright(master, orientation), source.icc_profile, keeps_icc)
+    del master  # one master is enough when no variant keeps the profile
+    rendered: dict[str, RenderedVariant | Future[RenderedVariant]] = {}
+    smallest: dict[bool, Image.Image] = {}
+    for spec, resized in _resized(masters, specs, resize_sizes, keeps_icc):
+        if pool is None:
+            rendered[spec.name] = _render_variant(resized, spec, source, keeps_icc[spec.name])
+        else:
+            # Its own Image object over the same pixels: saving sets attributes on the object
+            # (encoderinfo, info), and two variants of one size would otherwise share it.
+            rendered[spec.name] = pool.submit(
+                _render_variant, resized._new(resized.im), spec, source, keeps_icc[spec.name]
+            )
+        smallest[keeps_icc[spec.name]] = resized
+    source_info = SourceInfo(source_format, upright[0], upright[1], len(data), orientation)
+    placeholders = None
+    if blurhash_components is not None:  # from the smallest sRGB variant, before crop and watermark
+        placeholders = compute_placeholders(_smallest_srgb(smallest, source.icc_profile), blurhash_components).to_dict()
+    variants = {name: r.result() if isinstance(r, Future) else r for name, r in rendered.items()}
+    return Rendering(source_info, tuple(variants[spec.name] for spec in specs), placeholders)
+
+
+def _upright(image: Image.Image, orientation: int) -> Image.Image:
+    return image.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else image
+
+
+def _masters(master: Image.Image, icc_profile: bytes | None, keeps_icc: dict[str, bool]) -> dict[bool, Image.Image]:
+    """The upright master as the variants need it: converted to sRGB once, at the largest size (each
+    colour transform applied is ~25 ms per megapixel), and as it is for variants that keep the profile."""
     masters: dict[bool, Image.Image] = {}
     if any(keeps_icc.values()):
         masters[True] = master
     if not all(keeps_icc.values()):
-        masters[False] = to_srgb(master, source.icc_profile)
-    del master  # one master is enough when no variant keeps the profile
-    rendered: dict[str, RenderedVariant | Future[RenderedVariant]] = {}
+        masters[False] = to_srgb(master, icc_profile)
+    return masters
+
+
+def _resized(
+    masters: dict[bool, Image.Image],
+    specs: Sequence[VariantSpec],
+    sizes: dict[str, tuple[int, int]],
+    keeps_icc: dict[str, bool],
+) -> Iterator[tuple[VariantSpec, Image.Image]]:
+    """Each variant's pixels, largest first, resampled from the next larger one when that is at least
+    twice its size, else from the master."""
     previous = dict(masters)
-    for spec in sorted(specs, key=lambda s: -resize_sizes[s.name][0] * resize_sizes[s.name][1]):
-        size, keep_icc = resize_sizes[spec.name], keeps_icc[spec.name]
+    for spec in sorted(specs, key=lambda s: -sizes[s.name][0] * sizes[s.name][1]):
+        size, keep_icc = sizes[spec.name], keeps_icc[spec.name]
         larger = previous[keep_icc]
         chained_from = larger if larger.width >= _CHAIN_FACTOR * size[0] else masters[keep_icc]
-        resized = _resize(chained_from, size, reducing_gap=None)
-        if pool is None:
-            rendered[spec.name] = _render_variant(resized, spec, source, keep_icc)
-        else:
-            # Its own Image object over the same pixels: saving sets attributes on the object
-            # (encoderinfo, info), and two variants of one size would otherwise share it.
-            rendered[spec.name] = pool.submit(_render_variant, resized._new(resized.im), spec, source, keep_icc)
-        previous[keep_icc] = resized
-    source_info = SourceInfo(source_format, upright[0], upright[1], len(data), orientation)
+        previous[keep_icc] = _resize(chained_from, size, reducing_gap=None)
+        yield spec, previous[keep_icc]
+
+
+def _smallest_srgb(smallest: dict[bool, Image.Image], icc_profile: bytes | None) -> Image.Image:
+    """What the placeholders come from: the smallest sRGB variant, before crop and watermark."""
+    return smallest[False] if False in smallest else to_srgb(smallest[True], icc_profile)
+
+
+def _render_animated(
+    image: Image.Image,
+    data: bytes,
+    frames: int,
+    specs: Sequence[VariantSpec],
+    limits: DecodeLimits,
+    blurhash_components: tuple[int, int] | None,
+) -> Rendering:
+    """Every frame decoded once, in order, and handed to each moving variant's encoder as it comes
+    (imaging/animation.py); the stills are encoded from their poster frame as it passes. What moves is
+    decided from the frame count first (animation.plan), so an animation over a limit decodes only as
+    far as its poster frames."""
+    source_format = str(image.format)
+    load_guarded(image)
+    orientation = read_orientation(image)
+    stored = image.size
+    upright = (stored[1], stored[0]) if orientation in _SWAPS_SIDES else stored
+    sizes = {spec.name: spec.resize_size(*upright) for spec in specs}
+    largest = max(sizes.values(), key=lambda size: size[0] * size[1])
+    largest_stored = (largest[1], largest[0]) if orientation in _SWAPS_SIDES else largest
+    icc_profile = image.info.get("icc_profile")
+    source = _Source(
+        data, source_format, orientation, upright, icc_profile,
+        _upright_exif(image) if any(not s.strip for s in specs) else None,
+    )  # fmt: skip
+    keeps_icc = {spec.name: spec.keep_icc and icc_profile is not None for spec in specs}
+    outcomes = animation.plan(specs, upright, frames, limits)
+    posters = {spec.name: min(spec.poster_frame, frames - 1) for spec in specs}
+    loop = animation.plays(source_format, image.info)
+    moving: dict[str, _MovingVariant] = {}
+    stills: dict[str, RenderedVariant] = {}
+    poster_pixels: dict[str, Image.Image] = {}  # each moving variant's, in case it comes out too large
     placeholders = None
-    if blurhash_components is not None:  # from the smallest sRGB variant, before crop and watermark
-        smallest = previous[False] if False in previous else to_srgb(previous[True], source.icc_profile)
-        placeholders = compute_placeholders(smallest, blurhash_components).to_dict()
-    variants = {name: r.result() if isinstance(r, Future) else r for name, r in rendered.items()}
-    return Rendering(source_info, tuple(variants[spec.name] for spec in specs), placeholders)
+    last = frames - 1 if MOVING in outcomes.values() else max(posters.values())
+    decoded, duration = 0, 0.0
+    for index, frame_duration in enumerate(animation.frames_of(image, last + 1)):
+        decoded, duration = index + 1, duration + frame_duration
+        wanted = [s for s in specs if outcomes[s.name] == MOVING or posters[s.name] == index]
+        working = _without_opaque_alpha(normalize_mode(image))
+        masters = _masters(_upright(_resize(working, largest_stored), orientation), icc_profile, keeps_icc)
+        smallest: dict[bool, Image.Image] = {}
+        for spec, resized in _resized(masters, wanted, sizes, keeps_icc):
+            smallest[keeps_icc[spec.name]] = resized
+            if outcomes[spec.name] == MOVING:
+                if spec.name not in moving:
+                    moving[spec.name] = _MovingVariant(resized, spec, source, keeps_icc[spec.name], loop)
+                moving[spec.name].add(resized, frame_duration)
+                if posters[spec.name] == index:
+                    poster_pixels[spec.name] = resized.copy()
+            else:
+                still = _render_variant(resized, spec, source, keeps_icc[spec.name])
+                stills[spec.name] = replace(still, animation=outcomes[spec.name])
+        if blurhash_components is not None and index == min(posters.values()) and smallest:
+            placeholders = compute_placeholders(_smallest_srgb(smallest, icc_profile), blurhash_components).to_dict()
+    rendered = dict(stills)
+    for name, variant in moving.items():
+        rendered[name] = variant.finish(poster_pixels.get(name))
+        outcomes[name] = str(rendered[name].animation)
+    every_frame = decoded == frames
+    source_info = SourceInfo(
+        source_format, upright[0], upright[1], len(data), orientation, decoded if every_frame else frames,
+        round(duration) if every_frame else None, loop,
+    )  # fmt: skip
+    return Rendering(
+        source_info, tuple(rendered[spec.name] for spec in specs), placeholders, animation.summary(outcomes)
+    )
+
+
+class _MovingVariant:
+    """One moving variant of an animation: its crop and its encoding (lossy or lossless, the quality)
+    chosen on the first frame, every frame cropped and watermarked alike and streamed to its encoder."""
+
+    def __init__(self, first: Image.Image, spec: VariantSpec, source: _Source, keep_icc: bool, loop: int) -> None:
+        self.spec, self.source, self.keep_icc = spec, source, keep_icc
+        self.format = ANIMATED_SAME_FORMAT[source.format] if spec.format == "same" else spec.format
+        cover = spec.fit == "cover"
+        self.box = crop_box(first, spec.target_size(*source.upright), spec.crop) if cover else None
+        pixels = self._finished(first)
+        self.size = pixels.size
+        self.quality, self.ssim = spec.quality_for(self.format), None
+        if spec.target_ssim is not None:  # searched on the first frame, used for every frame
+            _encoded, self.quality, self.ssim = encode_for_ssim(
+                spec.target_ssim,
+                lambda q: encode(pixels, self.format, replace(spec, quality=q)),
+                ssim_against(pixels),
+                self.format,
+            )
+        icc, exif = source.icc_profile if keep_icc else None, None if spec.strip else source.exif
+        self.encoder: animation.AnimationEncoder
+        if self.format == "webp":
+            self.encoder = animation.WebPAnimation(
+                pixels.size, loop, self._lossless(pixels), self.quality, spec.effort, icc, exif
+            )
+        else:
+            self.encoder = animation.AvifAnimation(pixels.size, self.quality, 10 - spec.effort, icc, exif)
+        self.frames = 0
+
+    def _lossless(self, pixels: Image.Image) -> bool:
+        """Lossless when asked, or when the first frame is smaller so (cartoons, pixel art, palette
+        animations: a GIF's kind) than lossy at the quality: it is exact as well (bench/ANIMATION.md)."""
+        if self.spec.lossless or self.spec.target_ssim is not None:
+            return self.spec.lossless
+        lossy = encode(pixels, "webp", self.spec)
+        return len(encode(pixels, "webp", replace(self.spec, lossless=True))) < len(lossy)
+
+    def _finished(self, resized: Image.Image) -> Image.Image:
+        pixels = resized if self.box is None else resized.crop(self.box)
+        return pixels if self.spec.watermark is None else apply_watermark(pixels, self.spec.watermark)
+
+    def add(self, resized: Image.Image, duration: float) -> None:
+        self.encoder.add(self._finished(resized), duration)
+        self.frames += 1
+
+    def finish(self, poster: Image.Image | None) -> RenderedVariant:
+        """The animation; if it is larger than the upload, the upload's own GIF, APNG or WebP (metadata
+        removed) where that shows the same picture, else a still of the poster frame."""
+        encoded, method = self.encoder.finish(), REENCODED
+        output_format, content_type, extension = self.format, *ENCODERS[self.format][1:]
+        if len(encoded) > len(self.source.data) and self._may_keep_original():
+            encoded, method = animation.without_metadata(self.source.data, self.source.format), ORIGINAL_STRIPPED
+            output_format, content_type, extension = KEPT_ANIMATIONS[self.source.format]
+        if len(encoded) > len(self.source.data) and poster is not None:
+            still = _render_variant(poster, self.spec, self.source, self.keep_icc)
+            return replace(still, animation=LARGER)
+        ssim = None if self.ssim is None else round(self.ssim, 4)
+        return RenderedVariant(
+            self.spec.name, output_format, content_type, extension, *self.size, encoded, method,
+            self.quality if self.ssim is not None else None, ssim, self.frames, MOVING,
+        )  # fmt: skip
+
+    def _may_keep_original(self) -> bool:
+        """The upload shows the very picture this variant does: its size, upright, no watermark."""
+        source, spec = self.source, self.spec
+        return (
+            source.format in KEPT_ANIMATIONS
+            and self.size == source.upright
+            and source.orientation == 1
+            and spec.watermark is None
+            and (spec.keep_icc or source.icc_profile is None)
+        )
 
 
 def _render_variant(resized: Image.Image, spec: VariantSpec, source: _Source, keep_icc: bool) -> RenderedVariant:

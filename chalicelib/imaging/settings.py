@@ -22,6 +22,8 @@ class ImagingSettings:
     max_pixels: int
     max_side: int
     max_animation_pixels: int  # frames x width x height, for every animated format
+    max_animation_frames: int  # more, and an animation's variants are stills
+    max_animation_work: int  # frames x output pixels of the moving variants, at most
     blurhash_components: tuple[int, int]
     encode_threads: int  # > 1: variants are encoded in parallel (decision 0020)
     render_memory_mb: int  # what one render may allocate (RENDER_MEMORY_MB; docs: sizing)
@@ -42,4 +44,6 @@ class ImagingSettings:
             self.max_side,
             self.max_animation_pixels,
             self.render_memory_mb * MIB,
+            self.max_animation_frames,
+            self.max_animation_work,
         )

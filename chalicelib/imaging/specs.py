@@ -16,6 +16,7 @@ from chalicelib.errors import ConfigError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"  # watermark images shipped with the code
 OUTPUT_FORMATS = ("jpeg", "webp", "avif", "png", "same")
+ANIMATED_FORMATS = ("webp", "avif", "same")  # what can move; jpeg and png variants of an animation are stills
 DEFAULT_QUALITY = {"jpeg": 82, "webp": 80, "avif": 60, "png": 100}
 FITS = ("contain", "cover")
 CROPS = ("centre", "entropy")
@@ -39,6 +40,9 @@ _VARIANT_KEYS = {
     "background",
     "never_larger",
     "target_ssim",
+    "animate",
+    "poster_frame",
+    "max_frames",
 }
 _WATERMARK_KEYS = {"text", "image", "position", "margin", "opacity", "scale", "min_size"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -47,7 +51,7 @@ _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 DEFAULT_VARIANTS_JSON = json.dumps(
     [
         {"name": "web", "max": 2048, "format": "webp", "quality": 80},
-        {"name": "thumb", "max": 320, "format": "webp", "quality": 75},
+        {"name": "thumb", "max": 320, "format": "webp", "quality": 75, "animate": False},
     ]
 )
 
@@ -91,6 +95,9 @@ class VariantSpec:
     background: tuple[int, int, int] = (255, 255, 255)
     never_larger: bool = False
     target_ssim: float | None = None  # instead of a fixed quality: search (<= 3 encodes) for this SSIM
+    animate: bool = True  # an animated upload moves in this variant (webp, avif, same), within the limits
+    poster_frame: int = 0  # the frame a still of an animated upload shows (the last, if it has fewer)
+    max_frames: int | None = None  # this variant's own frame limit (None: the stage's MAX_ANIMATION_FRAMES)
 
     def resize_size(self, width: int, height: int) -> tuple[int, int]:
         """Size to resample an upright width x height source to, before any crop."""
@@ -108,6 +115,11 @@ class VariantSpec:
         if self.fit != "cover":
             return resized
         return min(resized[0], self.max_width or resized[0]), min(resized[1], self.max_height or resized[1])
+
+    @property
+    def moves(self) -> bool:
+        """Whether an animated upload may stay animated in this variant (limits permitting)."""
+        return self.animate and self.format in ANIMATED_FORMATS
 
     def quality_for(self, output_format: str) -> int:
         return self.quality if self.quality is not None else DEFAULT_QUALITY[output_format]
@@ -203,6 +215,9 @@ def parse_variant(raw: Any, where: str) -> VariantSpec:
     target_ssim = _number(raw, "target_ssim", where, 0.5, 0.999, integer=False)
     if target_ssim is not None and (raw.get("quality") is not None or lossless or fmt in ("png", "same")):
         raise ConfigError(f"{where}.target_ssim: replaces quality, for jpeg, webp or avif only (not lossless)")
+    animate = _bool(raw, "animate", where, fmt in ANIMATED_FORMATS)
+    if animate and fmt not in ANIMATED_FORMATS:
+        raise ConfigError(f"{where}.animate: {fmt} cannot move; animations are webp, avif or same")
     return VariantSpec(
         name=name,
         format=fmt,
@@ -221,6 +236,9 @@ def parse_variant(raw: Any, where: str) -> VariantSpec:
         background=tuple(int(background[i : i + 2], 16) for i in (1, 3, 5)),  # type: ignore[arg-type]
         never_larger=_bool(raw, "never_larger", where, False),
         target_ssim=float(target_ssim) if target_ssim is not None else None,
+        animate=animate,
+        poster_frame=_number(raw, "poster_frame", where, 0, 100_000) or 0,
+        max_frames=_number(raw, "max_frames", where, 1, 100_000),
     )
 
 

@@ -130,8 +130,8 @@ def test_cmyk_jpeg_comes_out_in_rgb_with_its_colour() -> None:
     assert r > 170 and g < 70 and b < 70
 
 
-def test_gif_first_frame_and_mpo_phone_photos_are_accepted() -> None:
-    gif_out, _ = render_one(images.gif(), '{"name": "g", "max": 100, "format": "same"}')
+def test_still_gifs_and_mpo_phone_photos_are_accepted() -> None:
+    gif_out, _ = render_one(images.gif(frames=1), '{"name": "g", "max": 100, "format": "same"}')
     assert gif_out.format == "PNG" and gif_out.size == (100, 67)
     rendering = render_variants(images.mpo(), parse_variants('[{"name": "m", "max": 400, "format": "same"}]'), LIMITS)
     assert rendering.source.format == "JPEG" and rendering.variants[0].format == "jpeg"

@@ -24,7 +24,7 @@ def walk_gif(data: bytes, tally: Tally) -> None:
     if end < _SCREEN:
         return
     width, height, flags = struct.unpack_from("<HHB", data, 6)
-    pos, frames, blocks, covered = _SCREEN + _table_size(flags), 0, 0, 0
+    pos, frames, blocks, covered = _SCREEN + colour_table_size(flags), 0, 0, 0
     frames_allowed, blocks_allowed = tally.remaining("gif.frames"), tally.remaining("gif.blocks")
     while pos < end and frames <= frames_allowed and blocks <= blocks_allowed:
         introducer = data[pos]
@@ -36,7 +36,7 @@ def walk_gif(data: bytes, tally: Tally) -> None:
                 width, height = max(width, left + w), max(height, top + h)
             frames += 1
             covered += max(0, min(w, width - left)) * max(0, min(h, height - top))
-            pos = _sub_blocks(data, pos + 11 + _table_size(flags), tally)  # + LZW minimum code size
+            pos = _sub_blocks(data, pos + 11 + colour_table_size(flags), tally)  # + LZW minimum code size
         elif introducer == _EXTENSION:
             label = data[pos + 1] if pos + 1 < end else 0
             blocks += 1
@@ -58,7 +58,8 @@ def walk_gif(data: bytes, tally: Tally) -> None:
         tally.peak("gif.canvas_ratio", canvas // max(covered, 1))
 
 
-def _table_size(flags: int) -> int:
+def colour_table_size(flags: int) -> int:
+    """Bytes of the colour table a screen descriptor's or image descriptor's flags announce."""
     return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
 
 
