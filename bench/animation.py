@@ -6,8 +6,9 @@ tests/fixtures/animated/), each engine makes the default profile's moving varian
 2048 px, quality 80, effort 4) in a fresh process pinned to one core: imgpress's render; `gif2webp
 -lossy -q 80 -m 4` (Debian's `webp`; GIFs only); libvips through pyvips (`n=-1`, one thread). For each:
 bytes, against the source; SSIM of every frame shown against the source's frame shown at that moment
-(composited, over white and black where there is alpha), mean and worst; CPU time (median of 3 runs)
-and the peak memory the work added. Then the worst case the work limit allows: MAX_ANIMATION_WORK
+(composited, over white and black where there is alpha), mean and worst; CPU time (the least of 5
+runs in each of 3 fresh processes, the engines taking turns: other load only adds) and the peak
+memory the work added. Then the worst case the work limit allows: MAX_ANIMATION_WORK
 output pixels of noise, lossy and lossless, against the memory estimate.
 """
 
@@ -34,7 +35,8 @@ FIXTURES = REPO / "tests" / "fixtures" / "animated"
 SOURCES = ("iss634.webp", "chi.gif", "apng_blend_op_over_near_transparent.png", "star.avifs")
 WEB = '[{"name": "web", "max": 2048, "format": "webp", "quality": 80}]'
 ENGINES = ("imgpress", "gif2webp", "pyvips")
-RUNS = 3
+RUNS = 5
+ROUNDS = 3
 WORST_SIDE = 1000  # noise frames of 1 MP, as many as the work limit allows
 
 
@@ -90,7 +92,7 @@ def measure(engine: str, path: Path) -> dict[str, Any]:
         before = _cpu()
         run(data)
         cpus.append(_cpu() - before)
-    return {"bytes": len(output), "cpu_seconds": statistics.median(cpus), "peak_mib": peak_kib / 1024,
+    return {"bytes": len(output), "cpu_seconds": min(cpus), "peak_mib": peak_kib / 1024,
             "output": output.hex()}  # fmt: skip
 
 
@@ -182,18 +184,27 @@ def run(corpus: Path) -> dict[str, Any]:
     for path in files(corpus):
         data = path.read_bytes()
         row: dict[str, Any] = {"file": path.name, "bytes": len(data), "frames": len(timeline(data)), "engines": {}}
-        for engine in ENGINES:
-            if (engine == "gif2webp" and not data.startswith(b"GIF")) or (engine == "pyvips" and data[1:4] == b"PNG"):
-                continue  # gif2webp reads GIFs only; libvips reads no APNG
-            if engine == "pyvips" and data[4:8] == b"ftyp":
-                continue  # nor, through n=-1, an AVIF sequence
-            result = _worker({"mode": "measure", "engine": engine, "path": str(path)})
+        engines = [engine for engine in ENGINES if _reads(engine, data)]
+        results: dict[str, dict[str, Any]] = {}
+        for _round in range(ROUNDS):  # engines take turns, so a burst of other load hits them alike
+            for engine in engines:
+                result = _worker({"mode": "measure", "engine": engine, "path": str(path)})
+                best = results.setdefault(engine, result)
+                best["cpu_seconds"] = min(best["cpu_seconds"], result["cpu_seconds"])
+        for engine, result in results.items():
             scores = frame_ssims(data, bytes.fromhex(result.pop("output")))
             row["engines"][engine] = result | {"ssim_mean": statistics.mean(scores), "ssim_worst": min(scores)}
             print(f"{path.name:44} {engine:9} {result['bytes']:9} B {result['cpu_seconds'] * 1000:8.0f} ms", flush=True)
         rows.append(row)
     worst_cases = [_worker({"mode": "worst", "lossless": lossless}) for lossless in (False, True)]
     return {"rows": rows, "worst": worst_cases, "load": load_average()}
+
+
+def _reads(engine: str, data: bytes) -> bool:
+    """gif2webp reads GIFs only; libvips reads no APNG, nor (through n=-1) an AVIF sequence."""
+    if engine == "gif2webp":
+        return data.startswith(b"GIF")
+    return engine != "pyvips" or (data[1:4] != b"PNG" and data[4:8] != b"ftyp")
 
 
 def _percent(part: float, whole: float) -> str:
@@ -248,7 +259,7 @@ def _verdicts(rows: Sequence[dict[str, Any]]) -> Iterator[str]:
                 f"{'met' if faster else 'MISSED'}: {_percent(ours['cpu_seconds'], anchors['pyvips']['cpu_seconds'])}"
                 " of libvips's CPU time"
             )
-        yield f"- {row['file']}: " + "; ".join(facts)
+        yield f"- {row['file']}: " + ("; ".join(facts) or "no anchor reads it (time and bytes only)")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
