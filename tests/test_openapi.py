@@ -27,6 +27,7 @@ PUBLIC = {
     ("GET", "/page-config"),
     ("GET", "/vendor/oidc-client-ts.min.js"),
     ("GET", "/upload-limits"),
+    ("GET", "/processed/{image_id}/od/{revision}/{name}"),  # the link's signature is the credential
 }
 STAGE = apidoc.StageFacts("jwt", ("image/jpeg", "image/png"), ("default", "compress"), 26214400)
 
