@@ -110,6 +110,8 @@ def test_several_images_upload_with_progress_previews_figures_and_failures(
     web_kb = f"{record['outputs']['web']['bytes'] / 1024:.1f} KB"
     assert web_kb in figures["web"]
     assert f"({record['savings']['percent']}%)" in photo.locator(".summary").inner_text()
+    # The on-demand one is rendered on its first request: wait for it to come in.
+    on_demand.evaluate("img => img.complete || new Promise(done => { img.onload = img.onerror = done; })")
     # Every preview really loaded: the original from the file, the variants from their presigned URLs,
     # the on-demand one rendered for Chromium's Accept (AVIF) at the srcset width it picked.
     for image in photo.locator("figure img").all():
