@@ -98,11 +98,11 @@ def transforms() -> DynamoTransformLedger:
 
 @lru_cache(maxsize=1)
 def signing_keys() -> SigningKeys | None:
-    """The transform links' keys: the stage's inline ones, or its SSM parameter's, read once per
+    """The transform links' keys: the stage's inline ones, or its secret's versions, read once per
     container (a rotation reaches warm containers as they are replaced; docs: security)."""
     settings = get_settings().transforms
-    if settings.keys_parameter is not None:
-        return read_signing_keys(_client("ssm"), settings.keys_parameter)
+    if settings.keys_secret is not None:
+        return read_signing_keys(_client("secretsmanager"), settings.keys_secret)
     return settings.keys
 
 

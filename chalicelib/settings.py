@@ -105,7 +105,7 @@ VARIABLES: dict[str, str] = {
     "QUOTA_TRANSFORMS_PER_DAY": "0",
     # On-demand variants (signed transform links; docs: api, on-demand variants).
     "TRANSFORM_KEYS": "",  # id:secret,... (the first signs); the local stack generates one
-    "TRANSFORM_KEYS_PARAMETER": "",  # deployed: an SSM SecureString holding TRANSFORM_KEYS' value
+    "TRANSFORM_KEYS_SECRET": "",  # deployed: the Secrets Manager secret whose versions are the keys
     "TRANSFORM_WIDTHS": ",".join(str(w) for w in DEFAULT_TRANSFORM_WIDTHS),
     "TRANSFORM_LINK_TTL_SECONDS": str(7 * 24 * 3600),
     "TRANSFORM_BASE_URL": "",
@@ -415,11 +415,12 @@ def triggers(env: Mapping[str, str]) -> Triggers:
 class TransformSettings:
     """Signed transform links and the on-demand renders behind them (docs: api, on-demand variants).
 
-    Enabled when a stage has keys: inline (TRANSFORM_KEYS, local and tests) or the name of the SSM
-    parameter holding them (TRANSFORM_KEYS_PARAMETER, deployed), read once per container."""
+    Enabled when a stage has keys: inline (TRANSFORM_KEYS, local and tests) or the Secrets Manager
+    secret whose current and previous versions are them (TRANSFORM_KEYS_SECRET, deployed), read
+    once per container."""
 
     keys: SigningKeys | None
-    keys_parameter: str | None
+    keys_secret: str | None
     widths: tuple[int, ...]  # the ladder, ascending
     link_ttl_seconds: int
     base_url: str | None  # the CDN that falls back to the API; None: links are relative to the API
@@ -429,14 +430,14 @@ class TransformSettings:
 
     @property
     def enabled(self) -> bool:
-        return self.keys is not None or self.keys_parameter is not None
+        return self.keys is not None or self.keys_secret is not None
 
 
 def _transforms(env: Environment) -> TransformSettings:
     keys = SigningKeys.parse(env.text("TRANSFORM_KEYS"), "TRANSFORM_KEYS") if env.is_set("TRANSFORM_KEYS") else None
-    parameter = env.text("TRANSFORM_KEYS_PARAMETER") or None
+    parameter = env.text("TRANSFORM_KEYS_SECRET") or None
     if keys is not None and parameter is not None:
-        raise ConfigError("TRANSFORM_KEYS: set it or TRANSFORM_KEYS_PARAMETER, not both")
+        raise ConfigError("TRANSFORM_KEYS: set it or TRANSFORM_KEYS_SECRET, not both")
     widths = []
     for item in env.items("TRANSFORM_WIDTHS"):
         if not (item.isascii() and item.isdigit() and 1 <= int(item) <= limits.MAX_SIDE):
@@ -449,7 +450,7 @@ def _transforms(env: Environment) -> TransformSettings:
         raise ConfigError(f"TRANSFORM_BASE_URL: must start with https:// (or http:// locally), got {base!r}")
     return TransformSettings(
         keys=keys,
-        keys_parameter=parameter,
+        keys_secret=parameter,
         widths=tuple(sorted(set(widths))),
         link_ttl_seconds=env.integer("TRANSFORM_LINK_TTL_SECONDS", 60),
         base_url=base.rstrip("/") or None,
