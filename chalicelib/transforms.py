@@ -42,6 +42,9 @@ ALPHA_CAPABLE = frozenset({"PNG", "GIF", "WEBP", "AVIF", "TIFF", "HEIF"})
 FOLLOWER_POLL_SECONDS = 0.2  # a request that finds the variant being rendered looks again this often
 FAILURE_KEEP_SECONDS = 3600  # a refused render is answered as refused, without rendering, this long
 BRIEF_FAILURE_SECONDS = 10  # for refusals about the moment (an original being replaced, a fault)
+# A stored variant's entry expires after this (DynamoDB's TTL tidies a deleted image's); a request
+# after that claims it again, finds the object stored and records it done without rendering.
+DONE_KEEP_SECONDS = 30 * 24 * 3600
 TRANSFORM_CACHE_CONTROL = "private, max-age=60"  # the redirect only; the object itself is immutable
 
 # A refusal recorded for a variant, as a request that waited for it gets it (others: ImageRejected, 422).
@@ -208,7 +211,9 @@ class Transforms:
         ledger, store, settings = self._ports.transforms, self._ports.store, self._settings
         try:
             if store.head_original(store.output_bucket, key) is not None:
-                ledger.finish(key, TransformEntry(TransformState.DONE), 0, self._ports.now().timestamp())
+                ledger.finish(
+                    key, TransformEntry(TransformState.DONE), DONE_KEEP_SECONDS, self._ports.now().timestamp()
+                )
                 return False
             self._ports.quotas.take_transform(record.owner, self._ports.now())
             data = self._original(record)
@@ -232,7 +237,7 @@ class Transforms:
             failed = TransformEntry(TransformState.FAILED, code="processing_error", message="The render failed.")
             ledger.finish(key, failed, BRIEF_FAILURE_SECONDS, self._ports.now().timestamp())
             raise
-        ledger.finish(key, TransformEntry(TransformState.DONE), 0, self._ports.now().timestamp())
+        ledger.finish(key, TransformEntry(TransformState.DONE), DONE_KEEP_SECONDS, self._ports.now().timestamp())
         metrics.transform_rendered(record, key, variant, render_ms)
         return True
 

@@ -329,3 +329,19 @@ def test_a_render_past_its_deadline_is_refused_with_a_code() -> None:
     with pytest.raises(ImageRejected) as late:
         rig.get(link, 160, "webp")
     assert late.value.code == "processing_timeout"
+
+
+def test_new_outputs_remove_the_old_revisions_variants(rig: Rig) -> None:
+    from chalicelib.pipeline import UploadEvent
+
+    record = rig.done_image(images.jpeg(640, 480))
+    old_key = rig.get(rig.link(record), 160, "webp")[0]
+    etag = rig.ports.store.put_original(ENV["INPUT_BUCKET"], record.input_key, images.jpeg(480, 640))
+    processor = UploadProcessor(rig.settings, rig.ports.records, rig.ports.store, rig.ports.endings)
+    event = UploadEvent(ENV["INPUT_BUCKET"], record.input_key, etag, 1)
+    assert processor.process(event, Deadline(60)) == "done"  # new bytes in the slot: new outputs
+    assert (ENV["OUTPUT_BUCKET"], old_key) not in rig.ports.store.objects
+    renewed = rig.ports.records.get(record.id)
+    assert renewed is not None and renewed.outputs_revision != record.outputs_revision
+    key, data, _ = rig.get(rig.link(renewed), 160, "webp")
+    assert f"/od/{renewed.outputs_revision}/" in key and images.decode(data).size == (160, 213)
