@@ -16,6 +16,7 @@ Three readings, each built once per cold start from the same declarations:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,6 +43,7 @@ DEFAULT_TRANSFORM_WIDTHS: tuple[int, ...] = (
     *(16, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 480),
     *(640, 768, 960, 1080, 1280, 1536, 1920, 2048, 2560, 3072, 3840, 4096),
 )
+_PRESET = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 API_AUTH_MODES = ("none", "jwt", "cognito", "api_key", "iam")
 # The one way to run a deployed stage without auth: this variable, with exactly this value, in the
 # stage's environment_variables (infra refuses to deploy such a stage without it, too).
@@ -107,6 +109,7 @@ VARIABLES: dict[str, str] = {
     "TRANSFORM_KEYS": "",  # id:secret,... (the first signs); the local stack generates one
     "TRANSFORM_KEYS_SECRET": "",  # deployed: the Secrets Manager secret whose versions are the keys
     "TRANSFORM_WIDTHS": ",".join(str(w) for w in DEFAULT_TRANSFORM_WIDTHS),
+    "TRANSFORM_PRESETS": "avatar:128x128,card:640x360",
     "TRANSFORM_LINK_TTL_SECONDS": str(7 * 24 * 3600),
     "TRANSFORM_BASE_URL": "",
     "TRANSFORM_MAX_VARIANTS_PER_IMAGE": "32",
@@ -422,6 +425,7 @@ class TransformSettings:
     keys: SigningKeys | None
     keys_secret: str | None
     widths: tuple[int, ...]  # the ladder, ascending
+    presets: tuple[tuple[str, int, int], ...]  # (name, width, height): boxes filled by an entropy crop
     link_ttl_seconds: int
     base_url: str | None  # the CDN that falls back to the API; None: links are relative to the API
     max_variants_per_image: int  # distinct on-demand variants of one image (its current outputs)
@@ -445,6 +449,16 @@ def _transforms(env: Environment) -> TransformSettings:
         widths.append(int(item))
     if not widths:
         raise ConfigError("TRANSFORM_WIDTHS: at least one width")
+    presets = []
+    for item in env.items("TRANSFORM_PRESETS"):
+        name, _, box = item.partition(":")
+        width, _, height = box.partition("x")
+        sides = (width, height)
+        if not _PRESET.match(name) or not all(
+            s.isascii() and s.isdigit() and 1 <= int(s) <= limits.MAX_SIDE for s in sides
+        ):
+            raise ConfigError(f"TRANSFORM_PRESETS: each preset is name:WIDTHxHEIGHT (a lower-case name), got {item!r}")
+        presets.append((name, int(width), int(height)))
     base = env.text("TRANSFORM_BASE_URL")
     if base and not base.startswith(("https://", "http://")):
         raise ConfigError(f"TRANSFORM_BASE_URL: must start with https:// (or http:// locally), got {base!r}")
@@ -452,6 +466,7 @@ def _transforms(env: Environment) -> TransformSettings:
         keys=keys,
         keys_secret=parameter,
         widths=tuple(sorted(set(widths))),
+        presets=tuple(presets),
         link_ttl_seconds=env.integer("TRANSFORM_LINK_TTL_SECONDS", 60),
         base_url=base.rstrip("/") or None,
         max_variants_per_image=env.integer("TRANSFORM_MAX_VARIANTS_PER_IMAGE", 1),

@@ -32,7 +32,7 @@ from chalicelib.imaging.results import RenderedVariant
 from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.specs import VariantSpec
 from chalicelib.ports import Claim, Ports, TransformEntry, TransformLimits, TransformState
-from chalicelib.settings import Settings
+from chalicelib.settings import Settings, TransformSettings
 from chalicelib.signing import SigningKeys, link_expiry
 
 log = logging.getLogger("imgpress.transforms")
@@ -74,18 +74,51 @@ class Served:
     rendered: bool
 
 
-def parse_name(name: str, widths: tuple[int, ...]) -> tuple[int, str]:
-    """`640.webp` -> (640, "webp"); a width off the ladder is refused naming the ladder (no snapping:
-    a srcset's `w` descriptors must be the widths it gets)."""
-    width, dot, fmt = name.partition(".")
-    if not dot or fmt not in FORMATS or not (width.isascii() and width.isdigit() and len(width) <= 5):
-        raise BadRequest(
-            f"Ask for <width>.<format>, the format one of {', '.join(FORMATS)}; got {name!r}.", "invalid_field"
+@dataclass(frozen=True)
+class Size:
+    """What a request asks for: a width of the ladder, or a preset's box (filled, cropping the most
+    detailed region). `name` is the variant key's stem: `640`, `avatar`."""
+
+    name: str
+    width: int
+    height: int | None = None
+
+    def spec(self, fmt: str) -> VariantSpec:
+        """The image core's spec: never enlarged, a still of an animation's first frame."""
+        if self.height is None:
+            return VariantSpec(name=f"w{self.width}", format=fmt, max_width=self.width, animate=False)
+        return VariantSpec(
+            name=self.name,
+            format=fmt,
+            max_width=self.width,
+            max_height=self.height,
+            fit="cover",
+            crop="entropy",
+            animate=False,
         )
-    if int(width) not in widths:
-        ladder = ", ".join(str(w) for w in widths)
-        raise BadRequest(f"Width {int(width)} is not on this stage's ladder: {ladder}.", "width_not_allowed")
-    return int(width), fmt
+
+
+def parse_name(name: str, transforms: TransformSettings) -> tuple[Size, str]:
+    """`640.webp` -> (640 wide, "webp"), `avatar.auto` -> (the preset, "auto"). A width off the
+    ladder is refused naming the ladder (no snapping: a srcset's `w` descriptors must be the widths
+    it gets), an unknown name naming the presets."""
+    stem, dot, fmt = name.partition(".")
+    if not dot or fmt not in FORMATS or not stem.isascii() or not 1 <= len(stem) <= 32:
+        raise BadRequest(
+            f"Ask for <width>.<format> or <preset>.<format>, the format one of {', '.join(FORMATS)}; got {name!r}.",
+            "invalid_field",
+        )
+    presets = dict((preset, (width, height)) for preset, width, height in transforms.presets)
+    if stem in presets:
+        return Size(stem, *presets[stem]), fmt
+    if not stem.isdigit() or int(stem) not in transforms.widths:
+        ladder = ", ".join(str(w) for w in transforms.widths)
+        known = ", ".join(presets) or "none"
+        raise BadRequest(
+            f"{stem!r} is neither a width of this stage's ladder ({ladder}) nor a preset ({known}).",
+            "width_not_allowed",
+        )
+    return Size(str(int(stem)), int(stem)), fmt
 
 
 def accepts(accept: str | None, media_type: str) -> bool:
@@ -147,7 +180,7 @@ class Transforms:
         try:
             image_id = parsing.image_id(image_id)
             self._keys.verify(image_id, params, self._ports.now().timestamp())
-            width, asked = parse_name(name, self._settings.transforms.widths)
+            size, asked = parse_name(name, self._settings.transforms)
             record = self._ports.records.get(image_id)
             if record is None or record.is_deleted:
                 raise NotFound(f"No image with id {image_id}.")
@@ -156,8 +189,8 @@ class Transforms:
                 raise Conflict(f"Image {image_id} is {record.status}: only done images have variants.", "not_done")
             original = record.original.format if record.original else None
             fmt = negotiate(accept, original) if asked == "auto" else asked
-            key = f"{self._settings.transform_prefix(image_id, revision)}{width}.{fmt}"
-            rendered = self._settle(record, key, width, fmt, revision)
+            key = f"{self._settings.transform_prefix(image_id, revision)}{size.name}.{fmt}"
+            rendered = self._settle(record, key, size, fmt, revision)
         except ImgpressError as refused:
             metrics.transform_refused(record, refused.code)
             raise
@@ -165,7 +198,7 @@ class Transforms:
             metrics.transform_hit(record)
         return Served(self._ports.store.output_bucket, key, asked == "auto", rendered)
 
-    def _settle(self, record: ImageRecord, key: str, width: int, fmt: str, revision: str) -> bool:
+    def _settle(self, record: ImageRecord, key: str, size: Size, fmt: str, revision: str) -> bool:
         """Whether this request rendered the variant (False: it was rendered before, or by a racing request)."""
         ledger, now = self._ports.transforms, self._ports.now().timestamp()
         entry = ledger.get(key)
@@ -184,7 +217,7 @@ class Transforms:
             if claim is Claim.STAGE_FULL:
                 raise Busy("This stage has rendered all the on-demand variants it may today (UTC).", "daily_limit")
             if claim is Claim.CLAIMED:
-                return self._render_claimed(record, key, width, fmt)
+                return self._render_claimed(record, key, size, fmt)
         assert entry is not None
         self._wait_for(key, entry)
         return False
@@ -205,7 +238,7 @@ class Transforms:
             refusal = REFUSALS.get(entry.code or "", ImageRejected)
             raise refusal(entry.message or "This variant could not be rendered.", entry.code)
 
-    def _render_claimed(self, record: ImageRecord, key: str, width: int, fmt: str) -> bool:
+    def _render_claimed(self, record: ImageRecord, key: str, size: Size, fmt: str) -> bool:
         """Under the claim: charge, render from the original, store, record. Every refusal is recorded.
         False when the object turns out stored already (its end was not recorded, or had expired)."""
         ledger, store, settings = self._ports.transforms, self._ports.store, self._settings
@@ -217,7 +250,7 @@ class Transforms:
                 return False
             self._ports.quotas.take_transform(record.owner, self._ports.now())
             data = self._original(record)
-            spec = VariantSpec(name=f"w{width}", format=fmt, max_width=width, animate=False)
+            spec = size.spec(fmt)
             started = time.perf_counter()
             try:
                 variant = self._render(data, spec, settings.imaging, settings.transforms.render_seconds)
@@ -225,7 +258,7 @@ class Transforms:
                 seconds = settings.transforms.render_seconds
                 raise ImageRejected(f"The render did not finish in {seconds} s.", "processing_timeout") from None
             render_ms = (time.perf_counter() - started) * 1000
-            tags = {"imgpress:variant": f"od-{width}-{fmt}", "imgpress:profile": "on-demand"}
+            tags = {"imgpress:variant": f"od-{size.name}-{fmt}", "imgpress:profile": "on-demand"}
             store.put_output(key, variant.data, variant.content_type, tags)
         except ImgpressError as refused:
             keep = FAILURE_KEEP_SECONDS if type(refused) is ImageRejected else BRIEF_FAILURE_SECONDS

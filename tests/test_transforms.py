@@ -98,7 +98,7 @@ class Rig:
         view = image_view(record, self.settings, self.ports)
         return str(view["links"]["transform"])
 
-    def get(self, link: str, width: int, fmt: str, accept: str | None = None) -> tuple[str, bytes, str]:
+    def get(self, link: str, width: int | str, fmt: str, accept: str | None = None) -> tuple[str, bytes, str]:
         """Fill the template in and serve it: (key, stored bytes, content type)."""
         url = urlsplit(link.replace("{width}", str(width)).replace("{format}", fmt))
         *_, image_id, od, _revision, name = url.path.split("/")
@@ -131,7 +131,7 @@ def test_a_done_image_gets_a_signed_template_and_others_none(rig: Rig) -> None:
     assert link.startswith(f"/processed/{record.id}/od/{revision}/{{width}}.{{format}}?exp=")
     assert {k for k, _ in parse_qsl(urlsplit(link).query)} == {"exp", "kid", "sig"}
     assert rig.link(record) == link  # the same all hour: pages that embed it stay cacheable
-    pending = replace(record, status="pending", outputs={})  # type: ignore[arg-type]
+    pending = replace(record, status="pending", outputs={})
     assert "transform" not in image_view(pending, rig.settings, rig.ports)["links"]
     off = dataclasses.replace(rig.ports, signing_keys=None)
     assert "transform" not in image_view(record, rig.settings, off)["links"]
@@ -187,6 +187,7 @@ def test_off_ladder_widths_and_bad_names_are_refused_naming_the_ladder(rig: Rig)
     with pytest.raises(BadRequest) as off:
         rig.get(link, 321, "webp")
     assert off.value.code == "width_not_allowed" and "16, 32, 48" in off.value.message and "4096" in off.value.message
+    assert "avatar, card" in off.value.message
     for width, fmt in ((320, "gif"), (320, "png"), (0, "webp")):
         with pytest.raises(BadRequest):
             rig.get(link, width, fmt)
@@ -345,3 +346,14 @@ def test_new_outputs_remove_the_old_revisions_variants(rig: Rig) -> None:
     assert renewed is not None and renewed.outputs_revision != record.outputs_revision
     key, data, _ = rig.get(rig.link(renewed), 160, "webp")
     assert f"/od/{renewed.outputs_revision}/" in key and images.decode(data).size == (160, 213)
+
+
+def test_a_preset_fills_its_box_cropping_the_most_detailed_region(rig: Rig) -> None:
+    link = rig.link(rig.done_image(images.jpeg(1200, 800)))
+    key, data, _ = rig.get(link, "avatar", "webp")
+    assert key.endswith("/avatar.webp") and images.decode(data).size == (128, 128)
+    key, data, _ = rig.get(link, "card", "jpeg")
+    assert key.endswith("/card.jpeg") and images.decode(data).size == (640, 360)
+    with pytest.raises(BadRequest) as unknown:
+        rig.get(link, "hero", "webp")
+    assert unknown.value.code == "width_not_allowed" and "'hero'" in unknown.value.message
