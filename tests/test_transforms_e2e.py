@@ -89,6 +89,7 @@ def test_auto_follows_accept_and_varies_on_it(live: LiveStack, photo: dict[str, 
         redirect, image = fetch(url(live, photo, 160, "auto"), accept)
         assert (image.format, image.width) == (expected, 160)
         assert redirect.headers["Vary"] == "Accept"
+    assert fetch(url(live, photo, "avatar", "webp"))[1].size == (128, 128)  # a preset: its box, filled
 
 
 def test_tampered_foreign_expired_and_off_ladder_links_are_refused(live: LiveStack, photo: dict[str, Any]) -> None:
