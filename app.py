@@ -129,7 +129,11 @@ def openapi_document() -> Response:
     """The OpenAPI 3.1 description of this API as this stage configures it (auth scheme, types, profiles)."""
     imaging = get_settings().imaging
     stage = apidoc.StageFacts(
-        _ACCESS.mode, tuple(imaging.allowed_content_types), tuple(imaging.profiles.names), imaging.max_upload_bytes
+        _ACCESS.mode,
+        tuple(imaging.allowed_content_types),
+        tuple(imaging.profiles.names),
+        imaging.max_upload_bytes,
+        _TRIGGERS.output_prefix,
     )
     return Response(apidoc.document(stage), headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
 

@@ -79,3 +79,10 @@ def test_the_reference_page_uses_the_vendored_redoc_only() -> None:
     version = (ROOT / "chalicelib" / "static" / "vendor" / "REDOC_VERSION").read_text().split()[1]
     assert f'"{version}"' in apidoc.redoc_script()
     assert version in (ROOT / "tools" / "vendor_redoc.sh").read_text()
+
+
+def test_the_served_transform_route_follows_the_stage_output_prefix() -> None:
+    served = apidoc.document(dataclasses.replace(STAGE, output_prefix="variants/v1/"))
+    assert "/variants/v1/{image_id}/od/{revision}/{name}" in served["paths"]
+    assert apidoc.TRANSFORM_PATH not in served["paths"]
+    validate(copy.deepcopy(served))
