@@ -390,21 +390,8 @@ class UploadProcessor:
             metrics.upload_done(saved, timing, now)
         self._endings.publish(saved)
         replaced = [o.key for o in claimed.outputs.values() if o.key not in set(written)]
-        replaced += self._stale_variants(claimed, saved)
         self._delete_quietly(replaced)  # a previous upload's outputs, no longer advertised
         return "done"
-
-    def _stale_variants(self, claimed: ImageRecord, saved: ImageRecord) -> list[str]:
-        """On-demand variants of the outputs just replaced (transforms.py): links name the new
-        revision now, and behind a CDN an old link must not keep finding the old bytes in S3."""
-        old = claimed.outputs_revision
-        if old is None or old == saved.outputs_revision:
-            return []
-        try:
-            return self._store.list_keys(self._store.output_bucket, self._settings.transform_prefix(claimed.id, old))
-        except Exception:  # left for DELETE of the image to remove; new links never name them
-            log.warning("could not list the stale on-demand variants of %s", claimed.id, exc_info=True)
-            return []
 
     def _end_failed(self, claimed: ImageRecord, failure: Failure, outcome: Outcome, timing: Timing) -> str:
         now = self._clock()

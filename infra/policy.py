@@ -291,10 +291,8 @@ def _reprocess_images(arns: _Arns, settings: Settings) -> list[Statement]:
         # GetObject: the kept original.
         _statement("Originals", ["s3:GetObject"], [arns.originals]),
         # PutObject(+Tagging): the new revision's variants. DeleteObject: the outputs the new ones
-        # replaced (with the old revision's on-demand variants, found by listing), and those of an
-        # attempt that lost its claim.
+        # replaced, and those of an attempt that lost its claim.
         _statement("Outputs", ["s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"], [arns.outputs]),
-        _list_outputs(arns),
         # GetItem: the record a message names. PutItem: claim, outcome, notified mark.
         _statement("Records", ["dynamodb:GetItem", "dynamodb:PutItem"], [arns.table]),
         _backfill_counters(arns),

@@ -332,7 +332,9 @@ def test_a_render_past_its_deadline_is_refused_with_a_code() -> None:
     assert late.value.code == "processing_timeout"
 
 
-def test_new_outputs_remove_the_old_revisions_variants(rig: Rig) -> None:
+def test_new_outputs_get_new_variants_and_the_old_ones_keep_their_keys(rig: Rig) -> None:
+    """A key never changes content (decision 0016): the old revision's variant stays where it was
+    until the image is deleted, and new links name the new revision."""
     from chalicelib.pipeline import UploadEvent
 
     record = rig.done_image(images.jpeg(640, 480))
@@ -341,7 +343,7 @@ def test_new_outputs_remove_the_old_revisions_variants(rig: Rig) -> None:
     processor = UploadProcessor(rig.settings, rig.ports.records, rig.ports.store, rig.ports.endings)
     event = UploadEvent(ENV["INPUT_BUCKET"], record.input_key, etag, 1)
     assert processor.process(event, Deadline(60)) == "done"  # new bytes in the slot: new outputs
-    assert (ENV["OUTPUT_BUCKET"], old_key) not in rig.ports.store.objects
+    assert images.decode(rig.ports.store.objects[(ENV["OUTPUT_BUCKET"], old_key)].data).size == (160, 120)
     renewed = rig.ports.records.get(record.id)
     assert renewed is not None and renewed.outputs_revision != record.outputs_revision
     key, data, _ = rig.get(rig.link(renewed), 160, "webp")
