@@ -11,6 +11,8 @@ from chalicelib.aws.secrets import read_signing_keys
 from chalicelib.errors import Forbidden
 from tests.conftest import use_fake_account
 
+pytestmark = pytest.mark.integration  # moto
+
 IMAGE = "0123456789abcdef0123456789abcdef"
 NOW = 1_800_000_000.0
 
