@@ -104,6 +104,11 @@ fuzz-coverage: $(STAMP)
 bench-animation: $(BENCH_STAMP)
 	$(BIN)/python -m bench.animation
 
+## On-demand variants: first-render latency next to the upload-time render, cost per 1,000 -> bench/ONDEMAND.md
+.PHONY: bench-ondemand
+bench-ondemand: $(STAMP)
+	$(BIN)/python -m bench.ondemand $(BENCH_ARGS)
+
 ## Time the front-end placeholders over the corpus (results in bench/PLACEHOLDERS.md)
 .PHONY: bench-placeholders
 bench-placeholders: $(STAMP)

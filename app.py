@@ -12,7 +12,19 @@ from typing import Any
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 
-from chalicelib import apidoc, images, logs, metrics, multipart, parsing, reprocess, services, uploads, webpage
+from chalicelib import (
+    apidoc,
+    images,
+    logs,
+    metrics,
+    multipart,
+    parsing,
+    reprocess,
+    services,
+    transforms,
+    uploads,
+    webpage,
+)
 from chalicelib.access import JWT_AUTHORIZER_TTL_SECONDS, route_access
 from chalicelib.auth.oidc import OidcSettings
 from chalicelib.auth.principal import Principal
@@ -117,7 +129,11 @@ def openapi_document() -> Response:
     """The OpenAPI 3.1 description of this API as this stage configures it (auth scheme, types, profiles)."""
     imaging = get_settings().imaging
     stage = apidoc.StageFacts(
-        _ACCESS.mode, tuple(imaging.allowed_content_types), tuple(imaging.profiles.names), imaging.max_upload_bytes
+        _ACCESS.mode,
+        tuple(imaging.allowed_content_types),
+        tuple(imaging.profiles.names),
+        imaging.max_upload_bytes,
+        _TRIGGERS.output_prefix,
     )
     return Response(apidoc.document(stage), headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
 
@@ -235,6 +251,24 @@ def delete_image(image_id: str) -> Response:
 def reprocess_image(image_id: str) -> Response:
     record = reprocess.request_reprocess(image_id, _request().raw_body, _caller(), get_settings(), services.ports())
     return Response(images.image_view(record, get_settings(), services.ports()), status_code=202)
+
+
+@route(f"/{_TRIGGERS.output_prefix}{{image_id}}/od/{{revision}}/{{name}}", "GET", public=True)
+def transform(image_id: str, revision: str, name: str) -> Response:
+    """An on-demand variant of a done image (`links.transform`): a 302 to the stored object, rendered
+    first if nobody asked for it before. Public: the link's signature is the credential (an <img>
+    sends no token). The path mirrors the object's key, so a CDN can fall back here (docs: deploy/cdn)."""
+    request = _request()
+    settings = get_settings()
+    worker = transforms.Transforms(settings, services.ports(), services.signing_keys())
+    served = worker.serve(image_id, name, request.query_params, request.headers.get("accept"))
+    headers: dict[str, str | list[str]] = {
+        "Location": images.object_url(served.bucket, served.key, services.ports().store, settings),
+        "Cache-Control": transforms.TRANSFORM_CACHE_CONTROL,
+    }
+    if served.negotiated:
+        headers["Vary"] = "Accept"
+    return Response(body="", status_code=302, headers=headers)
 
 
 @route("/backfills", "POST")

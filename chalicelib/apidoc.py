@@ -19,6 +19,7 @@ from chalicelib.multipart import PART_BYTES
 STATIC = Path(__file__).resolve().parent / "static"
 DOCUMENT = Path(__file__).resolve().parent / "openapi.json"
 REDOC = STATIC / "vendor" / "redoc.standalone.js"
+TRANSFORM_PATH = "/processed/{image_id}/od/{revision}/{name}"  # as written, for OUTPUT_PREFIX=processed/
 # API_AUTH mode -> the security scheme (components.securitySchemes) its protected routes require.
 SCHEME_OF_MODE = {"jwt": "bearerJwt", "cognito": "cognitoIdToken", "api_key": "apiKey", "iam": "sigv4"}
 
@@ -37,13 +38,15 @@ class StageFacts:
     content_types: tuple[str, ...]
     profiles: tuple[str, ...]
     max_upload_bytes: int
+    output_prefix: str = "processed/"  # the transform route's path mirrors the output keys
 
 
 @lru_cache(maxsize=8)
 def document(stage: StageFacts) -> dict[str, Any]:
     """The description for this stage: its protected operations require the scheme of its API_AUTH
     mode (none at all for `none`; public ones say `security: []` themselves), and the accepted
-    content types, profile names and size limit are the stage's."""
+    content types, profile names and size limit are the stage's, and so is the transform route's
+    output prefix."""
     described = copy.deepcopy(_source())
     _security(described, stage.auth_mode)
     schemas = described["components"]["schemas"]
@@ -67,6 +70,8 @@ def document(stage: StageFacts) -> dict[str, Any]:
             parameter["schema"]["enum"] = list(stage.profiles)
         elif parameter["name"] == "size":
             parameter["schema"]["maximum"] = stage.max_upload_bytes
+    paths = described["paths"]
+    paths[f"/{stage.output_prefix}{{image_id}}/od/{{revision}}/{{name}}"] = paths.pop(TRANSFORM_PATH)
     return described
 
 

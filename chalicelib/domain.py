@@ -326,6 +326,17 @@ class ImageRecord:
             return None
         return self.claimed_at if status == Status.PROCESSING else self.created_at
 
+    @property
+    def outputs_revision(self) -> str | None:
+        """The revision segment of the current outputs' keys (`<prefix><id>/<revision>/<variant>.<ext>`):
+        it changes whenever the outputs are rendered again, and names the on-demand variants made
+        from them (None without outputs)."""
+        keys = sorted(output.key for output in self.outputs.values())
+        if not keys:
+            return None
+        parts = keys[0].rsplit("/", 2)
+        return parts[-2] if len(parts) == 3 else None
+
     def lease_live(self, epoch: float) -> bool:
         return self.lease_until is not None and self.lease_until > epoch
 

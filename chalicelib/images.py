@@ -8,11 +8,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from chalicelib import parsing
-from chalicelib.domain import ImageRecord, OutputInfo, Status
+from chalicelib.domain import ImageRecord, Status
 from chalicelib.endings import remove_objects
 from chalicelib.errors import BadRequest, Busy, Forbidden, NotFound
 from chalicelib.ports import ListQuery, ObjectStore, Ports, RecordStore
 from chalicelib.settings import Settings
+from chalicelib.transforms import transform_link
 from chalicelib.views import public_view
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -85,16 +86,22 @@ def wait_for_outcome(
     return record
 
 
-def output_url(output: OutputInfo, store: ObjectStore, settings: Settings) -> str:
+def object_url(bucket: str, key: str, store: ObjectStore, settings: Settings) -> str:
     """A stable public link behind OUTPUT_BASE_URL (CDN, cacheable forever), else a presigned GET."""
     if settings.output_base_url:
-        return f"{settings.output_base_url}/{output.key}"
-    return store.presign_get(output.bucket, output.key, settings.download_url_ttl)
+        return f"{settings.output_base_url}/{key}"
+    return store.presign_get(bucket, key, settings.download_url_ttl)
 
 
 def image_view(record: ImageRecord, settings: Settings, ports: Ports) -> dict[str, Any]:
+    """The public view with download URLs, and for a done image on a stage with keys, its signed
+    transform link (on-demand variants: transforms.py)."""
     store = ports.store
-    return public_view(record, lambda output: output_url(output, store, settings))
+    view = public_view(record, lambda output: object_url(output.bucket, output.key, store, settings))
+    link = transform_link(record, settings, ports.signing_keys, ports.now())
+    if link is not None:
+        view["links"]["transform"] = link
+    return view
 
 
 def parse_list_query(params: Mapping[str, str] | None, viewer: Viewer) -> ListQuery:

@@ -20,6 +20,7 @@ from typing import Any
 from chalicelib import logs
 from chalicelib.domain import ImageRecord
 from chalicelib.errors import ImgpressError
+from chalicelib.imaging.results import RenderedVariant
 from chalicelib.settings import get_stage
 from chalicelib.views import savings
 
@@ -37,6 +38,11 @@ METRICS: dict[str, str] = {
     "RedrivenBySweeper": "Count",  # an upload whose S3 event never came, sent again
     "QuotaRefusals": "Count",  # 429, by Code: the limit
     "AuthRefusals": "Count",  # 401, by Code
+    # On-demand variants (transforms.py), by Code for refusals.
+    "TransformsRendered": "Count",  # a variant rendered and stored: the only ones that cost a render
+    "TransformHits": "Count",  # a variant found stored (the API's; the CDN's own hits never reach it)
+    "TransformRefusals": "Count",  # refused: a bad link, an off-ladder width, a cap, a render refused
+    "TransformRenderTime": "Milliseconds",
     # Latency.
     "UploadToFinal": "Milliseconds",  # from the S3 event's time to done or failed
     "RenderTime": "Milliseconds",
@@ -109,6 +115,19 @@ def refused(error: ImgpressError, owner: str | None = None) -> None:
     code = str(getattr(error, "limit", error.code))
     fields = {"owner": logs.owner_hash(owner)} if owner else {}
     emit("refused", {metric: 1.0}, {"Code": code}, None, status=error.http_status, code=code, **fields)
+
+
+def transform_rendered(record: ImageRecord, key: str, variant: RenderedVariant, render_ms: float) -> None:
+    values = {"TransformsRendered": 1.0, "TransformRenderTime": render_ms, "BytesOut": float(len(variant.data))}
+    emit("transform_rendered", values, {"Format": variant.format}, record, key=key, width=variant.width)
+
+
+def transform_hit(record: ImageRecord) -> None:
+    emit("transform_hit", {"TransformHits": 1.0}, {}, record)
+
+
+def transform_refused(record: ImageRecord | None, code: str) -> None:
+    emit("transform_refused", {"TransformRefusals": 1.0}, {"Code": code}, record, code=code)
 
 
 def _latencies(record: ImageRecord, timing: Timing, now: datetime) -> dict[str, float]:

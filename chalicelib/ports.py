@@ -5,6 +5,7 @@ and tests/contract/ runs one suite against both."""
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 
 from chalicelib.auth.principal import Principal
 from chalicelib.domain import Failure, ImageRecord, Status
+from chalicelib.signing import SigningKeys
 
 
 class RecordExists(Exception):
@@ -267,6 +269,65 @@ class UploadQuotas(Protocol):
     def release_slot(self, owner: str, opened_at: str, now: datetime) -> None:
         """The slot opened at `opened_at` is no longer open (its upload arrived, or it ended)."""
 
+    def take_transform(self, owner: str, now: datetime) -> None:
+        """Count one on-demand render against `owner`'s daily limit, or raise QuotaExceeded (429)."""
+
+
+class TransformState(enum.StrEnum):
+    RENDERING = "rendering"  # claimed: its holder renders until `lease_until`
+    DONE = "done"  # the object is stored
+    FAILED = "failed"  # the render was refused (a code, as an image's); answered as is until it expires
+
+
+@dataclass(frozen=True)
+class TransformEntry:
+    """What the ledger knows of one on-demand variant (named by its object key)."""
+
+    state: TransformState
+    lease_until: float = 0.0
+    code: str | None = None
+    message: str | None = None
+    expires_at: float | None = None  # epoch s; past it the entry no longer counts (DynamoDB's TTL removes it)
+
+    def live(self, now: float) -> bool:
+        """Whether it still stands: an unexpired result, or a render whose holder is still within its lease."""
+        if self.state is TransformState.RENDERING:
+            return self.lease_until > now
+        return self.expires_at is None or self.expires_at > now
+
+
+class Claim(enum.StrEnum):
+    CLAIMED = "claimed"  # render it: this caller holds the lease
+    TAKEN = "taken"  # someone else rendered it, renders it now, or failed it: see the entry
+    IMAGE_FULL = "image_full"  # the image has its TRANSFORM_MAX_VARIANTS_PER_IMAGE distinct variants
+    STAGE_FULL = "stage_full"  # the stage rendered TRANSFORM_MAX_RENDERS_PER_DAY today
+
+
+@dataclass(frozen=True)
+class TransformLimits:
+    """The caps a new variant is counted against: per image revision, per stage and UTC day (0: none)."""
+
+    per_image: int
+    per_day: int
+
+
+class TransformLedger(Protocol):
+    """Which on-demand variants exist or are being rendered, so each is rendered once, and the caps.
+    (DynamoDB: aws/transform_ledger.py, items in the images table; in memory: tests/fakes.py.)"""
+
+    def get(self, key: str) -> TransformEntry | None: ...
+
+    def claim(
+        self, key: str, counted_as: str, day: str, lease_until: float, now: float, limits: TransformLimits
+    ) -> tuple[Claim, TransformEntry | None]:
+        """Take the render of `key` unless it is taken: a new variant is counted, in one write, against
+        `counted_as`'s cap (the image revision's) and the stage's cap for `day`, or not at all; a dead
+        holder's lease (past `lease_until`) or an expired failure is taken over, uncounted. TAKEN
+        comes with the entry as it stands."""
+
+    def finish(self, key: str, entry: TransformEntry, keep_seconds: int, now: float) -> None:
+        """Record the claimed render's end (DONE or FAILED); the item expires `keep_seconds` after `now`."""
+
 
 class ImageEndings(Protocol):
     """How an image is ended by someone other than its attempts (endings.Endings)."""
@@ -303,6 +364,13 @@ class Ports(Protocol):
 
     @property
     def reprocess_queue(self) -> ReprocessQueue: ...
+
+    @property
+    def transforms(self) -> TransformLedger: ...
+
+    @property
+    def signing_keys(self) -> SigningKeys | None:
+        """The stage's transform-link keys (None: on-demand variants are off)."""
 
     @property
     def backfills(self) -> BackfillLog: ...

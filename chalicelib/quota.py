@@ -33,6 +33,7 @@ UPLOADS_PER_HOUR = "uploads_per_hour"
 UPLOADS_PER_DAY = "uploads_per_day"
 BYTES_PER_DAY = "bytes_per_day"
 OPEN_SLOTS = "open_slots"
+TRANSFORMS_PER_DAY = "transforms_per_day"  # on-demand renders (transforms.py), charged to the image's owner
 # A take also removes the open-slot counters of this many buckets before its own (dead by then),
 # so an owner's day item stays small however short the buckets are.
 CLEANED_BUCKETS = 8
@@ -49,6 +50,7 @@ class QuotaLimits:
     bytes_per_day: int = 0
     open_slots: int = 0
     slot_seconds: int = 900
+    transforms_per_day: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -146,6 +148,11 @@ def _message(limit: str, counter: Counter, used: int, seconds: int) -> str:
             f"At most {counter.limit} bytes may be uploaded per day (UTC); {used} are taken today and this"
             f" upload declares {counter.amount}. Retry in {seconds} s."
         )
+    if limit == TRANSFORMS_PER_DAY:
+        return (
+            f"At most {counter.limit} on-demand variants may be rendered per day (UTC) for this owner's images;"
+            f" those already rendered are still served. Retry in {seconds} s."
+        )
     period = "hour" if limit == UPLOADS_PER_HOUR else "day"
     return f"At most {counter.limit} uploads may be started per {period} (UTC). Retry in {seconds} s."
 
@@ -168,6 +175,17 @@ class Quotas:
             )
         charges = self.limits.charges(size or 0, now)
         before = self._store.apply(caller.owner, [counter for _, counter in charges], self.limits.expired(now))
+        if before is not None:
+            raise self.limits.refusal(charges, before, now)
+
+    def take_transform(self, owner: str, now: datetime) -> None:
+        """Count one on-demand render against the image owner's daily limit, or raise QuotaExceeded."""
+        if not self.limits.transforms_per_day:
+            return
+        charges: list[Charge] = [
+            (TRANSFORMS_PER_DAY, Counter(_day(now), "transforms", 1, self.limits.transforms_per_day))
+        ]
+        before = self._store.apply(owner, [counter for _, counter in charges])
         if before is not None:
             raise self.limits.refusal(charges, before, now)
 

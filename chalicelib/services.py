@@ -17,13 +17,16 @@ from chalicelib.aws.notify import SnsNotifier
 from chalicelib.aws.queue import SqsReprocessQueue
 from chalicelib.aws.quota_store import DynamoQuotaStore
 from chalicelib.aws.records import DynamoBackfillLog, DynamoRecordStore
+from chalicelib.aws.secrets import read_signing_keys
 from chalicelib.aws.storage import S3ObjectStore, S3Uploads
+from chalicelib.aws.transform_ledger import DynamoTransformLedger
 from chalicelib.domain import utc_now
 from chalicelib.endings import Endings
 from chalicelib.pipeline import UploadProcessor
 from chalicelib.quota import Quotas
 from chalicelib.recovery import Recovery
 from chalicelib.settings import get_settings
+from chalicelib.signing import SigningKeys
 
 
 @cache
@@ -89,6 +92,21 @@ def backfills() -> DynamoBackfillLog:
 
 
 @lru_cache(maxsize=1)
+def transforms() -> DynamoTransformLedger:
+    return DynamoTransformLedger(table())
+
+
+@lru_cache(maxsize=1)
+def signing_keys() -> SigningKeys | None:
+    """The transform links' keys: the stage's inline ones, or its secret's versions, read once per
+    container (a rotation reaches warm containers as they are replaced; docs: security)."""
+    settings = get_settings().transforms
+    if settings.keys_secret is not None:
+        return read_signing_keys(_client("secretsmanager"), settings.keys_secret)
+    return settings.keys
+
+
+@lru_cache(maxsize=1)
 def endings() -> Endings:
     return Endings(records(), SnsNotifier(sns(), get_settings().topic_arn))
 
@@ -135,6 +153,14 @@ class AwsPorts:
     def backfills(self) -> DynamoBackfillLog:
         return backfills()
 
+    @property
+    def transforms(self) -> DynamoTransformLedger:
+        return transforms()
+
+    @property
+    def signing_keys(self) -> SigningKeys | None:
+        return signing_keys()
+
     def now(self) -> datetime:
         return utc_now()
 
@@ -148,8 +174,8 @@ _PORTS = AwsPorts()
 
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for cached in (_client, table, records, quotas, store, uploads, reprocess_queue, backfills, endings):
+    for cached in (_client, table, records, quotas, store, uploads, reprocess_queue, backfills, endings, transforms):
         cached.cache_clear()
-    for worker in (processor, recovery):
+    for worker in (processor, recovery, signing_keys):
         worker.cache_clear()
     configuration.reset()

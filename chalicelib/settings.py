@@ -16,6 +16,7 @@ Three readings, each built once per cold start from the same declarations:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,8 +35,15 @@ from chalicelib.imaging.profiles import load_profiles
 from chalicelib.imaging.settings import ImagingSettings
 from chalicelib.imaging.specs import parse_variants
 from chalicelib.quota import QuotaLimits
+from chalicelib.signing import SigningKeys
 from chalicelib.webpage import PageSettings
 
+# The stage's width ladder by default: about 1.25x apart, the sizes srcsets ask for (docs: api).
+DEFAULT_TRANSFORM_WIDTHS: tuple[int, ...] = (
+    *(16, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 480),
+    *(640, 768, 960, 1080, 1280, 1536, 1920, 2048, 2560, 3072, 3840, 4096),
+)
+_PRESET = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 API_AUTH_MODES = ("none", "jwt", "cognito", "api_key", "iam")
 # The one way to run a deployed stage without auth: this variable, with exactly this value, in the
 # stage's environment_variables (infra refuses to deploy such a stage without it, too).
@@ -96,6 +104,17 @@ VARIABLES: dict[str, str] = {
     "QUOTA_UPLOADS_PER_DAY": "0",
     "QUOTA_BYTES_PER_DAY": "0",
     "QUOTA_OPEN_SLOTS": "0",
+    "QUOTA_TRANSFORMS_PER_DAY": "0",
+    # On-demand variants (signed transform links; docs: api, on-demand variants).
+    "TRANSFORM_KEYS": "",  # id:secret,... (the first signs); the local stack generates one
+    "TRANSFORM_KEYS_SECRET": "",  # deployed: the Secrets Manager secret whose versions are the keys
+    "TRANSFORM_WIDTHS": ",".join(str(w) for w in DEFAULT_TRANSFORM_WIDTHS),
+    "TRANSFORM_PRESETS": "avatar:128x128,card:640x360",
+    "TRANSFORM_LINK_TTL_SECONDS": str(7 * 24 * 3600),
+    "TRANSFORM_BASE_URL": "",
+    "TRANSFORM_MAX_VARIANTS_PER_IMAGE": "32",
+    "TRANSFORM_MAX_RENDERS_PER_DAY": "10000",
+    "TRANSFORM_RENDER_SECONDS": "20",
     # Who may call, and from which browser origins.
     "API_AUTH": "none",
     PUBLIC_API_OPT_IN: "",
@@ -366,6 +385,7 @@ class Triggers:
 
     input_bucket: str
     upload_prefix: str
+    output_prefix: str  # the transform route's path mirrors the output keys (a CDN falls back to it)
     upload_failure_queue: str
     reprocess_queue: str
     reprocess_batch_size: int
@@ -380,6 +400,7 @@ def triggers(env: Mapping[str, str]) -> Triggers:
     return Triggers(
         input_bucket=read.text("INPUT_BUCKET"),
         upload_prefix=_prefix(read, "UPLOAD_PREFIX"),
+        output_prefix=_prefix(read, "OUTPUT_PREFIX"),
         upload_failure_queue=read.text("UPLOAD_FAILURE_QUEUE"),
         reprocess_queue=read.text("REPROCESS_QUEUE"),
         reprocess_batch_size=read.integer("REPROCESS_BATCH_SIZE", 1, 10_000),
@@ -387,6 +408,70 @@ def triggers(env: Mapping[str, str]) -> Triggers:
         reprocess_max_concurrency=read.integer("REPROCESS_MAX_CONCURRENCY", 2, 1000),
         sweep_every_minutes=max(1, read.integer("SWEEP_INTERVAL_SECONDS", 1) // 60),
         log_level=read.text("LOG_LEVEL").upper(),
+    )
+
+
+# -- on-demand variants ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransformSettings:
+    """Signed transform links and the on-demand renders behind them (docs: api, on-demand variants).
+
+    Enabled when a stage has keys: inline (TRANSFORM_KEYS, local and tests) or the Secrets Manager
+    secret whose current and previous versions are them (TRANSFORM_KEYS_SECRET, deployed), read
+    once per container."""
+
+    keys: SigningKeys | None
+    keys_secret: str | None
+    widths: tuple[int, ...]  # the ladder, ascending
+    presets: tuple[tuple[str, int, int], ...]  # (name, width, height): boxes filled by an entropy crop
+    link_ttl_seconds: int
+    base_url: str | None  # the CDN that falls back to the API; None: links are relative to the API
+    max_variants_per_image: int  # distinct on-demand variants of one image (its current outputs)
+    max_renders_per_day: int  # for the whole stage, per UTC day (0: unlimited)
+    render_seconds: int  # one on-demand render's deadline
+
+    @property
+    def enabled(self) -> bool:
+        return self.keys is not None or self.keys_secret is not None
+
+
+def _transforms(env: Environment) -> TransformSettings:
+    keys = SigningKeys.parse(env.text("TRANSFORM_KEYS"), "TRANSFORM_KEYS") if env.is_set("TRANSFORM_KEYS") else None
+    parameter = env.text("TRANSFORM_KEYS_SECRET") or None
+    if keys is not None and parameter is not None:
+        raise ConfigError("TRANSFORM_KEYS: set it or TRANSFORM_KEYS_SECRET, not both")
+    widths = []
+    for item in env.items("TRANSFORM_WIDTHS"):
+        if not (item.isascii() and item.isdigit() and 1 <= int(item) <= limits.MAX_SIDE):
+            raise ConfigError(f"TRANSFORM_WIDTHS: each width from 1 to {limits.MAX_SIDE}, got {item!r}")
+        widths.append(int(item))
+    if not widths:
+        raise ConfigError("TRANSFORM_WIDTHS: at least one width")
+    presets = []
+    for item in env.items("TRANSFORM_PRESETS"):
+        name, _, box = item.partition(":")
+        width, _, height = box.partition("x")
+        sides = (width, height)
+        if not _PRESET.match(name) or not all(
+            s.isascii() and s.isdigit() and 1 <= int(s) <= limits.MAX_SIDE for s in sides
+        ):
+            raise ConfigError(f"TRANSFORM_PRESETS: each preset is name:WIDTHxHEIGHT (a lower-case name), got {item!r}")
+        presets.append((name, int(width), int(height)))
+    base = env.text("TRANSFORM_BASE_URL")
+    if base and not base.startswith(("https://", "http://")):
+        raise ConfigError(f"TRANSFORM_BASE_URL: must start with https:// (or http:// locally), got {base!r}")
+    return TransformSettings(
+        keys=keys,
+        keys_secret=parameter,
+        widths=tuple(sorted(set(widths))),
+        presets=tuple(presets),
+        link_ttl_seconds=env.integer("TRANSFORM_LINK_TTL_SECONDS", 60),
+        base_url=base.rstrip("/") or None,
+        max_variants_per_image=env.integer("TRANSFORM_MAX_VARIANTS_PER_IMAGE", 1),
+        max_renders_per_day=env.integer("TRANSFORM_MAX_RENDERS_PER_DAY", 0),
+        render_seconds=env.integer("TRANSFORM_RENDER_SECONDS", 1, 25),
     )
 
 
@@ -431,6 +516,7 @@ class Settings:
     reprocess_max_attempts: int
     page: PageSettings
     access: AccessSettings
+    transforms: TransformSettings
 
     def upload_key(self, image_id: str) -> str:
         """The only key a client may upload to. Filenames never reach S3 keys."""
@@ -451,6 +537,11 @@ class Settings:
 
     def output_key(self, image_id: str, revision: str, variant: str, extension: str) -> str:
         return f"{self.output_prefix_of(image_id)}{revision}/{variant}.{extension}"
+
+    def transform_prefix(self, image_id: str, revision: str) -> str:
+        """On-demand variants of an image's outputs of `revision`: under its output prefix, so a
+        DELETE removes them with the rest, and a reprocess (a new revision) leaves them stale."""
+        return f"{self.output_prefix_of(image_id)}od/{revision}/"
 
     def attempt_deadline(self, context: Any, share: int = 1) -> Deadline:
         """An attempt's deadline, from the Lambda context (or the lease when there is none).
@@ -497,6 +588,7 @@ class Settings:
             reprocess_max_attempts=read.integer("REPROCESS_MAX_ATTEMPTS", 1),
             page=_page(read),
             access=_access(read),
+            transforms=_transforms(read),
         )
         settings.check_single_bucket_layout()
         return settings
@@ -521,6 +613,7 @@ def _quotas(env: Environment, max_upload_bytes: int, slot_seconds: int) -> Quota
         uploads_per_day=env.integer("QUOTA_UPLOADS_PER_DAY", 0),
         bytes_per_day=env.integer("QUOTA_BYTES_PER_DAY", 0),
         open_slots=env.integer("QUOTA_OPEN_SLOTS", 0),
+        transforms_per_day=env.integer("QUOTA_TRANSFORMS_PER_DAY", 0),
         slot_seconds=slot_seconds,
     )
     if 0 < limits.bytes_per_day < max_upload_bytes:

@@ -15,6 +15,7 @@ import importlib
 import json
 import logging
 import os
+import secrets
 import socket
 import threading
 from dataclasses import dataclass
@@ -165,6 +166,10 @@ class LocalStack:
         if stable_urls:
             # The moto server plays the CDN: public, stable links straight to the output objects.
             os.environ["OUTPUT_BASE_URL"] = f"{self.aws_url}/{self.env['OUTPUT_BUCKET']}"
+
+        if not os.environ.get("TRANSFORM_KEYS", "").strip():
+            # Transform links are signed with a secret made for this run (deployed: SSM Parameter Store).
+            os.environ["TRANSFORM_KEYS"] = f"local:{secrets.token_urlsafe(32)}"
 
         resources.create_resources(self.env)
         if stable_urls:

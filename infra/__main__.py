@@ -92,10 +92,12 @@ class Deployment:
 
     def register_page(self) -> None:
         """After `chalice deploy`, the API's URL is known: a second update of the resources stack makes
-        it a callback URL of the user pool client, only if the stack does not have it yet (CloudFormation
-        owns the client, so an update never reverts it). A no-op on every later deploy."""
+        it a callback URL of the user pool client, and the CDN's fallback origin for on-demand variants,
+        only if the stack does not have it yet (CloudFormation owns the client, so an update never
+        reverts it). A no-op on every later deploy."""
         wanted = self.resources_parameters()
-        if wanted.get("PageUrls", "") == stacks.parameters(self.cfn, self.resources_stack).get("PageUrls", ""):
+        current = stacks.parameters(self.cfn, self.resources_stack)
+        if all(wanted.get(name, "") == current.get(name, "") for name in ("PageUrls", "ApiDomain")):
             return
         environment = stages.stage_environment(self.config, self.stage)
         self.resources()

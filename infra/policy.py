@@ -133,6 +133,34 @@ def _output_encryption_key(settings: Settings, actions: list[str]) -> list[State
     return [_statement("OutputEncryptionKey", actions, [settings.kms_key_id])]
 
 
+def _on_demand_variants(arns: _Arns, settings: Settings) -> list[Statement]:
+    """On stages with transform keys, the API renders on-demand variants (chalicelib/transforms.py):
+    it reads originals (granted anyway), looks for and writes `<output prefix><id>/od/...` objects
+    only, keeps its ledger in `transform*` items (UpdateItem on those only; PutItem and GetItem are
+    the records' grant), and reads its keys' secret, the only function that may."""
+    if not settings.transforms.enabled:
+        return []
+    statements = [
+        # GetObject: HeadObject, is the variant stored already? PutObject(+Tagging): the variant.
+        _statement(
+            "OnDemandVariants",
+            ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"],
+            [f"{arns.output_bucket}/{arns.output_prefix}*/od/*"],
+        ),
+        _statement(
+            "OnDemandLedger",
+            ["dynamodb:UpdateItem"],
+            [arns.table],
+            Condition={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["transform*"]}},
+        ),
+    ]
+    if settings.transforms.keys_secret:
+        statements.append(
+            _statement("TransformKeys", ["secretsmanager:GetSecretValue"], [settings.transforms.keys_secret])
+        )
+    return statements
+
+
 def _api_handler(arns: _Arns, settings: Settings) -> list[Statement]:
     # Behind a CDN (OUTPUT_BASE_URL) download links are plain URLs: nothing is presigned.
     presigns_downloads = settings.output_base_url is None
@@ -174,7 +202,14 @@ def _api_handler(arns: _Arns, settings: Settings) -> list[Statement]:
         # A multipart upload its client aborted, or that was refused at completion, ends its image
         # failed: one message, as every outcome has.
         _statement("PublishResults", ["sns:Publish"], [arns.topic]),
-        *_output_encryption_key(settings, ["kms:Decrypt"] if presigns_downloads else []),
+        *_output_encryption_key(
+            settings,
+            [
+                *(["kms:Decrypt"] if presigns_downloads else []),
+                *(["kms:GenerateDataKey"] if settings.transforms.enabled else []),  # writing a variant
+            ],
+        ),
+        *_on_demand_variants(arns, settings),
     ]
 
 

@@ -20,8 +20,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent
 STAGE_PARAMETERS = TEMPLATES / "stages.json"
 
-# Stack output -> the environment variable the app reads it from. The last five exist only on
-# stages whose template conditions create them (a user pool, API_AUTH=jwt against it, the CDN).
+# Stack output -> the environment variable the app reads it from. From UserPoolArn on they exist only
+# on stages whose template conditions create them (a user pool, API_AUTH=jwt against it, the CDN,
+# on-demand variants, and those behind the CDN).
 OUTPUT_VARIABLES = {
     "InputBucket": "INPUT_BUCKET",
     "OutputBucket": "OUTPUT_BUCKET",
@@ -32,6 +33,8 @@ OUTPUT_VARIABLES = {
     "UserPoolIssuer": "OIDC_ISSUER",
     "UserPoolAudience": "OIDC_AUDIENCE",
     "OutputBaseUrl": "OUTPUT_BASE_URL",
+    "TransformKeysSecretArn": "TRANSFORM_KEYS_SECRET",
+    "TransformBaseUrl": "TRANSFORM_BASE_URL",
 }
 # Without the stack's user pool these name another issuer (Auth0, Clerk...): set by hand, never removed.
 HAND_SET_WITHOUT_OUTPUT = {"OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_CLIENT_ID"}
@@ -141,6 +144,8 @@ def resources_parameters(config: Mapping[str, Any], stage: str, api_url: str = "
     }
     if parameters["ApiAuth"] == "cognito" or parameters.get("CreateUserPool") == "true":  # UseCognito
         parameters["PageUrls"] = ",".join(page_urls(env, api_url))
+    if parameters.get("Transforms") == "true" and parameters.get("Cdn") == "true":  # the CDN's fallback origin
+        parameters["ApiDomain"] = urlsplit(api_url).hostname or ""
     return parameters
 
 

@@ -21,6 +21,7 @@ from chalicelib.endings import Endings
 from chalicelib.errors import BadRequest, StorageError
 from chalicelib.ports import (
     BackfillProgress,
+    Claim,
     Counter,
     InvalidPart,
     ListQuery,
@@ -31,9 +32,13 @@ from chalicelib.ports import (
     RecordExists,
     ReprocessMessage,
     StoredObject,
+    TransformEntry,
+    TransformLimits,
+    TransformState,
     UploadedPart,
 )
 from chalicelib.quota import QuotaLimits, Quotas
+from chalicelib.signing import SigningKeys
 
 
 class InjectedFault(Exception):
@@ -391,6 +396,47 @@ class InMemoryBackfillLog(_Faults):
             self._items[backfill_id] = replace(current, **{counter: getattr(current, counter) + amount})
 
 
+class InMemoryTransformLedger(_Faults):
+    """Entries by object key and counters by name, changed together under one lock (as one transaction)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[str, TransformEntry] = {}
+        self.counters: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> TransformEntry | None:
+        self.call("get")
+        return self.entries.get(key)
+
+    def claim(
+        self, key: str, counted_as: str, day: str, lease_until: float, now: float, limits: TransformLimits
+    ) -> tuple[Claim, TransformEntry | None]:
+        self.call("claim")
+        with self._lock:
+            rendering = TransformEntry(TransformState.RENDERING, lease_until)
+            found = self.entries.get(key)
+            if found is not None:
+                if found.live(now):
+                    return Claim.TAKEN, found
+                self.entries[key] = rendering
+                return Claim.CLAIMED, rendering
+            image, stage = f"count#{counted_as}", f"day#{day}"
+            if limits.per_image and self.counters.get(image, 0) >= limits.per_image:
+                return Claim.IMAGE_FULL, None
+            if limits.per_day and self.counters.get(stage, 0) >= limits.per_day:
+                return Claim.STAGE_FULL, None
+            self.counters[image] = self.counters.get(image, 0) + 1
+            self.counters[stage] = self.counters.get(stage, 0) + 1
+            self.entries[key] = rendering
+            return Claim.CLAIMED, rendering
+
+    def finish(self, key: str, entry: TransformEntry, keep_seconds: int, now: float) -> None:
+        self.call("finish")
+        with self._lock:
+            self.entries[key] = replace(entry, lease_until=0.0, expires_at=now + keep_seconds if keep_seconds else None)
+
+
 def no_faults(*fakes: Any) -> None:
     """Assert nothing scheduled to fail was left unused (a test that set a fault must trigger it)."""
     for fake in fakes:
@@ -408,6 +454,8 @@ class FakePorts:
     reprocess_queue: InMemoryReprocessQueue = field(default_factory=InMemoryReprocessQueue)
     backfills: InMemoryBackfillLog = field(default_factory=InMemoryBackfillLog)
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
+    transforms: InMemoryTransformLedger = field(default_factory=InMemoryTransformLedger)
+    signing_keys: SigningKeys | None = None
     clock: Callable[[], datetime] = utc_now
 
     @property

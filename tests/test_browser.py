@@ -100,17 +100,24 @@ def test_several_images_upload_with_progress_previews_figures_and_failures(
     assert photo.locator("progress").evaluate("bar => bar.value") == 100
     assert photo.locator(".percent").inner_text() == f"100% of {len(files['photo.jpg']) / 1024:.1f} KB"
     figures = {figure.get_attribute("data-variant"): figure.inner_text() for figure in photo.locator("figure").all()}
-    assert list(figures) == ["original", "web", "thumb"]
+    assert list(figures) == ["original", "web", "thumb", "on demand"]
     assert "JPEG · 2400×1600" in figures["original"]
+    on_demand = photo.locator('figure[data-variant="on demand"] img')
+    assert on_demand.get_attribute("srcset").count("/od/") == 4 and ".auto?exp=" in on_demand.get_attribute("srcset")
     assert "webp · 2048×1365" in figures["web"] and "smaller than the original" in figures["web"]
     assert "webp · 320×213" in figures["thumb"]
     record = requests.get(f"{live.api}/images/{photo.get_attribute('data-id')}", timeout=10).json()
     web_kb = f"{record['outputs']['web']['bytes'] / 1024:.1f} KB"
     assert web_kb in figures["web"]
     assert f"({record['savings']['percent']}%)" in photo.locator(".summary").inner_text()
-    # Every preview really loaded: the original from the file, the variants from their presigned URLs.
+    # The on-demand one is rendered on its first request: wait for it to come in.
+    on_demand.evaluate("img => img.complete || new Promise(done => { img.onload = img.onerror = done; })")
+    # Every preview really loaded: the original from the file, the variants from their presigned URLs,
+    # the on-demand one rendered for Chromium's Accept (AVIF) at the srcset width it picked.
     for image in photo.locator("figure img").all():
         assert image.evaluate("img => img.complete && img.naturalWidth > 0"), image.get_attribute("src")
+
+    assert on_demand.evaluate("img => [img.currentSrc.includes('/160.auto?'), img.naturalWidth]") == [True, 160]
 
     drawing = card(page, "drawing.png")
     assert drawing.get_attribute("data-status") == "done"

@@ -27,6 +27,7 @@ PUBLIC = {
     ("GET", "/page-config"),
     ("GET", "/vendor/oidc-client-ts.min.js"),
     ("GET", "/upload-limits"),
+    ("GET", "/processed/{image_id}/od/{revision}/{name}"),  # the link's signature is the credential
 }
 STAGE = apidoc.StageFacts("jwt", ("image/jpeg", "image/png"), ("default", "compress"), 26214400)
 
@@ -78,3 +79,10 @@ def test_the_reference_page_uses_the_vendored_redoc_only() -> None:
     version = (ROOT / "chalicelib" / "static" / "vendor" / "REDOC_VERSION").read_text().split()[1]
     assert f'"{version}"' in apidoc.redoc_script()
     assert version in (ROOT / "tools" / "vendor_redoc.sh").read_text()
+
+
+def test_the_served_transform_route_follows_the_stage_output_prefix() -> None:
+    served = apidoc.document(dataclasses.replace(STAGE, output_prefix="variants/v1/"))
+    assert "/variants/v1/{image_id}/od/{revision}/{name}" in served["paths"]
+    assert apidoc.TRANSFORM_PATH not in served["paths"]
+    validate(copy.deepcopy(served))

@@ -20,10 +20,13 @@ from __future__ import annotations
 import os
 import pickle
 import resource
+import select
 import signal
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from chalicelib.deadline import DeadlineExceeded
 from chalicelib.errors import ImageRejected
 from chalicelib.imaging.decode import out_of_memory
 
@@ -33,8 +36,11 @@ _CHUNK = 1 << 20
 _NEAR_LIMIT = 0.9
 
 
-def run_isolated(work: Callable[[], T], memory_bytes: int) -> T:
-    """`work()` in a forked child allowed `memory_bytes` more than this process holds now."""
+def run_isolated(work: Callable[[], T], memory_bytes: int, timeout: float | None = None) -> T:
+    """`work()` in a forked child allowed `memory_bytes` more than this process holds now.
+
+    With `timeout` (seconds), the child is killed and DeadlineExceeded raised when it has not
+    answered by then: a deadline that holds on any thread (SIGALRM only reaches the main one)."""
     ceiling = _status_bytes("VmData") + memory_bytes
     resident = _status_bytes("VmRSS")
     reading, writing = os.pipe()
@@ -44,7 +50,7 @@ def run_isolated(work: Callable[[], T], memory_bytes: int) -> T:
         _child(work, ceiling, writing)
     os.close(writing)
     try:
-        payload = _read_all(reading)
+        payload = _read_all(reading, None if timeout is None else time.monotonic() + timeout)
     except BaseException:  # the deadline (or anything else) while waiting: the child must not outlive it
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -81,11 +87,15 @@ def _child(work: Callable[[], Any], ceiling: int, writing: int) -> None:
         os._exit(status)
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, _CHUNK):
+def _read_all(fd: int, until: float | None = None) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        if until is not None and not select.select([fd], [], [], max(until - time.monotonic(), 0))[0]:
+            raise DeadlineExceeded
+        chunk = os.read(fd, _CHUNK)
+        if not chunk:
+            return b"".join(chunks)
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _status_bytes(field: str) -> int:

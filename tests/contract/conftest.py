@@ -12,6 +12,7 @@ from chalicelib.aws.queue import SqsReprocessQueue
 from chalicelib.aws.quota_store import DynamoQuotaStore
 from chalicelib.aws.records import DynamoBackfillLog, DynamoRecordStore
 from chalicelib.aws.storage import S3ObjectStore, S3Uploads
+from chalicelib.aws.transform_ledger import DynamoTransformLedger
 from chalicelib.ports import ReprocessMessage
 from tests.conftest import ENV
 from tests.fakes import (
@@ -20,6 +21,7 @@ from tests.fakes import (
     InMemoryQuotaStore,
     InMemoryRecordStore,
     InMemoryReprocessQueue,
+    InMemoryTransformLedger,
     InMemoryUploads,
     RecordingNotifier,
 )
@@ -41,6 +43,15 @@ def quota_store(request: pytest.FixtureRequest) -> Iterator[Any]:
     else:
         aws = request.getfixturevalue("aws")
         yield DynamoQuotaStore(aws.table)
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def transform_ledger(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        yield InMemoryTransformLedger()
+    else:
+        aws = request.getfixturevalue("aws")
+        yield DynamoTransformLedger(aws.table)
 
 
 @pytest.fixture(params=["memory", "s3"])

@@ -86,12 +86,12 @@ def dynamodb_needs(operation: str, params: Mapping[str, Any]) -> list[Need]:
     action = f"dynamodb:{operation}"
     if operation == "BatchGetItem":
         return [Need(action, f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}") for name in params["RequestItems"]]
-    if operation == "TransactWriteItems":  # authorized as the writes it is made of: ours are updates
+    if operation == "TransactWriteItems":  # authorized as the writes it is made of (updates, puts)
         return [
             Need(
                 f"dynamodb:{kind}Item",
                 f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{request['TableName']}",
-                {"dynamodb:LeadingKeys": str(request["Key"]["id"])},
+                {"dynamodb:LeadingKeys": str((request.get("Key") or request["Item"])["id"])},
             )
             for item in params["TransactItems"]
             for kind, request in item.items()
@@ -144,6 +144,9 @@ class Recorder:
             needs = dynamodb_needs(operation, params)
         elif service == "sqs":
             needs = sqs_needs(operation, params)
+        elif service == "secretsmanager":
+            assert operation == "GetSecretValue", operation
+            needs = [Need("secretsmanager:GetSecretValue", params["SecretId"])]
         else:
             assert (service, operation) == ("sns", "Publish"), (service, operation)
             needs = [Need("sns:Publish", params["TopicArn"])]

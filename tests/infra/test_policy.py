@@ -48,13 +48,21 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = stages.load_config(ROOT)
-HANDLE_SERVICES = {"s3": "s3", "table": "dynamodb", "dynamodb": "dynamodb", "sns": "sns", "sqs": "sqs"}
+HANDLE_SERVICES = {
+    "s3": "s3",
+    "table": "dynamodb",
+    "dynamodb": "dynamodb",
+    "sns": "sns",
+    "sqs": "sqs",
+    "secretsmanager": "secretsmanager",
+}
 # Operations AWS authorizes under another action name.
 IAM_ACTION_OF = {
     ("s3", "ListObjectsV2"): "s3:ListBucket",
     ("s3", "DeleteObjects"): "s3:DeleteObject",
     ("s3", "HeadObject"): "s3:GetObject",
-    # A transaction is authorized as the actions it is made of: ours are all updates.
+    # A transaction is authorized as the actions it is made of: updates (a new on-demand variant's
+    # transaction also puts its item: PutItem, which the records' grant has anyway).
     ("dynamodb", "TransactWriteItems"): "dynamodb:UpdateItem",
     # A copy is authorized as PutObject on the target (+ GetObject on the source, see below).
     ("s3", "CopyObject"): "s3:PutObject",
@@ -76,6 +84,9 @@ PLATFORM_ACTIONS = {
     "sqs:GetQueueAttributes",
 }
 DEPLOY_STAGES = ("dev", "prod")
+# Called only on stages with an option no committed stage has (on-demand variants' keys in Secrets
+# Manager): the every-option run below holds their grants to the calls.
+OPTIONAL_ACTIONS = {"secretsmanager:GetSecretValue"}
 
 
 def _operations(service: str) -> dict[str, str]:
@@ -203,7 +214,7 @@ def test_every_function_has_its_own_policy_file(stage: str) -> None:
 def test_the_policies_together_grant_every_called_action_and_nothing_more(stage: str) -> None:
     needed = code_actions()
     granted = set().union(*(granted_actions(d) for d in committed_policies(stage).values()))
-    assert needed - granted == set(), "the code calls these but no function's policy allows them"
+    assert needed - granted - OPTIONAL_ACTIONS == set(), "the code calls these but no function's policy allows them"
     assert granted - needed - PLATFORM_ACTIONS == set(), "a policy grants actions no code needs"
 
 
@@ -270,16 +281,18 @@ class Configuration:
     stage: str
     extra_env: tuple[tuple[str, str], ...] = ()
     kms: bool = False  # OUTPUT_SSE=aws:kms with a key made in moto
+    transforms: bool = False  # on-demand variants, TRANSFORM_KEYS_SECRET a secret made in moto
 
     @property
     def committed(self) -> bool:
-        return not self.extra_env and not self.kms
+        return not self.extra_env and not self.kms and not self.transforms
 
 
 CONFIGURATIONS = {
     "dev": Configuration("dev"),
     "prod-cdn": Configuration("prod"),  # OUTPUT_BASE_URL: the API presigns no downloads
-    "dev-dedupe-kms": Configuration("dev", (("DEDUPE", "true"),), kms=True),  # generated, not committed
+    # Every option on (generated, not committed): dedupe, SSE-KMS outputs, on-demand variants.
+    "dev-dedupe-kms": Configuration("dev", (("DEDUPE", "true"),), kms=True, transforms=True),
 }
 
 
@@ -331,6 +344,10 @@ def run(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
             env.update(OUTPUT_SSE="aws:kms", KMS_KEY_ID=key)
             monkeypatch.setenv("OUTPUT_SSE", "aws:kms")
             monkeypatch.setenv("KMS_KEY_ID", key)
+        if configuration.transforms:
+            secret = arrange.client("secretsmanager").create_secret(Name="transform-keys", SecretString="s" * 48)
+            env["TRANSFORM_KEYS_SECRET"] = secret["ARN"]
+            monkeypatch.setenv("TRANSFORM_KEYS_SECRET", secret["ARN"])
         create_resources(env)
         create_queues(RESOURCES_TEMPLATE, configuration.stage, ACCOUNT, REGION)
         policies = (
@@ -449,6 +466,13 @@ class Lifecycle:
                 records.save(pending.claimed("token", "etag", len(self.photo), hour_ago.timestamp(), hour_ago))
         return quiet, stuck, unfinished
 
+    def on_demand(self, image_id: str) -> None:
+        """A variant rendered on its first request and found stored on the second (stages with keys)."""
+        template = json.loads(self.client.http.get(f"/images/{image_id}").body)["links"]["transform"]
+        for _ in range(2):
+            answer = self.client.http.get(template.replace("{width}", "320").replace("{format}", "webp"))
+            assert answer.status_code == 302, answer.body
+
     def reprocess(self, image_id: str) -> None:
         """Ask for the image to be rendered again, once alone and once by a backfill, watch the
         backfill's progress, and run the reprocess consumer on what was queued."""
@@ -493,6 +517,8 @@ def run_every_function(run: Run, client: Client, monkeypatch: pytest.MonkeyPatch
         with monkeypatch.context() as admin:  # what an admin's token would make of the caller
             admin.setattr(application, "_caller", lambda: Principal("root", True, "jwt"))
             assert client.http.get("/images").status_code == 200  # every owner's: the sharded index
+        if run.configuration.transforms:
+            life.on_demand(good)
         assert client.http.delete(f"/images/{good}").status_code == 204
         life.multipart_upload()  # Uppy's routes: start, sign, list, complete; and an abort
     life.leftover_output(good)

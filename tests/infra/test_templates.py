@@ -157,6 +157,7 @@ def test_stage_knobs_are_template_parameters_and_never_derived_ones() -> None:
         "UploadPrefix",
         "OutputPrefix",
         "PageUrls",
+        "ApiDomain",
         "UploadFailureQueueArn",
         "RestApiId",
         "ApiGatewayStage",
@@ -503,3 +504,101 @@ def test_a_stage_whose_arns_name_another_region_than_its_own_is_refused() -> Non
     with pytest.raises(SystemExit, match=r"is in us-east-1 .*TOPIC_ARN is in eu-west-1"):
         stages.check_deployable(config, "dev")
     assert stages.region("prod") == "us-east-1"
+
+
+# --- on-demand variants: the keys' secret, and behind the CDN an origin group and an Accept function --
+
+ACCEPT_FUNCTION = stages.TEMPLATES / "cloudfront" / "accept_class.js"
+VARIANT_TYPES = {"AWS::CloudFront::Function", "AWS::CloudFront::CachePolicy", "AWS::CloudFront::OriginRequestPolicy"}
+API = "https://abc123.execute-api.us-east-1.amazonaws.com/api/"
+
+
+def test_on_demand_variants_are_a_per_stage_switch_off_by_default() -> None:
+    for stage in ("dev", "prod"):
+        resources = deployed(stage)["Resources"]
+        assert not of_type(resources, "AWS::SecretsManager::Secret") and not VARIANT_TYPES & {
+            body["Type"] for body in resources.values()
+        }
+    dev = deployed("dev", Transforms="true")
+    (secret,) = of_type(dev["Resources"], "AWS::SecretsManager::Secret").values()
+    assert secret["GenerateSecretString"] == {"PasswordLength": 48, "ExcludePunctuation": True}  # no one sees it
+    assert "TransformKeysSecretArn" in dev["Outputs"] and "TransformBaseUrl" not in dev["Outputs"]  # no CDN
+
+
+def test_behind_the_cdn_stored_variants_come_from_s3_and_new_ones_from_the_api() -> None:
+    before_the_api = deployed("prod", Transforms="true")
+    assert not VARIANT_TYPES & {body["Type"] for body in before_the_api["Resources"].values()}
+    resources = deployed("prod", Transforms="true", ApiDomain=urlsplit(API).hostname or "")["Resources"]
+    config = resources["OutputDistribution"]["Properties"]["DistributionConfig"]
+    origins = {origin["Id"]: origin for origin in config["Origins"]}
+    assert origins["api"]["DomainName"] == {"Ref": "ApiDomain"} and origins["api"]["OriginPath"] == "/api"
+    assert origins["api"]["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    (group,) = config["OriginGroups"]["Items"]
+    assert [m["OriginId"] for m in group["Members"]["Items"]] == ["output-bucket", "api"]  # S3 first
+    assert group["FailoverCriteria"]["StatusCodes"]["Items"] == [403, 404]  # OAC: a missing key is a 403
+    (behaviour,) = config["CacheBehaviors"]
+    assert _sub(behaviour["PathPattern"]["Fn::Sub"], {"OutputPrefix": "processed/"}) == "processed/*/od/*"
+    assert behaviour["TargetOriginId"] == group["Id"] and behaviour["AllowedMethods"] == ["GET", "HEAD"]
+    (association,) = behaviour["FunctionAssociations"]
+    assert association["EventType"] == "viewer-request"
+    cache = resources["VariantCachePolicy"]["Properties"]["CachePolicyConfig"][
+        "ParametersInCacheKeyAndForwardedToOrigin"
+    ]
+    assert cache["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["Accept"]}  # the class only
+    assert cache["QueryStringsConfig"] == {"QueryStringBehavior": "none"}  # the signature is not in the key
+    forwarded = resources["VariantOriginRequestPolicy"]["Properties"]["OriginRequestPolicyConfig"]
+    assert forwarded["QueryStringsConfig"] == {"QueryStringBehavior": "all"}  # but reaches the API
+    assert config["DefaultCacheBehavior"]["TargetOriginId"] == "output-bucket"  # outputs as before
+    assert resources["AcceptClassFunction"]["Properties"]["FunctionCode"] == ACCEPT_FUNCTION.read_text()
+
+
+def test_the_api_domain_is_derived_from_the_deployed_api_on_transform_stages_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = stages.load_config(stages.PROJECT)
+    assert "ApiDomain" not in stages.resources_parameters(config, "prod", API)
+    knobs = {**stages.extra_parameters("prod", "resources"), "Transforms": "true"}
+    monkeypatch.setattr(stages, "extra_parameters", lambda stage, kind: knobs if kind == "resources" else {})
+    assert stages.resources_parameters(config, "prod", API)["ApiDomain"] == urlsplit(API).hostname
+    assert stages.resources_parameters(config, "prod", "")["ApiDomain"] == ""  # before the API exists
+
+
+ACCEPTS = {
+    "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8": "avif",  # Chrome
+    "image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5": "webp",  # Safari 15
+    "image/avif;q=0, image/webp": "webp",
+    "IMAGE/WEBP": "webp",
+    "image/webp;q=0.0": "jpeg",
+    "image/png,image/*;q=0.8,*/*;q=0.5": "jpeg",
+    "*/*": "jpeg",
+    "": "jpeg",
+}
+
+
+def test_the_cloudfront_function_classes_accept_as_the_api_negotiates_and_rewrites_auto() -> None:
+    from chalicelib.transforms import negotiate
+
+    cases = [
+        {"accept": accept, "uri": uri}
+        for accept in ACCEPTS
+        for uri in ("/processed/x/od/r/320.auto", "/processed/x/od/r/320.jpeg")
+    ]
+    cases.append({"accept": None, "uri": "/processed/x/od/r/320.auto"})
+    script = (
+        ACCEPT_FUNCTION.read_text()
+        + """
+const cases = JSON.parse(process.argv[1]);
+console.log(JSON.stringify(cases.map((c) => {
+  const headers = c.accept === null ? {} : { accept: { value: c.accept } };
+  const request = handler({ request: { uri: c.uri, headers } });
+  return [request.headers.accept.value, request.uri];
+})));
+"""
+    )
+    result = subprocess.run(["node", "-e", script, json.dumps(cases)], capture_output=True, text=True, check=True)
+    answers = json.loads(result.stdout)
+    for case, (accept, uri) in zip(cases, answers):
+        kind = negotiate(case["accept"], "JPEG")
+        assert accept == f"image/{kind}", case
+        rewritten = case["uri"].endswith(".auto") and kind != "jpeg"
+        assert uri == (case["uri"].replace(".auto", f".{kind}") if rewritten else case["uri"]), case
