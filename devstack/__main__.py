@@ -43,7 +43,8 @@ def main() -> None:
     if issuer is not None:
         os.environ.update(issuer.app_env())
         print(f"OIDC issuer (local): {issuer.url}  tokens: `make token USER=alice`", flush=True)
-    # `terminate()` (tests) ends the stack like Ctrl-C does: through stop(), which ends the sandboxes too.
+    # `terminate()` (tests) ends the stack like Ctrl-C does: through stop(), which ends the sandboxes too,
+    # without waiting for its threads (the process ends right after).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     settings = replace(RuntimeSettings.from_env(dict(os.environ)), app_module=args.app)
     stack = LocalStack(args.host, args.port, args.aws_port, args.workers, settings)
@@ -56,12 +57,18 @@ def main() -> None:
         print(f"AWS stand-in (moto): {stack.aws_url}", flush=True)
         print(f"Ready: open {stack.api_url}/health or run `curl -X POST {stack.api_url}/uploads ...`", flush=True)
         threading.Event().wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        stack.stop()
+        stack.stop(wait_for_threads=False)
         if issuer is not None:
             issuer.stop()
+    # Stopped and flushed: skip the interpreter's teardown (half a second of moto's modules and
+    # pollers still in a long poll), so a terminated stack is gone at once.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

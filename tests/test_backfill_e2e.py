@@ -101,7 +101,7 @@ def test_a_backfill_of_500_images_changes_every_record_output_and_message_once(s
     new_keys = {o["key"] for r in after.values() for o in r["outputs"].values()}
     assert output_keys(stack) == new_keys and not new_keys & old_keys  # the old revisions are gone
 
-    time.sleep(2)
+    stack.idle()  # every reprocess has published its message
     messages = stack.notifications()
     reprocessed = Counter(m["id"] for m in messages if m["generation"] == 1)
     assert set(reprocessed) == ids and set(reprocessed.values()) == {1}, reprocessed.most_common(3)

@@ -60,7 +60,7 @@ def test_a_second_upload_to_the_same_slot_is_what_the_record_describes(stack: St
             break
         time.sleep(0.3)
     assert record["status"] == "done" and record["original"]["width"] == 600, record
-    time.sleep(1)
+    stack.idle()  # both uploads' attempts have ended and published what they publish
     messages = messages_for(stack, image_id, [])
     assert messages and messages[-1]["original"]["width"] == 600
     assert len(messages) <= 2  # one per outcome: the first upload's, if it finished before the second landed
@@ -73,7 +73,7 @@ def test_after_a_delete_answers_204_nothing_of_the_image_is_left_or_announced(st
     stack.send(slot, images.jpeg(4000, 3000))
     image_id = slot["id"]
     assert requests.delete(f"{stack.api}/images/{image_id}", timeout=30).status_code == 204
-    time.sleep(4)  # any attempt in flight has ended by now (the stage's timeout is 3 s)
+    stack.idle()  # any attempt in flight has ended
     assert requests.get(f"{stack.api}/images/{image_id}", timeout=10).status_code == 404
     for bucket, prefix in (
         ("imgpress-local-output", f"processed/{image_id}/"),
@@ -119,5 +119,5 @@ def test_a_function_killed_on_every_attempt_still_ends_the_image_once() -> None:
         assert record["status"] == "failed" and record["error"]["code"] == "processing_error", record
         assert time.monotonic() - started < 60
         assert live.output().count("out of memory") == 3  # every attempt was killed
-        time.sleep(2)
+        stack.idle()
         assert [m["status"] for m in messages_for(stack, image_id, [])] == ["failed"]

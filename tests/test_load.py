@@ -48,7 +48,7 @@ def wait_for_notifications(events: StackClient, ids: set[str]) -> Counter[str]:
             last_progress = time.monotonic()
         missing = ids - set(counts)
         assert time.monotonic() - last_progress < STALL_SECONDS, f"no image finished for {STALL_SECONDS} s: {missing}"
-    time.sleep(1)  # a duplicate would come right after
+    events.idle()  # a duplicate would come from an event or attempt still going on
     counts.update(message["id"] for message in events.notifications())
     return counts
 
