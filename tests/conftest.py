@@ -95,15 +95,11 @@ def stack() -> Iterator[StackClient]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium under Playwright, one per module (tests/test_browser.py says why not `playwright install`)."""
-    from playwright.sync_api import sync_playwright
+    """Debian's Chromium under Playwright, one per module (tests/browser.py says why not `playwright install`)."""
+    from tests.browser import chromium
 
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -27,16 +27,18 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from PIL import Image
-from playwright.sync_api import Browser, Page, Request, Response, sync_playwright
+from playwright.sync_api import Browser, Page, Request, Response
 
 from devstack.stack import free_port
+from tests.browser import require_chromium
 from tests.conftest import ENV
 from tests.live_stack import LiveStack, StackClient, running_stack
 from tests.npm_packages import PACKAGES as PAGE
 from tests.npm_packages import npm_ci
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
+
+require_chromium()
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 MIB = 1024 * 1024
@@ -80,16 +82,6 @@ def live(page_origin: str) -> Iterator[LiveStack]:
     # The page's origin is another one than the API's and S3's, as deployed: CORS on both.
     with running_stack({"CORS_ALLOW_ORIGINS": page_origin, "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)}) as stack:
         yield stack
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_a_30_mb_upload_resumes_after_a_reload_without_resending_finished_parts(
