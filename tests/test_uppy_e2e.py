@@ -168,14 +168,16 @@ def dataset(page: Page) -> dict[str, str]:
 
 
 def test_a_file_over_the_apis_limit_is_refused_before_any_request(
-    browser: Browser, live: LiveStack, page_origin: str
+    browser: Browser, live: LiveStack, page_origin: str, tmp_path: Path
 ) -> None:
     context = browser.new_context()
     page = context.new_page()
     open_page(page, page_origin, live)
     sent: list[str] = []
     context.on("request", lambda request: sent.append(f"{request.method} {request.url}"))
-    big = {"name": "big.png", "mimeType": "image/png", "buffer": b"\0" * (MAX_UPLOAD_BYTES + 1)}
+    big = tmp_path / "big.png"
+    with open(big, "wb") as sparse:  # a path, not a buffer: Playwright would send 40 MB through its pipe
+        sparse.truncate(MAX_UPLOAD_BYTES + 1)
     page.set_input_files("#file", files=[big])
     page.wait_for_function("document.querySelector('#state').dataset.refused", timeout=SETTLE_MS)
     refused = dataset(page)["refused"]
