@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -43,9 +44,7 @@ def main() -> None:
     if issuer is not None:
         os.environ.update(issuer.app_env())
         print(f"OIDC issuer (local): {issuer.url}  tokens: `make token USER=alice`", flush=True)
-    # `terminate()` (tests) ends the stack like Ctrl-C does: through stop(), which ends the sandboxes too,
-    # without waiting for its threads (the process ends right after).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, _terminated)
     settings = replace(RuntimeSettings.from_env(dict(os.environ)), app_module=args.app)
     stack = LocalStack(args.host, args.port, args.aws_port, args.workers, settings)
     try:
@@ -69,6 +68,18 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+STOP_SECONDS = 10  # after SIGTERM: past this, every thread's traceback goes to the log and the process ends
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    """SIGTERM (`terminate()` in tests) ends the stack as Ctrl-C does: through stop(), which ends the
+    sandboxes too, without waiting for its threads. A stop that hangs is shown and cut short: a
+    terminated stack must never outlive its caller's patience (a sandbox ends itself when its parent
+    is gone)."""
+    faulthandler.dump_traceback_later(STOP_SECONDS, exit=True)
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,7 +56,11 @@ def running_stack(settings: Mapping[str, str] | None = None) -> Iterator[LiveSta
             yield LiveStack(api, f"http://127.0.0.1:{aws_port}", Path(log.name), process.pid)
         finally:
             process.terminate()
-            process.wait(timeout=30)  # it kills its sandboxes and exits at once (devstack/__main__.py)
+            # It kills its sandboxes and exits at once; a stop that hung is cut short after 10 s, its
+            # threads' tracebacks in the log, kept in test-artifacts/ (devstack/__main__.py).
+            if process.wait(timeout=30) != 0:
+                (ROOT / "test-artifacts").mkdir(exist_ok=True)
+                shutil.copy(log.name, ROOT / "test-artifacts" / f"devstack-stop-{process.pid}.log")
 
 
 def _wait_until_healthy(api: str, process: subprocess.Popen[str], log: IO[str]) -> None:
