@@ -14,6 +14,9 @@ from dataclasses import replace
 from devstack.issuer import issuer_for_local_stack
 from devstack.stack import LocalStack, RuntimeSettings
 
+SIGNAL_CHECK_SECONDS = 0.1
+STOP_SECONDS = 10  # after SIGTERM: past this, every thread's traceback goes to the log and the process ends
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -55,7 +58,12 @@ def main() -> None:
         print(f"imgpress API:        {stack.api_url}", flush=True)
         print(f"AWS stand-in (moto): {stack.aws_url}", flush=True)
         print(f"Ready: open {stack.api_url}/health or run `curl -X POST {stack.api_url}/uploads ...`", flush=True)
-        threading.Event().wait()
+        # Wake up often: CPython runs a signal's handler only in the main thread, and only once it
+        # runs again. A SIGTERM the kernel hands to another thread left an untimed wait asleep forever
+        # (stacks that never ended after `terminate()`).
+        idle = threading.Event()
+        while not idle.wait(SIGNAL_CHECK_SECONDS):
+            pass
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
@@ -68,9 +76,6 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
-
-
-STOP_SECONDS = 10  # after SIGTERM: past this, every thread's traceback goes to the log and the process ends
 
 
 def _terminated(_signum: int, _frame: object) -> None:
