@@ -159,13 +159,15 @@ _AWS_ADAPTERS = {"dynamodb", "s3", "sns", "sqs"}  # the adapter side of tests/co
 # start at once and the short modules fill in around them.
 LONG_POLES = (
     "tests/test_schemathesis_e2e.py",
+    "tests/infra/test_policy.py",
+    "tests/test_guarantees_e2e.py",
     "tests/test_uppy_e2e.py",
     "tests/test_docs_samples_e2e.py",
     "tests/test_backfill_e2e.py",
-    "tests/test_guarantees_e2e.py",
     "tests/test_browser.py",
-    "tests/test_static_checks.py",
+    "tests/contract/test_record_store.py",
     "tests/infra/test_package.py",
+    "tests/test_static_checks.py",
     "tests/test_load.py",
 )
 # Then the other modules by tier, the slower tiers first.

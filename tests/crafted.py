@@ -1139,6 +1139,7 @@ def gif_frame_blocks(blocks: bytes) -> tuple[bytes, ...]:
     return tuple(parts)
 
 
+@cache  # 2 s to encode, and several tests ask for it
 def many_frame_webp(frames: int, size: int = 1000) -> bytes:
     """Alternating full-size frames (identical ones would be merged by the encoder)."""
     dark, light = Image.new("RGB", (size, size), (10, 20, 30)), Image.new("RGB", (size, size), (200, 210, 220))
