@@ -25,9 +25,11 @@ run: $(STAMP)
 token: $(STAMP)
 	@$(BIN)/python -m devstack.token "$(USER)" $(if $(filter 1 yes true,$(ADMIN)),--admin) $(if $(GROUPS),--groups "$(GROUPS)") $(if $(TTL),--ttl $(TTL))
 
-## Run the test suite: every tier (what CI runs)
+## Run the test suite: every tier (what CI runs), a module per pytest-xdist worker at a time, the
+## longest modules first (tests/conftest.py); TEST_WORKERS=0 runs it in one process
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 ## One tier of it (pytest.ini): unit (under 30 s, run it on every save), integration, e2e, reference, slow.
 ## The unit tier runs on every core (pytest-xdist): its tests share nothing, not even a port.

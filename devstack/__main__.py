@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -12,6 +13,9 @@ from dataclasses import replace
 
 from devstack.issuer import issuer_for_local_stack
 from devstack.stack import LocalStack, RuntimeSettings
+
+SIGNAL_CHECK_SECONDS = 0.1
+STOP_SECONDS = 10  # after SIGTERM: past this, every thread's traceback goes to the log and the process ends
 
 
 def main() -> None:
@@ -43,8 +47,7 @@ def main() -> None:
     if issuer is not None:
         os.environ.update(issuer.app_env())
         print(f"OIDC issuer (local): {issuer.url}  tokens: `make token USER=alice`", flush=True)
-    # `terminate()` (tests) ends the stack like Ctrl-C does: through stop(), which ends the sandboxes too.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, _terminated)
     settings = replace(RuntimeSettings.from_env(dict(os.environ)), app_module=args.app)
     stack = LocalStack(args.host, args.port, args.aws_port, args.workers, settings)
     try:
@@ -55,13 +58,33 @@ def main() -> None:
         print(f"imgpress API:        {stack.api_url}", flush=True)
         print(f"AWS stand-in (moto): {stack.aws_url}", flush=True)
         print(f"Ready: open {stack.api_url}/health or run `curl -X POST {stack.api_url}/uploads ...`", flush=True)
-        threading.Event().wait()
-    except KeyboardInterrupt:
+        # Wake up often: CPython runs a signal's handler only in the main thread, and only once it
+        # runs again. A SIGTERM the kernel hands to another thread left an untimed wait asleep forever
+        # (stacks that never ended after `terminate()`).
+        idle = threading.Event()
+        while not idle.wait(SIGNAL_CHECK_SECONDS):
+            pass
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        stack.stop()
+        stack.stop(wait_for_threads=False)
         if issuer is not None:
             issuer.stop()
+    # Stopped and flushed: skip the interpreter's teardown (half a second of moto's modules and
+    # pollers still in a long poll), so a terminated stack is gone at once.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    """SIGTERM (`terminate()` in tests) ends the stack as Ctrl-C does: through stop(), which ends the
+    sandboxes too, without waiting for its threads. A stop that hangs is shown and cut short: a
+    terminated stack must never outlive its caller's patience (a sandbox ends itself when its parent
+    is gone)."""
+    faulthandler.dump_traceback_later(STOP_SECONDS, exit=True)
+    sys.exit(0)
 
 
 if __name__ == "__main__":

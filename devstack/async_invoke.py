@@ -70,6 +70,7 @@ class AsyncInvoker:
         self._sequence = itertools.count()
         self._changed = threading.Condition()
         self._stopped = False
+        self._active = 0  # events taken off the queue and not yet finished (their retries included)
         self._threads = [
             threading.Thread(target=self._dispatch, name=f"async-{pool.function.name}-{n}", daemon=True)
             for n in range(pool.size)
@@ -100,6 +101,7 @@ class AsyncInvoker:
             while not self._stopped:
                 wait = self._queue[0].due - time.monotonic() if self._queue else 0.5
                 if wait <= 0:
+                    self._active += 1
                     return heapq.heappop(self._queue)
                 self._changed.wait(min(wait, 0.5))
         return None
@@ -114,6 +116,14 @@ class AsyncInvoker:
                 log.exception(
                     "[%s %s] async invocation failed in the runtime", self.pool.function.name, event.request_id
                 )
+            finally:
+                with self._changed:
+                    self._active -= 1
+
+    def pending(self) -> int:
+        """Events queued, due for a retry or running: 0 when this function has nothing left to do."""
+        with self._changed:
+            return len(self._queue) + self._active
 
     def _attempt(self, event: AsyncEvent) -> None:
         if time.monotonic() - event.queued_at > self.config.maximum_event_age_seconds:

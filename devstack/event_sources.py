@@ -72,6 +72,10 @@ class EventSource:
     def _step(self) -> None:
         raise NotImplementedError
 
+    def queue_name(self) -> str | None:
+        """The SQS queue this source reads, if any (a message there is work still to come)."""
+        return None
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -95,6 +99,9 @@ class S3Notifications(EventSource):
             for record in json.loads(message["Body"]).get("Records", []):
                 self.invoker.submit({"Records": [record]})
             self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def queue_name(self) -> str:
+        return self.queue_url.rsplit("/", 1)[-1]
 
     def describe(self) -> str:
         where = f"s3://{self.trigger.bucket}/{self.trigger.prefix or ''}*{self.trigger.suffix or ''}"
@@ -171,16 +178,16 @@ class SqsMapping(EventSource):
         self.trigger = trigger
         self.report_batch_item_failures = report_batch_item_failures
         self._sqs = boto3.client("sqs")
-        self.queue_name = trigger.queue or str(trigger.queue_arn).rsplit(":", 1)[-1]
+        self._queue_name = trigger.queue or str(trigger.queue_arn).rsplit(":", 1)[-1]
         self.queue_url, self.queue_arn = self._connect()
 
     def _connect(self) -> tuple[str, str]:
         """Refuse what CreateEventSourceMapping refuses: a missing queue, or one that hides messages too briefly."""
         try:
-            url = self._sqs.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
+            url = self._sqs.get_queue_url(QueueName=self._queue_name)["QueueUrl"]
         except self._sqs.exceptions.QueueDoesNotExist as error:
             raise ConfigurationError(
-                f"{self.trigger.name} reads SQS queue {self.queue_name!r}, which does not exist: define it in "
+                f"{self.trigger.name} reads SQS queue {self._queue_name!r}, which does not exist: define it in "
                 "infra/resources.json (the local stack creates the queues defined there)"
             ) from error
         attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn", "VisibilityTimeout"])
@@ -212,7 +219,7 @@ class SqsMapping(EventSource):
                 invocation.request_id,
                 len(failed),
                 len(messages),
-                self.queue_name,
+                self._queue_name,
             )
 
     def _receive_batch(self) -> list[dict[str, Any]]:
@@ -237,11 +244,14 @@ class SqsMapping(EventSource):
         )
         return list(response.get("Messages", []))
 
+    def queue_name(self) -> str:
+        return self._queue_name
+
     def describe(self) -> str:
         window = self.trigger.maximum_batching_window_in_seconds
         reporting = "batchItemFailures honoured" if self.report_batch_item_failures else "batchItemFailures ignored"
         return (
-            f"SQS {self.queue_name}, batches of {self.trigger.batch_size} (window {window} s), "
+            f"SQS {self._queue_name}, batches of {self.trigger.batch_size} (window {window} s), "
             f"{len(self._threads)} at a time, {reporting}"
         )
 

@@ -8,6 +8,7 @@ sees one shape locally and deployed.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,5 +67,26 @@ class GatewayResponseHandler(ChaliceRequestHandler):
 
 
 def create_local_server(app: Chalice, config: Config, host: str, port: int) -> Any:
-    """chalice.local.create_local_server, answering API Gateway's rejections like the deployed API."""
+    """chalice.local.create_local_server, answering API Gateway's rejections like the deployed API,
+    each request's `app.current_request` its own (per_thread_requests)."""
+    per_thread_requests(app)
     return LocalDevServer(app, config, host, port, handler_cls=GatewayResponseHandler)
+
+
+def per_thread_requests(app: Chalice) -> None:
+    """Make `app.current_request` and `app.lambda_context` per thread.
+
+    chalice local serves each request on a thread of its own but keeps the request on the one app
+    object, so two requests at once could read each other's: under load a slot was opened with
+    another request's declared size (found by tests/test_load.py). On Lambda each invocation has
+    the app to itself; here each thread does."""
+    state = threading.local()
+
+    def slot(name: str) -> property:
+        return property(lambda _: getattr(state, name, None), lambda _, value: setattr(state, name, value))
+
+    app.__class__ = type(
+        f"PerThread{type(app).__name__}",
+        (type(app),),
+        {"current_request": slot("current_request"), "lambda_context": slot("lambda_context")},
+    )

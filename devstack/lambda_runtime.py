@@ -263,6 +263,10 @@ class FunctionPool:
         finally:
             self._release(sandbox)
 
+    def running(self) -> int:
+        """Invocations in progress (a sandbox being replaced counts as busy until it is back)."""
+        return self.size - self._idle.qsize()
+
     def _acquire(self) -> Sandbox:
         while not self._stopped.is_set():
             try:

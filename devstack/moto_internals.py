@@ -8,9 +8,11 @@ endpoint in front of its WSGI app, which its constructor offers no way to add.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from devstack.cost_vector import IndexShape, TableShape
+from devstack.idle import IdleEndpoint
 from devstack.ledger import Item, Ledger, LedgerMiddleware
 from devstack.metrics import MetricsEndpoint, MetricStore
 from devstack.s3_rules import S3Rules
@@ -35,6 +37,22 @@ class MotoTables:
         return dict(found.to_json()["Attributes"]) if found is not None else None
 
 
+SHUTDOWN_POLL_SECONDS = 0.05  # how soon a stopped server notices (werkzeug's default, 0.5 s, each stop)
+
+
+def queue_depth(region: str, name: str) -> int:
+    """Messages in an SQS queue, in flight (received, not yet deleted) and delayed ones too; read from
+    moto's backend, not over HTTP, so that asking is no request in the ledger."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs.models import sqs_backends
+
+    try:
+        queue = sqs_backends[DEFAULT_ACCOUNT_ID][region].get_queue(name)
+    except Exception:  # not created (yet): nothing in it
+        return 0
+    return int(queue.approximate_number_of_messages) + int(queue.approximate_number_of_messages_not_visible)
+
+
 def _backend(region: str) -> Any:
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
@@ -51,11 +69,16 @@ def _index_shape(index: Any) -> IndexShape:
 
 
 def recording_moto_server(
-    host: str, port: int, ledger: Ledger, metrics: MetricStore, credentials: dict[str, str]
+    host: str,
+    port: int,
+    ledger: Ledger,
+    metrics: MetricStore,
+    credentials: dict[str, str],
+    busy: Callable[[], list[str]],
 ) -> Any:
-    """moto's ThreadedMotoServer with the ledger (and `GET /_metrics`) in front of its app, and S3's
-    upload rules between them (so the ledger counts refused requests too); `credentials`: access key ->
-    secret."""
+    """moto's ThreadedMotoServer with the ledger (and `GET /_metrics`, `GET /_idle`, which asks `busy`)
+    in front of its app, and S3's upload rules between them (so the ledger counts refused requests
+    too); `credentials`: access key -> secret."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from moto.server import ThreadedMotoServer
     from werkzeug.serving import make_server
@@ -63,9 +86,10 @@ def recording_moto_server(
     class RecordingMotoServer(ThreadedMotoServer):  # type: ignore[misc]
         def _server_entry(self) -> None:
             moto = DomainDispatcherApplication(create_backend_app)
-            app = MetricsEndpoint(LedgerMiddleware(S3Rules(moto, credentials), ledger, MotoTables()), metrics)
+            recorded = LedgerMiddleware(S3Rules(moto, credentials), ledger, MotoTables())
+            app = IdleEndpoint(MetricsEndpoint(recorded, metrics), busy)
             self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
             self._server_ready_event.set()
-            self._server.serve_forever()
+            self._server.serve_forever(poll_interval=SHUTDOWN_POLL_SECONDS)
 
     return RecordingMotoServer(ip_address=host, port=port, verbose=False)

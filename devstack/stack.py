@@ -39,7 +39,7 @@ from devstack.functions import ACCOUNT, REGION, ROOT, STAGE, Registration, event
 from devstack.lambda_runtime import FunctionPool
 from devstack.ledger import Ledger
 from devstack.metrics import InProcessLines, MetricStore
-from devstack.moto_internals import recording_moto_server
+from devstack.moto_internals import queue_depth, recording_moto_server
 
 NOTIFICATIONS_QUEUE = "imgpress-local-notifications"
 # Fake credentials on purpose: nothing started here may ever reach a real AWS account. The stand-in
@@ -149,7 +149,7 @@ class LocalStack:
 
     def _start(self) -> None:
         self._moto = recording_moto_server(
-            self.host, self.aws_port, self.ledger, self.metrics, {LOCAL_ACCESS_KEY: LOCAL_SECRET_KEY}
+            self.host, self.aws_port, self.ledger, self.metrics, {LOCAL_ACCESS_KEY: LOCAL_SECRET_KEY}, self.busy
         )
         self._moto.start()
         os.environ.update(self.env)
@@ -256,6 +256,21 @@ class LocalStack:
             urls.update(resources.notify_queues(bucket, notifications))
         return {function: urls[queue] for function, queue in names.items()}
 
+    def busy(self) -> list[str]:
+        """What is still to happen without anyone asking, one line each (`GET <aws_url>/_idle` waits
+        for none): messages in a queue a function reads, asynchronous events, running invocations."""
+        going_on: list[str] = []
+        for local in list(self.functions):
+            name = local.pool.function.name
+            queue = local.source.queue_name()
+            if queue and (waiting := queue_depth(REGION, queue)):
+                going_on.append(f"{name}: {waiting} message(s) in {queue}")
+            if local.invoker is not None and (queued := local.invoker.pending()):
+                going_on.append(f"{name}: {queued} asynchronous event(s)")
+            if running := local.pool.running():
+                going_on.append(f"{name}: {running} invocation(s) running")
+        return going_on
+
     def describe(self) -> list[str]:
         """What runs, one line each (printed on start)."""
         api = "api_handler: routes served in this process by chalice.local (its timeout is not enforced)"
@@ -268,14 +283,18 @@ class LocalStack:
 
         assert self.app_module is not None
         self._api = create_local_server(self.app_module.app, Config(chalice_stage=STAGE), self.host, self.api_port)
-        thread = threading.Thread(target=self._api.serve_forever, name="api", daemon=True)
+        # chalice's serve_forever() takes no poll interval: a short one makes stop() prompt.
+        thread = threading.Thread(
+            target=self._api.server.serve_forever, kwargs={"poll_interval": 0.05}, name="api", daemon=True
+        )
         thread.start()
         self._threads.append(thread)
 
-    def stop(self) -> None:
+    def stop(self, wait_for_threads: bool = True) -> None:
         """Triggers first, then sandboxes (a long invocation is killed, not awaited), then the servers.
 
-        Safe to call twice, and after a failed start."""
+        `wait_for_threads=False` (a process about to exit: SIGTERM) does not wait for the pollers'
+        long polls to end (up to a second). Safe to call twice, and after a failed start."""
         functions, self.functions = self.functions, []
         for local in functions:
             local.source.request_stop()
@@ -283,7 +302,7 @@ class LocalStack:
                 local.invoker.request_stop()
         for local in functions:
             local.pool.stop()
-        for local in functions:
+        for local in functions if wait_for_threads else ():
             local.source.stop()
             if local.invoker is not None:
                 local.invoker.stop()
@@ -291,7 +310,7 @@ class LocalStack:
         if api is not None:
             api.server.shutdown()
             api.server.server_close()
-        for thread in self._threads:
+        for thread in self._threads if wait_for_threads else ():
             thread.join(timeout=5)
         moto, self._moto = self._moto, None
         if moto is not None:

@@ -95,15 +95,11 @@ def stack() -> Iterator[StackClient]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium under Playwright, one per module (tests/test_browser.py says why not `playwright install`)."""
-    from playwright.sync_api import sync_playwright
+    """Debian's Chromium under Playwright, one per module (tests/browser.py says why not `playwright install`)."""
+    from tests.browser import chromium
 
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -158,11 +154,44 @@ _MOTO_FIXTURES = {"aws", "client"}
 _AWS_ADAPTERS = {"dynamodb", "s3", "sns", "sqs"}  # the adapter side of tests/contract/
 
 
+# The longest modules (docs/testing.md names them), run first: `make test` hands whole modules to
+# pytest-xdist's workers in this order (--dist loadfile --no-loadscope-reorder), so the long poles
+# start at once and the short modules fill in around them.
+LONG_POLES = (
+    "tests/test_schemathesis_e2e.py",
+    "tests/infra/test_policy.py",
+    "tests/test_guarantees_e2e.py",
+    "tests/test_uppy_e2e.py",
+    "tests/test_docs_samples_e2e.py",
+    "tests/test_backfill_e2e.py",
+    "tests/test_browser.py",
+    "tests/contract/test_record_store.py",
+    "tests/infra/test_package.py",
+    "tests/test_static_checks.py",
+    "tests/test_load.py",
+)
+# Then the other modules by tier, the slower tiers first.
+_TIER_ORDER = ("slow", "reference", "e2e", "integration", "unit")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give every test exactly one tier: its module's mark, else integration if it uses moto, else unit."""
+    """Give every test exactly one tier: its module's mark, else integration if it uses moto, else unit.
+    Then order modules longest first (a module's own order is kept)."""
     for item in items:
         if any(item.get_closest_marker(tier) for tier in TIERS):
             continue
         params = getattr(getattr(item, "callspec", None), "params", {})
         uses_moto = _MOTO_FIXTURES & set(item.fixturenames) or _AWS_ADAPTERS & set(map(str, params.values()))
         item.add_marker(pytest.mark.integration if uses_moto else pytest.mark.unit)
+    slowest_tier: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        tier = min(_TIER_ORDER.index(t) for t in TIERS if item.get_closest_marker(t))
+        slowest_tier[module] = min(slowest_tier.get(module, len(_TIER_ORDER)), tier)
+
+    def cost_rank(item: pytest.Item) -> tuple[int, int]:
+        module = item.nodeid.split("::")[0]
+        pole = LONG_POLES.index(module) if module in LONG_POLES else len(LONG_POLES)
+        return pole, slowest_tier[module]
+
+    items.sort(key=cost_rank)  # stable: modules stay whole, in their own order

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,9 +29,13 @@ class LiveStack:
     api: str  # http://127.0.0.1:<port> of the chalice local server
     aws: str  # http://127.0.0.1:<port> of the moto server behind it
     log: Path  # everything the stack printed so far, its functions' logs included
+    pid: int  # the stack's process (its sandboxes are its children)
 
     def output(self) -> str:
         return self.log.read_text()
+
+    def idle(self, timeout: float = 60) -> None:
+        wait_idle(self.aws, timeout)
 
 
 @contextmanager
@@ -48,10 +53,14 @@ def running_stack(settings: Mapping[str, str] | None = None) -> Iterator[LiveSta
         )
         try:
             _wait_until_healthy(api, process, log)
-            yield LiveStack(api, f"http://127.0.0.1:{aws_port}", Path(log.name))
+            yield LiveStack(api, f"http://127.0.0.1:{aws_port}", Path(log.name), process.pid)
         finally:
             process.terminate()
-            process.wait(timeout=30)  # a loaded machine may take a while to end every sandbox
+            # It kills its sandboxes and exits at once; a stop that hung is cut short after 10 s, its
+            # threads' tracebacks in the log, kept in test-artifacts/ (devstack/__main__.py).
+            if process.wait(timeout=30) != 0:
+                (ROOT / "test-artifacts").mkdir(exist_ok=True)
+                shutil.copy(log.name, ROOT / "test-artifacts" / f"devstack-stop-{process.pid}.log")
 
 
 def _wait_until_healthy(api: str, process: subprocess.Popen[str], log: IO[str]) -> None:
@@ -67,6 +76,13 @@ def _wait_until_healthy(api: str, process: subprocess.Popen[str], log: IO[str]) 
             pass
         time.sleep(0.2)
     raise AssertionError(f"devstack did not answer {api}/health within {STARTUP_SECONDS}s")
+
+
+def wait_idle(aws: str, timeout: float = 60) -> None:
+    """Returns once the stack has nothing left to do on its own (devstack/idle.py): no queued event or
+    message, no running invocation. What a test waits on before asserting that nothing else happens."""
+    answer = requests.get(f"{aws}/_idle", params={"timeout": timeout}, timeout=timeout + 30)
+    assert answer.status_code == 200, f"the stack is still busy after {timeout} s: {answer.text}"
 
 
 def ledger(aws: str, since: int = 0, image: str | None = None) -> dict[str, Any]:
@@ -98,6 +114,9 @@ class StackClient:
             aws_access_key_id="imgpress-local",
             aws_secret_access_key="imgpress-local",
         )
+
+    def idle(self, timeout: float = 60) -> None:
+        wait_idle(self.aws, timeout)
 
     def notifications(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -23,10 +24,13 @@ def npm_ci() -> str:
         pytest.skip("npm is not installed")
     installed = PACKAGES / "node_modules" / ".package-lock.json"
     lock = PACKAGES / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=PACKAGES, check=True, capture_output=True, timeout=300
-        )
+    # One `npm ci` at a time: pytest-xdist's workers may need the packages at once (`make test`).
+    with open(PACKAGES / ".npm-ci.lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"], cwd=PACKAGES, check=True, capture_output=True, timeout=300
+            )
     return npm
 
 

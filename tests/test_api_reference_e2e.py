@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser
 
+from tests.browser import ARTIFACTS, require_chromium
 from tests.live_stack import LiveStack, running_stack
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
+
+require_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -19,22 +21,18 @@ def live() -> Iterator[LiveStack]:
         yield stack
 
 
-def test_the_api_reference_renders_every_operation_from_this_stack_alone(live: LiveStack) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+def test_the_api_reference_renders_every_operation_from_this_stack_alone(browser: Browser, live: LiveStack) -> None:
     requested: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("requestfinished", lambda request: requested.append(request.url))
-        problems: list[str] = []
-        page.on("pageerror", lambda error: problems.append(str(error)))
-        page.goto(f"{live.api}/docs")
-        page.get_by_text("Start a resumable upload").first.wait_for(state="attached", timeout=30_000)
-        text = page.inner_text("body")
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "api-reference.png"))
-        browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("requestfinished", lambda request: requested.append(request.url))
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(f"{live.api}/docs")
+    page.get_by_text("Start a resumable upload").first.wait_for(state="attached", timeout=30_000)
+    text = page.inner_text("body")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "api-reference.png"))
+    page.close()
     assert not problems, problems
     for summary in ("Ask for an upload slot", "A URL to PUT one part to", "One image: status, metadata, outputs"):
         assert summary in text

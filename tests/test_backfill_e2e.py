@@ -1,9 +1,12 @@
-"""A backfill over `make run`, as an operator runs it: 500 small images uploaded through the API, then
-`imgpress backfill --profile thumbnail200` queues them all (one API call per page) and watches the
-stack's `reprocess_images` consumer (an SQS mapping the local runtime discovered) drain the queue.
+"""A backfill over `make run`, as an operator runs it: 23 small images uploaded through the API, then
+`imgpress backfill --profile thumbnail200 --page-size 5` queues them all (one API call per page, five
+pages, the last one short) and watches the stack's `reprocess_images` consumer (an SQS mapping the
+local runtime discovered) drain the queue.
 
 Checked from outside: every record moved to the new profile, generation 1, its outputs replaced
-(only the new revision's objects remain), one SNS message per outcome; a re-run queues nothing.
+(only the new revision's objects remain), one SNS message per outcome; a re-run of the same backfill
+queues nothing. Small pages make a few images exercise what hundreds would: cursors across pages and
+a resumed backfill (docs: testing).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from tests.live_stack import StackClient, running_stack
 
 pytestmark = pytest.mark.slow
 
-IMAGES = 500
+IMAGES = 23
+PAGE_SIZE = 5  # five pages of backfill, the last one short
+LIST_LIMIT = 10  # three pages of GET /images
 OUTPUT_BUCKET = "imgpress-local-output"
 
 
@@ -38,7 +43,7 @@ def all_images(stack: StackClient) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     cursor = None
     while True:
-        params = {"limit": "100", **({"cursor": cursor} if cursor else {})}
+        params = {"limit": str(LIST_LIMIT), **({"cursor": cursor} if cursor else {})}
         page = requests.get(f"{stack.api}/images", params=params, timeout=30).json()
         found.extend(page["items"])
         cursor = page["next_cursor"]
@@ -63,7 +68,7 @@ def wait_until_all_done(stack: StackClient, ids: set[str], timeout: float) -> li
         time.sleep(1)
 
 
-def test_a_backfill_of_500_images_changes_every_record_output_and_message_once(stack: StackClient) -> None:
+def test_a_backfill_over_several_pages_changes_every_record_output_and_message_once(stack: StackClient) -> None:
     started = time.monotonic()
     stack.notifications()
     photos = [images.jpeg(96 + n % 7, 64 + n % 5) for n in range(IMAGES)]
@@ -76,17 +81,17 @@ def test_a_backfill_of_500_images_changes_every_record_output_and_message_once(s
     assert old_keys <= output_keys(stack)
     uploaded_at = time.monotonic()
 
-    dry = run_imgpress("backfill", "--profile", "thumbnail200", "--dry-run", "--json", "--api", stack.api)
+    paging = ("--page-size", str(PAGE_SIZE), "--api", stack.api)
+    dry = run_imgpress("backfill", "--profile", "thumbnail200", "--dry-run", "--json", *paging)
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["queued"] == IMAGES and output_keys(stack) >= old_keys
 
-    result = run_imgpress(
-        "backfill", "--profile", "thumbnail200", "--json", "--interval", "1", "--api", stack.api, timeout=300
-    )
+    result = run_imgpress("backfill", "--profile", "thumbnail200", "--json", "--interval", "1", *paging, timeout=300)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["queued"], summary["done"], summary["failed"]) == (IMAGES, IMAGES, 0), summary
     assert "rate" in result.stderr and "ETA" in result.stderr  # the progress lines
+    assert f"{-(-IMAGES // PAGE_SIZE)} page(s)" in result.stderr  # one API call per page
     backfilled_at = time.monotonic()
 
     after = {r["id"]: r for r in all_images(stack) if r["id"] in ids}
@@ -101,7 +106,7 @@ def test_a_backfill_of_500_images_changes_every_record_output_and_message_once(s
     new_keys = {o["key"] for r in after.values() for o in r["outputs"].values()}
     assert output_keys(stack) == new_keys and not new_keys & old_keys  # the old revisions are gone
 
-    time.sleep(2)
+    stack.idle()  # every reprocess has published its message
     messages = stack.notifications()
     reprocessed = Counter(m["id"] for m in messages if m["generation"] == 1)
     assert set(reprocessed) == ids and set(reprocessed.values()) == {1}, reprocessed.most_common(3)
@@ -109,9 +114,8 @@ def test_a_backfill_of_500_images_changes_every_record_output_and_message_once(s
     assert sum(uploaded_messages.values()) == IMAGES and len(messages) == IMAGES
 
     rerun = run_imgpress(
-        "backfill", "--profile", "thumbnail200", "--backfill", summary["backfill"], "--no-wait", "--json",
-        "--api", stack.api,
-    )  # fmt: skip
+        "backfill", "--profile", "thumbnail200", "--backfill", summary["backfill"], "--no-wait", "--json", *paging
+    )
     assert rerun.returncode == 0, rerun.stderr
     counts = json.loads(rerun.stdout)
     assert counts.get("queued", 0) == 0 and counts["skipped already_done"] == IMAGES

@@ -1,8 +1,7 @@
 """The upload page in headless Chromium against the local stack, as a person would use it.
 
-Debian's `chromium` (installed by .ci/run) driven by Playwright; never `playwright install`.
-Without /usr/bin/chromium the module is skipped locally, but fails under CI (CI=true), where
-a skip would hide a missing install step.
+Debian's `chromium` (installed by .ci/run) driven by Playwright (tests/browser.py); skipped
+locally without it, failed under CI.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -25,28 +23,14 @@ from playwright.sync_api import Browser, Page, expect
 
 from chalicelib import webpage
 from tests import images
+from tests.browser import ARTIFACTS, FINISHED, require_chromium
 from tests.live_stack import LiveStack, running_stack
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-FINISHED = 'article.card:is([data-status="done"], [data-status="failed"], [data-status="not_uploaded"])'
 SETTLE_MS = 60_000
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing: .ci/run must `apt-get install -y chromium`", pytrace=False)
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True)
+require_chromium()
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,13 @@ import requests
 from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
 from tests import images
+from tests.browser import ARTIFACTS, FINISHED, require_chromium
 from tests.jwt_stack import JwtStack, jwt_stack
-from tests.test_browser import ARTIFACTS, FINISHED
 
 pytestmark = pytest.mark.e2e
 SIGN_IN_MS = 15_000
+
+require_chromium()
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from tests.live_stack import LiveStack, running_stack
 
 pytestmark = pytest.mark.e2e
 
-PAGES = sorted({sample.page for sample in all_samples() if sample.runs}, key=lambda page: page != "README.md")
+PAGES = sorted({sample.page for sample in all_samples() if sample.runs}, key=lambda page: (page != "README.md", page))
 PAGE_SECONDS = 120
 TOOLS = ("bash", "curl", "jq", "sha256sum")  # what the samples call besides imgpress and python
 

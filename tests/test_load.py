@@ -1,5 +1,9 @@
-"""Load on the local stack: 200 concurrent browser-style uploads from 20 owners, one of them hot,
-each processed exactly once; the ledger's request counts per owner and in total are reported."""
+"""Load on the local stack: 39 concurrent browser-style uploads from 8 owners, one of them six times
+busier, each processed exactly once; the ledger's request counts per owner and in total are reported.
+
+39, not hundreds: what it proves (every upload ends once, with its outputs and one message, and each
+owner's requests are its uploads times the cost vector) holds at any count above the sandboxes and
+client threads; more only made the suite slower (docs: testing)."""
 
 from __future__ import annotations
 
@@ -19,13 +23,13 @@ from tests.live_stack import ROOT, StackClient, ledger
 
 pytestmark = pytest.mark.slow
 
-OWNERS = 20
-HOT_UPLOADS = 48  # one owner uploads six times as much as each of the others
-OTHER_UPLOADS = 8
-UPLOADS = HOT_UPLOADS + (OWNERS - 1) * OTHER_UPLOADS  # 200
+OWNERS = 8
+HOT_UPLOADS = 18  # one owner uploads six times as much as each of the others
+OTHER_UPLOADS = 3
+UPLOADS = HOT_UPLOADS + (OWNERS - 1) * OTHER_UPLOADS  # 39
 CLIENT_THREADS = 8
 # Waiting ends when no image has finished for this long (not at a fixed time: on a loaded machine
-# 200 images may take minutes, and that is slow, not broken).
+# the images may take minutes, and that is slow, not broken).
 STALL_SECONDS = 120
 
 
@@ -38,7 +42,7 @@ def owners_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JwtStack]
 def wait_for_notifications(events: StackClient, ids: set[str]) -> Counter[str]:
     """SNS messages per image until every image has one, failing only when progress stalls.
 
-    Listening to the topic, not polling 200 records, keeps the load the test itself adds small."""
+    Listening to the topic, not polling every record, keeps the load the test itself adds small."""
     counts: Counter[str] = Counter()
     last_progress = time.monotonic()
     while not ids <= set(counts):
@@ -48,12 +52,12 @@ def wait_for_notifications(events: StackClient, ids: set[str]) -> Counter[str]:
             last_progress = time.monotonic()
         missing = ids - set(counts)
         assert time.monotonic() - last_progress < STALL_SECONDS, f"no image finished for {STALL_SECONDS} s: {missing}"
-    time.sleep(1)  # a duplicate would come right after
+    events.idle()  # a duplicate would come from an event or attempt still going on
     counts.update(message["id"] for message in events.notifications())
     return counts
 
 
-def test_200_concurrent_uploads_from_20_owners_all_finish_once(owners_stack: JwtStack) -> None:
+def test_concurrent_uploads_from_several_owners_all_finish_once(owners_stack: JwtStack) -> None:
     events = owners_stack.events()
     events.notifications()  # start from an empty queue
     callers = [owners_stack.caller(f"owner{n:02d}") for n in range(OWNERS)]

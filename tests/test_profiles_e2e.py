@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,7 +65,7 @@ def test_one_bucket_outputs_never_trigger_processing(one_bucket: StackClient) ->
     assert all(
         o["bucket"] == "imgpress-local-input" and o["key"].startswith("processed/") for o in record["outputs"].values()
     )
-    time.sleep(3)  # time for any (wrong) notification of the outputs to be delivered and handled
+    one_bucket.idle()  # any (wrong) notification of the outputs has been delivered and handled
     again = requests.get(f"{one_bucket.api}/images/{record['id']}", timeout=10).json()
     assert (again["completed_at"], again["attempts"], again["outputs"].keys()) == (
         record["completed_at"],

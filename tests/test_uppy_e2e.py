@@ -27,16 +27,18 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from PIL import Image
-from playwright.sync_api import Browser, Page, Request, Response, sync_playwright
+from playwright.sync_api import Browser, Page, Request, Response
 
 from devstack.stack import free_port
+from tests.browser import require_chromium
 from tests.conftest import ENV
 from tests.live_stack import LiveStack, StackClient, running_stack
 from tests.npm_packages import PACKAGES as PAGE
 from tests.npm_packages import npm_ci
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
+
+require_chromium()
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 MIB = 1024 * 1024
@@ -80,16 +82,6 @@ def live(page_origin: str) -> Iterator[LiveStack]:
     # The page's origin is another one than the API's and S3's, as deployed: CORS on both.
     with running_stack({"CORS_ALLOW_ORIGINS": page_origin, "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)}) as stack:
         yield stack
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_a_30_mb_upload_resumes_after_a_reload_without_resending_finished_parts(
@@ -161,7 +153,7 @@ def test_a_30_mb_upload_resumes_after_a_reload_without_resending_finished_parts(
     assert image["original"]["bytes"] == size and image["original"]["format"] == "PNG" and image["attempts"] == 1
     # moto announces a completed multipart upload twice (CompleteMultipartUpload, then Put) for one
     # ETag: the second event is a repeat the pipeline recognises, so there is one outcome, one message.
-    time.sleep(2)
+    live.idle()  # both events handled
     messages = [m for m in StackClient(live.api, live.aws).notifications() if m["id"] == state["image"]]
     assert [m["type"] for m in messages] == ["image.done"], messages
 
@@ -176,14 +168,16 @@ def dataset(page: Page) -> dict[str, str]:
 
 
 def test_a_file_over_the_apis_limit_is_refused_before_any_request(
-    browser: Browser, live: LiveStack, page_origin: str
+    browser: Browser, live: LiveStack, page_origin: str, tmp_path: Path
 ) -> None:
     context = browser.new_context()
     page = context.new_page()
     open_page(page, page_origin, live)
     sent: list[str] = []
     context.on("request", lambda request: sent.append(f"{request.method} {request.url}"))
-    big = {"name": "big.png", "mimeType": "image/png", "buffer": b"\0" * (MAX_UPLOAD_BYTES + 1)}
+    big = tmp_path / "big.png"
+    with open(big, "wb") as sparse:  # a path, not a buffer: Playwright would send 40 MB through its pipe
+        sparse.truncate(MAX_UPLOAD_BYTES + 1)
     page.set_input_files("#file", files=[big])
     page.wait_for_function("document.querySelector('#state').dataset.refused", timeout=SETTLE_MS)
     refused = dataset(page)["refused"]

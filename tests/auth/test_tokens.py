@@ -148,9 +148,9 @@ def test_a_failing_issuer_gives_401_keys_unavailable_never_an_error(issuer: Fake
     else:
         issuer.discovery_issuer = "https://elsewhere.example.com"
     verifier = verifier_for(issuer, http_timeout_seconds=0.3)
-    started = time.monotonic()
+    # The slow issuer does answer, after 2 s, with the right keys: a refusal proves the timeout ended
+    # the wait (no wall-clock bound, which a loaded machine could break).
     assert rejection(verifier, KEY.sign(issuer.claims()))[0] == "keys_unavailable"
-    assert time.monotonic() - started < 1.5  # bounded by the timeout, not by the slow issuer
     issuer.failing, issuer.delay, issuer.discovery_issuer = False, 0.0, None
     assert verifier.verify(KEY.sign(issuer.claims()))  # and recovers once the issuer does
 

@@ -66,6 +66,19 @@ def wait_for(condition: Callable[[], Any], seconds: float) -> Any:
     return result
 
 
+def test_a_terminated_stack_is_gone_at_once_with_its_sandboxes() -> None:
+    """SIGTERM (what tests' fixtures send) stops the stack as Ctrl-C does: sandboxes killed, then exit,
+    without waiting for its pollers' long polls."""
+    with tempfile.TemporaryDirectory() as journal:
+        with running_stack({**SETTINGS, "SAMPLE_JOURNAL": journal}) as live:
+            sandboxes = [int(pid) for pid in Path(f"/proc/{live.pid}/task/{live.pid}/children").read_text().split()]
+            stopping = time.monotonic()
+        stopped_in = time.monotonic() - stopping
+    assert len(sandboxes) == 7  # 2 + 2 + 2 + 1: the sample app's functions' sandboxes
+    assert not [pid for pid in sandboxes if Path(f"/proc/{pid}").exists()]
+    assert stopped_in < 5, stopped_in
+
+
 def test_start_prints_what_runs_with_which_timeout_retries_and_schedule(sample: Sample) -> None:
     output = sample.live.output()
     assert (
