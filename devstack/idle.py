@@ -8,12 +8,11 @@ late write) wait on it instead of sleeping for a guessed while (docs: local-stac
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs
 
-from devstack.metrics import Environ, StartResponse, WsgiApp
+from devstack.wsgi import Environ, StartResponse, WsgiApp, json_answer
 
 IDLE_PATH = "/_idle"
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -51,18 +50,16 @@ class IdleEndpoint:
         try:
             timeout = float(query.get("timeout", [DEFAULT_TIMEOUT_SECONDS])[0])
         except ValueError:
-            return _answer(start_response, "400 Bad Request", {"error": "timeout must be a number of seconds"})
+            return json_answer(start_response, "400 Bad Request", {"error": "timeout must be a number of seconds"})
         if not 0 <= timeout <= MAX_TIMEOUT_SECONDS:
-            return _answer(start_response, "400 Bad Request", {"error": f"timeout must be 0..{MAX_TIMEOUT_SECONDS:g}"})
+            return json_answer(
+                start_response, "400 Bad Request", {"error": f"timeout must be 0..{MAX_TIMEOUT_SECONDS:g}"}
+            )
         started = time.monotonic()
         going_on = wait_until_idle(self.busy, timeout)
         waited = round(time.monotonic() - started, 3)
         if going_on:
-            return _answer(start_response, "408 Request Timeout", {"idle": False, "waited": waited, "busy": going_on})
-        return _answer(start_response, "200 OK", {"idle": True, "waited": waited})
-
-
-def _answer(start_response: StartResponse, status: str, body: object) -> list[bytes]:
-    data = json.dumps(body).encode()
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
-    return [data]
+            return json_answer(
+                start_response, "408 Request Timeout", {"idle": False, "waited": waited, "busy": going_on}
+            )
+        return json_answer(start_response, "200 OK", {"idle": True, "waited": waited})

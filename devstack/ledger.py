@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
 
 from devstack.cost_vector import TableShape, failed_write_units, item_size, read_units, write_units
+from devstack.wsgi import Environ, StartResponse, WsgiApp, json_answer
 
 log = logging.getLogger("devstack.ledger")
 LEDGER_PATH = "/_ledger"
@@ -35,9 +36,6 @@ _IMAGE_ID = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
 _DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 _DYNAMODB_READS = {"GetItem", "Query", "Scan", "BatchGetItem"}
 
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 Item = dict[str, Any]  # DynamoDB JSON
 
 
@@ -197,11 +195,8 @@ class LedgerMiddleware:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == LEDGER_PATH:
             query = parse_qs(environ.get("QUERY_STRING", ""))
-            body = json.dumps(
-                self.ledger.report(int(query.get("since", ["0"])[0]), query.get("image", [None])[0])
-            ).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+            report = self.ledger.report(int(query.get("since", ["0"])[0]), query.get("image", [None])[0])
+            return json_answer(start_response, "200 OK", report)
         if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
             return self.app(environ, start_response)
         request = _read_request(environ)

@@ -12,16 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from devstack.wsgi import Environ, StartResponse, WsgiApp, json_answer
 
 METRICS_PATH = "/_metrics"
 log = logging.getLogger("devstack.metrics")
 
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]  # namespace, metric, sorted dimensions
 
 
@@ -113,9 +112,7 @@ class MetricsEndpoint:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != METRICS_PATH:
             return self.app(environ, start_response)
-        body = json.dumps(self.store.report()).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
+        return json_answer(start_response, "200 OK", self.store.report())
 
 
 class InProcessLines(logging.Handler):

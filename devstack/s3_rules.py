@@ -34,9 +34,7 @@ from xml.sax.saxutils import escape
 
 from werkzeug.formparser import parse_form_data
 
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+from devstack.wsgi import Environ, StartResponse, WsgiApp
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_EXPIRES_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs live at most a week
