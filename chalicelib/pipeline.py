@@ -72,18 +72,28 @@ class UploadEvent:
     uploaded_at: datetime | None = None  # the S3 event's time: where upload -> final latency starts
 
 
-def render_with_pillow(data: bytes, variants: Sequence[VariantSpec], settings: ImagingSettings) -> Rendering:
-    """In a child process (imaging/isolation.py): a decoder's crash or overrun ends the image, not the attempt."""
-    # Imported here, not at module level: Pillow is only paid for by the S3 handler.
+def render_with_pillow(
+    data: bytes,
+    variants: Sequence[VariantSpec],
+    settings: ImagingSettings,
+    timeout: float | None = None,
+    placeholders: bool = True,
+) -> Rendering:
+    """In a child process (imaging/isolation.py): a decoder's crash or overrun ends the image, not the
+    attempt; with `timeout`, the child is killed then (DeadlineExceeded). On-demand variants
+    (transforms.py) render here too, without placeholders."""
+    # Imported here, not at module level: Pillow is only paid for by the functions that render.
     from chalicelib.imaging.decode import prepare_decoders
     from chalicelib.imaging.isolation import run_isolated
     from chalicelib.imaging.render import render_variants
 
     limits = settings.decode_limits()
     prepare_decoders(limits.allowed_decoders)
+    blurhash = settings.blurhash_components if placeholders else None
     return run_isolated(
-        lambda: render_variants(data, variants, limits, settings.blurhash_components, settings.encode_threads),
+        lambda: render_variants(data, variants, limits, blurhash, settings.encode_threads),
         limits.max_render_bytes,
+        timeout,
     )
 
 

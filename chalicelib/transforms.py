@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from chalicelib import logs, metrics, parsing
+from chalicelib import logs, metrics, parsing, pipeline
 from chalicelib.deadline import DeadlineExceeded
 from chalicelib.domain import ImageRecord, Status
 from chalicelib.errors import BadRequest, Busy, Conflict, Gone, ImageRejected, ImgpressError, NotFound
@@ -53,15 +53,8 @@ Renderer = Callable[[bytes, VariantSpec, ImagingSettings, float], RenderedVarian
 
 
 def render_with_pillow(data: bytes, spec: VariantSpec, imaging: ImagingSettings, seconds: float) -> RenderedVariant:
-    """The upload path's image core and guards, in a child process killed after `seconds`."""
-    from chalicelib.imaging.decode import prepare_decoders
-    from chalicelib.imaging.isolation import run_isolated
-    from chalicelib.imaging.render import render_variants
-
-    limits = imaging.decode_limits()
-    prepare_decoders(limits.allowed_decoders)
-    rendering = run_isolated(lambda: render_variants(data, [spec], limits), limits.max_render_bytes, seconds)
-    return rendering.variants[0]
+    """The upload path's render (its image core, guards and child process), killed after `seconds`."""
+    return pipeline.render_with_pillow(data, [spec], imaging, timeout=seconds, placeholders=False).variants[0]
 
 
 @dataclass(frozen=True)
