@@ -173,19 +173,20 @@ class Quotas:
             raise BadRequest(
                 "size (the file's length in bytes) is required: uploaded bytes are counted per day.", "missing_field"
             )
-        charges = self.limits.charges(size or 0, now)
-        before = self._store.apply(caller.owner, [counter for _, counter in charges], self.limits.expired(now))
-        if before is not None:
-            raise self.limits.refusal(charges, before, now)
+        self._charge(caller.owner, self.limits.charges(size or 0, now), now, self.limits.expired(now))
 
     def take_transform(self, owner: str, now: datetime) -> None:
         """Count one on-demand render against the image owner's daily limit, or raise QuotaExceeded."""
         if not self.limits.transforms_per_day:
             return
-        charges: list[Charge] = [
-            (TRANSFORMS_PER_DAY, Counter(_day(now), "transforms", 1, self.limits.transforms_per_day))
-        ]
-        before = self._store.apply(owner, [counter for _, counter in charges])
+        counter = Counter(_day(now), "transforms", 1, self.limits.transforms_per_day)
+        self._charge(owner, [(TRANSFORMS_PER_DAY, counter)], now)
+
+    def _charge(
+        self, owner: str, charges: list[Charge], now: datetime, expired: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """Every charge counted, atomically, or none and QuotaExceeded naming the first limit it hit."""
+        before = self._store.apply(owner, [counter for _, counter in charges], expired)
         if before is not None:
             raise self.limits.refusal(charges, before, now)
 
