@@ -92,6 +92,12 @@ def ledger(aws: str, since: int = 0, image: str | None = None) -> dict[str, Any]
     return dict(requests.get(f"{aws}/_ledger", params=params, timeout=30).json())
 
 
+def metrics(aws: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]]:
+    """The stand-in's `/_metrics` (devstack/metrics.py) by (metric name, sorted dimensions)."""
+    report = requests.get(f"{aws}/_metrics", timeout=10).json()
+    return {(m["name"], tuple(sorted(m["dimensions"].items()))): m for m in report["metrics"]}
+
+
 class StackClient:
     """A front end's view of a running stack: slots, browser-style uploads, polling, and the SNS
     messages (read from the queue devstack subscribes to the topic)."""

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests import images
-from tests.live_stack import LiveStack, StackClient, running_stack
+from tests.live_stack import LiveStack, StackClient, metrics, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -35,12 +35,6 @@ STAGE = {"Stage": "local"}
 def live() -> Iterator[LiveStack]:
     with running_stack(SETTINGS) as stack:
         yield stack
-
-
-def metrics(aws: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]]:
-    """`/_metrics` by (metric name, dimensions)."""
-    report = requests.get(f"{aws}/_metrics", timeout=10).json()
-    return {(m["name"], tuple(sorted(m["dimensions"].items()))): m for m in report["metrics"]}
 
 
 def series(found: dict[Any, dict[str, Any]], name: str, **dimensions: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from PIL import Image
 
 from chalicelib.signing import SigningKeys
 from tests import images
-from tests.live_stack import LiveStack, StackClient, running_stack
+from tests.live_stack import LiveStack, StackClient, metrics, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -53,8 +53,9 @@ def url(live: LiveStack, record: dict[str, Any], width: int | str, fmt: str) -> 
 
 
 def counts(aws: str, name: str) -> int:
-    report = requests.get(f"{aws}/_metrics", timeout=10).json()
-    return sum(m["count"] for m in report["metrics"] if m["name"] == name and set(m["dimensions"]) == {"Stage"})
+    return sum(
+        m["count"] for (found, dims), m in metrics(aws).items() if found == name and dict(dims).keys() == {"Stage"}
+    )
 
 
 def fetch(link: str, accept: str | None = None) -> tuple[requests.Response, Image.Image]:
