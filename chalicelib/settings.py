@@ -437,6 +437,11 @@ class TransformSettings:
         return self.keys is not None or self.keys_secret is not None
 
 
+def _is_side(text: str) -> bool:
+    """A width or height in pixels as a setting lists it: ASCII digits, 1 to MAX_SIDE."""
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= limits.MAX_SIDE
+
+
 def _transforms(env: Environment) -> TransformSettings:
     keys = SigningKeys.parse(env.text("TRANSFORM_KEYS"), "TRANSFORM_KEYS") if env.is_set("TRANSFORM_KEYS") else None
     parameter = env.text("TRANSFORM_KEYS_SECRET") or None
@@ -444,7 +449,7 @@ def _transforms(env: Environment) -> TransformSettings:
         raise ConfigError("TRANSFORM_KEYS: set it or TRANSFORM_KEYS_SECRET, not both")
     widths = []
     for item in env.items("TRANSFORM_WIDTHS"):
-        if not (item.isascii() and item.isdigit() and 1 <= int(item) <= limits.MAX_SIDE):
+        if not _is_side(item):
             raise ConfigError(f"TRANSFORM_WIDTHS: each width from 1 to {limits.MAX_SIDE}, got {item!r}")
         widths.append(int(item))
     if not widths:
@@ -454,21 +459,16 @@ def _transforms(env: Environment) -> TransformSettings:
         name, _, box = item.partition(":")
         width, _, height = box.partition("x")
         sides = (width, height)
-        if not _PRESET.match(name) or not all(
-            s.isascii() and s.isdigit() and 1 <= int(s) <= limits.MAX_SIDE for s in sides
-        ):
+        if not _PRESET.match(name) or not all(_is_side(side) for side in sides):
             raise ConfigError(f"TRANSFORM_PRESETS: each preset is name:WIDTHxHEIGHT (a lower-case name), got {item!r}")
         presets.append((name, int(width), int(height)))
-    base = env.text("TRANSFORM_BASE_URL")
-    if base and not base.startswith(("https://", "http://")):
-        raise ConfigError(f"TRANSFORM_BASE_URL: must start with https:// (or http:// locally), got {base!r}")
     return TransformSettings(
         keys=keys,
         keys_secret=parameter,
         widths=tuple(sorted(set(widths))),
         presets=tuple(presets),
         link_ttl_seconds=env.integer("TRANSFORM_LINK_TTL_SECONDS", 60),
-        base_url=base.rstrip("/") or None,
+        base_url=_base_url(env, "TRANSFORM_BASE_URL"),
         max_variants_per_image=env.integer("TRANSFORM_MAX_VARIANTS_PER_IMAGE", 1),
         max_renders_per_day=env.integer("TRANSFORM_MAX_RENDERS_PER_DAY", 0),
         render_seconds=env.integer("TRANSFORM_RENDER_SECONDS", 1, 25),
@@ -580,7 +580,7 @@ class Settings:
             output_cache_control=read.text("OUTPUT_CACHE_CONTROL"),
             output_sse=sse,
             kms_key_id=read.text("KMS_KEY_ID") or None,
-            output_base_url=_base_url(read),
+            output_base_url=_base_url(read, "OUTPUT_BASE_URL"),
             dedupe=read.flag("DEDUPE"),
             quotas=_quotas(read, imaging.max_upload_bytes, upload_url_ttl),
             reprocess_queue=read.text("REPROCESS_QUEUE"),
@@ -629,13 +629,14 @@ def _quotas(env: Environment, max_upload_bytes: int, slot_seconds: int) -> Quota
     return limits
 
 
-def _base_url(env: Environment) -> str | None:
-    """OUTPUT_BASE_URL: stable public links (e.g. a CloudFront domain) instead of presigned GETs."""
-    value = env.text("OUTPUT_BASE_URL")
+def _base_url(env: Environment, name: str) -> str | None:
+    """A base URL links start with, without its trailing slash: OUTPUT_BASE_URL (stable public links,
+    e.g. a CloudFront domain, instead of presigned GETs), TRANSFORM_BASE_URL (the CDN of on-demand variants)."""
+    value = env.text(name)
     if not value:
         return None
     if not value.startswith(("https://", "http://")):
-        raise ConfigError(f"OUTPUT_BASE_URL: must start with https:// (or http:// locally), got {value!r}")
+        raise ConfigError(f"{name}: must start with https:// (or http:// locally), got {value!r}")
     return value.rstrip("/")
 
 
