@@ -1,9 +1,10 @@
 """Signed transform links: an HMAC-SHA256 over (key id, image id, expiry) with a stage secret.
 
 Pure (no AWS import): the secrets come in as a `SigningKeys`, read by settings.py from
-TRANSFORM_KEYS locally or by services.py from SSM Parameter Store once per container. The first
-key signs; every key verifies, so a secret is rotated by putting the new one first and dropping
-the old one once the links it signed have expired (docs: security, signed transform links).
+TRANSFORM_KEYS locally or by services.py from the stage's Secrets Manager secret (its current and
+previous versions) once per container. The first key signs; every key verifies, so a secret is
+rotated by putting the new one first and dropping the old one once the links it signed have
+expired (docs: security, signed transform links).
 
 Width and format are not signed: a link is a template the client fills in, and what it may ask
 for is bounded by the stage's ladder and caps (transforms.py), not by the signature.
@@ -69,9 +70,6 @@ class SigningKeys:
     def current(self) -> str:
         return self.secrets[0][0]
 
-    def _by_id(self) -> Mapping[str, bytes]:
-        return dict(self.secrets)
-
     def sign(self, image_id: str, expires: int) -> SignedLink:
         key_id, secret = self.secrets[0]
         return SignedLink(expires, key_id, _mac(secret, key_id, image_id, expires))
@@ -81,7 +79,7 @@ class SigningKeys:
         with a key it still has; Forbidden(link_expired) for one past its expiry."""
         params = params or {}
         expires, key_id, signature = params.get("exp", ""), params.get("kid", ""), params.get("sig", "")
-        secret = self._by_id().get(key_id)
+        secret = dict(self.secrets).get(key_id)
         if not (_EXPIRY.match(expires) and _SIGNATURE.match(signature)) or secret is None:
             raise Forbidden("This transform link is not one this API signed.", "invalid_signature")
         if not hmac.compare_digest(_mac(secret, key_id, image_id, int(expires)), signature):
