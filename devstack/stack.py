@@ -168,7 +168,7 @@ class LocalStack:
             os.environ["OUTPUT_BASE_URL"] = f"{self.aws_url}/{self.env['OUTPUT_BUCKET']}"
 
         if not os.environ.get("TRANSFORM_KEYS", "").strip():
-            # Transform links are signed with a secret made for this run (deployed: SSM Parameter Store).
+            # Transform links are signed with a secret made for this run (deployed: a Secrets Manager secret).
             os.environ["TRANSFORM_KEYS"] = f"local:{secrets.token_urlsafe(32)}"
 
         resources.create_resources(self.env)
